@@ -1,0 +1,63 @@
+//! The `rediscover` command line: one submodule per subcommand, each with its clap `Args` and `run`.
+//!
+//! Only this layer prints to stdout. Errors are returned to `main`, which prints one line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+mod eval;
+mod index;
+mod matching;
+mod mock;
+mod serve;
+mod status;
+mod sync;
+
+/// Find the right past candidates in your Lever talent pool for a new posting, on your machine.
+///
+/// Typical use: `rediscover sync` nightly, then `rediscover match --posting-id ID` or
+/// `rediscover serve` when a posting opens. Candidate data never leaves this machine.
+#[derive(Debug, Parser)]
+#[command(name = "rediscover", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole job on a generated pool: start a mock Lever, sync, index, match a posting.
+    Demo(demo::Args),
+    /// Serve a local Lever-compatible API (generated pool or fixture) for demos, tests, benchmarks.
+    MockLever(mock::Args),
+    /// Copy the Lever talent pool into the local store and update the indexes.
+    Sync(sync::Args),
+    /// Show what the local store and the indexes hold.
+    Status(status::Args),
+    /// Rebuild the keyword and vector indexes from the local store.
+    Index(index::Args),
+    /// Rank past candidates for a posting or a free-text job description.
+    Match(matching::Args),
+    /// Serve the HTTP query API.
+    Serve(serve::Args),
+    /// Measure ranking quality on the real evaluation data sets.
+    Eval(eval::Args),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::MockLever(args) => mock::run(args),
+        Command::Sync(args) => sync::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Index(args) => index::run(args),
+        Command::Match(args) => matching::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Eval(args) => eval::run(args),
+    }
+}

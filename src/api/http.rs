@@ -1,0 +1,1 @@
+//! (skeleton) axum HTTP query API.

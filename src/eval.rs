@@ -1,0 +1,1 @@
+//! (skeleton) ranking-quality measurement on the real data sets in ../shared/data.

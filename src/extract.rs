@@ -1,0 +1,15 @@
+//! (skeleton) owned by a helper; see ARCHITECTURE.md.
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An IO error with the path it concerns.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}

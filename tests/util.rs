@@ -1,0 +1,1 @@
+//! Shared test helpers: temporary directories, the CLI binary, model availability.
