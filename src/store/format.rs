@@ -13,7 +13,7 @@ pub const HEADER_LEN: usize = 8;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Op {
     /// Insert or replace an opportunity.
-    Upsert(Candidate),
+    Upsert(Box<Candidate>),
     /// Remove an opportunity.
     Delete(String),
     /// Replace the reference data at commit.

@@ -12,7 +12,8 @@ use memmap2::Mmap;
 
 use super::format::{self, HEADER_LEN, Op, decode_op, encode_op, encode_record, fingerprint};
 use super::{
-    CatalogEntry, Commit, Error, LOCK, Result, Store, SyncState, publish, segment_path, store_dir,
+    CatalogEntry, Commit, Error, LOCK, Publication, Result, Store, SyncState, publish,
+    segment_path, store_dir,
 };
 use crate::domain::{Candidate, ReferenceData};
 
@@ -123,7 +124,8 @@ impl Batch {
                     payload.len() as u32,
                     fingerprint(payload),
                 );
-                self.staged.insert(candidate.id, Staged::Upsert(entry));
+                self.staged
+                    .insert(candidate.id.clone(), Staged::Upsert(entry));
             }
             Op::Delete(id) => {
                 self.staged.insert(id, Staged::Delete);
@@ -188,7 +190,7 @@ impl Batch {
 
     /// Inserts or replaces an opportunity; the last write of a run wins.
     pub fn upsert(&mut self, candidate: Candidate) -> Result<()> {
-        self.log(Op::Upsert(candidate))
+        self.log(Op::Upsert(Box::new(candidate)))
     }
 
     /// Removes an opportunity; removing an unknown one is not an error.
@@ -257,13 +259,14 @@ impl Batch {
         let generation = self.base.generation() + u64::from(content_changed);
         publish(
             &self.dir,
-            generation,
-            &self.base.manifest,
-            catalog,
-            reference.as_ref(),
-            self.base.reference(),
-            sync,
-            next_segment,
+            &self.base,
+            Publication {
+                generation,
+                catalog,
+                reference: reference.as_ref(),
+                sync,
+                next_segment,
+            },
         )?;
         Ok(Commit {
             generation,

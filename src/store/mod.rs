@@ -347,7 +347,7 @@ impl Store {
         let payload = format::record_payload(map, start, entry.len as usize)
             .map_err(|reason| Error::corrupt(&path, format!("at offset {start}: {reason}")))?;
         match decode_op(payload) {
-            Ok(Op::Upsert(candidate)) => Ok(candidate),
+            Ok(Op::Upsert(candidate)) => Ok(*candidate),
             Ok(_) => Err(Error::corrupt(
                 &path,
                 format!("at offset {start}: not a candidate record"),
@@ -443,17 +443,26 @@ fn count(catalog: &[CatalogEntry], reference: &ReferenceData) -> StoreCounts {
     }
 }
 
-/// Publishes a new generation: the caller has fsynced every segment the catalog points into.
-fn publish(
-    dir: &Path,
+/// What a commit publishes.
+struct Publication<'a> {
     generation: u64,
-    previous: &Manifest,
     catalog: BTreeMap<String, CatalogEntry>,
-    reference: Option<&ReferenceData>,
-    fallback_reference: &ReferenceData,
+    /// New reference data, or `None` to keep the base's.
+    reference: Option<&'a ReferenceData>,
     sync: SyncState,
     next_segment: u64,
-) -> Result<()> {
+}
+
+/// Publishes a generation: the caller has fsynced every segment the catalog points into.
+fn publish(dir: &Path, base: &Store, publication: Publication<'_>) -> Result<()> {
+    let Publication {
+        generation,
+        catalog,
+        reference,
+        sync,
+        next_segment,
+    } = publication;
+    let previous = &base.manifest;
     let catalog: Vec<CatalogEntry> = catalog.into_values().collect();
     let catalog_name = format!("catalog-{generation}.bin");
     write_bincode_atomic(&dir.join(&catalog_name), &catalog)?;
@@ -475,7 +484,7 @@ fn publish(
         next_segment,
         catalog: Some(catalog_name),
         reference: reference_name,
-        counts: count(&catalog, reference.unwrap_or(fallback_reference)),
+        counts: count(&catalog, reference.unwrap_or(&base.reference)),
         sync,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Encode(e.to_string()))?;
