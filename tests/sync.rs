@@ -1,1 +1,462 @@
-//! Integration tests: sync.
+//! Integration tests: sync. A small scripted Lever (below) covers faults the tests must control
+//! exactly (malformed pages, stale tokens, corrupt files, wrong keys); the mock Lever covers
+//! whole pools, rate limits, interruption and incremental runs.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{Value, json};
+
+use rediscover::domain::{Candidate, TextStatus};
+use rediscover::extract::{Format, extract};
+use rediscover::lever::{ApiKey, ClientConfig, Credentials};
+use rediscover::store::Store;
+use rediscover::sync::{SyncMode, SyncOptions, SyncReport, run};
+
+const KEY: &str = "test-key";
+
+/// The real CV data set: `shared/` sits beside the repository (or two levels up from a worktree).
+fn cv_dir() -> std::path::PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [manifest.join("../shared"), manifest.join("../../shared")]
+        .into_iter()
+        .map(|shared| shared.join("data/vanetik_vacancy_resume"))
+        .find(|dir| dir.join("CV").is_dir())
+        .expect("shared/data/vanetik_vacancy_resume beside the repository")
+}
+
+// ---------------------------------------------------------------------------------------------
+// A scripted Lever: fixed records, exact faults.
+
+#[derive(Default)]
+struct Script {
+    opportunities: Vec<Value>,
+    /// Opportunity id -> resume list; absent means the list answers 404.
+    resumes: HashMap<String, Vec<Value>>,
+    /// (opportunity id, resume id) -> (status, body).
+    files: HashMap<(String, String), (u16, Vec<u8>)>,
+    notes: HashMap<String, Vec<Value>>,
+    feedback: HashMap<String, Vec<Value>>,
+    /// Raw bodies of the /opportunities pages, replacing the generated ones.
+    raw_pages: Option<Vec<String>>,
+    /// Answer 503 (half of them with `Retry-After: 0`) to this many requests first.
+    fail_first: AtomicU32,
+    /// Reject the first page-2 token once with `Invalid offset token`.
+    stale_token_once: AtomicBool,
+    requests: AtomicU64,
+    page_size: usize,
+}
+
+async fn serve(script: Arc<Script>) -> String {
+    let app = Router::new().fallback(handle).with_state(script);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/v1")
+}
+
+fn reply(status: u16, body: impl Into<Body>) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .expect("response")
+}
+
+fn list(data: &[Value]) -> Response {
+    reply(200, json!({"data": data, "hasNext": false}).to_string())
+}
+
+async fn handle(State(s): State<Arc<Script>>, uri: Uri, headers: HeaderMap) -> Response {
+    s.requests.fetch_add(1, Ordering::SeqCst);
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:"))
+    );
+    if headers.get("authorization").and_then(|h| h.to_str().ok()) != Some(expected.as_str()) {
+        return reply(
+            401,
+            r#"{"code":"UnauthorizedError","message":"Invalid API key"}"#,
+        );
+    }
+    if s.fail_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        let mut response = reply(
+            503,
+            r#"{"code":"ServiceUnavailable","message":"maintenance"}"#,
+        );
+        if s.requests.load(Ordering::SeqCst) % 2 == 0 {
+            response
+                .headers_mut()
+                .insert("retry-after", "0".parse().expect("header"));
+        }
+        return response;
+    }
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let path = uri.path().trim_start_matches("/v1/");
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["stages"] => list(&[json!({"id": "lead-new", "text": "New lead"})]),
+        ["archive_reasons"] => {
+            list(&[json!({"id": "r1", "text": "Timing", "status": "active", "type": "non-hired"})])
+        }
+        ["users"] => list(&[json!({"id": "u1", "name": "Riley"})]),
+        ["tags"] => list(&[json!({"text": "Talent Pool", "count": 1})]),
+        ["postings"] => {
+            list(&[json!({"id": "p1", "text": "Engineer", "content": {"description": "Build."}})])
+        }
+        ["opportunities", "deleted"] => list(&[]),
+        ["opportunities"] => opportunities_page(&s, query.get("offset").map(String::as_str)),
+        ["opportunities", id, "resumes"] => match s.resumes.get(*id) {
+            Some(resumes) => list(resumes),
+            None => reply(404, r#"{"code":"ResourceNotFound","message":"not found"}"#),
+        },
+        ["opportunities", id, "resumes", rid, "download"] => {
+            match s.files.get(&(id.to_string(), rid.to_string())) {
+                Some((status, bytes)) => Response::builder()
+                    .status(*status)
+                    .body(Body::from(bytes.clone()))
+                    .expect("response"),
+                None => reply(404, r#"{"code":"ResourceNotFound","message":"not found"}"#),
+            }
+        }
+        ["opportunities", id, "notes"] => {
+            list(s.notes.get(*id).map(Vec::as_slice).unwrap_or_default())
+        }
+        ["opportunities", id, "feedback"] => {
+            list(s.feedback.get(*id).map(Vec::as_slice).unwrap_or_default())
+        }
+        _ => reply(404, r#"{"code":"ResourceNotFound","message":"no route"}"#),
+    }
+}
+
+fn opportunities_page(s: &Script, offset: Option<&str>) -> Response {
+    let page: usize = offset
+        .and_then(|o| o.strip_prefix("p"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if page == 2 && s.stale_token_once.swap(false, Ordering::SeqCst) {
+        return reply(
+            400,
+            r#"{"code":"BadRequestError","message":"Invalid offset token"}"#,
+        );
+    }
+    if let Some(raw) = &s.raw_pages {
+        return reply(200, raw.get(page).cloned().unwrap_or_default());
+    }
+    let size = s.page_size.max(1);
+    let chunk: Vec<Value> = s
+        .opportunities
+        .iter()
+        .skip(page * size)
+        .take(size)
+        .cloned()
+        .collect();
+    let has_next = (page + 1) * size < s.opportunities.len();
+    let mut body = json!({"data": chunk, "hasNext": has_next});
+    if has_next {
+        body["next"] = json!(format!("p{}", page + 1));
+    }
+    reply(200, body.to_string())
+}
+
+fn opportunity(id: &str) -> Value {
+    json!({
+        "id": id, "name": format!("Person {id}"), "contact": format!("c-{id}"),
+        "headline": "Acme", "stage": {"id": "lead-new", "text": "New lead"},
+        "stageChanges": [{"toStageId": "lead-new", "toStageIndex": 0, "updatedAt": 1}],
+        "emails": [format!("{id}@example.org")], "phones": [], "links": [],
+        "archived": null, "tags": ["Talent Pool"], "sources": ["LinkedIn"], "origin": "sourced",
+        "applications": [{"id": format!("a-{id}"), "posting": "p1"}],
+        "createdAt": 1_700_000_000_000_i64, "updatedAt": null, "lastInteractionAt": 1_700_000_000_000_i64,
+        "urls": {"show": format!("https://hire.lever.co/candidates/{id}")}
+    })
+}
+
+fn resume(id: &str, ext: &str, status: &str) -> Value {
+    json!({"id": id, "createdAt": 1, "file": {"name": format!("cv.{ext}"), "ext": ext, "status": status},
+           "parsedData": {"positions": [{"org": "Acme", "title": "Engineer"}], "schools": []}})
+}
+
+fn options(data: &Path, url: &str, key: &str) -> SyncOptions {
+    let client = ClientConfig {
+        base_url: url.to_owned(),
+        rate: 1000.0,
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(50),
+        ..ClientConfig::default()
+    };
+    let mut options = SyncOptions::new(
+        data,
+        client,
+        Credentials::ApiKey(ApiKey::new(key).expect("key")),
+    );
+    options.progress = false;
+    options
+}
+
+fn stored(data: &Path) -> HashMap<String, Candidate> {
+    let store = Store::open(data).expect("open");
+    store
+        .candidates()
+        .map(|c| c.expect("record"))
+        .map(|c| (c.id.clone(), c))
+        .collect()
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn real_docx() -> (Vec<u8>, String) {
+    let dir = cv_dir();
+    let bytes = std::fs::read(dir.join("CV/1.docx")).expect("CV/1.docx");
+    let txt = std::fs::read_to_string(dir.join("CV_txt/1.txt")).expect("CV_txt/1.txt");
+    (bytes, txt)
+}
+
+#[tokio::test]
+async fn scripted_lever_faults_and_odd_files_are_recorded_and_candidates_kept() {
+    let mut script = Script {
+        page_size: 2,
+        fail_first: AtomicU32::new(4),
+        ..Script::default()
+    };
+    for id in ["o1", "o2", "o3", "o4", "o5"] {
+        script.opportunities.push(opportunity(id));
+    }
+    // o1: corrupt PDF; o2: corrupt DOCX; o3: a 404 resume list; o4: 422 and a txt; o5: real DOCX.
+    script
+        .resumes
+        .insert("o1".into(), vec![resume("r1", "pdf", "processed")]);
+    script.files.insert(
+        ("o1".into(), "r1".into()),
+        (200, b"%PDF-1.4\n garbage".to_vec()),
+    );
+    script
+        .resumes
+        .insert("o2".into(), vec![resume("r2", "docx", "processed")]);
+    script.files.insert(
+        ("o2".into(), "r2".into()),
+        (200, b"PK\x03\x04 not a zip".to_vec()),
+    );
+    script.resumes.insert(
+        "o4".into(),
+        vec![
+            resume("r4", "pdf", "processed"),
+            resume("r4b", "txt", "processed"),
+        ],
+    );
+    script
+        .files
+        .insert(("o4".into(), "r4".into()), (422, Vec::new()));
+    script.files.insert(
+        ("o4".into(), "r4b".into()),
+        (200, b"Plain text resume".to_vec()),
+    );
+    let (docx, docx_txt) = real_docx();
+    script
+        .resumes
+        .insert("o5".into(), vec![resume("r5", "docx", "processed")]);
+    script.files.insert(("o5".into(), "r5".into()), (200, docx));
+    script.notes.insert(
+        "o1".into(),
+        vec![
+            json!({"id": "n1", "fields": [{"value": "keep me", "score": 3}], "deletedAt": null}),
+            json!({"id": "n2", "fields": [{"value": "deleted"}], "deletedAt": 5}),
+        ],
+    );
+    script.feedback.insert(
+        "o1".into(),
+        vec![json!({"id": "f1", "type": "interview", "text": "Onsite",
+                    "fields": [{"type": "score-system", "text": "Overall", "value": "4 - Strong Hire"}]})],
+    );
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = run(options(dir.path(), &url, KEY)).await.expect("sync");
+
+    assert_eq!(report.mode, SyncMode::Full);
+    assert_eq!(report.opportunities_total, 5);
+    assert_eq!(report.opportunities_failed, 0);
+    assert!(report.retries >= 4, "{report:?}");
+    let store = stored(dir.path());
+    assert!(matches!(
+        store["o1"].resumes[0].text_status,
+        TextStatus::Failed(_)
+    ));
+    assert!(matches!(
+        store["o2"].resumes[0].text_status,
+        TextStatus::Failed(_)
+    ));
+    assert!(store["o3"].resumes.is_empty());
+    assert_eq!(
+        store["o4"].resumes[0].text_status,
+        TextStatus::Unprocessable
+    );
+    assert_eq!(
+        store["o4"].resumes[1].text.as_deref(),
+        Some("Plain text resume")
+    );
+    assert_eq!(store["o1"].resumes[0].positions[0].org, "Acme");
+    assert_eq!(store["o1"].notes.len(), 1);
+    assert_eq!(store["o1"].notes[0].comments, vec!["keep me"]);
+    assert_eq!(store["o1"].feedback[0].rating, Some(4));
+    assert_eq!(store["o1"].posting_ids, vec!["p1"]);
+    assert_eq!(report.resume_text_failed, 2);
+    let text = store["o5"].resume_text().expect("docx text").to_owned();
+    let extracted: HashSet<String> = words(&text).into_iter().collect();
+    let expected = words(&docx_txt);
+    let found = expected.iter().filter(|w| extracted.contains(*w)).count();
+    assert!(
+        found * 10 >= expected.len() * 9,
+        "{found} of {} words",
+        expected.len()
+    );
+}
+
+#[tokio::test]
+async fn wrong_key_fails_clearly_and_leaves_the_store_as_it_was() {
+    let mut script = Script {
+        page_size: 10,
+        ..Script::default()
+    };
+    script.opportunities.push(opportunity("o1"));
+    script.resumes.insert("o1".into(), Vec::new());
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = run(options(dir.path(), &url, KEY)).await.expect("sync");
+    let before = stored(dir.path());
+    let listing_before: Vec<_> = std::fs::read_dir(dir.path().join("store"))
+        .expect("store dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+
+    let err = run(options(dir.path(), &url, "wrong-key"))
+        .await
+        .expect_err("must fail");
+    let message = err.to_string();
+    assert!(message.contains("401"), "{message}");
+    assert!(!message.contains("wrong-key"), "{message}");
+    let store = Store::open(dir.path()).expect("open");
+    assert_eq!(store.generation(), first.generation);
+    assert_eq!(stored(dir.path()), before);
+    let mut listing_after: Vec<_> = std::fs::read_dir(dir.path().join("store"))
+        .expect("store dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    let mut listing_before = listing_before;
+    listing_before.sort();
+    listing_after.sort();
+    assert_eq!(listing_before, listing_after);
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    run(options(empty.path(), &url, "wrong-key"))
+        .await
+        .expect_err("must fail");
+    assert!(!empty.path().join("store").exists());
+}
+
+#[tokio::test]
+async fn malformed_records_and_pages_are_reported_and_skipped() {
+    let page = |data: Value, next: Option<&str>| {
+        let mut body = json!({"data": data, "hasNext": next.is_some()});
+        if let Some(next) = next {
+            body["next"] = json!(next);
+        }
+        body.to_string()
+    };
+    let mut broken_type = opportunity("bad-type");
+    broken_type["stageChanges"] = json!("Private Person");
+    let script = Script {
+        raw_pages: Some(vec![
+            page(
+                json!([opportunity("good1"), {"name": "No Id Person"}, broken_type, "junk"]),
+                Some("p1"),
+            ),
+            page(json!({"unexpected": "object"}), Some("p2")),
+            page(json!([opportunity("good2")]), None),
+        ]),
+        resumes: [("good1".to_string(), vec![]), ("good2".to_string(), vec![])].into(),
+        ..Script::default()
+    };
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = run(options(dir.path(), &url, KEY)).await.expect("sync");
+    let store = stored(dir.path());
+    let mut ids: Vec<_> = store.keys().cloned().collect();
+    ids.sort();
+    assert_eq!(ids, vec!["good1", "good2"]);
+    assert_eq!(report.malformed_records, 4, "{:?}", report.malformed);
+    assert!(
+        report
+            .malformed
+            .iter()
+            .any(|m| m.id.as_deref() == Some("bad-type"))
+    );
+    let reported = serde_json::to_string(&report.malformed).expect("json");
+    assert!(!reported.contains("Private Person") && !reported.contains("No Id Person"));
+}
+
+#[tokio::test]
+async fn a_stale_paging_token_restarts_the_listing_without_duplicates() {
+    let mut script = Script {
+        page_size: 2,
+        stale_token_once: AtomicBool::new(true),
+        ..Script::default()
+    };
+    for i in 0..7 {
+        let id = format!("o{i}");
+        script.resumes.insert(id.clone(), Vec::new());
+        script.opportunities.push(opportunity(&id));
+    }
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report: SyncReport = run(options(dir.path(), &url, KEY)).await.expect("sync");
+    assert_eq!(report.opportunities_total, 7);
+    assert_eq!(report.opportunities_fetched, 7);
+    assert_eq!(stored(dir.path()).len(), 7);
+}
+
+#[test]
+fn real_docx_resumes_extract_to_readable_text() {
+    let dir = cv_dir();
+    let mut checked = 0;
+    for n in 1..=8 {
+        let bytes = std::fs::read(dir.join(format!("CV/{n}.docx"))).expect("docx");
+        let txt = std::fs::read_to_string(dir.join(format!("CV_txt/{n}.txt"))).expect("txt twin");
+        let text = extract(Format::Docx, &bytes).expect("docx text");
+        let extracted: HashSet<String> = words(&text).into_iter().collect();
+        let expected = words(&txt);
+        let found = expected.iter().filter(|w| extracted.contains(*w)).count();
+        assert!(
+            found * 10 >= expected.len() * 9,
+            "CV {n}: {found} of {} words",
+            expected.len()
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+}
