@@ -460,3 +460,368 @@ fn real_docx_resumes_extract_to_readable_text() {
     }
     assert_eq!(checked, 8);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Against the mock Lever.
+
+use rediscover::mock_lever::{FaultUpdate, MockConfig, MockLever, MutateOp, Pool, generate_pool};
+
+async fn mock(pool: Pool, rate: f64) -> MockLever {
+    let config = MockConfig {
+        api_keys: vec![KEY.into()],
+        rate_per_sec: rate,
+        burst: (rate as u32).max(20),
+        ..MockConfig::default()
+    };
+    MockLever::start("127.0.0.1:0".parse().expect("addr"), pool, config)
+        .await
+        .expect("mock")
+}
+
+fn words_joined(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Every opportunity of the pool is stored with its resume texts, notes and feedback.
+fn assert_store_matches_pool(data: &Path, pool: &Pool) {
+    let store = stored(data);
+    let mut expected_ids: Vec<&str> = pool.opportunities().iter().map(|o| o.id()).collect();
+    expected_ids.sort();
+    let mut ids: Vec<&str> = store.keys().map(String::as_str).collect();
+    ids.sort();
+    assert_eq!(ids, expected_ids);
+    for opp in pool.opportunities() {
+        let c = &store[opp.id()];
+        let o = &opp.opportunity;
+        assert_eq!(c.contact_id, opp.contact_id());
+        assert_eq!(c.name, str_of(o, "name"));
+        assert_eq!(c.headline, str_of(o, "headline"));
+        assert_eq!(c.updated_at, opp.updated_at());
+        let stage = o
+            .get("stage")
+            .map(|s| s.as_str().unwrap_or_else(|| str_of(s, "id")));
+        assert_eq!(Some(c.stage_id.as_str()), stage);
+        let tags: Vec<&str> = o["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(c.tags, tags);
+        assert_eq!(
+            c.archived.as_ref().map(|a| a.reason_id.as_str()),
+            o["archived"].get("reason").and_then(Value::as_str)
+        );
+
+        let resume_ids: Vec<&str> = opp.resumes.iter().map(|r| r.id()).collect();
+        let stored_ids: Vec<&str> = c.resumes.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(stored_ids, resume_ids, "resumes of {}", opp.id());
+        for (mock_resume, resume) in opp.resumes.iter().zip(&c.resumes) {
+            match (mock_resume.file_status(), mock_resume.file_ext()) {
+                (None, _) => assert_eq!(resume.text_status, TextStatus::NoFile),
+                (Some("error"), _) => assert_eq!(resume.text_status, TextStatus::Unprocessable),
+                (Some(_), Some(ext)) if Format::from_ext(ext).is_some() => {
+                    assert_eq!(
+                        resume.text_status,
+                        TextStatus::Extracted,
+                        "resume {}",
+                        resume.id
+                    );
+                    assert_eq!(
+                        words_joined(resume.text.as_deref().unwrap_or("")),
+                        words_joined(&mock_resume.text),
+                        "text of resume {} ({ext})",
+                        resume.id
+                    );
+                }
+                (Some(_), _) => assert!(matches!(resume.text_status, TextStatus::Unsupported(_))),
+            }
+        }
+
+        let live_notes: Vec<&Value> = opp
+            .notes
+            .iter()
+            .filter(|n| n["deletedAt"].is_null())
+            .collect();
+        assert_eq!(c.notes.len(), live_notes.len(), "notes of {}", opp.id());
+        for note in live_notes {
+            let stored_note = c
+                .notes
+                .iter()
+                .find(|n| n.id == str_of(note, "id"))
+                .expect("note stored");
+            let comments: Vec<&str> = note["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| str_of(f, "value"))
+                .filter(|v| !v.trim().is_empty())
+                .collect();
+            assert_eq!(stored_note.comments, comments);
+        }
+        let live_feedback: Vec<&Value> = opp
+            .feedback
+            .iter()
+            .filter(|f| f["deletedAt"].is_null())
+            .collect();
+        assert_eq!(
+            c.feedback.len(),
+            live_feedback.len(),
+            "feedback of {}",
+            opp.id()
+        );
+        for form in live_feedback {
+            let stored_form = c
+                .feedback
+                .iter()
+                .find(|f| f.id == str_of(form, "id"))
+                .expect("feedback stored");
+            for field in form["fields"].as_array().into_iter().flatten() {
+                if field["type"] == "textarea"
+                    && field["value"]
+                        .as_str()
+                        .is_some_and(|v| !v.trim().is_empty())
+                {
+                    let answer = field["value"].as_str().unwrap_or_default();
+                    assert!(
+                        stored_form.answers.iter().any(|a| a.answer == answer),
+                        "answer of {}",
+                        stored_form.id
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn fast_options(data: &Path, url: &str, rate: f64) -> SyncOptions {
+    let mut options = options(data, url, KEY);
+    options.client.rate = rate;
+    options
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_equals_the_mock_pool() {
+    let lever = mock(generate_pool(200, 11), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("sync");
+    let pool = lever.pool();
+    assert_eq!(
+        report.opportunities_total as usize,
+        pool.opportunities().len()
+    );
+    assert_eq!(
+        report.opportunities_changed as usize,
+        pool.opportunities().len()
+    );
+    assert_eq!(report.malformed_records, 0);
+    assert_store_matches_pool(dir.path(), &pool);
+    let store = Store::open(dir.path()).expect("open");
+    assert_eq!(store.reference().postings.len(), pool.postings().len());
+    assert!(
+        store
+            .reference()
+            .postings
+            .iter()
+            .all(|p| !p.description.is_empty())
+    );
+    assert_eq!(store.reference().stages.len(), pool.stages().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_rate_limits_do_not_change_the_result() {
+    let pool = generate_pool(80, 5);
+    let clean = mock(pool.clone(), 10_000.0).await;
+    let clean_dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(clean_dir.path(), &clean.base_url(), 5_000.0))
+        .await
+        .expect("clean sync");
+
+    let faulty = mock(pool, 10_000.0).await;
+    faulty.set_faults(FaultUpdate {
+        fail_rate: Some(0.15),
+        ..FaultUpdate::default()
+    });
+    faulty.force_next(429, 6);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = run(fast_options(dir.path(), &faulty.base_url(), 5_000.0))
+        .await
+        .expect("faulty sync");
+    let stats = faulty.stats();
+    assert!(
+        stats.injected_faults > 0 && stats.rate_limited >= 6,
+        "{stats:?}"
+    );
+    assert!(report.retries >= stats.injected_faults + 6);
+    assert!(report.rate_limited >= 6);
+    assert_eq!(report.opportunities_failed, 0);
+    assert_eq!(stored(dir.path()), stored(clean_dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_never_exceeds_its_limiter() {
+    let lever = mock(generate_pool(30, 3), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = fast_options(dir.path(), &lever.base_url(), 50.0);
+    options.client.burst = Some(5);
+    let report = run(options).await.expect("sync");
+    let stats = lever.stats();
+    assert_eq!(stats.total, report.api_calls);
+    // A token bucket of rate r and burst b lets at most r + b requests into any one second.
+    assert!(
+        stats.max_in_window(1000) <= 55,
+        "max in a second: {}",
+        stats.max_in_window(1000)
+    );
+    assert!(stats.max_per_second() <= 55);
+    assert!(report.wall_seconds >= (report.api_calls as f64 - 5.0) / 50.0 * 0.95);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_sync_resumes_to_the_same_store() {
+    let pool = generate_pool(120, 21);
+    let lever = mock(pool.clone(), 10_000.0).await;
+    let reference_dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(
+        reference_dir.path(),
+        &lever.base_url(),
+        5_000.0,
+    ))
+    .await
+    .expect("reference");
+
+    let interrupted = mock(pool, 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let task = tokio::spawn(run(fast_options(
+        dir.path(),
+        &interrupted.base_url(),
+        400.0,
+    )));
+    while interrupted.stats().total < 150 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    task.abort();
+    assert!(task.await.is_err(), "the run was cancelled");
+    assert_eq!(
+        Store::open(dir.path()).expect("open").generation(),
+        0,
+        "nothing published"
+    );
+
+    let report = run(fast_options(dir.path(), &interrupted.base_url(), 5_000.0))
+        .await
+        .expect("resume");
+    assert!(report.resumed);
+    assert!(report.opportunities_resumed > 0, "{report:?}");
+    assert_eq!(stored(dir.path()), stored(reference_dir.path()));
+    assert_eq!(report.opportunities_total, 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_sync_picks_up_exactly_the_changes() {
+    let lever = mock(generate_pool(100, 8), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("full");
+    let pool = lever.pool();
+    let ids: Vec<String> = pool
+        .opportunities()
+        .iter()
+        .map(|o| o.id().to_owned())
+        .collect();
+    let with_resume = pool
+        .opportunities()
+        .iter()
+        .find(|o| {
+            o.resumes
+                .iter()
+                .any(|r| r.file_status() == Some("processed"))
+        })
+        .map(|o| o.id().to_owned())
+        .expect("an opportunity with a resume file");
+    let stage = pool
+        .stages()
+        .last()
+        .map(|s| str_of(s, "id").to_owned())
+        .expect("stage");
+    let reason = pool.archive_reasons()[0]["id"]
+        .as_str()
+        .expect("reason")
+        .to_owned();
+    let mut expected_changed: HashSet<String> = HashSet::new();
+    let ops = [
+        MutateOp::AddNote {
+            opportunity_id: ids[1].clone(),
+            text: "Revisit for platform roles".into(),
+        },
+        MutateOp::MoveStage {
+            opportunity_id: ids[2].clone(),
+            stage_id: stage,
+        },
+        MutateOp::Archive {
+            opportunity_id: ids[3].clone(),
+            reason_id: Some(reason),
+        },
+        MutateOp::AddTags {
+            opportunity_id: ids[4].clone(),
+            tags: vec!["Rediscovered 2026".into()],
+        },
+        MutateOp::UpdateResumeText {
+            opportunity_id: with_resume.clone(),
+            resume_id: None,
+            text: "Kubernetes operator author".into(),
+        },
+    ];
+    for op in ops {
+        lever.mutate(op).expect("mutate");
+    }
+    expected_changed.extend([
+        ids[1].clone(),
+        ids[2].clone(),
+        ids[3].clone(),
+        ids[4].clone(),
+        with_resume,
+    ]);
+    lever
+        .mutate(MutateOp::Delete {
+            opportunity_id: ids[5].clone(),
+        })
+        .expect("delete");
+    let added = lever
+        .mutate(MutateOp::AddCandidates { count: 3, seed: 99 })
+        .expect("add");
+    let before = lever.pool();
+    let added_ids: Vec<String> = before
+        .opportunities()
+        .iter()
+        .map(|o| o.id().to_owned())
+        .filter(|id| !ids.contains(id))
+        .collect();
+    assert_eq!(added_ids.len(), 3, "{added}");
+    expected_changed.extend(added_ids);
+
+    lever.reset_stats();
+    let report = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("incremental");
+    assert_eq!(report.mode, SyncMode::Incremental);
+    let changed: HashSet<String> = report.commit.changed.iter().cloned().collect();
+    assert_eq!(changed, expected_changed);
+    assert_eq!(report.commit.deleted, vec![ids[5].clone()]);
+    // Only the changed ones were fetched: a few list pages plus children of 8 opportunities.
+    assert!(report.api_calls < 60, "{} calls", report.api_calls);
+    assert_store_matches_pool(dir.path(), &lever.pool());
+
+    // Nothing changed: nothing to do.
+    let quiet = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("quiet");
+    assert!(quiet.commit.changed.is_empty() && quiet.commit.deleted.is_empty());
+}

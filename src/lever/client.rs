@@ -42,8 +42,10 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Timeout of one file download.
     pub download_timeout: Duration,
-    /// Attempts per request for retryable failures (the first try included).
+    /// Attempts per request for retryable failures other than 429 (the first try included).
     pub max_attempts: u32,
+    /// 429 answers tolerated per request before giving up.
+    pub max_rate_limited: u32,
     /// First backoff delay; doubled on every further attempt.
     pub backoff_base: Duration,
     /// Longest backoff delay.
@@ -65,6 +67,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(30),
             download_timeout: Duration::from_secs(120),
             max_attempts: 6,
+            max_rate_limited: 20,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             retry_after_max: Duration::from_secs(120),
@@ -271,6 +274,8 @@ impl LeverClient {
         let url = self.url(path, query, offset)?;
         let inner = &self.inner;
         let mut attempt = 0u32;
+        // 429s are expected under load and get their own, larger budget.
+        let (mut failed, mut throttled) = (0u32, 0u32);
         let mut refreshed_after_401 = false;
         loop {
             attempt += 1;
@@ -338,7 +343,12 @@ impl LeverClient {
                     }
                 }
             };
-            if attempt >= inner.config.max_attempts {
+            if failure.rate_limited {
+                throttled += 1;
+            } else {
+                failed += 1;
+            }
+            if failed >= inner.config.max_attempts || throttled >= inner.config.max_rate_limited {
                 return Err(Error::RetriesExhausted {
                     path: path.to_owned(),
                     attempts: attempt,

@@ -28,12 +28,10 @@ pub(super) struct ChildStats {
 }
 
 /// Fetches resumes, notes and feedback of `candidate` (built from the listing) and fills them
-/// in. `stored` is the previous version, whose extracted resume texts are reused by resume id
-/// (an uploaded file never changes; a new upload is a new resume).
+/// in. Resume files are downloaded again: Lever gives no content hash to tell a changed file.
 pub(super) async fn fetch(
     client: &LeverClient,
     mut candidate: Candidate,
-    stored: Option<Candidate>,
 ) -> Result<ChildOutcome, Error> {
     let base = format!("/opportunities/{}", path_segment(&candidate.id));
     let resumes_path = format!("{base}/resumes");
@@ -63,13 +61,9 @@ pub(super) async fn fetch(
     stats.malformed.extend(notes_malformed);
     stats.malformed.extend(feedback_malformed);
 
-    let previous: &[Resume] = stored
-        .as_ref()
-        .map(|s| s.resumes.as_slice())
-        .unwrap_or_default();
     let mut synced = Vec::with_capacity(resumes.len());
     for wire in &resumes {
-        synced.push(resume_with_text(client, &base, wire, previous, &mut stats).await?);
+        synced.push(resume_with_text(client, &base, wire, &mut stats).await?);
     }
     candidate.resumes = synced;
     candidate.notes = notes
@@ -88,12 +82,11 @@ pub(super) async fn fetch(
     })
 }
 
-/// The resume with its file's text: reused, downloaded and extracted, or the reason why not.
+/// The resume with its file's text, or the reason why there is none.
 async fn resume_with_text(
     client: &LeverClient,
     base: &str,
     wire: &WireResume,
-    previous: &[Resume],
     stats: &mut ChildStats,
 ) -> Result<Resume, Error> {
     let mut resume = wire.to_resume();
@@ -101,14 +94,6 @@ async fn resume_with_text(
         resume.text_status = TextStatus::NoFile;
         return Ok(resume);
     };
-    if let Some(old) = previous
-        .iter()
-        .find(|r| r.id == resume.id && r.text_status == TextStatus::Extracted)
-    {
-        resume.text = old.text.clone();
-        resume.text_status = TextStatus::Extracted;
-        return Ok(resume);
-    }
     let ext = resume.file_ext.clone().unwrap_or_default();
     let Some(format) = Format::from_ext(&ext) else {
         resume.text_status = TextStatus::Unsupported(ext);

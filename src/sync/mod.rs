@@ -451,7 +451,7 @@ fn dispatch(
     let client = client.clone();
     in_flight.spawn(async move {
         let id = candidate.id.clone();
-        let result = children::fetch(&client, candidate, stored).await;
+        let result = children::fetch(&client, candidate).await;
         (id, result)
     });
     Ok(())
