@@ -825,3 +825,86 @@ async fn incremental_sync_picks_up_exactly_the_changes() {
         .expect("quiet");
     assert!(quiet.commit.changed.is_empty() && quiet.commit.deleted.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_cli_sync_then_rerun_gives_the_same_store() {
+    let pool = generate_pool(60, 33);
+    let lever = mock(pool.clone(), 10_000.0).await;
+    let reference_dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(
+        reference_dir.path(),
+        &lever.base_url(),
+        5_000.0,
+    ))
+    .await
+    .expect("reference");
+
+    let victim = mock(pool, 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cli = |rate: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rediscover"));
+        command
+            .args([
+                "sync",
+                "--lever-url",
+                &victim.base_url(),
+                "--rate",
+                rate,
+                "--json",
+                "--data",
+            ])
+            .arg(dir.path())
+            .env("LEVER_API_KEY", KEY)
+            .env_remove("LEVER_URL")
+            .env_remove("REDISCOVER_DATA")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+    let mut child = cli("150").spawn().expect("spawn");
+    while victim.stats().total < 80 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+
+    let mut rerun = cli("5000");
+    let output = tokio::task::spawn_blocking(move || rerun.output())
+        .await
+        .expect("join")
+        .expect("rerun");
+    assert!(output.status.success(), "{:?}", output.status);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().expect("a JSON line");
+    let report: Value = serde_json::from_str(last).expect("json");
+    for key in [
+        "opportunities_total",
+        "opportunities_changed",
+        "opportunities_deleted",
+        "api_calls",
+        "retries",
+        "rate_limited",
+        "wall_seconds",
+    ] {
+        assert!(report.get(key).is_some(), "missing {key} in {last}");
+    }
+    assert_eq!(report["opportunities_total"], 60);
+    assert_eq!(report["resumed"], true);
+    assert_eq!(stored(dir.path()), stored(reference_dir.path()));
+}
+
+#[test]
+fn cli_sync_without_a_key_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rediscover"))
+        .args(["sync", "--lever-url", "http://127.0.0.1:9/v1", "--data"])
+        .arg(dir.path())
+        .env_remove("LEVER_API_KEY")
+        .env_remove("LEVER_OAUTH_CLIENT_ID")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("LEVER_API_KEY is not set"), "{stderr}");
+    assert!(!dir.path().join("store").exists());
+}
