@@ -425,12 +425,17 @@ fn new_session(env: &Environment, model: &[u8], path: &Path) -> Result<Session, 
         path: path.to_path_buf(),
         reason: e,
     };
-    Session::builder(env)
-        .map_err(|e| model_error(e.to_string()))?
+    let builder = Session::builder(env).map_err(|e| model_error(e.to_string()))?;
+    let builder = builder
         .with_optimization_level(GraphOptimizationLevel::All)
-        .and_then(|b| b.with_intra_threads(1))
-        .and_then(|b| b.with_inter_threads(1))
-        .map_err(|e| model_error(e.to_string()))?
+        .map_err(|e| model_error(e.to_string()))?;
+    let builder = builder
+        .with_intra_threads(1)
+        .map_err(|e| model_error(e.to_string()))?;
+    let mut builder = builder
+        .with_inter_threads(1)
+        .map_err(|e| model_error(e.to_string()))?;
+    builder
         .commit_from_memory(model)
         .map_err(|e| model_error(e.to_string()))
 }
