@@ -92,7 +92,7 @@ fn token_counts_include_special_tokens_and_are_not_truncated() {
     assert_eq!(e.count_tokens(&long).unwrap(), 602);
 }
 
-mod build {
+pub(crate) mod build {
     use std::path::Path;
 
     use rand::{Rng, SeedableRng};
@@ -106,7 +106,7 @@ mod build {
 
     use super::embedder;
 
-    fn reference() -> ReferenceData {
+    pub(crate) fn reference() -> ReferenceData {
         ReferenceData {
             stages: ["lead-new", "phone-screen", "onsite", "offer"]
                 .iter()
@@ -159,7 +159,7 @@ mod build {
     }
 
     /// A handful of hand-made candidates plus filler drawn with a fixed seed.
-    fn pool() -> Vec<Candidate> {
+    pub(crate) fn pool() -> Vec<Candidate> {
         let mut pool = vec![
             candidate(
                 "opp-cpp",
@@ -414,5 +414,43 @@ mod build {
         let err = Indexes::open(tmp.path()).unwrap_err();
         assert!(err.is_user_error());
         assert!(err.to_string().contains("run `rediscover index`"), "{err}");
+    }
+}
+
+mod cli {
+    use std::process::Command;
+
+    use rediscover::index::Indexes;
+    use rediscover::store::{Store, SyncState};
+
+    use super::models_dir;
+    use crate::index::build::{pool, reference};
+
+    #[test]
+    fn index_command_rebuilds_from_the_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut batch = Store::begin(tmp.path()).unwrap();
+        for c in pool() {
+            batch.upsert(c).unwrap();
+        }
+        batch.set_reference(reference()).unwrap();
+        let commit = batch.commit(SyncState::default()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_rediscover"))
+            .args(["index", "--data"])
+            .arg(tmp.path())
+            .arg("--models")
+            .arg(models_dir())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("indexed 15 candidates"), "{stdout}");
+        let ix = Indexes::open(tmp.path()).unwrap();
+        assert_eq!(ix.generation(), commit.generation);
+        assert_eq!(ix.stats().candidates, 15);
     }
 }

@@ -19,7 +19,7 @@ pub mod vector;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use build::{COMPACT_RATIO, rebuild, update};
+pub use build::{COMPACT_RATIO, rebuild, try_rebuild, update};
 pub use chunk::ChunkKind;
 pub use embed::Embedder;
 pub use generation::FORMAT_VERSION;
@@ -117,6 +117,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Reading the candidates to index failed (e.g. the store).
+    #[error("reading candidates to index: {0}")]
+    Source(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Encoding an index file failed.
     #[error("encoding index data: {0}")]
     Encode(String),
