@@ -1,4 +1,7 @@
-//! (skeleton) owned by a helper; see ARCHITECTURE.md.
+//! Hybrid search: keyword and semantic retrieval, fusion, grouping by person and reasons.
+
+pub mod fusion;
+pub mod terms;
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
