@@ -105,6 +105,12 @@ pub enum Error {
         /// The id asked for.
         id: String,
     },
+    /// No index has been built in this data folder yet.
+    #[error("no index in {}: run `rediscover index` (or `rediscover sync`) first", data_dir.display())]
+    NoIndex {
+        /// The data folder.
+        data_dir: std::path::PathBuf,
+    },
     /// Opening or reading an index failed (or the keyword filter is malformed).
     #[error(transparent)]
     Index(#[from] crate::index::Error),
@@ -128,7 +134,8 @@ impl Error {
             | Error::UnknownPosting { .. }
             | Error::UnknownStage { .. }
             | Error::BadRating { .. }
-            | Error::UnknownOpportunity { .. } => true,
+            | Error::UnknownOpportunity { .. }
+            | Error::NoIndex { .. } => true,
             Error::Index(e) => e.is_user_error(),
             Error::Store(_) | Error::Keyword(_) => false,
         }
