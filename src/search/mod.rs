@@ -217,9 +217,6 @@ impl Query {
                 weight: self.semantic,
             });
         }
-        if let QueryInput::Text(text) = &self.input {
-            check_text(text)?;
-        }
         if let Some(keywords) = &self.keywords {
             let bytes = keywords.trim().len();
             if bytes == 0 || bytes > MAX_KEYWORDS_BYTES {
@@ -228,6 +225,9 @@ impl Query {
                     max: MAX_KEYWORDS_BYTES,
                 });
             }
+        }
+        if let QueryInput::Text(text) = &self.input {
+            check_text(text)?;
         }
         Ok(())
     }
