@@ -117,6 +117,12 @@ pub enum Error {
     /// Reading the store failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    /// The query could not be embedded (only reported where degrading is not an option).
+    #[error("query embedding failed: {reason}")]
+    Embedding {
+        /// What went wrong.
+        reason: String,
+    },
     /// tantivy failed while searching.
     #[error("keyword search failed: {0}")]
     Keyword(#[source] tantivy::TantivyError),
@@ -137,7 +143,7 @@ impl Error {
             | Error::UnknownOpportunity { .. }
             | Error::NoIndex { .. } => true,
             Error::Index(e) => e.is_user_error(),
-            Error::Store(_) | Error::Keyword(_) => false,
+            Error::Store(_) | Error::Keyword(_) | Error::Embedding { .. } => false,
         }
     }
 
