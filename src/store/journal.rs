@@ -1,0 +1,326 @@
+//! Write batches: one per sync run, journaled record by record so a killed run resumes.
+//!
+//! The journal of a batch is the segment file the commit will publish (`seg-N.dat` with
+//! N = the manifest's `next_segment`); until a manifest names it, no reader looks at it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::format::{self, HEADER_LEN, Op, decode_op, encode_op, encode_record, fingerprint};
+use super::{
+    CatalogEntry, Commit, Error, LOCK, Publication, Result, Store, SyncState, publish,
+    segment_path, store_dir,
+};
+use crate::domain::{Candidate, ReferenceData};
+
+/// Segments are compacted once they hold this many times the live bytes (and are big enough).
+const COMPACT_RATIO: u64 = 2;
+const COMPACT_MIN_BYTES: u64 = 16 << 20;
+
+enum Staged {
+    Upsert(CatalogEntry),
+    Delete,
+}
+
+/// The writes of one sync run: staged in a journal, published all at once by [`Batch::commit`].
+///
+/// Dropping a batch without committing keeps its journal: the next [`Store::begin`] replays it
+/// and the run resumes. [`Batch::discard`] throws it away instead.
+pub struct Batch {
+    dir: PathBuf,
+    _lock: File,
+    base: Store,
+    segment: u64,
+    journal: File,
+    journal_len: u64,
+    staged: BTreeMap<String, Staged>,
+    reference: Option<ReferenceData>,
+    checkpoints: HashMap<String, String>,
+    resumed: bool,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("dir", &self.dir)
+            .field("segment", &self.segment)
+            .field("staged", &self.staged.len())
+            .field("resumed", &self.resumed)
+            .finish()
+    }
+}
+
+impl Batch {
+    pub(super) fn begin(data_dir: &Path) -> Result<Batch> {
+        let dir = store_dir(data_dir);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock_path = dir.join(LOCK);
+        let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        let base = Store::open(data_dir)?;
+        let segment = base.manifest.next_segment.max(1);
+        let path = segment_path(&dir, segment);
+        let mut batch = Batch {
+            journal: OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?,
+            dir,
+            _lock: lock,
+            base,
+            segment,
+            journal_len: 0,
+            staged: BTreeMap::new(),
+            reference: None,
+            checkpoints: HashMap::new(),
+            resumed: false,
+        };
+        batch.replay()?;
+        Ok(batch)
+    }
+
+    /// Replays what a crashed run left in the journal and cuts off a torn tail.
+    fn replay(&mut self) -> Result<()> {
+        let path = self.journal_path();
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let mut at = 0;
+        while let Some((payload, next)) = format::next_record(&bytes, at) {
+            let Ok(op) = decode_op(payload) else { break };
+            self.apply(op, at as u64, payload);
+            at = next;
+        }
+        self.resumed = at > 0;
+        if at < bytes.len() {
+            self.journal
+                .set_len(at as u64)
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        self.journal_len = at as u64;
+        use std::io::Seek;
+        self.journal
+            .seek(std::io::SeekFrom::Start(self.journal_len))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(())
+    }
+
+    fn apply(&mut self, op: Op, offset: u64, payload: &[u8]) {
+        match op {
+            Op::Upsert(candidate) => {
+                let entry = CatalogEntry::describe(
+                    &candidate,
+                    self.segment,
+                    offset,
+                    payload.len() as u32,
+                    fingerprint(payload),
+                );
+                self.staged
+                    .insert(candidate.id.clone(), Staged::Upsert(entry));
+            }
+            Op::Delete(id) => {
+                self.staged.insert(id, Staged::Delete);
+            }
+            Op::Reference(reference) => self.reference = Some(reference),
+            Op::Checkpoint { key, value } => {
+                self.checkpoints.insert(key, value);
+            }
+        }
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        segment_path(&self.dir, self.segment)
+    }
+
+    /// Appends one operation to the journal (it survives a kill from here on) and applies it.
+    fn log(&mut self, op: Op) -> Result<()> {
+        let payload = encode_op(&op).map_err(Error::Encode)?;
+        let record = encode_record(&payload);
+        let offset = self.journal_len;
+        let path = self.journal_path();
+        self.journal
+            .write_all(&record)
+            .map_err(|e| Error::io(&path, e))?;
+        self.journal_len += record.len() as u64;
+        self.apply(op, offset, &payload);
+        Ok(())
+    }
+
+    /// Whether a previous run of this batch was interrupted and its work replayed.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// The committed store this batch writes on top of.
+    pub fn base(&self) -> &Store {
+        &self.base
+    }
+
+    /// Whether this run already upserted or deleted the opportunity (skip it on resume).
+    pub fn is_staged(&self, id: &str) -> bool {
+        self.staged.contains_key(id)
+    }
+
+    /// How many opportunities this run upserted or deleted so far.
+    pub fn staged_len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// A free-form resume value this run recorded.
+    pub fn checkpoint(&self, key: &str) -> Option<&str> {
+        self.checkpoints.get(key).map(String::as_str)
+    }
+
+    /// Records a free-form resume value for this run.
+    pub fn set_checkpoint(&mut self, key: &str, value: String) -> Result<()> {
+        self.log(Op::Checkpoint {
+            key: key.to_string(),
+            value,
+        })
+    }
+
+    /// Inserts or replaces an opportunity; the last write of a run wins.
+    pub fn upsert(&mut self, candidate: Candidate) -> Result<()> {
+        self.log(Op::Upsert(Box::new(candidate)))
+    }
+
+    /// Removes an opportunity; removing an unknown one is not an error.
+    pub fn delete(&mut self, id: &str) -> Result<()> {
+        self.log(Op::Delete(id.to_string()))
+    }
+
+    /// Replaces the reference data at commit.
+    pub fn set_reference(&mut self, reference: ReferenceData) -> Result<()> {
+        self.log(Op::Reference(reference))
+    }
+
+    /// Throws this run's journal away: nothing of it is kept.
+    pub fn discard(self) -> Result<()> {
+        let path = self.journal_path();
+        drop(self.journal);
+        fs::remove_file(&path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Publishes this run atomically as the next generation.
+    ///
+    /// Records identical to the stored ones are not changes. When nothing changed, the
+    /// generation stays and only the sync state is updated.
+    pub fn commit(self, sync: SyncState) -> Result<Commit> {
+        let journal_path = self.journal_path();
+        self.journal
+            .sync_all()
+            .map_err(|e| Error::io(&journal_path, e))?;
+        let mut catalog: BTreeMap<String, CatalogEntry> = self
+            .base
+            .catalog
+            .iter()
+            .map(|e| (e.id.clone(), e.clone()))
+            .collect();
+        let mut changed = Vec::new();
+        let mut deleted = Vec::new();
+        for (id, staged) in self.staged {
+            match staged {
+                Staged::Upsert(entry) => {
+                    if self.base.fingerprint(&id) != Some(entry.fingerprint) {
+                        catalog.insert(id.clone(), entry);
+                        changed.push(id);
+                    }
+                }
+                Staged::Delete => {
+                    if catalog.remove(&id).is_some() {
+                        deleted.push(id);
+                    }
+                }
+            }
+        }
+        let reference = self.reference.filter(|r| r != self.base.reference());
+        let content_changed = !changed.is_empty() || !deleted.is_empty() || reference.is_some();
+        let mut next_segment = self.segment + 1;
+        if content_changed && needs_compaction(&self.base, &catalog, self.journal_len) {
+            let compacted = self.segment + 1;
+            compact(
+                &self.dir,
+                &self.base,
+                &journal_path,
+                compacted,
+                &mut catalog,
+            )?;
+            next_segment = compacted + 1;
+        }
+        let generation = self.base.generation() + u64::from(content_changed);
+        publish(
+            &self.dir,
+            &self.base,
+            Publication {
+                generation,
+                catalog,
+                reference: reference.as_ref(),
+                sync,
+                next_segment,
+            },
+        )?;
+        Ok(Commit {
+            generation,
+            changed,
+            deleted,
+        })
+    }
+}
+
+fn needs_compaction(base: &Store, catalog: &BTreeMap<String, CatalogEntry>, journal: u64) -> bool {
+    let live: u64 = catalog
+        .values()
+        .map(|e| HEADER_LEN as u64 + u64::from(e.len))
+        .sum();
+    let total: u64 = base.segments.values().map(|m| m.len() as u64).sum::<u64>() + journal;
+    total >= COMPACT_MIN_BYTES && total > COMPACT_RATIO * live
+}
+
+/// Copies every live record into one new segment and points the catalog at it.
+fn compact(
+    dir: &Path,
+    base: &Store,
+    journal_path: &Path,
+    segment: u64,
+    catalog: &mut BTreeMap<String, CatalogEntry>,
+) -> Result<()> {
+    let journal_file = File::open(journal_path).map_err(|e| Error::io(journal_path, e))?;
+    // SAFETY: the journal was fsynced and nothing writes it any more.
+    let journal = unsafe { Mmap::map(&journal_file) }.map_err(|e| Error::io(journal_path, e))?;
+    let journal_segment = base.manifest.next_segment.max(1);
+    let path = segment_path(dir, segment);
+    let mut out = std::io::BufWriter::new(File::create(&path).map_err(|e| Error::io(&path, e))?);
+    let mut offset = 0u64;
+    for entry in catalog.values_mut() {
+        let source: &[u8] = if entry.segment == journal_segment {
+            &journal
+        } else {
+            base.segments
+                .get(&entry.segment)
+                .map(|m| &m[..])
+                .ok_or_else(|| Error::corrupt(&path, "segment to compact is not open"))?
+        };
+        let start = entry.offset as usize;
+        let end = start + HEADER_LEN + entry.len as usize;
+        let record = source
+            .get(start..end)
+            .ok_or_else(|| Error::corrupt(&path, "record to compact lies outside its segment"))?;
+        out.write_all(record).map_err(|e| Error::io(&path, e))?;
+        entry.segment = segment;
+        entry.offset = offset;
+        offset += record.len() as u64;
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::io(&path, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(&path, e))
+}
