@@ -235,7 +235,7 @@ fn skills_sentence(rng: &mut ChaCha8Rng, family: &Family, n: usize) -> String {
     let chosen: Vec<&str> = family.skills.choose_multiple(rng, n).copied().collect();
     format!(
         "{} {} using {}.",
-        capitalise(*pick(rng, VERBS)),
+        capitalise(pick::<&str>(rng, VERBS)),
         pick(rng, OBJECTS),
         chosen.join(", ")
     )
@@ -368,8 +368,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A step name and how to read its duration (ms) from the timings.
+type Step = (&'static str, fn(&Timings) -> f64);
+
 fn report(label: &str, timings: &[Timings]) {
-    let steps: [(&str, fn(&Timings) -> f64); 7] = [
+    let steps: [Step; 7] = [
         ("embed", |t| ms(t.embed)),
         ("keyword", |t| ms(t.keyword)),
         ("vector", |t| ms(t.vector)),

@@ -55,7 +55,7 @@ pub struct Args {
     pub fusion: FusionArg,
     /// Structured filters.
     #[command(flatten)]
-    pub filters: FilterArgs,
+    pub filters: Box<FilterArgs>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -180,7 +180,7 @@ fn query_template(args: &Args) -> Query {
     query.limit = args.limit;
     query.semantic = args.semantic;
     query.keywords = args.keywords.clone();
-    query.filters = args.filters.clone().into();
+    query.filters = (*args.filters).clone().into();
     query.fusion = args.fusion.into();
     query
 }
