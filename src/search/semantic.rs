@@ -68,17 +68,23 @@ impl QueryEmbedder {
             });
         }
         let chunks = self.chunk(title, body).map_err(|e| e.to_string())?;
-        let mut sum: Vec<f32> = Vec::new();
-        for chunk in &chunks {
-            let v = self
-                .embedder
-                .embed_query(chunk)
-                .map_err(|e| e.to_string())?;
-            if sum.is_empty() {
-                sum = v;
-            } else {
-                sum.iter_mut().zip(&v).for_each(|(s, x)| *s += x);
-            }
+        let manifest = self.embedder.manifest();
+        let vectors = if chunks.len() > 1 && manifest.query_prefix == manifest.passage_prefix {
+            // Same prefix: one batched call embeds every chunk exactly as `embed_query` would.
+            let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+            self.embedder
+                .embed_passages(&refs)
+                .map_err(|e| e.to_string())?
+        } else {
+            chunks
+                .iter()
+                .map(|c| self.embedder.embed_query(c))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?
+        };
+        let mut sum: Vec<f32> = vec![0.0; vectors.first().map_or(0, Vec::len)];
+        for v in &vectors {
+            sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
         }
         normalize(&mut sum);
         let vector = Arc::new(sum);
