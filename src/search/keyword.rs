@@ -75,12 +75,13 @@ pub fn choose_terms(
             all,
         }
     };
+    let searcher = index.searcher();
     let text = analyze(fields.text);
     let exact = analyze(fields.exact);
     let chosen = terms::select_terms(
         &[(TermField::Text, &text), (TermField::Exact, &exact)],
         index.num_docs(),
-        |field, token| index.doc_freq(field_of(index, field), token),
+        |field, token| doc_freq(&searcher, field_of(index, field), token),
         options,
     );
     let surfaces = surface_words(index, &chosen, title, body);
@@ -94,6 +95,19 @@ pub fn choose_terms(
             QueryTerm { term, word }
         })
         .collect()
+}
+
+/// Documents holding `token` in `field`, read from the term dictionaries (a lookup per segment;
+/// deleted documents still count, which is close enough for an idf).
+fn doc_freq(searcher: &tantivy::Searcher, field: Field, token: &str) -> u64 {
+    let term = Term::from_field_text(field, token);
+    searcher
+        .segment_readers()
+        .iter()
+        .filter_map(|reader| reader.inverted_index(field).ok())
+        .filter_map(|inverted| inverted.doc_freq(&term).ok())
+        .map(u64::from)
+        .sum()
 }
 
 /// Names each stemmed term by the first word of the posting that analyses to it.

@@ -260,7 +260,9 @@ pub fn search(
         return Vec::new();
     }
     let selectivity = allowed.fraction().max(1e-3);
-    let mut k = ((depth as f64 * 3.0 / selectivity).ceil() as usize).clamp(depth, total);
+    let mut k = ((depth as f64 * 3.0 / selectivity).ceil() as usize)
+        .max(depth)
+        .min(total);
     loop {
         let hits = vectors.search(query, k, k.max(MIN_EF));
         let mut best: HashMap<u32, SemanticHit> = HashMap::with_capacity(depth * 2);
