@@ -348,7 +348,7 @@ fn build_pool(data: &Path, n: usize, embedder: &Embedder) {
         candidates,
         store.reference(),
         embedder,
-        &index::Progress::silent(),
+        &index::Progress::none(),
     )
     .expect("index");
     eprintln!(

@@ -527,7 +527,7 @@ fn build(dir: &Path, candidates: Vec<Candidate>, embedder: &Embedder) -> Result<
         candidates.into_iter(),
         &ReferenceData::default(),
         embedder,
-        &index::Progress::silent(),
+        &index::Progress::none(),
     )?;
     Ok(Indexes::open(dir)?)
 }
