@@ -1,7 +1,7 @@
 //! `rediscover index`: rebuild the keyword and vector indexes from the local store.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -9,7 +9,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::index::{self, Embedder, Progress, ProgressEvent};
-use crate::store::Store;
+use crate::pipeline::{self, IndexAction, IndexOutcome};
+use crate::store::{Commit, Store};
 
 use super::render;
 
@@ -57,8 +58,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Brings the indexes up to date after a sync commit, with a progress bar and a summary line.
+pub(super) fn after_sync(
+    data: &Path,
+    models: Option<&Path>,
+    commit: &Commit,
+    print: bool,
+) -> anyhow::Result<IndexOutcome> {
+    let store = Store::open(data)
+        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let models = models.map_or_else(Embedder::default_models_dir, Path::to_owned);
+    let embedder = Embedder::load(&models).with_context(|| {
+        format!(
+            "the store is synced, but the embedding model could not be loaded from {} to index it (run models/fetch.sh, then `rediscover index`)",
+            models.display()
+        )
+    })?;
+    let bar = progress_bar();
+    let outcome = pipeline::bring_up_to_date(data, &store, Some(commit), &embedder, &progress_for(bar.clone()))
+        .context("the store is synced, but indexing failed; the previous index is still in place (run `rediscover index` to retry)")?;
+    bar.finish_and_clear();
+    if print {
+        let what = match outcome.action {
+            IndexAction::UpToDate => "already up to date",
+            IndexAction::Updated => "updated",
+            IndexAction::Rebuilt => "rebuilt",
+            IndexAction::Empty => "empty (nothing synced yet)",
+        };
+        let generation = outcome
+            .generation
+            .map_or_else(|| "-".to_string(), |g| g.to_string());
+        println!(
+            "indexes {what} in {:.1} s (generation {generation})",
+            outcome.seconds
+        );
+    }
+    Ok(outcome)
+}
+
 /// A progress bar on stderr when it is a terminal, else a hidden one.
-fn progress_bar() -> ProgressBar {
+pub(super) fn progress_bar() -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -71,7 +110,7 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-fn progress_for(bar: ProgressBar) -> Progress {
+pub(super) fn progress_for(bar: ProgressBar) -> Progress {
     Progress::new(move |event| match event {
         ProgressEvent::Start { phase, total } => {
             bar.set_message(phase.to_owned());

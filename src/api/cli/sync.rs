@@ -38,6 +38,12 @@ pub struct Args {
     /// Print one JSON object (the run's report) as the last line.
     #[arg(long)]
     pub json: bool,
+    /// Only update the store; leave the indexes as they are (`rediscover index` catches up).
+    #[arg(long)]
+    pub no_index: bool,
+    /// Folder with the embedding model files (default ./models).
+    #[arg(long, env = "REDISCOVER_MODELS")]
+    pub models: Option<PathBuf>,
 }
 
 /// Runs `rediscover sync`.
@@ -59,10 +65,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = runtime
         .block_on(crate::sync::run(options))
         .with_context(|| format!("sync into {} failed", args.data.display()))?;
-    if args.json {
-        println!("{}", report_json(&report));
-    } else {
+    if !args.json {
         print_summary(&report);
+    }
+    let indexed = if args.no_index {
+        None
+    } else {
+        Some(super::index::after_sync(
+            &args.data,
+            args.models.as_deref(),
+            &report.commit,
+            !args.json,
+        )?)
+    };
+    if args.json {
+        let mut value = report_json(&report);
+        if let (Some(map), Some(outcome)) = (value.as_object_mut(), &indexed) {
+            map.insert("index_action".into(), json!(outcome.action));
+            map.insert("index_generation".into(), json!(outcome.generation));
+            map.insert("index_seconds".into(), json!(outcome.seconds));
+        }
+        println!("{value}");
     }
     Ok(if report.opportunities_failed > 0 {
         ExitCode::from(1)
@@ -112,7 +135,7 @@ fn report_json(report: &SyncReport) -> serde_json::Value {
     value
 }
 
-fn print_summary(r: &SyncReport) {
+pub(super) fn print_summary(r: &SyncReport) {
     let mode = match r.mode {
         crate::sync::SyncMode::Full => "full",
         crate::sync::SyncMode::Incremental => "incremental",
