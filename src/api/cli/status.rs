@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::index::Indexes;
 use crate::store::Store;
 use anyhow::Context;
 use serde_json::json;
@@ -26,6 +27,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
     let counts = store.counts();
     let sync = store.sync_state();
+    let index = match Indexes::open(&args.data) {
+        Ok(indexes) => Some(indexes.stats()),
+        Err(e) if e.is_user_error() => None,
+        Err(e) => return Err(e).context("cannot open the indexes"),
+    };
     if args.json {
         let value = json!({
             "data": args.data,
@@ -39,6 +45,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "last_sync_started_at": sync.last_run_started_at,
             "last_sync_at": sync.last_success_at,
             "sync_runs": sync.runs,
+            "index": index,
+            "index_behind_store": index.is_none_or(|i| i.generation != store.generation()),
         });
         println!("{value}");
     } else {
@@ -55,6 +63,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             render::utc_or_never(sync.last_success_at)
         );
         println!("sync runs          {}", sync.runs);
+        match index {
+            Some(i) => {
+                println!("index generation   {}", i.generation);
+                println!("indexed candidates {}", i.candidates);
+                println!(
+                    "vectors            {} ({} tombstones)",
+                    i.vectors, i.tombstones
+                );
+                println!("index size         {}", render::bytes(i.bytes_on_disk));
+                if i.generation != store.generation() {
+                    println!("note: the index is behind the store; run `rediscover index`");
+                }
+            }
+            None => println!(
+                "index              none yet (run `rediscover sync` or `rediscover index`)"
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
