@@ -545,28 +545,55 @@ impl<'a> Generator<'a> {
     /// The resume text and, per position, its first bullet (the `parsedData` summary).
     fn resume_text(&mut self, person: &Person, career: &(Vec<Position>, Vec<Degree>)) -> (String, Vec<Option<String>>) {
         let (positions, degrees) = career;
-        let target = self.rng.gen_range(320..=860);
+        let target = match person.seniority {
+            0 => self.rng.gen_range(320..=520),
+            1 => self.rng.gen_range(430..=720),
+            _ => self.rng.gen_range(560..=860),
+        };
         let latest = positions.first().map(|p| p.title).unwrap_or("Professional");
         let summary_template = self.pick(vocab::SUMMARIES);
         let summary = self.fill(summary_template, person, latest);
         let skills: Vec<&str> = person.skills.iter().map(|g| self.pick(g)).collect();
+        let intros: Vec<String> = positions
+            .iter()
+            .map(|p| {
+                let template = self.pick(vocab::POSITION_INTROS).replace("{org}", p.org);
+                self.fill(&template, person, latest)
+            })
+            .collect();
+        let extra_template = self.pick(vocab::EXTRAS);
+        let extra = self.fill(extra_template, person, latest);
+        let count = |s: &str| s.split_whitespace().count();
+        let mut words = 25 + count(&summary) + skills.len() * 2 + count(&extra)
+            + intros.iter().map(|i| count(i) + 8).sum::<usize>();
+        // Bullets are drawn without replacement (family first, then generic) until the target
+        // length is reached; only very long resumes reuse a template, with different fills.
+        let mut family: Vec<&str> = person.family.bullets.to_vec();
+        family.shuffle(self.rng);
+        let mut generic: Vec<&str> = vocab::GENERIC_BULLETS.to_vec();
+        generic.shuffle(self.rng);
         let mut bullets: Vec<Vec<String>> = vec![Vec::new(); positions.len()];
-        let mut words = 60 + summary.split_whitespace().count() + skills.len() * 2 + positions.len() * 10;
         let mut round = 0;
         while words < target {
-            let slot = if round % 3 == 2 { round % positions.len() } else { (round / 3) % positions.len().min(2) };
-            let template = if self.rng.gen_bool(0.15) { self.pick(vocab::GENERIC_BULLETS) } else { self.pick(person.family.bullets) };
+            let template = if round % 4 == 3 || family.is_empty() {
+                generic.pop().or_else(|| family.pop()).unwrap_or_else(|| self.pick(person.family.bullets))
+            } else {
+                family.pop().unwrap_or("")
+            };
             let bullet = self.fill(template, person, latest);
-            words += bullet.split_whitespace().count() + 1;
+            words += count(&bullet) + 1;
+            // Recent jobs get more bullets than old ones.
+            let slot = if positions.len() > 1 && round % 3 == 2 { 1 + round / 3 % (positions.len() - 1) } else { 0 };
             bullets[slot].push(bullet);
             round += 1;
         }
         let mut out = String::with_capacity(target * 8);
-        out.push_str(&format!("{}\n{} | {} | {} | {}\n\n", person.name, person.city, person.email, person.phone["value"].as_str().unwrap_or(""), person.links[0]));
+        let phone = person.phone["value"].as_str().unwrap_or("");
+        out.push_str(&format!("{}\n{} | {} | {} | {}\n\n", person.name, person.city, person.email, phone, person.links[0]));
         out.push_str(&format!("SUMMARY\n{summary}\n\nEXPERIENCE\n"));
-        for (position, bullets) in positions.iter().zip(&bullets) {
+        for ((position, bullets), intro) in positions.iter().zip(&bullets).zip(&intros) {
             let end = position.end.map(month_label).unwrap_or_else(|| "Present".to_owned());
-            out.push_str(&format!("\n{} - {}, {}\n{} - {}\n", position.title, position.org, position.city, month_label(position.start), end));
+            out.push_str(&format!("\n{} - {}, {}\n{} - {}\n{intro}\n", position.title, position.org, position.city, month_label(position.start), end));
             for bullet in bullets {
                 out.push_str(&format!("- {bullet}\n"));
             }
@@ -578,6 +605,7 @@ impl<'a> Generator<'a> {
         if !person.family.certifications.is_empty() && self.rng.gen_bool(0.5) {
             out.push_str(&format!("\nCERTIFICATIONS\n{}\n", self.pick(person.family.certifications)));
         }
+        out.push_str(&format!("\nADDITIONAL\n{extra}\n"));
         let summaries = bullets.into_iter().map(|b| b.into_iter().next()).collect();
         (out, summaries)
     }

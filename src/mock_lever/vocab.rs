@@ -909,6 +909,41 @@ pub(crate) static GENERIC_BULLETS: &[&str] = &[
     "Presented quarterly results to leadership and proposed {n} improvements that were adopted.",
     "Volunteered as the team's point of contact for {s} questions.",
     "Helped hire and onboard {n} new team members.",
+    "Kept stakeholders informed with a short weekly written update on progress and risks.",
+    "Took over a struggling project mid-year and brought it back on schedule within {n} weeks.",
+    "Ran a lunch-and-learn series on {s} attended by colleagues from {n} departments.",
+    "Recognized with the annual team award for reliability and ownership.",
+    "Standardized checklists and templates, cutting rework by about {p}%.",
+    "Coordinated with vendors and partners to resolve escalations quickly.",
+    "Tracked goals and metrics in a shared dashboard reviewed with management each month.",
+    "Covered for the team lead during parental leave, running planning and one-on-ones.",
+    "Cleaned up years of outdated documentation so new hires could get productive faster.",
+    "Represented the team in cross-functional planning and budgeting meetings.",
+    "Built a training plan on {s} for new joiners that is still in use.",
+    "Handled sensitive information carefully and followed company compliance policies.",
+    "Balanced several priorities at once while meeting every hard deadline that year.",
+];
+
+/// One sentence introducing a job on a resume: `{org}`, `{n}`, `{focus}`, `{s}`.
+pub(crate) static POSITION_INTROS: &[&str] = &[
+    "Joined {org} as part of a {n}-person team focused on {focus}.",
+    "Worked at {org} on {focus}, reporting to the head of the department.",
+    "At {org} my day-to-day was {focus}, with a lot of {s}.",
+    "{org} hired me to strengthen the team's work on {focus}.",
+    "Member of a small, fast-moving group at {org} responsible for {focus}.",
+    "Promoted internally at {org} after leading work on {s}.",
+    "Brought in at {org} during a period of rapid growth to help with {focus}.",
+];
+
+/// Closing paragraphs (interests, availability, languages).
+pub(crate) static EXTRAS: &[&str] = &[
+    "Languages: English (native), Spanish (conversational).",
+    "Open to hybrid or remote work and occasional travel.",
+    "Outside of work I volunteer with a local mentoring program and run half marathons.",
+    "Languages: English, French (professional working proficiency).",
+    "References available on request.",
+    "Interested in roles where I can keep growing in {focus}.",
+    "Side projects: a small blog about {s} and a community meetup I co-organize.",
 ];
 
 /// Summary sentence templates: `{title}`, `{years}`, `{focus}`, `{s}`, `{t}`.
