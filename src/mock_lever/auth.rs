@@ -20,8 +20,13 @@ pub(crate) fn authenticate(
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = STANDARD.decode(value).ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
-        let user = decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user);
-        api_keys.iter().any(|k| constant_time_eq(k, user)).then(|| Credential(format!("key:{user}")))
+        let user = decoded
+            .split_once(':')
+            .map_or(decoded.as_str(), |(user, _)| user);
+        api_keys
+            .iter()
+            .any(|k| constant_time_eq(k, user))
+            .then(|| Credential(format!("key:{user}")))
     } else if scheme.eq_ignore_ascii_case("bearer") {
         bearer_tokens
             .iter()

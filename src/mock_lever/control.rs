@@ -16,9 +16,13 @@ type S = State<Arc<Shared>>;
 
 /// `POST /_mock/mutate`: one op or an array of ops, applied in order.
 pub(crate) async fn mutate(State(shared): S, body: Bytes) -> ApiResult {
-    let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid json: {e}")))?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid json: {e}")))?;
     let ops: Vec<MutateOp> = match value {
-        Value::Array(items) => items.into_iter().map(serde_json::from_value).collect::<Result<_, _>>(),
+        Value::Array(items) => items
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>(),
         other => serde_json::from_value(other).map(|op| vec![op]),
     }
     .map_err(|e| ApiError::bad_request(format!("invalid mutation: {e}")))?;
@@ -46,7 +50,8 @@ pub(crate) async fn reset_stats(State(shared): S) -> ApiResult {
 
 /// `POST /_mock/faults` with a [`FaultUpdate`].
 pub(crate) async fn faults(State(shared): S, body: Bytes) -> ApiResult {
-    let update: FaultUpdate = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid fault update: {e}")))?;
+    let update: FaultUpdate = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid fault update: {e}")))?;
     shared.set_faults(&update);
     Ok(single(json!({"applied": true})))
 }

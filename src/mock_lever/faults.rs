@@ -44,8 +44,19 @@ pub(crate) struct Faults {
 
 impl Faults {
     /// Faults with the configured rate and seed.
-    pub(crate) fn new(fail_rate: f64, latency_ms: u64, seed: u64, retry_after_secs: Option<u64>) -> Self {
-        Faults { rng: ChaCha8Rng::seed_from_u64(seed), fail_rate: fail_rate.clamp(0.0, 1.0), latency_ms, retry_after_secs, forced: None }
+    pub(crate) fn new(
+        fail_rate: f64,
+        latency_ms: u64,
+        seed: u64,
+        retry_after_secs: Option<u64>,
+    ) -> Self {
+        Faults {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            fail_rate: fail_rate.clamp(0.0, 1.0),
+            latency_ms,
+            retry_after_secs,
+            forced: None,
+        }
     }
 
     /// Applies an update (rate fields are handled by the rate limiter).
@@ -60,7 +71,11 @@ impl Faults {
             self.retry_after_secs = (secs > 0).then_some(secs);
         }
         if let Some(status) = update.force_status {
-            let status = if matches!(status, 429 | 500 | 503) { status } else { 503 };
+            let status = if matches!(status, 429 | 500 | 503) {
+                status
+            } else {
+                503
+            };
             self.forced = Some((status, update.force_count.unwrap_or(1)));
         }
     }
@@ -89,7 +104,11 @@ mod tests {
     #[test]
     fn forced_answers_run_out_and_dice_are_seeded() {
         let mut faults = Faults::new(0.3, 0, 9, None);
-        faults.update(&FaultUpdate { force_status: Some(429), force_count: Some(2), ..Default::default() });
+        faults.update(&FaultUpdate {
+            force_status: Some(429),
+            force_count: Some(2),
+            ..Default::default()
+        });
         assert_eq!(faults.take_forced(), Some(429));
         assert_eq!(faults.take_forced(), Some(429));
         assert_eq!(faults.take_forced(), None);

@@ -27,15 +27,28 @@ impl Pool {
         let archive_reasons =
             read_optional(&dir.join(ARCHIVE_REASONS))?.unwrap_or_else(default_archive_reasons);
         let users = read_optional(&dir.join(USERS))?.unwrap_or_else(default_users);
-        let first_stage = stages.first().map(|s| str_field(s, "id").to_owned()).unwrap_or_default();
-        let first_user = users.first().map(|u| str_field(u, "id").to_owned()).unwrap_or_default();
-        let defaults = Defaults { first_stage, first_user };
+        let first_stage = stages
+            .first()
+            .map(|s| str_field(s, "id").to_owned())
+            .unwrap_or_default();
+        let first_user = users
+            .first()
+            .map(|u| str_field(u, "id").to_owned())
+            .unwrap_or_default();
+        let defaults = Defaults {
+            first_stage,
+            first_user,
+        };
 
         let path = dir.join(OPPORTUNITIES);
         let mut opportunities = Vec::new();
         for (line, value) in read_lines(&path)? {
             opportunities.push(opportunity_from_line(value, &defaults).map_err(|message| {
-                Error::Fixture { path: path.clone(), line, message }
+                Error::Fixture {
+                    path: path.clone(),
+                    line,
+                    message,
+                }
             })?);
         }
         let path = dir.join(POSTINGS);
@@ -43,12 +56,25 @@ impl Pool {
             Some(postings) => postings
                 .into_iter()
                 .enumerate()
-                .map(|(i, p)| fill_posting(p).map_err(|message| Error::Fixture { path: path.clone(), line: i + 1, message }))
+                .map(|(i, p)| {
+                    fill_posting(p).map_err(|message| Error::Fixture {
+                        path: path.clone(),
+                        line: i + 1,
+                        message,
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
         let deleted = read_optional(&dir.join(DELETED))?.unwrap_or_default();
-        let mut pool = Pool { opportunities, postings, stages, archive_reasons, users, deleted };
+        let mut pool = Pool {
+            opportunities,
+            postings,
+            stages,
+            archive_reasons,
+            users,
+            deleted,
+        };
         derive_reference_data(&mut pool);
         Ok(pool)
     }
@@ -56,12 +82,18 @@ impl Pool {
     /// Writes the pool as a fixture directory (created if missing); `load_fixture` reads it back
     /// into an identical pool.
     pub fn save_fixture(&self, dir: &Path) -> Result<(), Error> {
-        fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+        fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
         let lines = self.opportunities.iter().map(opportunity_to_line);
         write_lines(&dir.join(OPPORTUNITIES), lines)?;
         write_lines(&dir.join(POSTINGS), self.postings.iter().cloned())?;
         write_lines(&dir.join(STAGES), self.stages.iter().cloned())?;
-        write_lines(&dir.join(ARCHIVE_REASONS), self.archive_reasons.iter().cloned())?;
+        write_lines(
+            &dir.join(ARCHIVE_REASONS),
+            self.archive_reasons.iter().cloned(),
+        )?;
         write_lines(&dir.join(USERS), self.users.iter().cloned())?;
         if !self.deleted.is_empty() {
             write_lines(&dir.join(DELETED), self.deleted.iter().cloned())?;
@@ -78,7 +110,10 @@ struct Defaults {
 fn opportunity_to_line(opp: &MockOpportunity) -> Value {
     let mut line = opp.opportunity.clone();
     if let Some(object) = line.as_object_mut() {
-        object.insert("applications".into(), Value::Array(opp.applications.clone()));
+        object.insert(
+            "applications".into(),
+            Value::Array(opp.applications.clone()),
+        );
         let resumes = opp
             .resumes
             .iter()
@@ -129,36 +164,45 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
             _ => Err("each of `applications` must be an id or an application object with an id".to_owned()),
         })
         .collect::<Result<_, _>>()?;
-    object.insert("applications".into(), applications.iter().map(|a| a["id"].clone()).collect());
+    object.insert(
+        "applications".into(),
+        applications.iter().map(|a| a["id"].clone()).collect(),
+    );
 
     let mut opportunity = Value::Object(object);
-    fill(&mut opportunity, &[
-        ("name", json!("")),
-        ("contact", json!(id)),
-        ("headline", json!("")),
-        ("stage", json!(defaults.first_stage)),
-        ("confidentiality", json!("non-confidential")),
-        ("location", json!("")),
-        ("phones", json!([])),
-        ("emails", json!([])),
-        ("links", json!([])),
-        ("archived", Value::Null),
-        ("tags", json!([])),
-        ("sources", json!([])),
-        ("stageChanges", json!([])),
-        ("origin", json!("sourced")),
-        ("sourcedBy", Value::Null),
-        ("owner", json!(defaults.first_user)),
-        ("followers", json!([])),
-        ("createdAt", json!(created)),
-        ("updatedAt", Value::Null),
-        ("lastInteractionAt", json!(created)),
-        ("lastAdvancedAt", json!(created)),
-        ("snoozedUntil", Value::Null),
-        ("urls", json!({"list": "https://hire.lever.co/candidates", "show": format!("https://hire.lever.co/candidates/{id}")})),
-        ("isAnonymized", json!(false)),
-        ("dataProtection", Value::Null),
-    ]);
+    fill(
+        &mut opportunity,
+        &[
+            ("name", json!("")),
+            ("contact", json!(id)),
+            ("headline", json!("")),
+            ("stage", json!(defaults.first_stage)),
+            ("confidentiality", json!("non-confidential")),
+            ("location", json!("")),
+            ("phones", json!([])),
+            ("emails", json!([])),
+            ("links", json!([])),
+            ("archived", Value::Null),
+            ("tags", json!([])),
+            ("sources", json!([])),
+            ("stageChanges", json!([])),
+            ("origin", json!("sourced")),
+            ("sourcedBy", Value::Null),
+            ("owner", json!(defaults.first_user)),
+            ("followers", json!([])),
+            ("createdAt", json!(created)),
+            ("updatedAt", Value::Null),
+            ("lastInteractionAt", json!(created)),
+            ("lastAdvancedAt", json!(created)),
+            ("snoozedUntil", Value::Null),
+            (
+                "urls",
+                json!({"list": "https://hire.lever.co/candidates", "show": format!("https://hire.lever.co/candidates/{id}")}),
+            ),
+            ("isAnonymized", json!(false)),
+            ("dataProtection", Value::Null),
+        ],
+    );
 
     let resumes = resumes
         .into_iter()
@@ -170,11 +214,14 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
                 Some(Value::String(text)) => text,
                 _ => String::new(),
             };
-            fill(&mut resume, &[
-                ("createdAt", json!(created)),
-                ("file", Value::Null),
-                ("parsedData", json!({"positions": [], "schools": []})),
-            ]);
+            fill(
+                &mut resume,
+                &[
+                    ("createdAt", json!(created)),
+                    ("file", Value::Null),
+                    ("parsedData", json!({"positions": [], "schools": []})),
+                ],
+            );
             Ok(MockResume { resume, text })
         })
         .collect::<Result<_, _>>()?;
@@ -182,11 +229,22 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
         .into_iter()
         .map(|mut note| {
             require_id(&note, "_notes")?;
-            let at = note.get("createdAt").and_then(Value::as_i64).unwrap_or(created);
-            fill(&mut note, &[
-                ("text", json!("Note")), ("fields", json!([])), ("user", Value::Null), ("secret", json!(false)),
-                ("createdAt", json!(at)), ("completedAt", json!(at)), ("deletedAt", Value::Null),
-            ]);
+            let at = note
+                .get("createdAt")
+                .and_then(Value::as_i64)
+                .unwrap_or(created);
+            fill(
+                &mut note,
+                &[
+                    ("text", json!("Note")),
+                    ("fields", json!([])),
+                    ("user", Value::Null),
+                    ("secret", json!(false)),
+                    ("createdAt", json!(at)),
+                    ("completedAt", json!(at)),
+                    ("deletedAt", Value::Null),
+                ],
+            );
             Ok(note)
         })
         .collect::<Result<_, String>>()?;
@@ -194,34 +252,78 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
         .into_iter()
         .map(|mut form| {
             require_id(&form, "_feedback")?;
-            let at = form.get("createdAt").and_then(Value::as_i64).unwrap_or(created);
-            fill(&mut form, &[
-                ("type", json!("interview")), ("text", json!("Feedback")), ("instructions", json!("")),
-                ("baseTemplateId", Value::Null), ("fields", json!([])), ("user", Value::Null),
-                ("panel", Value::Null), ("interview", Value::Null), ("createdAt", json!(at)),
-                ("completedAt", json!(at)), ("updatedAt", Value::Null), ("deletedAt", Value::Null),
-            ]);
+            let at = form
+                .get("createdAt")
+                .and_then(Value::as_i64)
+                .unwrap_or(created);
+            fill(
+                &mut form,
+                &[
+                    ("type", json!("interview")),
+                    ("text", json!("Feedback")),
+                    ("instructions", json!("")),
+                    ("baseTemplateId", Value::Null),
+                    ("fields", json!([])),
+                    ("user", Value::Null),
+                    ("panel", Value::Null),
+                    ("interview", Value::Null),
+                    ("createdAt", json!(at)),
+                    ("completedAt", json!(at)),
+                    ("updatedAt", Value::Null),
+                    ("deletedAt", Value::Null),
+                ],
+            );
             Ok(form)
         })
         .collect::<Result<_, String>>()?;
-    Ok(MockOpportunity { opportunity, applications, resumes, notes, feedback })
+    Ok(MockOpportunity {
+        opportunity,
+        applications,
+        resumes,
+        notes,
+        feedback,
+    })
 }
 
 fn fill_posting(mut posting: Value) -> Result<Value, String> {
     require_id(&posting, "postings")?;
-    let created = posting.get("createdAt").and_then(Value::as_i64).unwrap_or(0);
+    let created = posting
+        .get("createdAt")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     let id = str_field(&posting, "id").to_owned();
-    fill(&mut posting, &[
-        ("text", json!("")), ("state", json!("published")), ("distributionChannels", json!(["public", "internal"])),
-        ("confidentiality", json!("non-confidential")), ("user", Value::Null), ("owner", Value::Null),
-        ("hiringManager", Value::Null),
-        ("categories", json!({"team": null, "department": null, "location": null, "commitment": null, "level": null, "allLocations": []})),
-        ("tags", json!([])),
-        ("content", json!({"description": "", "descriptionHtml": "", "lists": [], "closing": "", "closingHtml": ""})),
-        ("country", json!("US")), ("followers", json!([])), ("reqCode", Value::Null), ("requisitionCodes", json!([])),
-        ("urls", json!({"list": "https://jobs.lever.co/example", "show": format!("https://jobs.lever.co/example/{id}"), "apply": format!("https://jobs.lever.co/example/{id}/apply")})),
-        ("workplaceType", json!("unspecified")), ("createdAt", json!(created)), ("updatedAt", json!(created)),
-    ]);
+    fill(
+        &mut posting,
+        &[
+            ("text", json!("")),
+            ("state", json!("published")),
+            ("distributionChannels", json!(["public", "internal"])),
+            ("confidentiality", json!("non-confidential")),
+            ("user", Value::Null),
+            ("owner", Value::Null),
+            ("hiringManager", Value::Null),
+            (
+                "categories",
+                json!({"team": null, "department": null, "location": null, "commitment": null, "level": null, "allLocations": []}),
+            ),
+            ("tags", json!([])),
+            (
+                "content",
+                json!({"description": "", "descriptionHtml": "", "lists": [], "closing": "", "closingHtml": ""}),
+            ),
+            ("country", json!("US")),
+            ("followers", json!([])),
+            ("reqCode", Value::Null),
+            ("requisitionCodes", json!([])),
+            (
+                "urls",
+                json!({"list": "https://jobs.lever.co/example", "show": format!("https://jobs.lever.co/example/{id}"), "apply": format!("https://jobs.lever.co/example/{id}/apply")}),
+            ),
+            ("workplaceType", json!("unspecified")),
+            ("createdAt", json!(created)),
+            ("updatedAt", json!(created)),
+        ],
+    );
     Ok(posting)
 }
 
@@ -262,7 +364,10 @@ fn derive_reference_data(pool: &mut Pool) {
             push(&mut stage_ids, change.get("toStageId"));
             push(&mut user_ids, change.get("userId"));
         }
-        push(&mut reason_ids, o.get("archived").and_then(|a| a.get("reason")));
+        push(
+            &mut reason_ids,
+            o.get("archived").and_then(|a| a.get("reason")),
+        );
         push(&mut user_ids, o.get("owner"));
         push(&mut user_ids, o.get("sourcedBy"));
         for follower in o["followers"].as_array().into_iter().flatten() {
@@ -279,12 +384,15 @@ fn derive_reference_data(pool: &mut Pool) {
     }
     for id in stage_ids {
         if pool.stage_index(&id).is_none() {
-            pool.stages.push(json!({"id": id, "text": id.replace('-', " ")}));
+            pool.stages
+                .push(json!({"id": id, "text": id.replace('-', " ")}));
         }
     }
     for id in reason_ids {
         if pool.archive_reason(&id).is_none() {
-            pool.archive_reasons.push(json!({"id": id, "text": "Archived", "status": "active", "type": "non-hired"}));
+            pool.archive_reasons.push(
+                json!({"id": id, "text": "Archived", "status": "active", "type": "non-hired"}),
+            );
         }
     }
     for id in user_ids {
@@ -296,14 +404,21 @@ fn derive_reference_data(pool: &mut Pool) {
 }
 
 fn read_lines(path: &Path) -> Result<Vec<(usize, Value)>, Error> {
-    let text = fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+    let text = fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
             serde_json::from_str(line)
                 .map(|v| (i + 1, v))
-                .map_err(|source| Error::Json { path: path.to_owned(), line: i + 1, source })
+                .map_err(|source| Error::Json {
+                    path: path.to_owned(),
+                    line: i + 1,
+                    source,
+                })
         })
         .collect()
 }
@@ -312,16 +427,24 @@ fn read_optional(path: &Path) -> Result<Option<Vec<Value>>, Error> {
     if !path.exists() {
         return Ok(None);
     }
-    Ok(Some(read_lines(path)?.into_iter().map(|(_, v)| v).collect()))
+    Ok(Some(
+        read_lines(path)?.into_iter().map(|(_, v)| v).collect(),
+    ))
 }
 
 fn write_lines(path: &PathBuf, values: impl Iterator<Item = Value>) -> Result<(), Error> {
-    let io = |source| Error::Io { path: path.clone(), source };
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
     let file = fs::File::create(path).map_err(io)?;
     let mut out = BufWriter::new(file);
     for value in values {
-        serde_json::to_writer(&mut out, &value)
-            .map_err(|source| Error::Json { path: path.clone(), line: 0, source })?;
+        serde_json::to_writer(&mut out, &value).map_err(|source| Error::Json {
+            path: path.clone(),
+            line: 0,
+            source,
+        })?;
         out.write_all(b"\n").map_err(io)?;
     }
     out.flush().map_err(io)
@@ -360,7 +483,11 @@ mod tests {
     #[test]
     fn bad_line_is_reported_with_its_number() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(OPPORTUNITIES), "{\"id\":\"o1\"}\n{\"name\":\"x\"}\n").unwrap();
+        fs::write(
+            dir.path().join(OPPORTUNITIES),
+            "{\"id\":\"o1\"}\n{\"name\":\"x\"}\n",
+        )
+        .unwrap();
         let err = Pool::load_fixture(dir.path()).unwrap_err().to_string();
         assert!(err.contains(":2"), "{err}");
         assert!(err.contains("id"), "{err}");

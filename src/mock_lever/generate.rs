@@ -24,7 +24,10 @@ const YEAR_MS: i64 = 365 * DAY_MS;
 pub fn generate_pool(candidates: usize, seed: u64) -> Pool {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let users = default_users();
-    let user_ids: Vec<String> = users.iter().map(|u| str_field(u, "id").to_owned()).collect();
+    let user_ids: Vec<String> = users
+        .iter()
+        .map(|u| str_field(u, "id").to_owned())
+        .collect();
     let postings = generate_postings(&mut rng, &user_ids, ANCHOR_MS);
     let mut pool = Pool {
         opportunities: Vec::new(),
@@ -34,22 +37,35 @@ pub fn generate_pool(candidates: usize, seed: u64) -> Pool {
         users,
         deleted: Vec::new(),
     };
-    let span = Span { end: ANCHOR_MS, length: 6 * YEAR_MS };
+    let span = Span {
+        end: ANCHOR_MS,
+        length: 6 * YEAR_MS,
+    };
     pool.opportunities = Generator::new(&mut rng, &pool).opportunities(candidates, span);
     pool
 }
 
 /// Generates `count` more opportunities for an existing pool (the `add_candidates` mutation),
 /// created during the week before `now`.
-pub(crate) fn generate_more(pool: &Pool, count: usize, seed: u64, now: i64) -> Vec<MockOpportunity> {
+pub(crate) fn generate_more(
+    pool: &Pool,
+    count: usize,
+    seed: u64,
+    now: i64,
+) -> Vec<MockOpportunity> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let span = Span { end: now, length: 7 * DAY_MS };
+    let span = Span {
+        end: now,
+        length: 7 * DAY_MS,
+    };
     Generator::new(&mut rng, pool).opportunities(count, span)
 }
 
 /// A random (version 4) UUID drawn from the seeded generator.
 pub(crate) fn random_uuid(rng: &mut ChaCha8Rng) -> String {
-    uuid::Builder::from_random_bytes(rng.r#gen()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(rng.r#gen())
+        .into_uuid()
+        .to_string()
 }
 
 /// The window in which generated opportunities are created.
@@ -122,16 +138,30 @@ impl<'a> Generator<'a> {
         };
         // Generation walks the default nine-stage pipeline; a fixture account with a shorter
         // one maps later positions onto its last stage.
-        let mut stages: Vec<String> = pool.stages.iter().map(|s| str_field(s, "id").to_owned()).collect();
+        let mut stages: Vec<String> = pool
+            .stages
+            .iter()
+            .map(|s| str_field(s, "id").to_owned())
+            .collect();
         if stages.is_empty() {
-            stages = default_stages().iter().map(|s| str_field(s, "id").to_owned()).collect();
+            stages = default_stages()
+                .iter()
+                .map(|s| str_field(s, "id").to_owned())
+                .collect();
         }
         while stages.len() < 9 {
             stages.push(stages[stages.len() - 1].clone());
         }
-        let mut users: Vec<String> = pool.users.iter().map(|u| str_field(u, "id").to_owned()).collect();
+        let mut users: Vec<String> = pool
+            .users
+            .iter()
+            .map(|u| str_field(u, "id").to_owned())
+            .collect();
         if users.is_empty() {
-            users = default_users().iter().map(|u| str_field(u, "id").to_owned()).collect();
+            users = default_users()
+                .iter()
+                .map(|u| str_field(u, "id").to_owned())
+                .collect();
         }
         Generator {
             rng,
@@ -148,12 +178,16 @@ impl<'a> Generator<'a> {
         let mut out = Vec::with_capacity(count);
         while out.len() < count {
             let person = self.person();
-            let created = span.end - self.rng.gen_range(DAY_MS.min(span.length / 2)..span.length.max(2));
+            let created = span.end
+                - self
+                    .rng
+                    .gen_range(DAY_MS.min(span.length / 2)..span.length.max(2));
             let career = self.career(&person, created);
             let second = out.len() + 2 <= count && self.rng.gen_bool(0.085);
             out.push(self.opportunity(&person, &career, created, span.end));
             if second {
-                let later = (created + self.rng.gen_range(60..700) * DAY_MS).min(span.end - DAY_MS / 2);
+                let later =
+                    (created + self.rng.gen_range(60..700) * DAY_MS).min(span.end - DAY_MS / 2);
                 out.push(self.opportunity(&person, &career, later.max(created + 1), span.end));
             }
         }
@@ -195,11 +229,21 @@ impl<'a> Generator<'a> {
         let mut skills: Vec<_> = family.skills.to_vec();
         skills.shuffle(self.rng);
         skills.truncate(self.rng.gen_range(6..=9.min(family.skills.len())));
-        let phone_type = self.pick(&[Some("mobile"), Some("mobile"), Some("home"), Some("work"), None]);
+        let phone_type = self.pick(&[
+            Some("mobile"),
+            Some("mobile"),
+            Some("home"),
+            Some("work"),
+            None,
+        ]);
         Person {
             contact: random_uuid(self.rng),
             name: format!("{first} {last}"),
-            email: format!("{}.{}{n}@{domain}", first.to_lowercase(), last.to_lowercase()),
+            email: format!(
+                "{}.{}{n}@{domain}",
+                first.to_lowercase(),
+                last.to_lowercase()
+            ),
             phone: json!({"type": phone_type, "value": format!("({area}) 555-{:04}", self.rng.gen_range(100..9999))}),
             city,
             links,
@@ -221,7 +265,9 @@ impl<'a> Generator<'a> {
         let mut rest = template;
         while let Some(start) = rest.find('{') {
             out.push_str(&rest[..start]);
-            let Some(len) = rest[start..].find('}') else { break };
+            let Some(len) = rest[start..].find('}') else {
+                break;
+            };
             let key = &rest[start + 1..start + len];
             match key {
                 "s" | "t" => out.push_str(self.skill_phrase(person)),
@@ -249,14 +295,24 @@ impl<'a> Generator<'a> {
             let share = (months_total / jobs as i32).max(6);
             let length = self.rng.gen_range(share / 2..=share + share / 2).max(4);
             let current = i == 0 && self.rng.gen_bool(0.6);
-            let end = if current { None } else { Some(month_pair(cursor)) };
+            let end = if current {
+                None
+            } else {
+                Some(month_pair(cursor))
+            };
             let start = cursor - length;
-            let level = person.seniority.saturating_sub(usize::from(i > 0 && i >= jobs / 2));
+            let level = person
+                .seniority
+                .saturating_sub(usize::from(i > 0 && i >= jobs / 2));
             let title = self.pick(person.family.titles[level]);
             positions.push(Position {
                 title,
                 org: self.pick(vocab::employers(person.family.sector)),
-                city: if self.rng.gen_bool(0.7) { person.city } else { self.pick(vocab::CITIES).0 },
+                city: if self.rng.gen_bool(0.7) {
+                    person.city
+                } else {
+                    self.pick(vocab::CITIES).0
+                },
                 start: month_pair(start),
                 end,
             });
@@ -284,10 +340,14 @@ impl<'a> Generator<'a> {
         let clamp = |t: i64| t.min(end - 1);
         let id = random_uuid(self.rng);
         let origin = self.pick(&[
-            "sourced", "sourced", "sourced", "sourced", "sourced", "sourced", "sourced", "applied", "applied",
-            "referred",
+            "sourced", "sourced", "sourced", "sourced", "sourced", "sourced", "sourced", "applied",
+            "applied", "referred",
         ]);
-        let origin = if self.rng.gen_bool(0.04) { self.pick(&["agency", "university", "internal"]) } else { origin };
+        let origin = if self.rng.gen_bool(0.04) {
+            self.pick(&["agency", "university", "internal"])
+        } else {
+            origin
+        };
         let source = self.pick(vocab::sources_for(origin));
         let owner = self.users[self.rng.gen_range(0..7.min(self.users.len()))].clone();
         let family_postings: Vec<usize> = (0..self.postings.len())
@@ -302,8 +362,18 @@ impl<'a> Generator<'a> {
         // Pipeline history.
         let archived = self.rng.gen_bool(0.6);
         let hired = archived && self.rng.gen_bool(0.1);
-        let path: &[usize] = if origin == "applied" { &[3, 4, 5, 6, 7, 8] } else { &[0, 1, 2, 4, 5, 6, 7, 8] };
-        let steps = if hired { path.len() } else { self.rng.gen_range(1..=path.len() - 1).min(1 + self.rng.gen_range(0..path.len())) };
+        let path: &[usize] = if origin == "applied" {
+            &[3, 4, 5, 6, 7, 8]
+        } else {
+            &[0, 1, 2, 4, 5, 6, 7, 8]
+        };
+        let steps = if hired {
+            path.len()
+        } else {
+            self.rng
+                .gen_range(1..=path.len() - 1)
+                .min(1 + self.rng.gen_range(0..path.len()))
+        };
         let mut t = created;
         let mut changes = Vec::with_capacity(steps);
         for &index in &path[..steps] {
@@ -315,9 +385,18 @@ impl<'a> Generator<'a> {
             t += self.rng.gen_range(1..15) * DAY_MS + self.rng.gen_range(0..DAY_MS);
         }
         let stage_index = path[steps - 1];
-        let last_advanced = clamp(changes.last().and_then(|c| c["updatedAt"].as_i64()).unwrap_or(created));
+        let last_advanced = clamp(
+            changes
+                .last()
+                .and_then(|c| c["updatedAt"].as_i64())
+                .unwrap_or(created),
+        );
         let archived_value = if archived {
-            let reasons = if hired { &self.hired_reasons } else { &self.other_reasons };
+            let reasons = if hired {
+                &self.hired_reasons
+            } else {
+                &self.other_reasons
+            };
             match reasons.len() {
                 0 => Value::Null,
                 n => json!({"reason": reasons[self.rng.gen_range(0..n)], "archivedAt": clamp(t)}),
@@ -326,19 +405,34 @@ impl<'a> Generator<'a> {
             Value::Null
         };
 
-        let title = career.0.first().map(|p| p.title).unwrap_or(person.family.titles[1][0]);
+        let title = career
+            .0
+            .first()
+            .map(|p| p.title)
+            .unwrap_or(person.family.titles[1][0]);
         let notes = self.notes(person, title, created, clamp(t + DAY_MS), &owner);
-        let feedback = if stage_index >= FIRST_INTERVIEW_STAGE { self.feedback(person, created, clamp(t), &owner) } else { Vec::new() };
+        let feedback = if stage_index >= FIRST_INTERVIEW_STAGE {
+            self.feedback(person, created, clamp(t), &owner)
+        } else {
+            Vec::new()
+        };
         let resumes = self.resumes(person, career, &id, created, end);
         let last_interaction = notes
             .iter()
             .filter_map(|n| n["createdAt"].as_i64())
-            .chain([last_advanced, archived_value["archivedAt"].as_i64().unwrap_or(0)])
+            .chain([
+                last_advanced,
+                archived_value["archivedAt"].as_i64().unwrap_or(0),
+            ])
             .max()
             .unwrap_or(created);
         let old = created < end - 5 * YEAR_MS / 2;
         let updated_null = self.rng.gen_bool(if old { 0.8 } else { 0.35 });
-        let updated = if updated_null { Value::Null } else { json!(clamp(last_interaction + self.rng.gen_range(1..5000))) };
+        let updated = if updated_null {
+            Value::Null
+        } else {
+            json!(clamp(last_interaction + self.rng.gen_range(1..5000)))
+        };
 
         let mut tags: Vec<String> = Vec::new();
         let mut applications = Vec::new();
@@ -418,10 +512,23 @@ impl<'a> Generator<'a> {
         if let Some(location) = location {
             opportunity["opportunityLocation"] = json!(location);
         }
-        MockOpportunity { opportunity, applications, resumes, notes, feedback }
+        MockOpportunity {
+            opportunity,
+            applications,
+            resumes,
+            notes,
+            feedback,
+        }
     }
 
-    fn notes(&mut self, person: &Person, title: &str, from: i64, to: i64, owner: &str) -> Vec<Value> {
+    fn notes(
+        &mut self,
+        person: &Person,
+        title: &str,
+        from: i64,
+        to: i64,
+        owner: &str,
+    ) -> Vec<Value> {
         let count = self.pick(&[0, 0, 1, 1, 1, 2, 2, 3, 4, 5]);
         let mut notes = Vec::with_capacity(count);
         for _ in 0..count {
@@ -450,14 +557,25 @@ impl<'a> Generator<'a> {
 
     fn feedback(&mut self, person: &Person, from: i64, to: i64, owner: &str) -> Vec<Value> {
         let count = self.rng.gen_range(1..=3);
-        let ratings = ["4 - Strong Hire", "3 - Hire", "2 - No Hire", "1 - Strong No Hire"];
+        let ratings = [
+            "4 - Strong Hire",
+            "3 - Hire",
+            "2 - No Hire",
+            "1 - Strong No Hire",
+        ];
         let mut forms = Vec::with_capacity(count);
         for k in 0..count {
             let created = self.rng.gen_range(from..=to.max(from));
             let mut skills: Vec<&str> = person.skills.iter().take(2).map(|g| g[0]).collect();
             skills.push("Communication");
-            let scores: Vec<Value> = skills.iter().map(|s| json!({"text": s, "description": ""})).collect();
-            let values: Vec<Value> = skills.iter().map(|_| json!({"score": self.rng.gen_range(1..=4), "comment": ""})).collect();
+            let scores: Vec<Value> = skills
+                .iter()
+                .map(|s| json!({"text": s, "description": ""}))
+                .collect();
+            let values: Vec<Value> = skills
+                .iter()
+                .map(|_| json!({"score": self.rng.gen_range(1..=4), "comment": ""}))
+                .collect();
             let comment = self.pick(vocab::FEEDBACK_COMMENTS);
             let comment = self.fill(comment, person, "");
             let upper = self.users.len().min(7);
@@ -514,7 +632,14 @@ impl<'a> Generator<'a> {
         resumes
     }
 
-    fn resume(&mut self, opportunity_id: &str, created: i64, text: &str, parsed: &Value, ext: Option<&'static str>) -> MockResume {
+    fn resume(
+        &mut self,
+        opportunity_id: &str,
+        created: i64,
+        text: &str,
+        parsed: &Value,
+        ext: Option<&'static str>,
+    ) -> MockResume {
         let id = random_uuid(self.rng);
         let roll = self.rng.gen_range(0..100);
         let ext = ext.unwrap_or(match roll {
@@ -523,7 +648,11 @@ impl<'a> Generator<'a> {
             _ => "txt",
         });
         let no_file = self.rng.gen_bool(0.04);
-        let status = if self.rng.gen_bool(0.03) { "error" } else { "processed" };
+        let status = if self.rng.gen_bool(0.03) {
+            "error"
+        } else {
+            "processed"
+        };
         let file = if no_file {
             Value::Null
         } else {
@@ -538,12 +667,20 @@ impl<'a> Generator<'a> {
         };
         MockResume {
             resume: json!({"id": id, "createdAt": created, "file": file, "parsedData": parsed}),
-            text: if no_file { String::new() } else { text.to_owned() },
+            text: if no_file {
+                String::new()
+            } else {
+                text.to_owned()
+            },
         }
     }
 
     /// The resume text and, per position, its first bullet (the `parsedData` summary).
-    fn resume_text(&mut self, person: &Person, career: &(Vec<Position>, Vec<Degree>)) -> (String, Vec<Option<String>>) {
+    fn resume_text(
+        &mut self,
+        person: &Person,
+        career: &(Vec<Position>, Vec<Degree>),
+    ) -> (String, Vec<Option<String>>) {
         let (positions, degrees) = career;
         let target = match person.seniority {
             0 => self.rng.gen_range(320..=520),
@@ -564,7 +701,10 @@ impl<'a> Generator<'a> {
         let extra_template = self.pick(vocab::EXTRAS);
         let extra = self.fill(extra_template, person, latest);
         let count = |s: &str| s.split_whitespace().count();
-        let mut words = 25 + count(&summary) + skills.len() * 2 + count(&extra)
+        let mut words = 25
+            + count(&summary)
+            + skills.len() * 2
+            + count(&extra)
             + intros.iter().map(|i| count(i) + 8).sum::<usize>();
         // Bullets are drawn without replacement (family first, then generic) until the target
         // length is reached; only very long resumes reuse a template, with different fills.
@@ -576,34 +716,60 @@ impl<'a> Generator<'a> {
         let mut round = 0;
         while words < target {
             let template = if round % 4 == 3 || family.is_empty() {
-                generic.pop().or_else(|| family.pop()).unwrap_or_else(|| self.pick(person.family.bullets))
+                generic
+                    .pop()
+                    .or_else(|| family.pop())
+                    .unwrap_or_else(|| self.pick(person.family.bullets))
             } else {
                 family.pop().unwrap_or("")
             };
             let bullet = self.fill(template, person, latest);
             words += count(&bullet) + 1;
             // Recent jobs get more bullets than old ones.
-            let slot = if positions.len() > 1 && round % 3 == 2 { 1 + round / 3 % (positions.len() - 1) } else { 0 };
+            let slot = if positions.len() > 1 && round % 3 == 2 {
+                1 + round / 3 % (positions.len() - 1)
+            } else {
+                0
+            };
             bullets[slot].push(bullet);
             round += 1;
         }
         let mut out = String::with_capacity(target * 8);
         let phone = person.phone["value"].as_str().unwrap_or("");
-        out.push_str(&format!("{}\n{} | {} | {} | {}\n\n", person.name, person.city, person.email, phone, person.links[0]));
+        out.push_str(&format!(
+            "{}\n{} | {} | {} | {}\n\n",
+            person.name, person.city, person.email, phone, person.links[0]
+        ));
         out.push_str(&format!("SUMMARY\n{summary}\n\nEXPERIENCE\n"));
         for ((position, bullets), intro) in positions.iter().zip(&bullets).zip(&intros) {
-            let end = position.end.map(month_label).unwrap_or_else(|| "Present".to_owned());
-            out.push_str(&format!("\n{} - {}, {}\n{} - {}\n{intro}\n", position.title, position.org, position.city, month_label(position.start), end));
+            let end = position
+                .end
+                .map(month_label)
+                .unwrap_or_else(|| "Present".to_owned());
+            out.push_str(&format!(
+                "\n{} - {}, {}\n{} - {}\n{intro}\n",
+                position.title,
+                position.org,
+                position.city,
+                month_label(position.start),
+                end
+            ));
             for bullet in bullets {
                 out.push_str(&format!("- {bullet}\n"));
             }
         }
         out.push_str(&format!("\nSKILLS\n{}\n\nEDUCATION\n", skills.join(", ")));
         for degree in degrees {
-            out.push_str(&format!("{} in {}, {}, {}\n", degree.degree, degree.field, degree.school, degree.end.0));
+            out.push_str(&format!(
+                "{} in {}, {}, {}\n",
+                degree.degree, degree.field, degree.school, degree.end.0
+            ));
         }
         if !person.family.certifications.is_empty() && self.rng.gen_bool(0.5) {
-            out.push_str(&format!("\nCERTIFICATIONS\n{}\n", self.pick(person.family.certifications)));
+            out.push_str(&format!(
+                "\nCERTIFICATIONS\n{}\n",
+                self.pick(person.family.certifications)
+            ));
         }
         out.push_str(&format!("\nADDITIONAL\n{extra}\n"));
         let summaries = bullets.into_iter().map(|b| b.into_iter().next()).collect();
@@ -612,7 +778,10 @@ impl<'a> Generator<'a> {
 }
 
 /// `parsedData` consistent with the resume text: the same positions and schools.
-fn parsed_data((positions, degrees): &(Vec<Position>, Vec<Degree>), summaries: &[Option<String>]) -> Value {
+fn parsed_data(
+    (positions, degrees): &(Vec<Position>, Vec<Degree>),
+    summaries: &[Option<String>],
+) -> Value {
     let ym = |(year, month): (i32, u32)| json!({"year": year, "month": month});
     json!({
         "positions": positions.iter().zip(summaries).map(|(p, summary)| {
@@ -633,12 +802,24 @@ fn parsed_data((positions, degrees): &(Vec<Position>, Vec<Degree>), summaries: &
 fn posting_family(title: &str) -> &'static str {
     let lower = title.to_lowercase();
     let rules: &[(&str, &str)] = &[
-        ("rust", "rust_backend"), ("nurse", "nursing"), ("data scientist", "data_science"),
-        ("frontend", "frontend"), ("reliability", "devops"), ("account executive", "sales"),
-        ("designer", "design"), ("financial", "finance"), ("support", "support"),
-        ("mechanical", "mech_eng"), ("recruiter", "recruiting"), ("security", "security"),
+        ("rust", "rust_backend"),
+        ("nurse", "nursing"),
+        ("data scientist", "data_science"),
+        ("frontend", "frontend"),
+        ("reliability", "devops"),
+        ("account executive", "sales"),
+        ("designer", "design"),
+        ("financial", "finance"),
+        ("support", "support"),
+        ("mechanical", "mech_eng"),
+        ("recruiter", "recruiting"),
+        ("security", "security"),
     ];
-    rules.iter().find(|(word, _)| lower.contains(word)).map(|(_, key)| *key).unwrap_or("")
+    rules
+        .iter()
+        .find(|(word, _)| lower.contains(word))
+        .map(|(_, key)| *key)
+        .unwrap_or("")
 }
 
 /// (year, month 1..=12) of a Unix-millisecond timestamp (UTC).
@@ -660,7 +841,9 @@ fn month_pair(months: i32) -> (i32, u32) {
 }
 
 fn month_label((year, month): (i32, u32)) -> String {
-    const NAMES: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const NAMES: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!("{} {year}", NAMES[(month as usize).saturating_sub(1) % 12])
 }
 
@@ -674,7 +857,10 @@ mod tests {
         let b = generate_pool(60, 7);
         let c = generate_pool(60, 8);
         assert_eq!(a, b);
-        assert_ne!(a.opportunities[0].opportunity, c.opportunities[0].opportunity);
+        assert_ne!(
+            a.opportunities[0].opportunity,
+            c.opportunities[0].opportunity
+        );
         assert_eq!(a.opportunities.len(), 60);
     }
 
@@ -682,7 +868,12 @@ mod tests {
     fn resumes_are_300_to_900_words() {
         let pool = generate_pool(150, 3);
         let mut seen = 0;
-        for resume in pool.opportunities.iter().flat_map(|o| &o.resumes).filter(|r| !r.text.is_empty()) {
+        for resume in pool
+            .opportunities
+            .iter()
+            .flat_map(|o| &o.resumes)
+            .filter(|r| !r.text.is_empty())
+        {
             let words = resume.text.split_whitespace().count();
             assert!((300..=900).contains(&words), "{words} words");
             seen += 1;
@@ -694,13 +885,25 @@ mod tests {
     fn pool_has_the_promised_mix() {
         let pool = generate_pool(1000, 11);
         let opps = &pool.opportunities;
-        let share = |pred: &dyn Fn(&MockOpportunity) -> bool| opps.iter().filter(|o| pred(o)).count() as f64 / opps.len() as f64;
+        let share = |pred: &dyn Fn(&MockOpportunity) -> bool| {
+            opps.iter().filter(|o| pred(o)).count() as f64 / opps.len() as f64
+        };
         let null_updated = share(&|o| o.updated_at().is_none());
-        assert!((0.5..0.7).contains(&null_updated), "null updatedAt {null_updated}");
+        assert!(
+            (0.5..0.7).contains(&null_updated),
+            "null updatedAt {null_updated}"
+        );
         let archived = share(&|o| !o.opportunity["archived"].is_null());
         assert!((0.5..0.7).contains(&archived), "archived {archived}");
-        let hired_ids: Vec<&str> = pool.archive_reasons.iter().filter(|r| r["type"] == "hired").map(|r| str_field(r, "id")).collect();
-        let hired = share(&|o| hired_ids.contains(&o.opportunity["archived"]["reason"].as_str().unwrap_or("")));
+        let hired_ids: Vec<&str> = pool
+            .archive_reasons
+            .iter()
+            .filter(|r| r["type"] == "hired")
+            .map(|r| str_field(r, "id"))
+            .collect();
+        let hired = share(&|o| {
+            hired_ids.contains(&o.opportunity["archived"]["reason"].as_str().unwrap_or(""))
+        });
         assert!((0.03..0.1).contains(&hired), "hired {hired}");
         let rust = share(&|o| o.resumes.iter().any(|r| r.text.contains("Rust")));
         assert!((0.02..0.08).contains(&rust), "rust {rust}");
@@ -710,13 +913,36 @@ mod tests {
         }
         let repeat = contacts.values().filter(|c| **c == 2).count() as f64 / contacts.len() as f64;
         assert!((0.04..0.13).contains(&repeat), "repeat contacts {repeat}");
-        assert!(opps.iter().any(|o| o.notes.iter().any(|n| !n["deletedAt"].is_null())));
-        assert!(opps.iter().any(|o| o.feedback.iter().any(|n| !n["deletedAt"].is_null())));
-        assert!(opps.iter().flat_map(|o| &o.resumes).any(|r| r.file_status() == Some("error")));
-        assert!(opps.iter().flat_map(|o| &o.resumes).any(|r| r.file_status().is_none()));
-        assert!(opps.iter().any(|o| o.opportunity["stageChanges"].as_array().is_some_and(|c| c.iter().any(|c| c.get("userId").is_none()))));
+        assert!(
+            opps.iter()
+                .any(|o| o.notes.iter().any(|n| !n["deletedAt"].is_null()))
+        );
+        assert!(
+            opps.iter()
+                .any(|o| o.feedback.iter().any(|n| !n["deletedAt"].is_null()))
+        );
+        assert!(
+            opps.iter()
+                .flat_map(|o| &o.resumes)
+                .any(|r| r.file_status() == Some("error"))
+        );
+        assert!(
+            opps.iter()
+                .flat_map(|o| &o.resumes)
+                .any(|r| r.file_status().is_none())
+        );
+        assert!(opps.iter().any(|o| {
+            o.opportunity["stageChanges"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c.get("userId").is_none()))
+        }));
         for title in ["Rust", "Nurse", "Data Scientist"] {
-            assert!(pool.postings.iter().any(|p| str_field(p, "text").contains(title)), "{title}");
+            assert!(
+                pool.postings
+                    .iter()
+                    .any(|p| str_field(p, "text").contains(title)),
+                "{title}"
+            );
         }
     }
 

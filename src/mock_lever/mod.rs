@@ -227,11 +227,21 @@ pub struct MockLever {
 
 impl MockLever {
     /// Binds `listen` (port 0 picks a free port) and serves `pool` until shut down.
-    pub async fn start(listen: SocketAddr, pool: Pool, config: MockConfig) -> Result<MockLever, Error> {
+    pub async fn start(
+        listen: SocketAddr,
+        pool: Pool,
+        config: MockConfig,
+    ) -> Result<MockLever, Error> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|source| Error::Bind { addr: listen, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind { addr: listen, source })?;
+            .map_err(|source| Error::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: listen,
+            source,
+        })?;
         let shared = Arc::new(server::Shared::new(pool, config));
         let app = server::router(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -246,7 +256,12 @@ impl MockLever {
             }
         });
         tracing::info!(%addr, "mock lever listening");
-        Ok(MockLever { addr, shared, stop: Some(stop), task: Some(task) })
+        Ok(MockLever {
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
     }
 
     /// The base URL of the API, `http://127.0.0.1:PORT/v1`.
@@ -286,7 +301,11 @@ impl MockLever {
 
     /// Forces the next `count` `/v1` answers to `status` (429, 500 or 503).
     pub fn force_next(&self, status: u16, count: u32) {
-        self.shared.set_faults(&FaultUpdate { force_status: Some(status), force_count: Some(count), ..FaultUpdate::default() });
+        self.shared.set_faults(&FaultUpdate {
+            force_status: Some(status),
+            force_count: Some(count),
+            ..FaultUpdate::default()
+        });
     }
 
     /// Stops accepting connections and waits for in-flight requests to finish.

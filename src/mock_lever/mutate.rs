@@ -89,20 +89,36 @@ pub(crate) struct NewNote<'a> {
 pub(crate) fn apply(pool: &mut Pool, op: MutateOp, now: i64) -> Result<(Value, Vec<Event>), Error> {
     let first_user = pool.users.first().map(|u| str_field(u, "id").to_owned());
     match op {
-        MutateOp::AddNote { opportunity_id, text } => {
+        MutateOp::AddNote {
+            opportunity_id,
+            text,
+        } => {
             let note = add_note(
                 pool,
                 &opportunity_id,
-                &NewNote { value: &text, user: first_user.as_deref(), secret: false, score: None, created_at: None, thread: None },
+                &NewNote {
+                    value: &text,
+                    user: first_user.as_deref(),
+                    secret: false,
+                    score: None,
+                    created_at: None,
+                    thread: None,
+                },
                 now,
             )?;
             Ok((json!({"noteId": note["id"]}), Vec::new()))
         }
-        MutateOp::MoveStage { opportunity_id, stage_id } => {
+        MutateOp::MoveStage {
+            opportunity_id,
+            stage_id,
+        } => {
             let events = set_stage(pool, &opportunity_id, &stage_id, first_user.as_deref(), now)?;
             Ok((json!({"opportunityId": opportunity_id}), events))
         }
-        MutateOp::Archive { opportunity_id, reason_id } => {
+        MutateOp::Archive {
+            opportunity_id,
+            reason_id,
+        } => {
             let events = set_archived(pool, &opportunity_id, reason_id.as_deref(), now)?;
             Ok((json!({"opportunityId": opportunity_id}), events))
         }
@@ -114,11 +130,18 @@ pub(crate) fn apply(pool: &mut Pool, op: MutateOp, now: i64) -> Result<(Value, V
             let (ids, events) = add_candidates(pool, count, seed, now);
             Ok((json!({"opportunityIds": ids}), events))
         }
-        MutateOp::UpdateResumeText { opportunity_id, resume_id, text } => {
+        MutateOp::UpdateResumeText {
+            opportunity_id,
+            resume_id,
+            text,
+        } => {
             let id = update_resume_text(pool, &opportunity_id, resume_id.as_deref(), text, now)?;
             Ok((json!({"resumeId": id}), Vec::new()))
         }
-        MutateOp::AddTags { opportunity_id, tags } => {
+        MutateOp::AddTags {
+            opportunity_id,
+            tags,
+        } => {
             change_list(pool, &opportunity_id, "tags", true, &tags, now)?;
             Ok((json!({"opportunityId": opportunity_id}), Vec::new()))
         }
@@ -129,7 +152,10 @@ fn find<'a>(pool: &'a mut Pool, id: &str) -> Result<&'a mut MockOpportunity, Err
     pool.opportunities
         .iter_mut()
         .find(|o| o.id() == id)
-        .ok_or_else(|| Error::NotFound { kind: "opportunities", id: id.to_owned() })
+        .ok_or_else(|| Error::NotFound {
+            kind: "opportunities",
+            id: id.to_owned(),
+        })
 }
 
 fn touch(opp: &mut MockOpportunity, now: i64) {
@@ -145,12 +171,25 @@ fn event(name: &'static str, opp: &MockOpportunity, extra: Value) -> Event {
     if let Value::Object(extra) = extra {
         data.extend(extra);
     }
-    Event { name, origin: str_field(&opp.opportunity, "origin").to_owned(), data: Value::Object(data) }
+    Event {
+        name,
+        origin: str_field(&opp.opportunity, "origin").to_owned(),
+        data: Value::Object(data),
+    }
 }
 
 /// `PUT /opportunities/:id/stage`.
-pub(crate) fn set_stage(pool: &mut Pool, id: &str, stage: &str, user: Option<&str>, now: i64) -> Result<Vec<Event>, Error> {
-    let index = pool.stage_index(stage).ok_or_else(|| Error::NotFound { kind: "stages", id: stage.to_owned() })?;
+pub(crate) fn set_stage(
+    pool: &mut Pool,
+    id: &str,
+    stage: &str,
+    user: Option<&str>,
+    now: i64,
+) -> Result<Vec<Event>, Error> {
+    let index = pool.stage_index(stage).ok_or_else(|| Error::NotFound {
+        kind: "stages",
+        id: stage.to_owned(),
+    })?;
     let opp = find(pool, id)?;
     let from = opp.opportunity["stage"].clone();
     let mut change = json!({"toStageId": stage, "toStageIndex": index, "updatedAt": now});
@@ -164,14 +203,26 @@ pub(crate) fn set_stage(pool: &mut Pool, id: &str, stage: &str, user: Option<&st
     opp.opportunity["stage"] = json!(stage);
     opp.opportunity["lastAdvancedAt"] = json!(now);
     touch(opp, now);
-    Ok(vec![event("candidateStageChange", opp, json!({"fromStageId": from, "toStageId": stage}))])
+    Ok(vec![event(
+        "candidateStageChange",
+        opp,
+        json!({"fromStageId": from, "toStageId": stage}),
+    )])
 }
 
 /// `PUT /opportunities/:id/archived`: a reason archives, `None` unarchives.
-pub(crate) fn set_archived(pool: &mut Pool, id: &str, reason: Option<&str>, now: i64) -> Result<Vec<Event>, Error> {
+pub(crate) fn set_archived(
+    pool: &mut Pool,
+    id: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<Vec<Event>, Error> {
     let hired = match reason {
         Some(r) => {
-            let found = pool.archive_reason(r).ok_or_else(|| Error::NotFound { kind: "archive_reasons", id: r.to_owned() })?;
+            let found = pool.archive_reason(r).ok_or_else(|| Error::NotFound {
+                kind: "archive_reasons",
+                id: r.to_owned(),
+            })?;
             str_field(found, "type") == "hired"
         }
         None => false,
@@ -184,7 +235,11 @@ pub(crate) fn set_archived(pool: &mut Pool, id: &str, reason: Option<&str>, now:
         application["archived"] = to.clone();
     }
     touch(opp, now);
-    let mut events = vec![event("candidateArchiveChange", opp, json!({"fromArchived": from, "toArchived": to}))];
+    let mut events = vec![event(
+        "candidateArchiveChange",
+        opp,
+        json!({"fromArchived": from, "toArchived": to}),
+    )];
     if hired {
         events.push(event("candidateHired", opp, json!({})));
     }
@@ -192,11 +247,23 @@ pub(crate) fn set_archived(pool: &mut Pool, id: &str, reason: Option<&str>, now:
 }
 
 /// `addTags`/`removeTags`/`addSources`/`removeSources`/`addLinks`/`removeLinks`.
-pub(crate) fn change_list(pool: &mut Pool, id: &str, field: &str, add: bool, items: &[String], now: i64) -> Result<(), Error> {
+pub(crate) fn change_list(
+    pool: &mut Pool,
+    id: &str,
+    field: &str,
+    add: bool,
+    items: &[String],
+    now: i64,
+) -> Result<(), Error> {
     let opp = find(pool, id)?;
     let mut current: Vec<String> = opp.opportunity[field]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     if add {
         for item in items {
@@ -213,7 +280,12 @@ pub(crate) fn change_list(pool: &mut Pool, id: &str, field: &str, add: bool, ite
 }
 
 /// `POST /opportunities/:id/notes`; returns the note (new, or the thread it was appended to).
-pub(crate) fn add_note(pool: &mut Pool, id: &str, note: &NewNote<'_>, now: i64) -> Result<Value, Error> {
+pub(crate) fn add_note(
+    pool: &mut Pool,
+    id: &str,
+    note: &NewNote<'_>,
+    now: i64,
+) -> Result<Value, Error> {
     let created = note.created_at.unwrap_or(now);
     if created > now {
         return Err(Error::Invalid("createdAt must not be in the future".into()));
@@ -232,7 +304,10 @@ pub(crate) fn add_note(pool: &mut Pool, id: &str, note: &NewNote<'_>, now: i64) 
                 .notes
                 .iter_mut()
                 .find(|n| str_field(n, "id") == thread && n["deletedAt"].is_null())
-                .ok_or_else(|| Error::NotFound { kind: "notes", id: thread.to_owned() })?;
+                .ok_or_else(|| Error::NotFound {
+                    kind: "notes",
+                    id: thread.to_owned(),
+                })?;
             if let Some(fields) = existing["fields"].as_array_mut() {
                 fields.push(field);
             }
@@ -259,35 +334,56 @@ pub(crate) fn delete_note(pool: &mut Pool, id: &str, note_id: &str, now: i64) ->
         .notes
         .iter_mut()
         .find(|n| str_field(n, "id") == note_id && n["deletedAt"].is_null())
-        .ok_or_else(|| Error::NotFound { kind: "notes", id: note_id.to_owned() })?;
+        .ok_or_else(|| Error::NotFound {
+            kind: "notes",
+            id: note_id.to_owned(),
+        })?;
     note["deletedAt"] = json!(now);
     touch(opp, now);
     Ok(())
 }
 
 /// Deletes an opportunity into the deleted list.
-pub(crate) fn delete_opportunity(pool: &mut Pool, id: &str, user: Option<&str>, now: i64) -> Result<Vec<Event>, Error> {
+pub(crate) fn delete_opportunity(
+    pool: &mut Pool,
+    id: &str,
+    user: Option<&str>,
+    now: i64,
+) -> Result<Vec<Event>, Error> {
     let position = pool
         .opportunities
         .iter()
         .position(|o| o.id() == id)
-        .ok_or_else(|| Error::NotFound { kind: "opportunities", id: id.to_owned() })?;
+        .ok_or_else(|| Error::NotFound {
+            kind: "opportunities",
+            id: id.to_owned(),
+        })?;
     let opp = pool.opportunities.remove(position);
     let mut record = opp.opportunity.clone();
     record["deletedAt"] = json!(now);
     record["deletedBy"] = json!(user);
     pool.deleted.push(record);
-    Ok(vec![event("candidateDeleted", &opp, json!({"deletedBy": user}))])
+    Ok(vec![event(
+        "candidateDeleted",
+        &opp,
+        json!({"deletedBy": user}),
+    )])
 }
 
 /// Generates new opportunities (fresh records: `updatedAt` set).
-pub(crate) fn add_candidates(pool: &mut Pool, count: usize, seed: u64, now: i64) -> (Vec<String>, Vec<Event>) {
+pub(crate) fn add_candidates(
+    pool: &mut Pool,
+    count: usize,
+    seed: u64,
+    now: i64,
+) -> (Vec<String>, Vec<Event>) {
     let mut added = generate_more(pool, count, seed, now);
     let mut events = Vec::new();
     for opp in &mut added {
         opp.opportunity["updatedAt"] = json!(now);
         for application in &opp.applications {
-            let extra = json!({"applicationId": application["id"], "postingId": application["posting"]});
+            let extra =
+                json!({"applicationId": application["id"], "postingId": application["posting"]});
             events.push(event("applicationCreated", opp, extra));
         }
     }
@@ -297,7 +393,13 @@ pub(crate) fn add_candidates(pool: &mut Pool, count: usize, seed: u64, now: i64)
 }
 
 /// Replaces a resume's text (creating a TXT resume when the opportunity has none).
-pub(crate) fn update_resume_text(pool: &mut Pool, id: &str, resume_id: Option<&str>, text: String, now: i64) -> Result<String, Error> {
+pub(crate) fn update_resume_text(
+    pool: &mut Pool,
+    id: &str,
+    resume_id: Option<&str>,
+    text: String,
+    now: i64,
+) -> Result<String, Error> {
     let opp = find(pool, id)?;
     let opp_id = opp.id().to_owned();
     let index = match resume_id {
@@ -305,7 +407,10 @@ pub(crate) fn update_resume_text(pool: &mut Pool, id: &str, resume_id: Option<&s
             .resumes
             .iter()
             .position(|r| r.id() == rid)
-            .ok_or_else(|| Error::NotFound { kind: "resumes", id: rid.to_owned() })?,
+            .ok_or_else(|| Error::NotFound {
+                kind: "resumes",
+                id: rid.to_owned(),
+            })?,
         None if opp.resumes.is_empty() => {
             opp.resumes.push(MockResume {
                 resume: json!({"id": uuid::Uuid::new_v4().to_string(), "createdAt": now, "file": null,
@@ -344,12 +449,40 @@ mod tests {
         assert_eq!(events[0].name, "candidateStageChange");
         let opp = pool.opportunity(&id).unwrap();
         assert_eq!(opp.updated_at(), Some(5_000_000_000_000));
-        assert_eq!(opp.opportunity["stageChanges"].as_array().unwrap().last().unwrap()["toStageId"], "offer");
-        let hired = pool.archive_reasons.iter().find(|r| r["type"] == "hired").unwrap()["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            opp.opportunity["stageChanges"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()["toStageId"],
+            "offer"
+        );
+        let hired = pool
+            .archive_reasons
+            .iter()
+            .find(|r| r["type"] == "hired")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let events = set_archived(&mut pool, &id, Some(&hired), 5_000_000_000_001).unwrap();
-        assert_eq!(events.iter().map(|e| e.name).collect::<Vec<_>>(), ["candidateArchiveChange", "candidateHired"]);
-        change_list(&mut pool, &id, "tags", true, &["x".into(), "x".into()], 5_000_000_000_002).unwrap();
-        let tags = pool.opportunity(&id).unwrap().opportunity["tags"].as_array().unwrap().clone();
+        assert_eq!(
+            events.iter().map(|e| e.name).collect::<Vec<_>>(),
+            ["candidateArchiveChange", "candidateHired"]
+        );
+        change_list(
+            &mut pool,
+            &id,
+            "tags",
+            true,
+            &["x".into(), "x".into()],
+            5_000_000_000_002,
+        )
+        .unwrap();
+        let tags = pool.opportunity(&id).unwrap().opportunity["tags"]
+            .as_array()
+            .unwrap()
+            .clone();
         assert_eq!(tags.iter().filter(|t| *t == "x").count(), 1);
         delete_opportunity(&mut pool, &id, None, 5_000_000_000_003).unwrap();
         assert!(pool.opportunity(&id).is_none());

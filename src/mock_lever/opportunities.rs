@@ -13,23 +13,36 @@ use super::mutate::{self, NewNote};
 use super::paging::SortKey;
 use super::pool::{MockOpportunity, Pool, str_field};
 use super::query::Params;
+use super::render;
 use super::reply::{ApiError, ApiResult, envelope, json_response, single};
 use super::server::{Shared, now_ms};
-use super::render;
 
 type S = State<Arc<Shared>>;
 
 /// Pages `items` (already filtered) by their sort keys for the route in `scope`.
-pub(crate) fn paged(shared: &Shared, scope: &str, params: &Params, mut items: Vec<(SortKey, Value)>) -> ApiResult {
+pub(crate) fn paged(
+    shared: &Shared,
+    scope: &str,
+    params: &Params,
+    mut items: Vec<(SortKey, Value)>,
+) -> ApiResult {
     let limit = params.limit()?;
     items.sort_by(|a, b| a.0.cmp(&b.0));
     let keys: Vec<SortKey> = items.iter().map(|(k, _)| k.clone()).collect();
     let scope = format!("{scope}?{}", params.canonical_filters());
-    let page = shared.tokens.page(&keys, &scope, params.first("offset"), limit, now_ms())?;
+    let page = shared
+        .tokens
+        .page(&keys, &scope, params.first("offset"), limit, now_ms())?;
     let include = params.list("include");
     let data = items
         .drain(page.range)
-        .map(|(_, v)| if include.is_empty() { v } else { select(v, &include, &[]) })
+        .map(|(_, v)| {
+            if include.is_empty() {
+                v
+            } else {
+                select(v, &include, &[])
+            }
+        })
         .collect();
     Ok(envelope(data, page.next))
 }
@@ -39,7 +52,9 @@ fn select(value: Value, include: &[&str], expanded: &[&str]) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .filter(|(k, _)| k == "id" || include.contains(&k.as_str()) || expanded.contains(&k.as_str()))
+                .filter(|(k, _)| {
+                    k == "id" || include.contains(&k.as_str()) || expanded.contains(&k.as_str())
+                })
                 .collect(),
         ),
         other => other,
@@ -70,12 +85,19 @@ fn render_opportunity(pool: &Pool, opp: &MockOpportunity, expand: &[&str]) -> Va
             "applications" => v["applications"] = json!(opp.applications),
             "stage" => {
                 let id = str_field(&opp.opportunity, "stage");
-                let text = pool.stages.iter().find(|s| str_field(s, "id") == id).map(|s| s["text"].clone());
+                let text = pool
+                    .stages
+                    .iter()
+                    .find(|s| str_field(s, "id") == id)
+                    .map(|s| s["text"].clone());
                 v["stage"] = json!({"id": id, "text": text});
             }
             "owner" | "sourcedBy" => v[*field] = user_json(pool, &opp.opportunity[*field]),
             "followers" => {
-                let followers = opp.opportunity["followers"].as_array().cloned().unwrap_or_default();
+                let followers = opp.opportunity["followers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 v["followers"] = followers.iter().map(|f| user_json(pool, f)).collect();
             }
             "contact" => v["contact"] = contact_json(opp),
@@ -89,13 +111,23 @@ fn shape(pool: &Pool, opp: &MockOpportunity, params: &Params) -> Value {
     let expand = params.list("expand");
     let include = params.list("include");
     let value = render_opportunity(pool, opp, &expand);
-    if include.is_empty() { value } else { select(value, &include, &expand) }
+    if include.is_empty() {
+        value
+    } else {
+        select(value, &include, &expand)
+    }
 }
 
 /// Rank for list order: pipeline position of the current stage (unknown stages last).
 fn sort_key(pool: &Pool, opp: &MockOpportunity) -> SortKey {
-    let rank = pool.stage_index(str_field(&opp.opportunity, "stage")).map_or(999, |i| i as i64);
-    (rank, opp.opportunity["createdAt"].as_i64().unwrap_or(0), opp.id().to_owned())
+    let rank = pool
+        .stage_index(str_field(&opp.opportunity, "stage"))
+        .map_or(999, |i| i as i64);
+    (
+        rank,
+        opp.opportunity["createdAt"].as_i64().unwrap_or(0),
+        opp.id().to_owned(),
+    )
 }
 
 /// An inclusive time range from `<prefix>_start` / `<prefix>_end`.
@@ -103,7 +135,10 @@ struct Range(Option<i64>, Option<i64>);
 
 impl Range {
     fn parse(params: &Params, prefix: &str) -> Result<Self, ApiError> {
-        Ok(Range(params.millis(&format!("{prefix}_start"))?, params.millis(&format!("{prefix}_end"))?))
+        Ok(Range(
+            params.millis(&format!("{prefix}_start"))?,
+            params.millis(&format!("{prefix}_end"))?,
+        ))
     }
 
     fn active(&self) -> bool {
@@ -144,16 +179,26 @@ struct Filter<'a> {
 
 impl<'a> Filter<'a> {
     fn parse(params: &'a Params, shared: &Shared) -> Result<Self, ApiError> {
-        let confidentiality = params.first("confidentiality").unwrap_or("non-confidential");
+        let confidentiality = params
+            .first("confidentiality")
+            .unwrap_or("non-confidential");
         if !matches!(confidentiality, "non-confidential" | "confidential" | "all") {
-            return Err(ApiError::bad_request("confidentiality must be non-confidential, confidential or all".into()));
+            return Err(ApiError::bad_request(
+                "confidentiality must be non-confidential, confidential or all".into(),
+            ));
         }
         if confidentiality != "non-confidential" && !shared.config.confidential_access {
-            return Err(ApiError::forbidden("this API key has no access to confidential data".into()));
+            return Err(ApiError::forbidden(
+                "this API key has no access to confidential data".into(),
+            ));
         }
         let email = match params.first("email") {
             Some(e) if is_email(e) => Some(e.trim().to_lowercase()),
-            Some(e) => return Err(ApiError::bad_request(format!("{e} is not a valid email address"))),
+            Some(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "{e} is not a valid email address"
+                )));
+            }
             None => None,
         };
         Ok(Filter {
@@ -182,8 +227,15 @@ impl<'a> Filter<'a> {
     fn matches(&self, opp: &MockOpportunity) -> bool {
         let o = &opp.opportunity;
         let ms = |key: &str| o.get(key).and_then(Value::as_i64);
-        let strings = |key: &str| -> Vec<&str> { o[key].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default() };
-        let any_of = |wanted: &[&str], have: &[&str]| wanted.is_empty() || wanted.iter().any(|w| have.contains(w));
+        let strings = |key: &str| -> Vec<&str> {
+            o[key]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default()
+        };
+        let any_of = |wanted: &[&str], have: &[&str]| {
+            wanted.is_empty() || wanted.iter().any(|w| have.contains(w))
+        };
         let updated_ok = match ms("updatedAt") {
             None if self.updated.active() && !self.exclude_null_updated => true,
             value => self.updated.admits(value),
@@ -197,20 +249,27 @@ impl<'a> Filter<'a> {
             _ => conf != "confidential",
         };
         let snoozed = ms("snoozedUntil").is_some_and(|t| t > self.now);
-        let posting_ids: Vec<&str> = opp.applications.iter().filter_map(|a| a["posting"].as_str()).collect();
+        let posting_ids: Vec<&str> = opp
+            .applications
+            .iter()
+            .filter_map(|a| a["posting"].as_str())
+            .collect();
         let archived_posting_ids: Vec<&str> = opp
             .applications
             .iter()
             .filter(|a| !a["archived"].is_null())
             .filter_map(|a| a["posting"].as_str())
             .collect();
-        let location = o.get("opportunityLocation").and_then(Value::as_str).unwrap_or("unspecified");
+        let location = o
+            .get("opportunityLocation")
+            .and_then(Value::as_str)
+            .unwrap_or("unspecified");
         updated_ok
             && conf_ok
             && self.created.admits(ms("createdAt"))
             && self.advanced.admits(ms("lastAdvancedAt"))
             && self.archived_at.admits(archived_at)
-            && self.archived.is_none_or(|want| want == !archived.is_null())
+            && self.archived.is_none_or(|want| want != archived.is_null())
             && self.snoozed.is_none_or(|want| want == snoozed)
             && any_of(&self.reasons, &[str_field(archived, "reason")])
             && any_of(&self.stages, &[str_field(o, "stage")])
@@ -221,13 +280,22 @@ impl<'a> Filter<'a> {
             && any_of(&self.origins, &[str_field(o, "origin")])
             && any_of(&self.contacts, &[opp.contact_id()])
             && any_of(&self.locations, &[location])
-            && self.email.as_ref().is_none_or(|e| strings("emails").iter().any(|have| have.to_lowercase() == *e))
+            && self.email.as_ref().is_none_or(|e| {
+                strings("emails")
+                    .iter()
+                    .any(|have| have.to_lowercase() == *e)
+            })
     }
 }
 
 fn is_email(value: &str) -> bool {
     let value = value.trim();
-    value.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !value.contains(' '))
+    value.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !value.contains(' ')
+    })
 }
 
 /// `GET /opportunities`.
@@ -246,8 +314,13 @@ pub(crate) async fn list(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult
     keyed.sort();
     let keys: Vec<SortKey> = keyed.iter().map(|(k, _)| k.clone()).collect();
     let scope = format!("/v1/opportunities?{}", params.canonical_filters());
-    let page = shared.tokens.page(&keys, &scope, params.first("offset"), limit, now_ms())?;
-    let data = keyed[page.range].iter().map(|(_, i)| shape(&pool, &pool.opportunities[*i], &params)).collect();
+    let page = shared
+        .tokens
+        .page(&keys, &scope, params.first("offset"), limit, now_ms())?;
+    let data = keyed[page.range]
+        .iter()
+        .map(|(_, i)| shape(&pool, &pool.opportunities[*i], &params))
+        .collect();
     Ok(envelope(data, page.next))
 }
 
@@ -260,34 +333,81 @@ pub(crate) async fn deleted(State(shared): S, RawQuery(raw): RawQuery) -> ApiRes
         .deleted
         .iter()
         .filter(|d| range.admits(d["deletedAt"].as_i64()))
-        .map(|d| ((0, d["deletedAt"].as_i64().unwrap_or(0), str_field(d, "id").to_owned()), d.clone()))
+        .map(|d| {
+            (
+                (
+                    0,
+                    d["deletedAt"].as_i64().unwrap_or(0),
+                    str_field(d, "id").to_owned(),
+                ),
+                d.clone(),
+            )
+        })
         .collect();
     paged(&shared, "/v1/opportunities/deleted", &params, items)
 }
 
-fn with_opportunity<R>(shared: &Shared, id: &str, f: impl FnOnce(&Pool, &MockOpportunity) -> Result<R, ApiError>) -> Result<R, ApiError> {
+fn with_opportunity<R>(
+    shared: &Shared,
+    id: &str,
+    f: impl FnOnce(&Pool, &MockOpportunity) -> Result<R, ApiError>,
+) -> Result<R, ApiError> {
     let pool = shared.read();
-    let opp = pool.opportunity(id).ok_or_else(|| ApiError::not_found("opportunities", id))?;
+    let opp = pool
+        .opportunity(id)
+        .ok_or_else(|| ApiError::not_found("opportunities", id))?;
     f(&pool, opp)
 }
 
 /// `GET /opportunities/:id`.
-pub(crate) async fn get_one(State(shared): S, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+pub(crate) async fn get_one(
+    State(shared): S,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     let params = Params::parse(raw.as_deref());
-    with_opportunity(&shared, &id, |pool, opp| Ok(single(shape(pool, opp, &params))))
+    with_opportunity(&shared, &id, |pool, opp| {
+        Ok(single(shape(pool, opp, &params)))
+    })
 }
 
-fn child_list(shared: &Shared, id: &str, raw: Option<&str>, kind: &str, pick: impl Fn(&MockOpportunity, &Params) -> Result<Vec<Value>, ApiError>) -> ApiResult {
+fn child_list(
+    shared: &Shared,
+    id: &str,
+    raw: Option<&str>,
+    kind: &str,
+    pick: impl Fn(&MockOpportunity, &Params) -> Result<Vec<Value>, ApiError>,
+) -> ApiResult {
     let params = Params::parse(raw);
     let items = with_opportunity(shared, id, |_, opp| pick(opp, &params))?;
     let keyed = items
         .into_iter()
-        .map(|v| ((0, v["createdAt"].as_i64().unwrap_or(0), str_field(&v, "id").to_owned()), v))
+        .map(|v| {
+            (
+                (
+                    0,
+                    v["createdAt"].as_i64().unwrap_or(0),
+                    str_field(&v, "id").to_owned(),
+                ),
+                v,
+            )
+        })
         .collect();
-    paged(shared, &format!("/v1/opportunities/{id}/{kind}"), &params, keyed)
+    paged(
+        shared,
+        &format!("/v1/opportunities/{id}/{kind}"),
+        &params,
+        keyed,
+    )
 }
 
-fn child_one(shared: &Shared, id: &str, child: &str, kind: &'static str, pick: impl Fn(&MockOpportunity) -> Vec<&Value>) -> ApiResult {
+fn child_one(
+    shared: &Shared,
+    id: &str,
+    child: &str,
+    kind: &'static str,
+    pick: impl Fn(&MockOpportunity) -> Vec<&Value>,
+) -> ApiResult {
     with_opportunity(shared, id, |_, opp| {
         pick(opp)
             .into_iter()
@@ -298,13 +418,23 @@ fn child_one(shared: &Shared, id: &str, child: &str, kind: &'static str, pick: i
 }
 
 /// `GET /opportunities/:id/resumes` (`uploaded_at_*` on `file.uploadedAt`, else `createdAt`).
-pub(crate) async fn resumes(State(shared): S, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+pub(crate) async fn resumes(
+    State(shared): S,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     child_list(&shared, &id, raw.as_deref(), "resumes", |opp, params| {
         let range = Range::parse(params, "uploaded_at")?;
         Ok(opp
             .resumes
             .iter()
-            .filter(|r| range.admits(r.resume["file"]["uploadedAt"].as_i64().or(r.resume["createdAt"].as_i64())))
+            .filter(|r| {
+                range.admits(
+                    r.resume["file"]["uploadedAt"]
+                        .as_i64()
+                        .or(r.resume["createdAt"].as_i64()),
+                )
+            })
             .map(|r| r.resume.clone())
             .collect())
     })
@@ -312,15 +442,28 @@ pub(crate) async fn resumes(State(shared): S, Path(id): Path<String>, RawQuery(r
 
 /// `GET /opportunities/:id/resumes/:rid`.
 pub(crate) async fn resume(State(shared): S, Path((id, rid)): Path<(String, String)>) -> ApiResult {
-    child_one(&shared, &id, &rid, "resumes", |opp| opp.resumes.iter().map(|r| &r.resume).collect())
+    child_one(&shared, &id, &rid, "resumes", |opp| {
+        opp.resumes.iter().map(|r| &r.resume).collect()
+    })
 }
 
 /// `GET /opportunities/:id/resumes/:rid/download`: the rendered file, 422 for `error` files.
-pub(crate) async fn download(State(shared): S, Path((id, rid)): Path<(String, String)>) -> ApiResult {
+pub(crate) async fn download(
+    State(shared): S,
+    Path((id, rid)): Path<(String, String)>,
+) -> ApiResult {
     let (ext, name, text) = with_opportunity(&shared, &id, |_, opp| {
-        let resume = opp.resumes.iter().find(|r| r.id() == rid).ok_or_else(|| ApiError::not_found("resumes", &rid))?;
+        let resume = opp
+            .resumes
+            .iter()
+            .find(|r| r.id() == rid)
+            .ok_or_else(|| ApiError::not_found("resumes", &rid))?;
         match resume.file_status() {
-            None if resume.resume["file"].is_null() => Err(ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFound", format!("resume {rid} has no file"))),
+            None if resume.resume["file"].is_null() => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                format!("resume {rid} has no file"),
+            )),
             Some("error") | Some("unsupported") => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "UnprocessableEntity",
@@ -340,44 +483,81 @@ pub(crate) async fn download(State(shared): S, Path((id, rid)): Path<(String, St
     let mut response = (StatusCode::OK, bytes).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", name.replace('"', ""))) {
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        name.replace('"', "")
+    )) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
 }
 
 /// `GET /opportunities/:id/notes` (deleted notes included, with `deletedAt`).
-pub(crate) async fn notes(State(shared): S, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "notes", |opp, _| Ok(opp.notes.clone()))
+pub(crate) async fn notes(
+    State(shared): S,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    child_list(&shared, &id, raw.as_deref(), "notes", |opp, _| {
+        Ok(opp.notes.clone())
+    })
 }
 
 /// `GET /opportunities/:id/notes/:nid`.
 pub(crate) async fn note(State(shared): S, Path((id, nid)): Path<(String, String)>) -> ApiResult {
-    child_one(&shared, &id, &nid, "notes", |opp| opp.notes.iter().collect())
+    child_one(&shared, &id, &nid, "notes", |opp| {
+        opp.notes.iter().collect()
+    })
 }
 
 /// `GET /opportunities/:id/feedback` (deleted forms included, with `deletedAt`).
-pub(crate) async fn feedback(State(shared): S, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "feedback", |opp, _| Ok(opp.feedback.clone()))
+pub(crate) async fn feedback(
+    State(shared): S,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    child_list(&shared, &id, raw.as_deref(), "feedback", |opp, _| {
+        Ok(opp.feedback.clone())
+    })
 }
 
 /// `GET /opportunities/:id/feedback/:fid`.
-pub(crate) async fn feedback_one(State(shared): S, Path((id, fid)): Path<(String, String)>) -> ApiResult {
-    child_one(&shared, &id, &fid, "feedback", |opp| opp.feedback.iter().collect())
+pub(crate) async fn feedback_one(
+    State(shared): S,
+    Path((id, fid)): Path<(String, String)>,
+) -> ApiResult {
+    child_one(&shared, &id, &fid, "feedback", |opp| {
+        opp.feedback.iter().collect()
+    })
 }
 
 /// `GET /opportunities/:id/applications`.
-pub(crate) async fn applications(State(shared): S, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "applications", |opp, _| Ok(opp.applications.clone()))
+pub(crate) async fn applications(
+    State(shared): S,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    child_list(&shared, &id, raw.as_deref(), "applications", |opp, _| {
+        Ok(opp.applications.clone())
+    })
 }
 
 /// `GET /opportunities/:id/applications/:aid`.
-pub(crate) async fn application(State(shared): S, Path((id, aid)): Path<(String, String)>) -> ApiResult {
-    child_one(&shared, &id, &aid, "applications", |opp| opp.applications.iter().collect())
+pub(crate) async fn application(
+    State(shared): S,
+    Path((id, aid)): Path<(String, String)>,
+) -> ApiResult {
+    child_one(&shared, &id, &aid, "applications", |opp| {
+        opp.applications.iter().collect()
+    })
 }
 
 /// Children the mock does not model (offers, interviews, ...): an empty list.
-pub(crate) async fn empty_child(State(shared): S, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+pub(crate) async fn empty_child(
+    State(shared): S,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     child_list(&shared, &id, raw.as_deref(), "child", |_, _| Ok(Vec::new()))
 }
 
@@ -385,7 +565,8 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body is not valid json: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid json: {e}")))
 }
 
 /// The opportunity after a write, blanking contact fields if configured (as recorded).
@@ -403,13 +584,24 @@ fn mutation_response(shared: &Shared, id: &str) -> ApiResult {
 }
 
 /// `POST /opportunities/:id/notes`: 201 with the full note plus `noteId`.
-pub(crate) async fn create_note(State(shared): S, Path(id): Path<String>, RawQuery(raw): RawQuery, body: Bytes) -> ApiResult {
+pub(crate) async fn create_note(
+    State(shared): S,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let body = parse_body(&body)?;
-    let value = body["value"].as_str().ok_or_else(|| ApiError::bad_request("value is required".into()))?;
+    let value = body["value"]
+        .as_str()
+        .ok_or_else(|| ApiError::bad_request("value is required".into()))?;
     let score = match &body["score"] {
         Value::Null => None,
-        v => Some(v.as_i64().filter(|s| (1..=4).contains(s)).ok_or_else(|| ApiError::bad_request("score must be 1 to 4".into()))?),
+        v => Some(
+            v.as_i64()
+                .filter(|s| (1..=4).contains(s))
+                .ok_or_else(|| ApiError::bad_request("score must be 1 to 4".into()))?,
+        ),
     };
     let note = NewNote {
         value,
@@ -419,19 +611,31 @@ pub(crate) async fn create_note(State(shared): S, Path(id): Path<String>, RawQue
         created_at: body["createdAt"].as_i64(),
         thread: params.first("note_id"),
     };
-    let mut created = shared.write(|pool, now| Ok((mutate::add_note(pool, &id, &note, now)?, Vec::new())))?;
+    let mut created =
+        shared.write(|pool, now| Ok((mutate::add_note(pool, &id, &note, now)?, Vec::new())))?;
     created["noteId"] = created["id"].clone();
-    Ok(json_response(StatusCode::CREATED, &json!({"data": created})))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"data": created}),
+    ))
 }
 
 /// `DELETE /opportunities/:id/notes/:nid`: 204.
-pub(crate) async fn delete_note(State(shared): S, Path((id, nid)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub(crate) async fn delete_note(
+    State(shared): S,
+    Path((id, nid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     shared.write(|pool, now| Ok((mutate::delete_note(pool, &id, &nid, now)?, Vec::new())))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /opportunities/:id/{addTags,removeTags,addSources,removeSources,addLinks,removeLinks}`.
-pub(crate) async fn list_action(State(shared): S, Path(id): Path<String>, OriginalUri(uri): OriginalUri, body: Bytes) -> ApiResult {
+pub(crate) async fn list_action(
+    State(shared): S,
+    Path(id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    body: Bytes,
+) -> ApiResult {
     let action = uri.path().rsplit('/').next().unwrap_or("");
     let (add, field) = match action {
         "addTags" => (true, "tags"),
@@ -446,29 +650,53 @@ pub(crate) async fn list_action(State(shared): S, Path(id): Path<String>, Origin
         .as_array()
         .ok_or_else(|| ApiError::bad_request(format!("{field} must be an array of strings")))?
         .iter()
-        .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| ApiError::bad_request(format!("{field} must be an array of strings"))))
+        .map(|v| {
+            v.as_str().map(str::to_owned).ok_or_else(|| {
+                ApiError::bad_request(format!("{field} must be an array of strings"))
+            })
+        })
         .collect::<Result<_, _>>()?;
-    shared.write(|pool, now| Ok((mutate::change_list(pool, &id, field, add, &items, now)?, Vec::new())))?;
+    shared.write(|pool, now| {
+        Ok((
+            mutate::change_list(pool, &id, field, add, &items, now)?,
+            Vec::new(),
+        ))
+    })?;
     mutation_response(&shared, &id)
 }
 
 /// `PUT /opportunities/:id/stage` with `{"stage": id}`.
-pub(crate) async fn put_stage(State(shared): S, Path(id): Path<String>, RawQuery(raw): RawQuery, body: Bytes) -> ApiResult {
+pub(crate) async fn put_stage(
+    State(shared): S,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let body = parse_body(&body)?;
-    let stage = body["stage"].as_str().ok_or_else(|| ApiError::bad_request("stage is required".into()))?;
+    let stage = body["stage"]
+        .as_str()
+        .ok_or_else(|| ApiError::bad_request("stage is required".into()))?;
     let user = params.first("perform_as");
     shared.write(|pool, now| Ok(((), mutate::set_stage(pool, &id, stage, user, now)?)))?;
     mutation_response(&shared, &id)
 }
 
 /// `PUT /opportunities/:id/archived` with `{"reason": id | null}`.
-pub(crate) async fn put_archived(State(shared): S, Path(id): Path<String>, body: Bytes) -> ApiResult {
+pub(crate) async fn put_archived(
+    State(shared): S,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let body = parse_body(&body)?;
     let reason = match body.get("reason") {
         Some(Value::String(r)) => Some(r.clone()),
         Some(Value::Null) => None,
-        _ => return Err(ApiError::bad_request("reason is required (null unarchives)".into())),
+        _ => {
+            return Err(ApiError::bad_request(
+                "reason is required (null unarchives)".into(),
+            ));
+        }
     };
     shared.write(|pool, now| Ok(((), mutate::set_archived(pool, &id, reason.as_deref(), now)?)))?;
     mutation_response(&shared, &id)

@@ -36,7 +36,13 @@ impl TokenSigner {
     fn signature(&self, scope: &str, key: &SortKey, issued: i64) -> String {
         // PANICS: HMAC accepts keys of any length.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac key");
-        mac.update(format!("{scope}\u{0}{}\u{0}{}\u{0}{}\u{0}{issued}", key.0, key.1, key.2).as_bytes());
+        mac.update(
+            format!(
+                "{scope}\u{0}{}\u{0}{}\u{0}{}\u{0}{issued}",
+                key.0, key.1, key.2
+            )
+            .as_bytes(),
+        );
         let bytes = mac.finalize().into_bytes();
         let hex: String = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect();
         format!("{issued}.{hex}")
@@ -49,25 +55,39 @@ impl TokenSigner {
     }
 
     /// The sort key a token points at; accepts it raw, decoded once, or encoded twice.
-    pub(crate) fn verify(&self, scope: &str, token: &str, now_ms: i64) -> Result<SortKey, ApiError> {
+    pub(crate) fn verify(
+        &self,
+        scope: &str,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<SortKey, ApiError> {
         let invalid = || ApiError::bad_request("Invalid offset token".into());
         let mut text = token.trim().to_owned();
         for _ in 0..3 {
             if text.starts_with('[') {
                 break;
             }
-            text = percent_decode_str(&text).decode_utf8().map_err(|_| invalid())?.into_owned();
+            text = percent_decode_str(&text)
+                .decode_utf8()
+                .map_err(|_| invalid())?
+                .into_owned();
         }
         let value: Value = serde_json::from_str(&text).map_err(|_| invalid())?;
-        let (Some(rank), Some(ts), Some(id), Some(sig)) =
-            (value[0].as_i64(), value[1].as_i64(), value[2].as_str(), value[3].as_str())
-        else {
+        let (Some(rank), Some(ts), Some(id), Some(sig)) = (
+            value[0].as_i64(),
+            value[1].as_i64(),
+            value[2].as_str(),
+            value[3].as_str(),
+        ) else {
             return Err(invalid());
         };
         if value.as_array().map(Vec::len) != Some(4) {
             return Err(invalid());
         }
-        let issued: i64 = sig.split_once('.').and_then(|(i, _)| i.parse().ok()).ok_or_else(invalid)?;
+        let issued: i64 = sig
+            .split_once('.')
+            .and_then(|(i, _)| i.parse().ok())
+            .ok_or_else(invalid)?;
         let key = (rank, ts, id.to_owned());
         let expected = self.signature(scope, &key, issued);
         if !bool::from(expected.as_bytes().ct_eq(sig.as_bytes())) {
@@ -91,8 +111,7 @@ impl TokenSigner {
         now_ms: i64,
     ) -> Result<Page, ApiError> {
         let start = match offset {
-            None => 0,
-            Some(token) if token.is_empty() => 0,
+            None | Some("") => 0,
             Some(token) => {
                 let key = self.verify(scope, token, now_ms)?;
                 keys.partition_point(|k| *k < key)
@@ -100,7 +119,10 @@ impl TokenSigner {
         };
         let end = (start + limit).min(keys.len());
         let next = (end < keys.len()).then(|| self.issue(scope, &keys[end], now_ms));
-        Ok(Page { range: start..end, next })
+        Ok(Page {
+            range: start..end,
+            next,
+        })
     }
 }
 
@@ -109,7 +131,11 @@ mod tests {
     use super::*;
 
     fn keys(n: usize) -> Vec<SortKey> {
-        (0..n).map(|i| ((i % 3) as i64, i as i64, format!("id{i:03}"))).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+        (0..n)
+            .map(|i| ((i % 3) as i64, i as i64, format!("id{i:03}")))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     #[test]
@@ -135,7 +161,10 @@ mod tests {
         let key = (2, 5, "abc".to_owned());
         let token = signer.issue("scope", &key, 100);
         assert_eq!(signer.verify("scope", &token, 100).unwrap(), key);
-        let decoded = percent_decode_str(&token).decode_utf8().unwrap().into_owned();
+        let decoded = percent_decode_str(&token)
+            .decode_utf8()
+            .unwrap()
+            .into_owned();
         assert_eq!(signer.verify("scope", &decoded, 100).unwrap(), key);
         let twice = utf8_percent_encode(&token, NON_ALPHANUMERIC).to_string();
         assert_eq!(signer.verify("scope", &twice, 100).unwrap(), key);

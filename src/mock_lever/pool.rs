@@ -151,21 +151,37 @@ impl Pool {
 
     /// Index of a stage in the pipeline, `None` for unknown stage ids.
     pub fn stage_index(&self, stage_id: &str) -> Option<usize> {
-        self.stages.iter().position(|s| str_field(s, "id") == stage_id)
+        self.stages
+            .iter()
+            .position(|s| str_field(s, "id") == stage_id)
     }
 
     /// The archive reason with this id.
     pub fn archive_reason(&self, id: &str) -> Option<&Value> {
-        self.archive_reasons.iter().find(|r| str_field(r, "id") == id)
+        self.archive_reasons
+            .iter()
+            .find(|r| str_field(r, "id") == id)
     }
 
     /// The largest timestamp anywhere in the pool's opportunities (0 for an empty pool).
     pub(crate) fn max_timestamp(&self) -> i64 {
-        let keys = ["createdAt", "updatedAt", "lastInteractionAt", "lastAdvancedAt"];
+        let keys = [
+            "createdAt",
+            "updatedAt",
+            "lastInteractionAt",
+            "lastAdvancedAt",
+        ];
         self.opportunities
             .iter()
-            .flat_map(|o| keys.iter().filter_map(|k| o.opportunity.get(*k).and_then(Value::as_i64)))
-            .chain(self.deleted.iter().filter_map(|d| d.get("deletedAt").and_then(Value::as_i64)))
+            .flat_map(|o| {
+                keys.iter()
+                    .filter_map(|k| o.opportunity.get(*k).and_then(Value::as_i64))
+            })
+            .chain(
+                self.deleted
+                    .iter()
+                    .filter_map(|d| d.get("deletedAt").and_then(Value::as_i64)),
+            )
             .max()
             .unwrap_or(0)
     }
@@ -202,16 +218,66 @@ pub(crate) fn default_stages() -> Vec<Value> {
 /// Archive reasons of every generated account: both `hired` and `non-hired`, one inactive.
 pub(crate) fn default_archive_reasons() -> Vec<Value> {
     [
-        ("3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e01", "Underqualified", "active", "non-hired"),
-        ("3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e02", "Timing", "active", "non-hired"),
-        ("3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e03", "Withdrew", "active", "non-hired"),
-        ("3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e04", "Position filled", "active", "non-hired"),
-        ("3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e05", "Compensation", "active", "non-hired"),
-        ("3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e06", "Unresponsive", "active", "non-hired"),
-        ("3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e07", "Overqualified", "active", "non-hired"),
-        ("3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e08", "Went with another candidate", "inactive", "non-hired"),
-        ("6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c01", "Hired", "active", "hired"),
-        ("6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c02", "Hired - internal transfer", "active", "hired"),
+        (
+            "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e01",
+            "Underqualified",
+            "active",
+            "non-hired",
+        ),
+        (
+            "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e02",
+            "Timing",
+            "active",
+            "non-hired",
+        ),
+        (
+            "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e03",
+            "Withdrew",
+            "active",
+            "non-hired",
+        ),
+        (
+            "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e04",
+            "Position filled",
+            "active",
+            "non-hired",
+        ),
+        (
+            "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e05",
+            "Compensation",
+            "active",
+            "non-hired",
+        ),
+        (
+            "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e06",
+            "Unresponsive",
+            "active",
+            "non-hired",
+        ),
+        (
+            "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e07",
+            "Overqualified",
+            "active",
+            "non-hired",
+        ),
+        (
+            "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e08",
+            "Went with another candidate",
+            "inactive",
+            "non-hired",
+        ),
+        (
+            "6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c01",
+            "Hired",
+            "active",
+            "hired",
+        ),
+        (
+            "6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c02",
+            "Hired - internal transfer",
+            "active",
+            "hired",
+        ),
     ]
     .iter()
     .map(|(id, text, status, kind)| json!({"id": id, "text": text, "status": status, "type": kind}))
@@ -222,13 +288,49 @@ pub(crate) fn default_archive_reasons() -> Vec<Value> {
 pub(crate) fn default_users() -> Vec<Value> {
     [
         ("Riley Chen", "riley", "super admin", "Head of Talent", None),
-        ("Jordan Alvarez", "jordan", "admin", "Senior Recruiter", None),
-        ("Sam Whitfield", "sam", "team member", "Technical Recruiter", None),
-        ("Morgan Lee", "morgan", "team member", "Engineering Manager", None),
-        ("Casey Brooks", "casey", "limited team member", "Nursing Director", None),
+        (
+            "Jordan Alvarez",
+            "jordan",
+            "admin",
+            "Senior Recruiter",
+            None,
+        ),
+        (
+            "Sam Whitfield",
+            "sam",
+            "team member",
+            "Technical Recruiter",
+            None,
+        ),
+        (
+            "Morgan Lee",
+            "morgan",
+            "team member",
+            "Engineering Manager",
+            None,
+        ),
+        (
+            "Casey Brooks",
+            "casey",
+            "limited team member",
+            "Nursing Director",
+            None,
+        ),
         ("Taylor Ng", "taylor", "interviewer", "Staff Engineer", None),
-        ("Avery Quinn", "avery", "team member", "Sales Director", None),
-        ("Jamie Rowe", "jamie", "team member", "Recruiter", Some(1_690_000_000_000_i64)),
+        (
+            "Avery Quinn",
+            "avery",
+            "team member",
+            "Sales Director",
+            None,
+        ),
+        (
+            "Jamie Rowe",
+            "jamie",
+            "team member",
+            "Recruiter",
+            Some(1_690_000_000_000_i64),
+        ),
     ]
     .iter()
     .enumerate()

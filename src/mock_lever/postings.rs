@@ -49,7 +49,11 @@ static SPECS: &[PostingSpec] = &[
             "Experience with relational databases and message queues",
             "Comfort with Linux, containers and CI/CD pipelines",
         ],
-        nice: &["Distributed systems experience (replication, consensus)", "C++ or Go background", "Open-source contributions"],
+        nice: &[
+            "Distributed systems experience (replication, consensus)",
+            "C++ or Go background",
+            "Open-source contributions",
+        ],
     },
     PostingSpec {
         family: "nursing",
@@ -73,7 +77,11 @@ static SPECS: &[PostingSpec] = &[
             "BLS certification; ACLS within six months of hire",
             "1+ year of acute care experience preferred; new graduates welcome to the residency program",
         ],
-        nice: &["BSN degree", "Med-surg (CMSRN) certification", "Bilingual English/Spanish"],
+        nice: &[
+            "BSN degree",
+            "Med-surg (CMSRN) certification",
+            "Bilingual English/Spanish",
+        ],
     },
     PostingSpec {
         family: "data_science",
@@ -97,7 +105,11 @@ static SPECS: &[PostingSpec] = &[
             "Fluent in Python (pandas, NumPy) and SQL",
             "Clear written and verbal communication",
         ],
-        nice: &["Experience with Spark or a cloud data warehouse", "Bayesian methods", "Dashboarding in Tableau"],
+        nice: &[
+            "Experience with Spark or a cloud data warehouse",
+            "Bayesian methods",
+            "Dashboarding in Tableau",
+        ],
     },
     PostingSpec {
         family: "frontend",
@@ -115,7 +127,11 @@ static SPECS: &[PostingSpec] = &[
             "Improve web performance and Core Web Vitals",
             "Write tests with Jest and Cypress",
         ],
-        requirements: &["3+ years of professional front-end development", "Deep knowledge of JavaScript, HTML and CSS", "Experience with accessibility standards"],
+        requirements: &[
+            "3+ years of professional front-end development",
+            "Deep knowledge of JavaScript, HTML and CSS",
+            "Experience with accessibility standards",
+        ],
         nice: &["GraphQL", "Next.js", "Design sensibility"],
     },
     PostingSpec {
@@ -134,8 +150,16 @@ static SPECS: &[PostingSpec] = &[
             "Own monitoring and alerting in Prometheus and Grafana",
             "Lead incident response and blameless postmortems",
         ],
-        requirements: &["4+ years in SRE, DevOps or infrastructure roles", "Strong Linux and networking fundamentals", "Scripting in Bash, Python or Go"],
-        nice: &["CKA certification", "GitOps with Argo CD", "Cost optimization experience"],
+        requirements: &[
+            "4+ years in SRE, DevOps or infrastructure roles",
+            "Strong Linux and networking fundamentals",
+            "Scripting in Bash, Python or Go",
+        ],
+        nice: &[
+            "CKA certification",
+            "GitOps with Argo CD",
+            "Cost optimization experience",
+        ],
     },
     PostingSpec {
         family: "sales",
@@ -147,9 +171,21 @@ static SPECS: &[PostingSpec] = &[
         salary: Some((70_000, 90_000)),
         about: "Our sales team helps mid-sized companies replace spreadsheets with software their teams actually like. We sell with curiosity and honesty.",
         role: "You will run the full sales cycle for mid-market accounts, from discovery to negotiation, working with SDRs, solution engineers and customer success.",
-        duties: &["Own a pipeline of mid-market opportunities", "Run discovery calls and product demos", "Forecast accurately in Salesforce", "Negotiate and close annual contracts"],
-        requirements: &["2+ years of closing experience in B2B SaaS", "Track record of meeting or exceeding quota", "Strong presentation skills"],
-        nice: &["MEDDIC or similar methodology", "Experience selling to operations leaders"],
+        duties: &[
+            "Own a pipeline of mid-market opportunities",
+            "Run discovery calls and product demos",
+            "Forecast accurately in Salesforce",
+            "Negotiate and close annual contracts",
+        ],
+        requirements: &[
+            "2+ years of closing experience in B2B SaaS",
+            "Track record of meeting or exceeding quota",
+            "Strong presentation skills",
+        ],
+        nice: &[
+            "MEDDIC or similar methodology",
+            "Experience selling to operations leaders",
+        ],
     },
     PostingSpec {
         family: "design",
@@ -161,8 +197,16 @@ static SPECS: &[PostingSpec] = &[
         salary: Some((130_000, 165_000)),
         about: "Design sits at the center of how we build. Our designers own problems from research through launch.",
         role: "You will run user research, sketch and prototype in Figma, and partner with engineers to ship simple, accessible experiences.",
-        duties: &["Plan and run user interviews and usability tests", "Create flows, wireframes and high-fidelity prototypes", "Contribute to the design system"],
-        requirements: &["A portfolio showing end-to-end product work", "Fluency in Figma", "Experience with accessibility and inclusive design"],
+        duties: &[
+            "Plan and run user interviews and usability tests",
+            "Create flows, wireframes and high-fidelity prototypes",
+            "Contribute to the design system",
+        ],
+        requirements: &[
+            "A portfolio showing end-to-end product work",
+            "Fluency in Figma",
+            "Experience with accessibility and inclusive design",
+        ],
         nice: &["Front-end skills (HTML, CSS)", "B2B product experience"],
     },
     PostingSpec {
@@ -175,8 +219,16 @@ static SPECS: &[PostingSpec] = &[
         salary: Some((95_000, 120_000)),
         about: "Finance partners with every department to plan and measure how we invest. We are growing and need an analyst who can build models people trust.",
         role: "You will own the operating budget model, lead variance analysis and prepare monthly management reporting for the leadership team.",
-        duties: &["Build and maintain financial models and forecasts", "Lead budgeting and monthly variance analysis", "Prepare board and management reporting"],
-        requirements: &["4+ years in FP&A, corporate finance or accounting", "Advanced Excel and financial modeling", "Knowledge of GAAP"],
+        duties: &[
+            "Build and maintain financial models and forecasts",
+            "Lead budgeting and monthly variance analysis",
+            "Prepare board and management reporting",
+        ],
+        requirements: &[
+            "4+ years in FP&A, corporate finance or accounting",
+            "Advanced Excel and financial modeling",
+            "Knowledge of GAAP",
+        ],
         nice: &["NetSuite experience", "CPA or CFA progress"],
     },
     PostingSpec {
@@ -189,8 +241,16 @@ static SPECS: &[PostingSpec] = &[
         salary: Some((50_000, 62_000)),
         about: "Our support team is the voice of the customer inside the company. We answer fast, fix root causes and write things down.",
         role: "You will help customers by chat, email and phone, troubleshoot technical issues, and keep our help center accurate.",
-        duties: &["Resolve tickets in Zendesk across chat, email and phone", "Troubleshoot and escalate bugs with clear reproduction steps", "Write and update help center articles"],
-        requirements: &["1+ year in customer support or customer service", "Excellent written communication", "Calm under pressure"],
+        duties: &[
+            "Resolve tickets in Zendesk across chat, email and phone",
+            "Troubleshoot and escalate bugs with clear reproduction steps",
+            "Write and update help center articles",
+        ],
+        requirements: &[
+            "1+ year in customer support or customer service",
+            "Excellent written communication",
+            "Calm under pressure",
+        ],
         nice: &["SaaS experience", "Basic SQL or API knowledge"],
     },
     PostingSpec {
@@ -203,8 +263,17 @@ static SPECS: &[PostingSpec] = &[
         salary: Some((90_000, 120_000)),
         about: "We design and build electric drivetrain components for commercial vehicles, from prototype to volume production.",
         role: "You will design parts and assemblies in SolidWorks, run analysis, and work with suppliers to make them manufacturable.",
-        duties: &["Design parts and assemblies in SolidWorks", "Apply GD&T and run tolerance stack-ups", "Perform FEA and thermal analysis", "Support prototype builds and DFM reviews"],
-        requirements: &["BS in Mechanical Engineering", "3+ years of product design experience", "Hands-on prototyping skills"],
+        duties: &[
+            "Design parts and assemblies in SolidWorks",
+            "Apply GD&T and run tolerance stack-ups",
+            "Perform FEA and thermal analysis",
+            "Support prototype builds and DFM reviews",
+        ],
+        requirements: &[
+            "BS in Mechanical Engineering",
+            "3+ years of product design experience",
+            "Hands-on prototyping skills",
+        ],
         nice: &["Injection molding or sheet metal design", "MATLAB"],
     },
     PostingSpec {
@@ -217,8 +286,15 @@ static SPECS: &[PostingSpec] = &[
         salary: None,
         about: "We are hiring engineers across platform, data and mobile, and want a recruiter who enjoys partnering deeply with hiring managers.",
         role: "You will run full-cycle searches, source passive candidates and keep the candidate experience excellent.",
-        duties: &["Run full-cycle recruiting for engineering roles", "Source with Boolean search and outreach", "Train interviewers on structured interviews"],
-        requirements: &["3+ years of technical recruiting", "Experience with an ATS such as Lever or Greenhouse"],
+        duties: &[
+            "Run full-cycle recruiting for engineering roles",
+            "Source with Boolean search and outreach",
+            "Train interviewers on structured interviews",
+        ],
+        requirements: &[
+            "3+ years of technical recruiting",
+            "Experience with an ATS such as Lever or Greenhouse",
+        ],
         nice: &["Diversity recruiting programs"],
     },
     PostingSpec {
@@ -231,8 +307,15 @@ static SPECS: &[PostingSpec] = &[
         salary: Some((150_000, 185_000)),
         about: "Security is part of how we ship. The security team works with engineers early instead of blocking them late.",
         role: "You will threat-model new features, review code for security issues, and run our vulnerability management program.",
-        duties: &["Threat modeling and secure design reviews", "Secure code review against the OWASP Top 10", "Run penetration tests and track remediation"],
-        requirements: &["3+ years in application security", "Ability to read and write code in at least one language"],
+        duties: &[
+            "Threat modeling and secure design reviews",
+            "Secure code review against the OWASP Top 10",
+            "Run penetration tests and track remediation",
+        ],
+        requirements: &[
+            "3+ years in application security",
+            "Ability to read and write code in at least one language",
+        ],
         nice: &["OSCP", "Cloud security experience"],
     },
 ];
@@ -243,7 +326,10 @@ pub(crate) fn generate_postings(
     users: &[String],
     anchor: i64,
 ) -> Vec<(&'static str, Value)> {
-    SPECS.iter().map(|spec| (spec.family, posting(rng, spec, users, anchor))).collect()
+    SPECS
+        .iter()
+        .map(|spec| (spec.family, posting(rng, spec, users, anchor)))
+        .collect()
 }
 
 fn posting(rng: &mut ChaCha8Rng, spec: &PostingSpec, users: &[String], anchor: i64) -> Value {
@@ -253,13 +339,17 @@ fn posting(rng: &mut ChaCha8Rng, spec: &PostingSpec, users: &[String], anchor: i
     let created = anchor - rng.gen_range(20..400_i64) * 86_400_000;
     let updated = created + rng.gen_range(1..20_i64) * 86_400_000;
     let family = super::vocab::FAMILIES.iter().find(|f| f.key == spec.family);
-    let (team, department) = family.map(|f| (f.team, f.department)).unwrap_or(("General", "General"));
+    let (team, department) = family
+        .map(|f| (f.team, f.department))
+        .unwrap_or(("General", "General"));
     let paragraphs = [spec.about, spec.role];
     let description = paragraphs.join("\n\n");
-    let description_html = paragraphs.iter().map(|p| format!("<div>{p}</div>")).collect::<Vec<_>>().join("<div><br></div>");
-    let list = |heading: &str, items: &[&str]| {
-        json!({"text": heading, "content": items.iter().map(|i| format!("<li>{i}</li>")).collect::<String>()})
-    };
+    let description_html = paragraphs
+        .iter()
+        .map(|p| format!("<div>{p}</div>"))
+        .collect::<Vec<_>>()
+        .join("<div><br></div>");
+    let list = |heading: &str, items: &[&str]| json!({"text": heading, "content": items.iter().map(|i| format!("<li>{i}</li>")).collect::<String>()});
     let channels = match spec.state {
         "published" => json!(["public", "internal"]),
         "internal" => json!(["internal"]),

@@ -19,17 +19,29 @@ impl Params {
 
     /// Every value of `name`.
     pub(crate) fn all(&self, name: &str) -> Vec<&str> {
-        self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// Every value of `name`, comma-joined values split.
     pub(crate) fn list(&self, name: &str) -> Vec<&str> {
-        self.all(name).into_iter().flat_map(|v| v.split(',')).map(str::trim).filter(|v| !v.is_empty()).collect()
+        self.all(name)
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect()
     }
 
     /// The first value of `name`.
     pub(crate) fn first(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Whether `name` appears at all.
@@ -41,11 +53,9 @@ impl Params {
     pub(crate) fn millis(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.first(name) {
             None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("{name} must be a timestamp in milliseconds"))),
+            Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("{name} must be a timestamp in milliseconds"))
+            }),
         }
     }
 
@@ -55,7 +65,9 @@ impl Params {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
             Some("false") => Ok(Some(false)),
-            Some(_) => Err(ApiError::bad_request(format!("{name} must be true or false"))),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "{name} must be true or false"
+            ))),
         }
     }
 
@@ -65,7 +77,9 @@ impl Params {
             None => Ok(100),
             Some(v) => match v.trim().parse::<usize>() {
                 Ok(n) if (1..=100).contains(&n) => Ok(n),
-                _ => Err(ApiError::bad_request("limit must be an integer between 1 and 100".into())),
+                _ => Err(ApiError::bad_request(
+                    "limit must be an integer between 1 and 100".into(),
+                )),
             },
         }
     }
@@ -89,14 +103,23 @@ mod tests {
 
     #[test]
     fn brackets_repeats_and_commas() {
-        let p = Params::parse(Some("tag=a&tag[]=b&expand=applications,stage&expand=owner&limit=5&offset=x"));
+        let p = Params::parse(Some(
+            "tag=a&tag[]=b&expand=applications,stage&expand=owner&limit=5&offset=x",
+        ));
         assert_eq!(p.all("tag"), vec!["a", "b"]);
         assert_eq!(p.list("expand"), vec!["applications", "stage", "owner"]);
         assert_eq!(p.limit().unwrap(), 5);
-        assert_eq!(p.canonical_filters(), "expand=applications,stage&expand=owner&tag=a&tag=b");
+        assert_eq!(
+            p.canonical_filters(),
+            "expand=applications,stage&expand=owner&tag=a&tag=b"
+        );
         assert!(Params::parse(Some("limit=0")).limit().is_err());
         assert!(Params::parse(Some("limit=101")).limit().is_err());
         assert_eq!(Params::parse(None).limit().unwrap(), 100);
-        assert!(Params::parse(Some("updated_at_start=abc")).millis("updated_at_start").is_err());
+        assert!(
+            Params::parse(Some("updated_at_start=abc"))
+                .millis("updated_at_start")
+                .is_err()
+        );
     }
 }

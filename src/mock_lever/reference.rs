@@ -17,24 +17,51 @@ type S = State<Arc<Shared>>;
 
 /// Items keyed by their position, so lists keep their natural order.
 fn in_order(items: impl IntoIterator<Item = Value>) -> Vec<((i64, i64, String), Value)> {
-    items.into_iter().enumerate().map(|(i, v)| ((i as i64, 0, str_field(&v, "id").to_owned()), v)).collect()
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| ((i as i64, 0, str_field(&v, "id").to_owned()), v))
+        .collect()
 }
 
 fn find(items: &[Value], id: &str, kind: &str) -> ApiResult {
-    items.iter().find(|v| str_field(v, "id") == id).map(|v| single(v.clone())).ok_or_else(|| ApiError::not_found(kind, id))
+    items
+        .iter()
+        .find(|v| str_field(v, "id") == id)
+        .map(|v| single(v.clone()))
+        .ok_or_else(|| ApiError::not_found(kind, id))
 }
 
 /// `GET /postings` with §8.12 filters.
 pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
     let params = Params::parse(raw.as_deref());
-    let updated = (params.millis("updated_at_start")?, params.millis("updated_at_end")?);
-    let filters = ["state", "distributionChannel", "team", "department", "location", "commitment", "level", "tag", "group"];
+    let updated = (
+        params.millis("updated_at_start")?,
+        params.millis("updated_at_end")?,
+    );
+    let filters = [
+        "state",
+        "distributionChannel",
+        "team",
+        "department",
+        "location",
+        "commitment",
+        "level",
+        "tag",
+        "group",
+    ];
     if (updated.0.is_some() || updated.1.is_some()) && filters.iter().any(|f| params.has(f)) {
-        return Err(ApiError::bad_request("updated_at filters can only be combined with confidentiality".into()));
+        return Err(ApiError::bad_request(
+            "updated_at filters can only be combined with confidentiality".into(),
+        ));
     }
-    let confidentiality = params.first("confidentiality").unwrap_or("non-confidential");
+    let confidentiality = params
+        .first("confidentiality")
+        .unwrap_or("non-confidential");
     if confidentiality != "non-confidential" && !shared.config.confidential_access {
-        return Err(ApiError::forbidden("this API key has no access to confidential data".into()));
+        return Err(ApiError::forbidden(
+            "this API key has no access to confidential data".into(),
+        ));
     }
     let states = params.all("state");
     let channels = params.all("distributionChannel");
@@ -55,24 +82,41 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
                 _ => conf != "confidential",
             };
             let state = str_field(p, "state");
-            let have_channels: Vec<&str> = p["distributionChannels"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let have_channels: Vec<&str> = p["distributionChannels"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             // A published-only query lists only public postings unless both channels are asked for.
             let channel_ok = if channels.is_empty() {
-                !(states == ["published"]) || have_channels.contains(&"public")
+                states != ["published"] || have_channels.contains(&"public")
             } else {
                 channels.iter().any(|c| have_channels.contains(c))
             };
-            let have_tags: Vec<&str> = p["tags"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let have_tags: Vec<&str> = p["tags"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             let updated_at = p["updatedAt"].as_i64();
             conf_ok
                 && (states.is_empty() || states.contains(&state))
                 && channel_ok
                 && (tags.is_empty() || tags.iter().any(|t| have_tags.contains(t)))
-                && ["team", "department", "location", "commitment", "level"].iter().all(|k| category(p, k))
+                && ["team", "department", "location", "commitment", "level"]
+                    .iter()
+                    .all(|k| category(p, k))
                 && updated.0.is_none_or(|s| updated_at.is_some_and(|u| u >= s))
                 && updated.1.is_none_or(|e| updated_at.is_some_and(|u| u <= e))
         })
-        .map(|p| ((0, p["createdAt"].as_i64().unwrap_or(0), str_field(p, "id").to_owned()), p.clone()))
+        .map(|p| {
+            (
+                (
+                    0,
+                    p["createdAt"].as_i64().unwrap_or(0),
+                    str_field(p, "id").to_owned(),
+                ),
+                p.clone(),
+            )
+        })
         .collect();
     paged(&shared, "/v1/postings", &params, items)
 }
@@ -102,10 +146,18 @@ pub(crate) async fn applications_deleted(State(shared): S, RawQuery(raw): RawQue
         .flat_map(|d| {
             let at = d["deletedAt"].as_i64().unwrap_or(0);
             let opp = str_field(d, "id").to_owned();
-            d["applications"].as_array().cloned().unwrap_or_default().into_iter().filter_map(move |a| {
-                let id = a.as_str()?.to_owned();
-                Some(((0, at, id.clone()), json!({"id": id, "deletedAt": at, "opportunityId": opp})))
-            })
+            d["applications"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(move |a| {
+                    let id = a.as_str()?.to_owned();
+                    Some((
+                        (0, at, id.clone()),
+                        json!({"id": id, "deletedAt": at, "opportunityId": opp}),
+                    ))
+                })
         })
         .filter(|((_, at, _), _)| start.is_none_or(|s| *at >= s) && end.is_none_or(|e| *at < e))
         .collect();
@@ -129,9 +181,17 @@ pub(crate) async fn archive_reasons(State(shared): S, RawQuery(raw): RawQuery) -
     let params = Params::parse(raw.as_deref());
     let kind = params.first("type");
     if kind.is_some_and(|k| k != "hired" && k != "non-hired") {
-        return Err(ApiError::bad_request("type must be hired or non-hired".into()));
+        return Err(ApiError::bad_request(
+            "type must be hired or non-hired".into(),
+        ));
     }
-    let reasons: Vec<Value> = shared.read().archive_reasons.iter().filter(|r| kind.is_none_or(|k| str_field(r, "type") == k)).cloned().collect();
+    let reasons: Vec<Value> = shared
+        .read()
+        .archive_reasons
+        .iter()
+        .filter(|r| kind.is_none_or(|k| str_field(r, "type") == k))
+        .cloned()
+        .collect();
     paged(&shared, "/v1/archive_reasons", &params, in_order(reasons))
 }
 
@@ -152,7 +212,11 @@ pub(crate) async fn users(State(shared): S, RawQuery(raw): RawQuery) -> ApiResul
         .users
         .iter()
         .filter(|u| include_deactivated || u["deactivatedAt"].is_null())
-        .filter(|u| email.as_ref().is_none_or(|e| str_field(u, "email").to_lowercase() == *e))
+        .filter(|u| {
+            email
+                .as_ref()
+                .is_none_or(|e| str_field(u, "email").to_lowercase() == *e)
+        })
         .filter(|u| roles.is_empty() || roles.contains(&str_field(u, "accessRole")))
         .filter(|u| directory.is_none_or(|d| str_field(u, "externalDirectoryId") == d))
         .cloned()
@@ -168,11 +232,19 @@ pub(crate) async fn user(State(shared): S, Path(id): Path<String>) -> ApiResult 
 fn counted(shared: &Shared, field: &str) -> Vec<((i64, i64, String), Value)> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for opp in &shared.read().opportunities {
-        for value in opp.opportunity[field].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for value in opp.opportunity[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             *counts.entry(value.to_owned()).or_default() += 1;
         }
     }
-    counts.into_iter().map(|(text, count)| ((0, 0, text.clone()), json!({"text": text, "count": count}))).collect()
+    counts
+        .into_iter()
+        .map(|(text, count)| ((0, 0, text.clone()), json!({"text": text, "count": count})))
+        .collect()
 }
 
 /// `GET /tags` with per-tag opportunity counts.

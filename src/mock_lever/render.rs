@@ -30,14 +30,30 @@ pub(crate) fn render(ext: &str, text: &str) -> Result<(&'static str, Vec<u8>), E
 pub fn render_pdf(text: &str) -> Vec<u8> {
     let lines = wrap(text, CHARS_PER_LINE);
     let per_page = ((PAGE_HEIGHT - 2 * MARGIN) / LEADING) as usize;
-    let pages: Vec<&[String]> = if lines.is_empty() { vec![&[][..]] } else { lines.chunks(per_page).collect() };
+    let pages: Vec<&[String]> = if lines.is_empty() {
+        vec![&[][..]]
+    } else {
+        lines.chunks(per_page).collect()
+    };
 
     // Objects: 1 catalog, 2 page tree, 3 font, then a (page, content) pair per page.
     let mut objects: Vec<Vec<u8>> = Vec::new();
-    let kids: Vec<String> = (0..pages.len()).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+    let kids: Vec<String> = (0..pages.len())
+        .map(|i| format!("{} 0 R", 4 + 2 * i))
+        .collect();
     objects.push(b"<< /Type /Catalog /Pages 2 0 R >>".to_vec());
-    objects.push(format!("<< /Type /Pages /Kids [{}] /Count {} >>", kids.join(" "), pages.len()).into_bytes());
-    objects.push(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_vec());
+    objects.push(
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {} >>",
+            kids.join(" "),
+            pages.len()
+        )
+        .into_bytes(),
+    );
+    objects.push(
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_vec(),
+    );
     for (i, page) in pages.iter().enumerate() {
         let content_id = 5 + 2 * i;
         objects.push(
@@ -46,7 +62,11 @@ pub fn render_pdf(text: &str) -> Vec<u8> {
             )
             .into_bytes(),
         );
-        let mut stream = format!("BT\n/F1 {FONT_SIZE} Tf\n{LEADING} TL\n{MARGIN} {} Td\n", PAGE_HEIGHT - MARGIN).into_bytes();
+        let mut stream = format!(
+            "BT\n/F1 {FONT_SIZE} Tf\n{LEADING} TL\n{MARGIN} {} Td\n",
+            PAGE_HEIGHT - MARGIN
+        )
+        .into_bytes();
         for line in page.iter() {
             stream.push(b'(');
             stream.extend(pdf_string(line));
@@ -72,7 +92,13 @@ pub fn render_pdf(text: &str) -> Vec<u8> {
     for offset in offsets {
         out.extend(format!("{offset:010} 00000 n \n").into_bytes());
     }
-    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).into_bytes());
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .into_bytes(),
+    );
     out
 }
 
@@ -159,8 +185,10 @@ pub fn render_docx(text: &str) -> Result<Vec<u8>, Error> {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, body) in files {
-        zip.start_file(name, options).map_err(|e| Error::Docx(e.to_string()))?;
-        zip.write_all(body.as_bytes()).map_err(|e| Error::Docx(e.to_string()))?;
+        zip.start_file(name, options)
+            .map_err(|e| Error::Docx(e.to_string()))?;
+        zip.write_all(body.as_bytes())
+            .map_err(|e| Error::Docx(e.to_string()))?;
     }
     let cursor = zip.finish().map_err(|e| Error::Docx(e.to_string()))?;
     Ok(cursor.into_inner())
@@ -212,8 +240,15 @@ mod tests {
             assert!(archive.by_name(name).is_ok(), "{name}");
         }
         let mut xml = String::new();
-        archive.by_name("word/document.xml").unwrap().read_to_string(&mut xml).unwrap();
-        assert_eq!(xml.matches("<w:p>").count() + xml.matches("<w:p/>").count(), 4);
+        archive
+            .by_name("word/document.xml")
+            .unwrap()
+            .read_to_string(&mut xml)
+            .unwrap();
+        assert_eq!(
+            xml.matches("<w:p>").count() + xml.matches("<w:p/>").count(),
+            4
+        );
         assert!(xml.contains("Name &lt;Dev&gt; &amp; Co"));
     }
 }

@@ -15,7 +15,12 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: String) -> Self {
-        ApiError { status, code, message, retry_after: None }
+        ApiError {
+            status,
+            code,
+            message,
+            retry_after: None,
+        }
     }
 
     /// 400 BadRequestError.
@@ -25,7 +30,11 @@ impl ApiError {
 
     /// 404 ResourceNotFound, worded like Lever (`opportunities <id> was not found`).
     pub(crate) fn not_found(kind: &str, id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "ResourceNotFound", format!("{kind} {id} was not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("{kind} {id} was not found"),
+        )
     }
 
     /// 403 ForbiddenError.
@@ -36,12 +45,33 @@ impl ApiError {
     /// An injected or rate-limit status with its conventional code.
     pub(crate) fn status(status: u16, retry_after: Option<u64>) -> Self {
         let (status, code, message) = match status {
-            429 => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Rate limit exceeded, slow down"),
-            500 => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Something went wrong"),
-            _ => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Lever is down for maintenance"),
+            429 => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Rate limit exceeded, slow down",
+            ),
+            500 => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "Something went wrong",
+            ),
+            _ => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "Lever is down for maintenance",
+            ),
         };
-        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS { retry_after } else { None };
-        ApiError { status, code, message: message.into(), retry_after }
+        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after
+        } else {
+            None
+        };
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after,
+        }
     }
 }
 
@@ -50,16 +80,25 @@ impl From<super::Error> for ApiError {
         match &err {
             super::Error::NotFound { kind, id } => ApiError::not_found(kind, id),
             super::Error::Invalid(_) => ApiError::bad_request(err.to_string()),
-            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", err.to_string()),
+            _ => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                err.to_string(),
+            ),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = json_response(self.status, &json!({"code": self.code, "message": self.message}));
+        let mut response = json_response(
+            self.status,
+            &json!({"code": self.code, "message": self.message}),
+        );
         if let Some(secs) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -70,7 +109,10 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut response = (status, bytes).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     headers.insert(header::SERVER, HeaderValue::from_static("lever-data-api"));
     response
 }

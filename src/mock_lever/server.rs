@@ -26,7 +26,10 @@ use super::{Error, MockConfig, control, opportunities, reference, webhook};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Mutation timestamps: wall-clock milliseconds, strictly increasing, never before the pool's
@@ -37,7 +40,9 @@ pub(crate) struct Clock {
 
 impl Clock {
     fn new(floor: i64) -> Self {
-        Clock { last: AtomicI64::new(floor) }
+        Clock {
+            last: AtomicI64::new(floor),
+        }
     }
 
     /// The next instant, strictly after every one handed out before.
@@ -46,7 +51,10 @@ impl Clock {
         let mut last = self.last.load(Ordering::SeqCst);
         loop {
             let next = wall.max(last + 1);
-            match self.last.compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst) {
+            match self
+                .last
+                .compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => return next,
                 Err(current) => last = current,
             }
@@ -72,7 +80,12 @@ impl Shared {
         Shared {
             pool: RwLock::new(pool),
             limiter: Mutex::new(RateLimiter::new(config.rate_per_sec, config.burst)),
-            faults: Mutex::new(Faults::new(config.fail_rate, config.latency_ms, config.fault_seed, config.retry_after_secs)),
+            faults: Mutex::new(Faults::new(
+                config.fail_rate,
+                config.latency_ms,
+                config.fault_seed,
+                config.retry_after_secs,
+            )),
             stats: Arc::new(StatsRecorder::default()),
             clock,
             tokens: TokenSigner::new(rand::random(), config.token_ttl_ms),
@@ -92,7 +105,10 @@ impl Shared {
     }
 
     /// Runs a change at a fresh instant, then delivers its events.
-    pub(crate) fn write<R>(&self, change: impl FnOnce(&mut Pool, i64) -> Result<(R, Vec<Event>), Error>) -> Result<R, Error> {
+    pub(crate) fn write<R>(
+        &self,
+        change: impl FnOnce(&mut Pool, i64) -> Result<(R, Vec<Event>), Error>,
+    ) -> Result<R, Error> {
         let now = self.clock.tick();
         let (result, events) = {
             let mut pool = self.pool.write().unwrap_or_else(|p| p.into_inner());
@@ -109,18 +125,32 @@ impl Shared {
 
     /// Changes faults and limits.
     pub(crate) fn set_faults(&self, update: &FaultUpdate) {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner()).update(update);
-        self.limiter.lock().unwrap_or_else(|p| p.into_inner()).reconfigure(update.rate_per_sec, update.burst);
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(update);
+        self.limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reconfigure(update.rate_per_sec, update.burst);
     }
 
     fn authorized(&self, request: &Request) -> Option<super::auth::Credential> {
-        let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let header = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         authenticate(header, &self.config.api_keys, &self.config.bearer_tokens)
     }
 }
 
 fn unauthorized() -> Response {
-    ApiError::new(StatusCode::UNAUTHORIZED, "UnauthorizedError", "Invalid API key or access token".into()).into_response()
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "UnauthorizedError",
+        "Invalid API key or access token".into(),
+    )
+    .into_response()
 }
 
 /// Auth, forced answers, rate limit, fault dice, latency and counting for `/v1`.
@@ -132,19 +162,35 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     };
     let (forced, latency, retry_after) = {
         let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
-        (faults.take_forced(), faults.latency_ms, faults.retry_after_secs)
+        (
+            faults.take_forced(),
+            faults.latency_ms,
+            faults.retry_after_secs,
+        )
     };
     if let Some(status) = forced {
-        let outcome = if status == 429 { Outcome::RateLimited } else { Outcome::Fault };
+        let outcome = if status == 429 {
+            Outcome::RateLimited
+        } else {
+            Outcome::Fault
+        };
         shared.stats.request(arrived, outcome);
         return ApiError::status(status, retry_after).into_response();
     }
-    let allowed = shared.limiter.lock().unwrap_or_else(|p| p.into_inner()).try_acquire(&who, Instant::now());
+    let allowed = shared
+        .limiter
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .try_acquire(&who, Instant::now());
     if !allowed {
         shared.stats.request(arrived, Outcome::RateLimited);
         return ApiError::status(429, retry_after).into_response();
     }
-    let verdict = shared.faults.lock().unwrap_or_else(|p| p.into_inner()).roll();
+    let verdict = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .roll();
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
@@ -169,7 +215,12 @@ async fn control_gate(State(shared): State<Arc<Shared>>, request: Request, next:
 }
 
 async fn not_found() -> Response {
-    ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFound", "route not found".into()).into_response()
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        "route not found".into(),
+    )
+    .into_response()
 }
 
 /// The whole app.
@@ -182,20 +233,53 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/opportunities/{id}", get(o::get_one))
         .route("/opportunities/{id}/resumes", get(o::resumes))
         .route("/opportunities/{id}/resumes/{rid}", get(o::resume))
-        .route("/opportunities/{id}/resumes/{rid}/download", get(o::download))
-        .route("/opportunities/{id}/notes", get(o::notes).post(o::create_note))
-        .route("/opportunities/{id}/notes/{nid}", get(o::note).delete(o::delete_note))
+        .route(
+            "/opportunities/{id}/resumes/{rid}/download",
+            get(o::download),
+        )
+        .route(
+            "/opportunities/{id}/notes",
+            get(o::notes).post(o::create_note),
+        )
+        .route(
+            "/opportunities/{id}/notes/{nid}",
+            get(o::note).delete(o::delete_note),
+        )
         .route("/opportunities/{id}/feedback", get(o::feedback))
         .route("/opportunities/{id}/feedback/{fid}", get(o::feedback_one))
         .route("/opportunities/{id}/applications", get(o::applications))
-        .route("/opportunities/{id}/applications/{aid}", get(o::application))
+        .route(
+            "/opportunities/{id}/applications/{aid}",
+            get(o::application),
+        )
         .route("/opportunities/{id}/stage", put(o::put_stage))
         .route("/opportunities/{id}/archived", put(o::put_archived));
-    for child in ["offers", "interviews", "referrals", "files", "panels", "forms", "file_actions"] {
-        v1 = v1.route(&format!("/opportunities/{{id}}/{child}"), get(o::empty_child));
+    for child in [
+        "offers",
+        "interviews",
+        "referrals",
+        "files",
+        "panels",
+        "forms",
+        "file_actions",
+    ] {
+        v1 = v1.route(
+            &format!("/opportunities/{{id}}/{child}"),
+            get(o::empty_child),
+        );
     }
-    for action in ["addTags", "removeTags", "addSources", "removeSources", "addLinks", "removeLinks"] {
-        v1 = v1.route(&format!("/opportunities/{{id}}/{action}"), post(o::list_action));
+    for action in [
+        "addTags",
+        "removeTags",
+        "addSources",
+        "removeSources",
+        "addLinks",
+        "removeLinks",
+    ] {
+        v1 = v1.route(
+            &format!("/opportunities/{{id}}/{action}"),
+            post(o::list_action),
+        );
     }
     let v1 = v1
         .route("/applications/deleted", get(r::applications_deleted))
@@ -211,7 +295,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/tags", get(r::tags))
         .route("/sources", get(r::sources))
         .route("/contacts/{id}", get(r::contact))
-        .route("/webhooks", get(webhook::list).post(webhook::create).put(webhook::update))
+        .route(
+            "/webhooks",
+            get(webhook::list)
+                .post(webhook::create)
+                .put(webhook::update),
+        )
         .route("/webhooks/{id}", axum::routing::delete(webhook::remove))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), gate));
@@ -222,5 +311,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/faults", post(control::faults))
         .route("/webhooks/ping", post(control::ping))
         .layer(middleware::from_fn_with_state(shared.clone(), control_gate));
-    Router::new().nest("/v1", v1).nest("/_mock", control).fallback(not_found).with_state(shared)
+    Router::new()
+        .nest("/v1", v1)
+        .nest("/_mock", control)
+        .fallback(not_found)
+        .with_state(shared)
 }

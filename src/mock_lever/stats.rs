@@ -68,7 +68,10 @@ pub(crate) struct StatsRecorder {
 
 impl StatsRecorder {
     fn with<R>(&self, f: impl FnOnce(&mut Stats) -> R) -> R {
-        let mut guard = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut guard)
     }
 

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use crate::mock_lever::{MockConfig, MockLever, Pool, generate_pool};
+use anyhow::Context;
 
 /// Arguments of `rediscover mock-lever`.
 #[derive(clap::Args)]
@@ -17,7 +17,12 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// API key accepted as the Basic-auth username (repeat for several).
-    #[arg(long = "api-key", env = "LEVER_API_KEY", required = true, hide_env_values = true)]
+    #[arg(
+        long = "api-key",
+        env = "LEVER_API_KEY",
+        required = true,
+        hide_env_values = true
+    )]
     pub api_keys: Vec<String>,
     /// OAuth access token accepted as `Bearer` (repeat for several).
     #[arg(long = "bearer-token", hide_env_values = true)]
@@ -57,16 +62,24 @@ pub struct Args {
 impl std::fmt::Debug for Args {
     // Keys and tokens never appear in Debug output.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Args").field("listen", &self.listen).field("candidates", &self.candidates).finish_non_exhaustive()
+        f.debug_struct("Args")
+            .field("listen", &self.listen)
+            .field("candidates", &self.candidates)
+            .finish_non_exhaustive()
     }
 }
 
 /// Runs the mock until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!((0.0..=1.0).contains(&args.fail_rate), "--fail-rate must be between 0 and 1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.fail_rate),
+        "--fail-rate must be between 0 and 1"
+    );
     anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
     let pool = match (&args.fixture, args.candidates) {
-        (Some(dir), _) => Pool::load_fixture(dir).with_context(|| format!("loading fixture {}", dir.display()))?,
+        (Some(dir), _) => {
+            Pool::load_fixture(dir).with_context(|| format!("loading fixture {}", dir.display()))?
+        }
         (None, Some(n)) => generate_pool(n, args.seed),
         (None, None) => anyhow::bail!("give --candidates N or --fixture DIR"),
     };
@@ -110,6 +123,8 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         }
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     Ok(())
 }
