@@ -714,8 +714,13 @@ async fn fixture_round_trip_keeps_the_pool_identical() {
     ))
     .await;
     assert_eq!(records.len(), pool.opportunities().len());
-    let (postings, _) = walk(&format!("{}/postings", served.base_url())).await;
+    let (postings, _) = walk(&format!("{}/postings?include=content", served.base_url())).await;
     assert_eq!(postings.len(), pool.postings().len());
+    assert!(
+        postings
+            .iter()
+            .all(|p| p["text"].is_string() && p["content"]["lists"].is_array())
+    );
     served.shutdown().await;
 }
 

@@ -33,7 +33,11 @@ pub(crate) fn paged(
     let page = shared
         .tokens
         .page(&keys, &scope, params.first("offset"), limit, now_ms())?;
-    let include = params.list("include");
+    let include = if select_included {
+        params.list("include")
+    } else {
+        Vec::new()
+    };
     let data = items
         .drain(page.range)
         .map(|(_, v)| {
