@@ -19,12 +19,24 @@ use super::server::{Shared, now_ms};
 
 type S = State<Arc<Shared>>;
 
-/// Pages `items` (already filtered) by their sort keys for the route in `scope`.
+/// Pages `items` (already filtered) by their sort keys for the route in `scope`, keeping only
+/// the `include`d fields (plus `id`) when `include` is given.
 pub(crate) fn paged(
     shared: &Shared,
     scope: &str,
     params: &Params,
+    items: Vec<(SortKey, Value)>,
+) -> ApiResult {
+    paged_with(shared, scope, params, items, true)
+}
+
+/// [`paged`], with `include` used as a field selector or ignored.
+pub(crate) fn paged_with(
+    shared: &Shared,
+    scope: &str,
+    params: &Params,
     mut items: Vec<(SortKey, Value)>,
+    select_included: bool,
 ) -> ApiResult {
     let limit = params.limit()?;
     items.sort_by(|a, b| a.0.cmp(&b.0));
