@@ -277,7 +277,14 @@ impl<'a> Generator<'a> {
                 "years" => out.push_str(&person.years.to_string()),
                 "focus" => out.push_str(self.pick(person.family.focus)),
                 "city" => out.push_str(person.city),
-                other => out.push_str(other),
+                other => match other
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|k| person.family.skills.get(k))
+                {
+                    Some(group) => out.push_str(self.pick(group)),
+                    None => out.push_str(other),
+                },
             }
             rest = &rest[start + len + 1..];
         }
@@ -725,9 +732,9 @@ impl<'a> Generator<'a> {
             };
             let bullet = self.fill(template, person, latest);
             words += count(&bullet) + 1;
-            // Recent jobs get more bullets than old ones.
-            let slot = if positions.len() > 1 && round % 3 == 2 {
-                1 + round / 3 % (positions.len() - 1)
+            // The current job gets half the bullets, older jobs share the rest.
+            let slot = if positions.len() > 1 && round % 2 == 1 {
+                1 + round / 2 % (positions.len() - 1)
             } else {
                 0
             };
