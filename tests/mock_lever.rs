@@ -446,6 +446,60 @@ async fn resume_downloads_are_real_files_of_the_resume_text() {
 }
 
 #[tokio::test]
+async fn resume_lists_can_404_like_legacy_lever() {
+    let pool = generate_pool(120, 16);
+    let bare = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.resumes.is_empty())
+        .unwrap()
+        .id()
+        .to_owned();
+    let with = pool
+        .opportunities()
+        .iter()
+        .find(|o| !o.resumes.is_empty())
+        .unwrap()
+        .id()
+        .to_owned();
+    let modern = MockLever::start(local(), pool.clone(), fast_config())
+        .await
+        .unwrap();
+    let (status, body) = get(&format!(
+        "{}/opportunities/{bare}/resumes",
+        modern.base_url()
+    ))
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"data": [], "hasNext": false}))
+    );
+    let config = MockConfig {
+        legacy_resume_404: true,
+        ..fast_config()
+    };
+    let legacy = MockLever::start(local(), pool, config).await.unwrap();
+    assert_eq!(
+        get(&format!(
+            "{}/opportunities/{bare}/resumes",
+            legacy.base_url()
+        ))
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&format!(
+            "{}/opportunities/{with}/resumes",
+            legacy.base_url()
+        ))
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn deleted_notes_and_feedback_stay_listed_with_deleted_at() {
     let mock = start(120, 9).await;
     let pool = mock.pool();

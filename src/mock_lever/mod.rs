@@ -178,6 +178,9 @@ pub struct MockConfig {
     pub webhook_retry_delay_ms: u64,
     /// Offset tokens older than this are rejected as stale (`None`: never).
     pub token_ttl_ms: Option<u64>,
+    /// Answer `GET /opportunities/:id/resumes` with 404 when there are no resumes, as Lever
+    /// used to (default false: an empty list).
+    pub legacy_resume_404: bool,
 }
 
 impl Default for MockConfig {
@@ -197,6 +200,7 @@ impl Default for MockConfig {
             webhook_retries: 5,
             webhook_retry_delay_ms: 1000,
             token_ttl_ms: None,
+            legacy_resume_404: false,
         }
     }
 }

@@ -439,7 +439,11 @@ pub(crate) async fn resumes(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
+    let legacy_404 = shared.config.legacy_resume_404;
     child_list(&shared, &id, raw.as_deref(), "resumes", |opp, params| {
+        if legacy_404 && opp.resumes.is_empty() {
+            return Err(ApiError::not_found("resumes for opportunity", opp.id()));
+        }
         let range = Range::parse(params, "uploaded_at")?;
         Ok(opp
             .resumes

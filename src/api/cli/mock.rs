@@ -54,6 +54,9 @@ pub struct Args {
     /// Send `Retry-After: SECS` with 429 answers.
     #[arg(long = "retry-after")]
     pub retry_after: Option<u64>,
+    /// Answer 404 (not an empty list) for opportunities without resumes, as Lever used to.
+    #[arg(long = "legacy-resume-404")]
+    pub legacy_resume_404: bool,
     /// Delay before the first webhook redelivery, milliseconds (doubles each retry).
     #[arg(long = "webhook-retry-delay-ms", default_value_t = 1000)]
     pub webhook_retry_delay_ms: u64,
@@ -93,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         fault_seed: args.fault_seed,
         retry_after_secs: args.retry_after,
         webhook_retry_delay_ms: args.webhook_retry_delay_ms,
+        legacy_resume_404: args.legacy_resume_404,
         ..MockConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
