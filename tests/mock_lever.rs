@@ -858,3 +858,55 @@ async fn webhook_deliveries_are_signed_and_retried() {
     assert_eq!(mock.stats().webhook_delivered, 1);
     assert_eq!(mock.stats().webhook_attempts, 2);
 }
+
+#[tokio::test]
+async fn the_cli_prints_its_base_url_and_serves_the_pool() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rediscover"))
+        .args([
+            "mock-lever",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            KEY,
+            "--candidates",
+            "25",
+            "--seed",
+            "3",
+            "--rate",
+            "50",
+        ])
+        .env_remove("LEVER_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let base = line.trim().to_owned();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/v1"),
+        "{base}"
+    );
+    let (records, _) = walk(&format!("{base}/opportunities?confidentiality=all")).await;
+    let expected = generate_pool(25, 3);
+    assert_eq!(
+        ids(&records).into_iter().collect::<HashSet<_>>(),
+        expected
+            .opportunities()
+            .iter()
+            .map(|o| o.id().to_owned())
+            .collect::<HashSet<_>>()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
