@@ -77,7 +77,8 @@ fn select(value: Value, include: &[&str], expanded: &[&str]) -> Value {
     }
 }
 
-fn user_json(pool: &Pool, id: &Value) -> Value {
+/// The user object for a user id, `null` when unknown or absent.
+pub(crate) fn user_json(pool: &Pool, id: &Value) -> Value {
     id.as_str()
         .and_then(|id| pool.users.iter().find(|u| str_field(u, "id") == id))
         .cloned()
