@@ -360,10 +360,15 @@ impl<'a> Generator<'a> {
         let family_postings: Vec<usize> = (0..self.postings.len())
             .filter(|i| self.postings[*i].1 == person.family.key)
             .collect();
-        let posting = if self.rng.gen_bool(0.97) && !family_postings.is_empty() {
-            Some(self.pick(&family_postings))
-        } else {
+        // People whose role has no opening applied to the general talent-community posting;
+        // about 3% have no application at all.
+        let general = self.postings.iter().position(|p| p.1 == "general");
+        let posting = if !self.rng.gen_bool(0.97) {
             None
+        } else if family_postings.is_empty() {
+            general
+        } else {
+            Some(self.pick(&family_postings))
         };
 
         // Pipeline history.
@@ -820,6 +825,7 @@ fn posting_family(title: &str) -> &'static str {
         ("support", "support"),
         ("mechanical", "mech_eng"),
         ("recruiter", "recruiting"),
+        ("general application", "general"),
         ("security", "security"),
     ];
     rules
@@ -920,6 +926,13 @@ mod tests {
         }
         let repeat = contacts.values().filter(|c| **c == 2).count() as f64 / contacts.len() as f64;
         assert!((0.04..0.13).contains(&repeat), "repeat contacts {repeat}");
+        let without_application = share(&|o| o.applications.is_empty());
+        assert!(
+            (0.01..0.06).contains(&without_application),
+            "no application {without_application}"
+        );
+        let sourced = share(&|o| o.opportunity["origin"] == "sourced");
+        assert!((0.6..0.8).contains(&sourced), "sourced {sourced}");
         assert!(
             opps.iter()
                 .any(|o| o.notes.iter().any(|n| !n["deletedAt"].is_null()))
