@@ -20,6 +20,17 @@
 //!   `confidentiality=all|confidential`.
 //! * Resume downloads are rendered from the resume text as real PDF, DOCX or TXT files;
 //!   `file.status == "error"` answers 422, a resume without a file 404.
+//!   `legacy_resume_404` makes an empty resume list answer 404, as Lever once did.
+//! * `include=f` keeps only `id`, `f` and expanded fields, except on `/postings`, which always
+//!   returns whole postings (content and followers included). `expand` works on opportunities
+//!   (`applications`, `stage`, `owner`, `sourcedBy`, `followers`, `contact`) and postings
+//!   (`user`, `owner`, `hiringManager`, `followers`); repeated and comma-joined forms are equal.
+//!
+//! # Generated pool
+//! [`generate_pool`]`(n, seed)` makes `n` opportunities (about 8% of people have two, sharing
+//! a contact) across 21 occupation families, plus 13 postings, 9 stages (slugs and UUIDs), 10
+//! archive reasons (hired and non-hired) and 8 users. About 60% have `updatedAt: null`, 60% are
+//! archived (a tenth of those hired), 2% are confidential; resumes run 300 to 900 words.
 //! * Faults: a seeded share of `/v1` requests answers 500 or 503, optional added latency, and
 //!   the control API can force the next N answers to 429, 500 or 503.
 //! * Writes (`POST .../notes`, `addTags`..., `PUT .../stage|archived`) bump `updatedAt` and
