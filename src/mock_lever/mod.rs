@@ -79,10 +79,12 @@ mod ratelimit;
 mod reference;
 mod render;
 mod reply;
+mod resume;
 mod server;
 mod stats;
 mod vocab;
 mod webhook;
+mod writes;
 
 use std::fmt;
 use std::net::SocketAddr;

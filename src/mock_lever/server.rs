@@ -22,7 +22,7 @@ use super::ratelimit::RateLimiter;
 use super::reply::ApiError;
 use super::stats::{Outcome, StatsRecorder};
 use super::webhook::Webhooks;
-use super::{Error, MockConfig, control, opportunities, reference, webhook};
+use super::{Error, MockConfig, control, opportunities, reference, webhook, writes};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
@@ -227,6 +227,7 @@ async fn not_found() -> Response {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     use opportunities as o;
     use reference as r;
+    use writes as w;
     let mut v1 = Router::new()
         .route("/opportunities", get(o::list))
         .route("/opportunities/deleted", get(o::deleted))
@@ -239,11 +240,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/opportunities/{id}/notes",
-            get(o::notes).post(o::create_note),
+            get(o::notes).post(w::create_note),
         )
         .route(
             "/opportunities/{id}/notes/{nid}",
-            get(o::note).delete(o::delete_note),
+            get(o::note).delete(w::delete_note),
         )
         .route("/opportunities/{id}/feedback", get(o::feedback))
         .route("/opportunities/{id}/feedback/{fid}", get(o::feedback_one))
@@ -252,8 +253,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/opportunities/{id}/applications/{aid}",
             get(o::application),
         )
-        .route("/opportunities/{id}/stage", put(o::put_stage))
-        .route("/opportunities/{id}/archived", put(o::put_archived));
+        .route("/opportunities/{id}/stage", put(w::put_stage))
+        .route("/opportunities/{id}/archived", put(w::put_archived));
     for child in [
         "offers",
         "interviews",
@@ -278,7 +279,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     ] {
         v1 = v1.route(
             &format!("/opportunities/{{id}}/{action}"),
-            post(o::list_action),
+            post(w::list_action),
         );
     }
     let v1 = v1
