@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rediscover::mock_lever::{
-    FaultUpdate, MockConfig, MockLever, MutateOp, Pool, generate_pool, webhook_signature,
+    FaultUpdate, MockConfig, MockLever, MutateOp, OAuthConfig, Pool, generate_pool,
+    webhook_signature,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -909,4 +910,78 @@ async fn the_cli_prints_its_base_url_and_serves_the_pool() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn oauth_refresh_tokens_rotate_and_access_tokens_expire() {
+    let oauth = OAuthConfig {
+        client_id: "cid".into(),
+        client_secret: "secret".into(),
+        refresh_token: "r0".into(),
+        access_ttl_ms: 60_000,
+    };
+    let config = MockConfig {
+        oauth: Some(oauth),
+        ..fast_config()
+    };
+    let mock = MockLever::start(local(), generate_pool(5, 17), config)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let refresh = |token: String| {
+        let client = client.clone();
+        let url = mock.oauth_token_url();
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("client_id", "cid"),
+                ("client_secret", "secret"),
+                ("refresh_token", token.as_str()),
+            ];
+            let response = client.post(url).form(&form).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, first) = refresh("r0".into()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["token_type"], "Bearer");
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    let stages = format!("{}/stages", mock.base_url());
+    assert_eq!(
+        client
+            .get(&stages)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let (status, reused) = refresh("r0".into()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(reused["error"], "invalid_grant");
+    mock.expire_access_tokens();
+    assert_eq!(
+        client
+            .get(&stages)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, second) = refresh(first["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    let access = second["access_token"].as_str().unwrap();
+    assert_eq!(
+        client
+            .get(&stages)
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 }

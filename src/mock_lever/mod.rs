@@ -38,6 +38,12 @@
 //!   (`candidateStageChange`, `candidateArchiveChange`, `candidateHired`, `candidateDeleted`,
 //!   `applicationCreated`) signed as in `lever-api.md` §9.3.
 //!
+//! * OAuth (when [`MockConfig::oauth`] is set): `POST /oauth/token` (form body,
+//!   `grant_type=refresh_token`, `client_id`, `client_secret`, `refresh_token`) answers
+//!   `{access_token, refresh_token, token_type, scope, expires_in}`; each refresh token works once
+//!   and each answer carries a new one; issued access tokens are accepted as `Bearer` until they
+//!   expire, then answer 401.
+//!
 //! # Control API (same auth, outside `/v1`, not rate limited, not counted)
 //! * `POST /_mock/mutate` with one op or an array of ops:
 //!   `{"op":"add_note","opportunity_id":ID,"text":T}`,
@@ -49,6 +55,7 @@
 //! * `GET /_mock/stats` ([`Stats`]), `POST /_mock/stats/reset`.
 //! * `POST /_mock/faults` ([`FaultUpdate`]): `fail_rate`, `latency_ms`, `rate_per_sec`, `burst`,
 //!   `retry_after_secs`, `force_status` + `force_count` (the next N `/v1` answers).
+//! * `POST /_mock/oauth/expire`: every issued access token expires now.
 //! * `POST /_mock/webhooks/ping`: a test delivery (`candidateHired`, `data: {}`) to every
 //!   subscription.
 //!
@@ -70,6 +77,7 @@ mod faults;
 mod fixture;
 mod generate;
 mod mutate;
+mod oauth;
 mod opportunities;
 mod paging;
 mod pool;
@@ -94,6 +102,7 @@ use std::sync::Arc;
 pub use faults::FaultUpdate;
 pub use generate::generate_pool;
 pub use mutate::MutateOp;
+pub use oauth::OAuthConfig;
 pub use pool::{MockOpportunity, MockResume, Pool};
 pub use render::{render_docx, render_pdf};
 pub use stats::Stats;
@@ -194,6 +203,9 @@ pub struct MockConfig {
     /// Answer `GET /opportunities/:id/resumes` with 404 when there are no resumes, as Lever
     /// used to (default false: an empty list).
     pub legacy_resume_404: bool,
+    /// Enables `POST /oauth/token` (refresh-token grant) and accepts the access tokens it
+    /// issues as `Bearer` credentials.
+    pub oauth: Option<OAuthConfig>,
 }
 
 impl Default for MockConfig {
@@ -214,6 +226,7 @@ impl Default for MockConfig {
             webhook_retry_delay_ms: 1000,
             token_ttl_ms: None,
             legacy_resume_404: false,
+            oauth: None,
         }
     }
 }
@@ -323,6 +336,18 @@ impl MockLever {
             force_count: Some(count),
             ..FaultUpdate::default()
         });
+    }
+
+    /// Makes every access token issued by `/oauth/token` expire now.
+    pub fn expire_access_tokens(&self) {
+        if let Some(oauth) = &self.shared.oauth {
+            oauth::lock(oauth).expire_access_tokens();
+        }
+    }
+
+    /// The URL of the OAuth token endpoint, `http://127.0.0.1:PORT/oauth/token`.
+    pub fn oauth_token_url(&self) -> String {
+        format!("http://{}/oauth/token", self.addr)
     }
 
     /// Stops accepting connections and waits for in-flight requests to finish.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::mock_lever::{MockConfig, MockLever, Pool, generate_pool};
+use crate::mock_lever::{MockConfig, MockLever, OAuthConfig, Pool, generate_pool};
 use anyhow::Context;
 
 /// Arguments of `rediscover mock-lever`.
@@ -29,8 +29,8 @@ pub struct Args {
     pub bearer_tokens: Vec<String>,
     /// Generate a pool of this many opportunities.
     #[arg(long)]
-    pub candidates: Option<usize>,
-    /// Seed of the generated pool.
+    pub candidates: Option<u32>,
+    /// Seed of the generated pool (and of the fault dice).
     #[arg(long, default_value_t = 1, requires = "candidates")]
     pub seed: u64,
     /// Serve the pool in this fixture directory (`opportunities.jsonl`, `postings.jsonl`).
@@ -48,15 +48,16 @@ pub struct Args {
     /// Latency added to every request, milliseconds.
     #[arg(long = "latency-ms", default_value_t = 0)]
     pub latency_ms: u64,
-    /// Seed of the fault dice.
-    #[arg(long = "fault-seed", default_value_t = 0)]
-    pub fault_seed: u64,
-    /// Send `Retry-After: SECS` with 429 answers.
-    #[arg(long = "retry-after")]
-    pub retry_after: Option<u64>,
+    /// Send `Retry-After: SECS` with 429 answers (0: no header, as Lever documents none).
+    #[arg(long = "retry-after", default_value_t = 0)]
+    pub retry_after: u64,
     /// Answer 404 (not an empty list) for opportunities without resumes, as Lever used to.
     #[arg(long = "legacy-resume-404")]
     pub legacy_resume_404: bool,
+    /// Enable `POST /oauth/token` as `CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN` (access tokens
+    /// live one hour; each refresh token works once and is replaced).
+    #[arg(long, env = "MOCK_LEVER_OAUTH", hide_env_values = true)]
+    pub oauth: Option<String>,
     /// Delay before the first webhook redelivery, milliseconds (doubles each retry).
     #[arg(long = "webhook-retry-delay-ms", default_value_t = 1000)]
     pub webhook_retry_delay_ms: u64,
@@ -83,18 +84,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Some(dir), _) => {
             Pool::load_fixture(dir).with_context(|| format!("loading fixture {}", dir.display()))?
         }
-        (None, Some(n)) => generate_pool(n, args.seed),
+        (None, Some(n)) => generate_pool(n as usize, args.seed),
         (None, None) => anyhow::bail!("give --candidates N or --fixture DIR"),
     };
+    let oauth = match args
+        .oauth
+        .as_deref()
+        .map(|v| v.splitn(3, ':').collect::<Vec<_>>())
+    {
+        None => None,
+        Some(parts) if parts.len() == 3 && parts.iter().all(|p| !p.is_empty()) => {
+            Some(OAuthConfig {
+                client_id: parts[0].to_owned(),
+                client_secret: parts[1].to_owned(),
+                refresh_token: parts[2].to_owned(),
+                access_ttl_ms: 3_600_000,
+            })
+        }
+        Some(_) => anyhow::bail!("--oauth must be CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN"),
+    };
     let config = MockConfig {
+        oauth,
         api_keys: args.api_keys,
         bearer_tokens: args.bearer_tokens,
         rate_per_sec: args.rate,
         burst: args.burst,
         fail_rate: args.fail_rate,
         latency_ms: args.latency_ms,
-        fault_seed: args.fault_seed,
-        retry_after_secs: args.retry_after,
+        fault_seed: args.seed,
+        retry_after_secs: (args.retry_after > 0).then_some(args.retry_after),
         webhook_retry_delay_ms: args.webhook_retry_delay_ms,
         legacy_resume_404: args.legacy_resume_404,
         ..MockConfig::default()
