@@ -7,6 +7,13 @@ use base64::engine::general_purpose::STANDARD;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Credential(String);
 
+impl Credential {
+    /// The credential of a bearer token.
+    pub(crate) fn bearer(token: &str) -> Self {
+        Credential(format!("bearer:{token}"))
+    }
+}
+
 /// Checks the header against the configured API keys (Basic, key as username, any password)
 /// and bearer tokens.
 pub(crate) fn authenticate(
@@ -31,7 +38,7 @@ pub(crate) fn authenticate(
         bearer_tokens
             .iter()
             .any(|t| constant_time_eq(t, value))
-            .then(|| Credential(format!("bearer:{value}")))
+            .then(|| Credential::bearer(value))
     } else {
         None
     }

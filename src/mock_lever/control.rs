@@ -62,3 +62,13 @@ pub(crate) async fn ping(State(shared): S) -> ApiResult {
     let sent = shared.webhooks.ping(now, &shared.stats);
     Ok(single(json!({"deliveries": sent})))
 }
+
+/// `POST /_mock/oauth/expire`: every issued access token expires now.
+pub(crate) async fn expire_tokens(State(shared): S) -> ApiResult {
+    let enabled = shared
+        .oauth
+        .as_ref()
+        .map(|oauth| super::oauth::lock(oauth).expire_access_tokens())
+        .is_some();
+    Ok(single(json!({"expired": enabled})))
+}

@@ -8,15 +8,15 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::pool::{
-    FIRST_INTERVIEW_STAGE, MockOpportunity, MockResume, Pool, default_archive_reasons,
-    default_stages, default_users, str_field,
+    FIRST_INTERVIEW_STAGE, MockOpportunity, Pool, default_archive_reasons, default_stages,
+    default_users, str_field,
 };
 use super::postings::generate_postings;
 use super::vocab::{self, FAMILIES, Family};
 
 /// "Now" of a generated pool (2026-09-21T13:33:20Z): every generated timestamp is before it.
 pub(crate) const ANCHOR_MS: i64 = 1_790_000_000_000;
-const DAY_MS: i64 = 86_400_000;
+pub(super) const DAY_MS: i64 = 86_400_000;
 const YEAR_MS: i64 = 365 * DAY_MS;
 
 /// Generates a pool of `candidates` opportunities (about 8% of people have two) and the
@@ -76,46 +76,46 @@ struct Span {
 }
 
 /// Who a person is: shared by all of their opportunities.
-struct Person {
-    contact: String,
-    name: String,
-    email: String,
-    phone: Value,
-    city: &'static str,
-    links: Vec<String>,
-    family: &'static Family,
-    seniority: usize,
-    years: i64,
-    skills: Vec<&'static [&'static str]>,
+pub(super) struct Person {
+    pub(super) contact: String,
+    pub(super) name: String,
+    pub(super) email: String,
+    pub(super) phone: Value,
+    pub(super) city: &'static str,
+    pub(super) links: Vec<String>,
+    pub(super) family: &'static Family,
+    pub(super) seniority: usize,
+    pub(super) years: i64,
+    pub(super) skills: Vec<&'static [&'static str]>,
 }
 
 /// One job on a resume.
-struct Position {
-    title: &'static str,
-    org: &'static str,
-    city: &'static str,
-    start: (i32, u32),
-    end: Option<(i32, u32)>,
+pub(super) struct Position {
+    pub(super) title: &'static str,
+    pub(super) org: &'static str,
+    pub(super) city: &'static str,
+    pub(super) start: (i32, u32),
+    pub(super) end: Option<(i32, u32)>,
 }
 
 /// One degree on a resume.
-struct Degree {
-    school: &'static str,
-    degree: &'static str,
-    field: &'static str,
-    start: (i32, u32),
-    end: (i32, u32),
+pub(super) struct Degree {
+    pub(super) school: &'static str,
+    pub(super) degree: &'static str,
+    pub(super) field: &'static str,
+    pub(super) start: (i32, u32),
+    pub(super) end: (i32, u32),
 }
 
-struct Generator<'a> {
-    rng: &'a mut ChaCha8Rng,
+pub(super) struct Generator<'a> {
+    pub(super) rng: &'a mut ChaCha8Rng,
     /// Posting id and family key of every open or closed posting.
-    postings: Vec<(String, &'static str, Value)>,
-    stages: Vec<String>,
-    hired_reasons: Vec<String>,
-    other_reasons: Vec<String>,
-    users: Vec<String>,
-    family_weights: Vec<u32>,
+    pub(super) postings: Vec<(String, &'static str, Value)>,
+    pub(super) stages: Vec<String>,
+    pub(super) hired_reasons: Vec<String>,
+    pub(super) other_reasons: Vec<String>,
+    pub(super) users: Vec<String>,
+    pub(super) family_weights: Vec<u32>,
 }
 
 impl<'a> Generator<'a> {
@@ -194,7 +194,7 @@ impl<'a> Generator<'a> {
         out
     }
 
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+    pub(super) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         // PANICS: every vocabulary list is a non-empty static.
         *items.choose(self.rng).expect("non-empty list")
     }
@@ -255,12 +255,12 @@ impl<'a> Generator<'a> {
     }
 
     /// A skill phrasing: one of the person's skills, said one of its several ways.
-    fn skill_phrase(&mut self, person: &Person) -> &'static str {
+    pub(super) fn skill_phrase(&mut self, person: &Person) -> &'static str {
         let group = self.pick(&person.skills);
         self.pick(group)
     }
 
-    fn fill(&mut self, template: &str, person: &Person, title: &str) -> String {
+    pub(super) fn fill(&mut self, template: &str, person: &Person, title: &str) -> String {
         let mut out = String::with_capacity(template.len() + 40);
         let mut rest = template;
         while let Some(start) = rest.find('{') {
@@ -277,7 +277,14 @@ impl<'a> Generator<'a> {
                 "years" => out.push_str(&person.years.to_string()),
                 "focus" => out.push_str(self.pick(person.family.focus)),
                 "city" => out.push_str(person.city),
-                other => out.push_str(other),
+                other => match other
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|k| person.family.skills.get(k))
+                {
+                    Some(group) => out.push_str(self.pick(group)),
+                    None => out.push_str(other),
+                },
             }
             rest = &rest[start + len + 1..];
         }
@@ -353,10 +360,15 @@ impl<'a> Generator<'a> {
         let family_postings: Vec<usize> = (0..self.postings.len())
             .filter(|i| self.postings[*i].1 == person.family.key)
             .collect();
-        let posting = if self.rng.gen_bool(0.97) && !family_postings.is_empty() {
-            Some(self.pick(&family_postings))
-        } else {
+        // People whose role has no opening applied to the general talent-community posting;
+        // about 3% have no application at all.
+        let general = self.postings.iter().position(|p| p.1 == "general");
+        let posting = if !self.rng.gen_bool(0.97) {
             None
+        } else if family_postings.is_empty() {
+            general
+        } else {
+            Some(self.pick(&family_postings))
         };
 
         // Pipeline history.
@@ -520,257 +532,6 @@ impl<'a> Generator<'a> {
             feedback,
         }
     }
-
-    fn notes(
-        &mut self,
-        person: &Person,
-        title: &str,
-        from: i64,
-        to: i64,
-        owner: &str,
-    ) -> Vec<Value> {
-        let count = self.pick(&[0, 0, 1, 1, 1, 2, 2, 3, 4, 5]);
-        let mut notes = Vec::with_capacity(count);
-        for _ in 0..count {
-            let created = self.rng.gen_range(from..=to.max(from));
-            let comments = if self.rng.gen_bool(0.2) { 2 } else { 1 };
-            let fields: Vec<Value> = (0..comments)
-                .map(|k| {
-                    let template = self.pick(vocab::NOTES);
-                    json!({
-                        "type": "note", "text": "Comment", "value": self.fill(template, person, title),
-                        "user": owner, "createdAt": created + k * 3_600_000,
-                        "stage": self.stages[self.rng.gen_range(0..self.stages.len())],
-                        "score": if self.rng.gen_bool(0.2) { json!(self.rng.gen_range(1..=4)) } else { Value::Null },
-                    })
-                })
-                .collect();
-            let deleted = self.rng.gen_bool(0.1);
-            notes.push(json!({
-                "id": random_uuid(self.rng), "text": "Note", "fields": fields, "user": owner,
-                "secret": self.rng.gen_bool(0.05), "createdAt": created, "completedAt": created,
-                "deletedAt": if deleted { json!(created + DAY_MS) } else { Value::Null },
-            }));
-        }
-        notes
-    }
-
-    fn feedback(&mut self, person: &Person, from: i64, to: i64, owner: &str) -> Vec<Value> {
-        let count = self.rng.gen_range(1..=3);
-        let ratings = [
-            "4 - Strong Hire",
-            "3 - Hire",
-            "2 - No Hire",
-            "1 - Strong No Hire",
-        ];
-        let mut forms = Vec::with_capacity(count);
-        for k in 0..count {
-            let created = self.rng.gen_range(from..=to.max(from));
-            let mut skills: Vec<&str> = person.skills.iter().take(2).map(|g| g[0]).collect();
-            skills.push("Communication");
-            let scores: Vec<Value> = skills
-                .iter()
-                .map(|s| json!({"text": s, "description": ""}))
-                .collect();
-            let values: Vec<Value> = skills
-                .iter()
-                .map(|_| json!({"score": self.rng.gen_range(1..=4), "comment": ""}))
-                .collect();
-            let comment = self.pick(vocab::FEEDBACK_COMMENTS);
-            let comment = self.fill(comment, person, "");
-            let upper = self.users.len().min(7);
-            let interviewer = self.users[self.rng.gen_range(upper.min(3) % upper..upper)].clone();
-            let field_id = |n: u32| format!("f1000000-0000-4000-8000-00000000000{n}");
-            forms.push(json!({
-                "id": random_uuid(self.rng),
-                "type": if k == 2 { "share" } else { "interview" },
-                "text": self.pick(&["Phone Screen", "Onsite - Technical", "Onsite - Behavioral", "Hiring Manager Interview"]),
-                "instructions": "",
-                "baseTemplateId": "d00d0000-aaaa-4bbb-8ccc-ddddeeeeffff",
-                "fields": [
-                    {"id": field_id(1), "type": "score-system", "text": "Overall rating", "description": "",
-                     "required": true, "prompt": "Select one",
-                     "options": ratings.iter().map(|r| json!({"text": r})).collect::<Vec<_>>(),
-                     "value": self.pick(&ratings)},
-                    {"id": field_id(2), "type": "scorecard", "text": "Skills", "description": "",
-                     "required": false, "scores": scores, "value": values},
-                    {"id": field_id(3), "type": "textarea", "text": "Notes", "description": "",
-                     "required": false, "value": comment},
-                ],
-                "interview": random_uuid(self.rng),
-                "panel": random_uuid(self.rng),
-                "user": if k == 0 { owner.to_owned() } else { interviewer },
-                "createdAt": created,
-                "completedAt": created + 1_800_000,
-                "updatedAt": if self.rng.gen_bool(0.5) { Value::Null } else { json!(created + 3_600_000) },
-                "deletedAt": if self.rng.gen_bool(0.07) { json!(created + DAY_MS) } else { Value::Null },
-            }));
-        }
-        forms
-    }
-
-    fn resumes(
-        &mut self,
-        person: &Person,
-        career: &(Vec<Position>, Vec<Degree>),
-        opportunity_id: &str,
-        created: i64,
-        end: i64,
-    ) -> Vec<MockResume> {
-        if self.rng.gen_bool(0.04) {
-            return Vec::new();
-        }
-        let (text, summaries) = self.resume_text(person, career);
-        let parsed = parsed_data(career, &summaries);
-        let mut resumes = Vec::new();
-        if self.rng.gen_bool(0.08) {
-            // An older upload of the same CV in another format.
-            resumes.push(self.resume(opportunity_id, created, &text, &parsed, Some("docx")));
-        }
-        let created = (created + 5).min(end - 1);
-        resumes.push(self.resume(opportunity_id, created, &text, &parsed, None));
-        resumes
-    }
-
-    fn resume(
-        &mut self,
-        opportunity_id: &str,
-        created: i64,
-        text: &str,
-        parsed: &Value,
-        ext: Option<&'static str>,
-    ) -> MockResume {
-        let id = random_uuid(self.rng);
-        let roll = self.rng.gen_range(0..100);
-        let ext = ext.unwrap_or(match roll {
-            0..55 => "pdf",
-            55..85 => "docx",
-            _ => "txt",
-        });
-        let no_file = self.rng.gen_bool(0.04);
-        let status = if self.rng.gen_bool(0.03) {
-            "error"
-        } else {
-            "processed"
-        };
-        let file = if no_file {
-            Value::Null
-        } else {
-            json!({
-                "name": format!("resume_{}.{ext}", &id[..8]),
-                "ext": ext,
-                "downloadUrl": format!("https://hire.lever.co/candidates/{opportunity_id}/resumes/{id}/download"),
-                "uploadedAt": created,
-                "status": status,
-                "size": text.len() * if ext == "txt" { 1 } else { 3 },
-            })
-        };
-        MockResume {
-            resume: json!({"id": id, "createdAt": created, "file": file, "parsedData": parsed}),
-            text: if no_file {
-                String::new()
-            } else {
-                text.to_owned()
-            },
-        }
-    }
-
-    /// The resume text and, per position, its first bullet (the `parsedData` summary).
-    fn resume_text(
-        &mut self,
-        person: &Person,
-        career: &(Vec<Position>, Vec<Degree>),
-    ) -> (String, Vec<Option<String>>) {
-        let (positions, degrees) = career;
-        let target = self.rng.gen_range(320..=860);
-        let latest = positions.first().map(|p| p.title).unwrap_or("Professional");
-        let summary_template = self.pick(vocab::SUMMARIES);
-        let summary = self.fill(summary_template, person, latest);
-        let skills: Vec<&str> = person.skills.iter().map(|g| self.pick(g)).collect();
-        let mut bullets: Vec<Vec<String>> = vec![Vec::new(); positions.len()];
-        let mut words =
-            60 + summary.split_whitespace().count() + skills.len() * 2 + positions.len() * 10;
-        let mut round = 0;
-        while words < target {
-            let slot = if round % 3 == 2 {
-                round % positions.len()
-            } else {
-                (round / 3) % positions.len().min(2)
-            };
-            let template = if self.rng.gen_bool(0.15) {
-                self.pick(vocab::GENERIC_BULLETS)
-            } else {
-                self.pick(person.family.bullets)
-            };
-            let bullet = self.fill(template, person, latest);
-            words += bullet.split_whitespace().count() + 1;
-            bullets[slot].push(bullet);
-            round += 1;
-        }
-        let mut out = String::with_capacity(target * 8);
-        out.push_str(&format!(
-            "{}\n{} | {} | {} | {}\n\n",
-            person.name,
-            person.city,
-            person.email,
-            person.phone["value"].as_str().unwrap_or(""),
-            person.links[0]
-        ));
-        out.push_str(&format!("SUMMARY\n{summary}\n\nEXPERIENCE\n"));
-        for (position, bullets) in positions.iter().zip(&bullets) {
-            let end = position
-                .end
-                .map(month_label)
-                .unwrap_or_else(|| "Present".to_owned());
-            out.push_str(&format!(
-                "\n{} - {}, {}\n{} - {}\n",
-                position.title,
-                position.org,
-                position.city,
-                month_label(position.start),
-                end
-            ));
-            for bullet in bullets {
-                out.push_str(&format!("- {bullet}\n"));
-            }
-        }
-        out.push_str(&format!("\nSKILLS\n{}\n\nEDUCATION\n", skills.join(", ")));
-        for degree in degrees {
-            out.push_str(&format!(
-                "{} in {}, {}, {}\n",
-                degree.degree, degree.field, degree.school, degree.end.0
-            ));
-        }
-        if !person.family.certifications.is_empty() && self.rng.gen_bool(0.5) {
-            out.push_str(&format!(
-                "\nCERTIFICATIONS\n{}\n",
-                self.pick(person.family.certifications)
-            ));
-        }
-        let summaries = bullets.into_iter().map(|b| b.into_iter().next()).collect();
-        (out, summaries)
-    }
-}
-
-/// `parsedData` consistent with the resume text: the same positions and schools.
-fn parsed_data(
-    (positions, degrees): &(Vec<Position>, Vec<Degree>),
-    summaries: &[Option<String>],
-) -> Value {
-    let ym = |(year, month): (i32, u32)| json!({"year": year, "month": month});
-    json!({
-        "positions": positions.iter().zip(summaries).map(|(p, summary)| {
-            let mut v = json!({"org": p.org, "title": p.title, "summary": summary, "location": p.city, "start": ym(p.start)});
-            if let Some(end) = p.end {
-                v["end"] = ym(end);
-            }
-            v
-        }).collect::<Vec<_>>(),
-        "schools": degrees.iter().map(|d| json!({
-            "org": d.school, "degree": d.degree, "field": d.field, "summary": null,
-            "start": ym(d.start), "end": ym(d.end),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// Family key of a generated posting, from its title.
@@ -788,6 +549,7 @@ fn posting_family(title: &str) -> &'static str {
         ("support", "support"),
         ("mechanical", "mech_eng"),
         ("recruiter", "recruiting"),
+        ("general application", "general"),
         ("security", "security"),
     ];
     rules
@@ -811,15 +573,8 @@ pub(crate) fn year_month(ms: i64) -> (i32, u32) {
     (year as i32, month as u32)
 }
 
-fn month_pair(months: i32) -> (i32, u32) {
+pub(super) fn month_pair(months: i32) -> (i32, u32) {
     (months.div_euclid(12), months.rem_euclid(12) as u32 + 1)
-}
-
-fn month_label((year, month): (i32, u32)) -> String {
-    const NAMES: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!("{} {year}", NAMES[(month as usize).saturating_sub(1) % 12])
 }
 
 #[cfg(test)]
@@ -888,6 +643,13 @@ mod tests {
         }
         let repeat = contacts.values().filter(|c| **c == 2).count() as f64 / contacts.len() as f64;
         assert!((0.04..0.13).contains(&repeat), "repeat contacts {repeat}");
+        let without_application = share(&|o| o.applications.is_empty());
+        assert!(
+            (0.01..0.06).contains(&without_application),
+            "no application {without_application}"
+        );
+        let sourced = share(&|o| o.opportunity["origin"] == "sourced");
+        assert!((0.6..0.8).contains(&sourced), "sourced {sourced}");
         assert!(
             opps.iter()
                 .any(|o| o.notes.iter().any(|n| !n["deletedAt"].is_null()))

@@ -20,12 +20,29 @@
 //!   `confidentiality=all|confidential`.
 //! * Resume downloads are rendered from the resume text as real PDF, DOCX or TXT files;
 //!   `file.status == "error"` answers 422, a resume without a file 404.
+//!   `legacy_resume_404` makes an empty resume list answer 404, as Lever once did.
+//! * `include=f` keeps only `id`, `f` and expanded fields, except on `/postings`, which always
+//!   returns whole postings (content and followers included). `expand` works on opportunities
+//!   (`applications`, `stage`, `owner`, `sourcedBy`, `followers`, `contact`) and postings
+//!   (`user`, `owner`, `hiringManager`, `followers`); repeated and comma-joined forms are equal.
+//!
+//! # Generated pool
+//! [`generate_pool`]`(n, seed)` makes `n` opportunities (about 8% of people have two, sharing
+//! a contact) across 21 occupation families, plus 13 postings, 9 stages (slugs and UUIDs), 10
+//! archive reasons (hired and non-hired) and 8 users. About 60% have `updatedAt: null`, 60% are
+//! archived (a tenth of those hired), 2% are confidential; resumes run 300 to 900 words.
 //! * Faults: a seeded share of `/v1` requests answers 500 or 503, optional added latency, and
 //!   the control API can force the next N answers to 429, 500 or 503.
 //! * Writes (`POST .../notes`, `addTags`..., `PUT .../stage|archived`) bump `updatedAt` and
 //!   `lastInteractionAt` to a strictly increasing wall-clock millisecond and fire webhooks
 //!   (`candidateStageChange`, `candidateArchiveChange`, `candidateHired`, `candidateDeleted`,
 //!   `applicationCreated`) signed as in `lever-api.md` §9.3.
+//!
+//! * OAuth (when [`MockConfig::oauth`] is set): `POST /oauth/token` (form body,
+//!   `grant_type=refresh_token`, `client_id`, `client_secret`, `refresh_token`) answers
+//!   `{access_token, refresh_token, token_type, scope, expires_in}`; each refresh token works once
+//!   and each answer carries a new one; issued access tokens are accepted as `Bearer` until they
+//!   expire, then answer 401.
 //!
 //! # Control API (same auth, outside `/v1`, not rate limited, not counted)
 //! * `POST /_mock/mutate` with one op or an array of ops:
@@ -38,6 +55,7 @@
 //! * `GET /_mock/stats` ([`Stats`]), `POST /_mock/stats/reset`.
 //! * `POST /_mock/faults` ([`FaultUpdate`]): `fail_rate`, `latency_ms`, `rate_per_sec`, `burst`,
 //!   `retry_after_secs`, `force_status` + `force_count` (the next N `/v1` answers).
+//! * `POST /_mock/oauth/expire`: every issued access token expires now.
 //! * `POST /_mock/webhooks/ping`: a test delivery (`candidateHired`, `data: {}`) to every
 //!   subscription.
 //!
@@ -59,6 +77,7 @@ mod faults;
 mod fixture;
 mod generate;
 mod mutate;
+mod oauth;
 mod opportunities;
 mod paging;
 mod pool;
@@ -68,10 +87,12 @@ mod ratelimit;
 mod reference;
 mod render;
 mod reply;
+mod resume;
 mod server;
 mod stats;
 mod vocab;
 mod webhook;
+mod writes;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -81,6 +102,7 @@ use std::sync::Arc;
 pub use faults::FaultUpdate;
 pub use generate::generate_pool;
 pub use mutate::MutateOp;
+pub use oauth::OAuthConfig;
 pub use pool::{MockOpportunity, MockResume, Pool};
 pub use render::{render_docx, render_pdf};
 pub use stats::Stats;
@@ -178,6 +200,12 @@ pub struct MockConfig {
     pub webhook_retry_delay_ms: u64,
     /// Offset tokens older than this are rejected as stale (`None`: never).
     pub token_ttl_ms: Option<u64>,
+    /// Answer `GET /opportunities/:id/resumes` with 404 when there are no resumes, as Lever
+    /// used to (default false: an empty list).
+    pub legacy_resume_404: bool,
+    /// Enables `POST /oauth/token` (refresh-token grant) and accepts the access tokens it
+    /// issues as `Bearer` credentials.
+    pub oauth: Option<OAuthConfig>,
 }
 
 impl Default for MockConfig {
@@ -197,6 +225,8 @@ impl Default for MockConfig {
             webhook_retries: 5,
             webhook_retry_delay_ms: 1000,
             token_ttl_ms: None,
+            legacy_resume_404: false,
+            oauth: None,
         }
     }
 }
@@ -306,6 +336,18 @@ impl MockLever {
             force_count: Some(count),
             ..FaultUpdate::default()
         });
+    }
+
+    /// Makes every access token issued by `/oauth/token` expire now.
+    pub fn expire_access_tokens(&self) {
+        if let Some(oauth) = &self.shared.oauth {
+            oauth::lock(oauth).expire_access_tokens();
+        }
+    }
+
+    /// The URL of the OAuth token endpoint, `http://127.0.0.1:PORT/oauth/token`.
+    pub fn oauth_token_url(&self) -> String {
+        format!("http://{}/oauth/token", self.addr)
     }
 
     /// Stops accepting connections and waits for in-flight requests to finish.

@@ -1,30 +1,40 @@
 //! `/v1/opportunities` and its children: the filtered, keyset-paged list, single records,
-//! expand/include shaping, resume downloads and the write routes.
+//! expand/include shaping and resume downloads (writes live in `writes`).
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use super::mutate::{self, NewNote};
 use super::paging::SortKey;
 use super::pool::{MockOpportunity, Pool, str_field};
 use super::query::Params;
 use super::render;
-use super::reply::{ApiError, ApiResult, envelope, json_response, single};
+use super::reply::{ApiError, ApiResult, envelope, single};
 use super::server::{Shared, now_ms};
 
 type S = State<Arc<Shared>>;
 
-/// Pages `items` (already filtered) by their sort keys for the route in `scope`.
+/// Pages `items` (already filtered) by their sort keys for the route in `scope`, keeping only
+/// the `include`d fields (plus `id`) when `include` is given.
 pub(crate) fn paged(
     shared: &Shared,
     scope: &str,
     params: &Params,
+    items: Vec<(SortKey, Value)>,
+) -> ApiResult {
+    paged_with(shared, scope, params, items, true)
+}
+
+/// [`paged`], with `include` used as a field selector or ignored.
+pub(crate) fn paged_with(
+    shared: &Shared,
+    scope: &str,
+    params: &Params,
     mut items: Vec<(SortKey, Value)>,
+    select_included: bool,
 ) -> ApiResult {
     let limit = params.limit()?;
     items.sort_by(|a, b| a.0.cmp(&b.0));
@@ -33,7 +43,11 @@ pub(crate) fn paged(
     let page = shared
         .tokens
         .page(&keys, &scope, params.first("offset"), limit, now_ms())?;
-    let include = params.list("include");
+    let include = if select_included {
+        params.list("include")
+    } else {
+        Vec::new()
+    };
     let data = items
         .drain(page.range)
         .map(|(_, v)| {
@@ -61,7 +75,8 @@ fn select(value: Value, include: &[&str], expanded: &[&str]) -> Value {
     }
 }
 
-fn user_json(pool: &Pool, id: &Value) -> Value {
+/// The user object for a user id, `null` when unknown or absent.
+pub(crate) fn user_json(pool: &Pool, id: &Value) -> Value {
     id.as_str()
         .and_then(|id| pool.users.iter().find(|u| str_field(u, "id") == id))
         .cloned()
@@ -269,7 +284,7 @@ impl<'a> Filter<'a> {
             && self.created.admits(ms("createdAt"))
             && self.advanced.admits(ms("lastAdvancedAt"))
             && self.archived_at.admits(archived_at)
-            && self.archived.is_none_or(|want| want == !archived.is_null())
+            && self.archived.is_none_or(|want| want != archived.is_null())
             && self.snoozed.is_none_or(|want| want == snoozed)
             && any_of(&self.reasons, &[str_field(archived, "reason")])
             && any_of(&self.stages, &[str_field(o, "stage")])
@@ -347,7 +362,7 @@ pub(crate) async fn deleted(State(shared): S, RawQuery(raw): RawQuery) -> ApiRes
     paged(&shared, "/v1/opportunities/deleted", &params, items)
 }
 
-fn with_opportunity<R>(
+pub(crate) fn with_opportunity<R>(
     shared: &Shared,
     id: &str,
     f: impl FnOnce(&Pool, &MockOpportunity) -> Result<R, ApiError>,
@@ -423,7 +438,11 @@ pub(crate) async fn resumes(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
+    let legacy_404 = shared.config.legacy_resume_404;
     child_list(&shared, &id, raw.as_deref(), "resumes", |opp, params| {
+        if legacy_404 && opp.resumes.is_empty() {
+            return Err(ApiError::not_found("resumes for opportunity", opp.id()));
+        }
         let range = Range::parse(params, "uploaded_at")?;
         Ok(opp
             .resumes
@@ -559,145 +578,4 @@ pub(crate) async fn empty_child(
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     child_list(&shared, &id, raw.as_deref(), "child", |_, _| Ok(Vec::new()))
-}
-
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
-    if body.is_empty() {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid json: {e}")))
-}
-
-/// The opportunity after a write, blanking contact fields if configured (as recorded).
-fn mutation_response(shared: &Shared, id: &str) -> ApiResult {
-    with_opportunity(shared, id, |_, opp| {
-        let mut value = opp.opportunity.clone();
-        if shared.config.blank_contact_in_mutation_responses {
-            value["name"] = json!("");
-            value["headline"] = json!("");
-            value["emails"] = json!([]);
-            value["phones"] = json!([]);
-        }
-        Ok(single(value))
-    })
-}
-
-/// `POST /opportunities/:id/notes`: 201 with the full note plus `noteId`.
-pub(crate) async fn create_note(
-    State(shared): S,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> ApiResult {
-    let params = Params::parse(raw.as_deref());
-    let body = parse_body(&body)?;
-    let value = body["value"]
-        .as_str()
-        .ok_or_else(|| ApiError::bad_request("value is required".into()))?;
-    let score = match &body["score"] {
-        Value::Null => None,
-        v => Some(
-            v.as_i64()
-                .filter(|s| (1..=4).contains(s))
-                .ok_or_else(|| ApiError::bad_request("score must be 1 to 4".into()))?,
-        ),
-    };
-    let note = NewNote {
-        value,
-        user: params.first("perform_as"),
-        secret: body["secret"].as_bool().unwrap_or(false),
-        score,
-        created_at: body["createdAt"].as_i64(),
-        thread: params.first("note_id"),
-    };
-    let mut created =
-        shared.write(|pool, now| Ok((mutate::add_note(pool, &id, &note, now)?, Vec::new())))?;
-    created["noteId"] = created["id"].clone();
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({"data": created}),
-    ))
-}
-
-/// `DELETE /opportunities/:id/notes/:nid`: 204.
-pub(crate) async fn delete_note(
-    State(shared): S,
-    Path((id, nid)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    shared.write(|pool, now| Ok((mutate::delete_note(pool, &id, &nid, now)?, Vec::new())))?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// `POST /opportunities/:id/{addTags,removeTags,addSources,removeSources,addLinks,removeLinks}`.
-pub(crate) async fn list_action(
-    State(shared): S,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    body: Bytes,
-) -> ApiResult {
-    let action = uri.path().rsplit('/').next().unwrap_or("");
-    let (add, field) = match action {
-        "addTags" => (true, "tags"),
-        "removeTags" => (false, "tags"),
-        "addSources" => (true, "sources"),
-        "removeSources" => (false, "sources"),
-        "addLinks" => (true, "links"),
-        _ => (false, "links"),
-    };
-    let body = parse_body(&body)?;
-    let items: Vec<String> = body[field]
-        .as_array()
-        .ok_or_else(|| ApiError::bad_request(format!("{field} must be an array of strings")))?
-        .iter()
-        .map(|v| {
-            v.as_str().map(str::to_owned).ok_or_else(|| {
-                ApiError::bad_request(format!("{field} must be an array of strings"))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    shared.write(|pool, now| {
-        Ok((
-            mutate::change_list(pool, &id, field, add, &items, now)?,
-            Vec::new(),
-        ))
-    })?;
-    mutation_response(&shared, &id)
-}
-
-/// `PUT /opportunities/:id/stage` with `{"stage": id}`.
-pub(crate) async fn put_stage(
-    State(shared): S,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> ApiResult {
-    let params = Params::parse(raw.as_deref());
-    let body = parse_body(&body)?;
-    let stage = body["stage"]
-        .as_str()
-        .ok_or_else(|| ApiError::bad_request("stage is required".into()))?;
-    let user = params.first("perform_as");
-    shared.write(|pool, now| Ok(((), mutate::set_stage(pool, &id, stage, user, now)?)))?;
-    mutation_response(&shared, &id)
-}
-
-/// `PUT /opportunities/:id/archived` with `{"reason": id | null}`.
-pub(crate) async fn put_archived(
-    State(shared): S,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    let body = parse_body(&body)?;
-    let reason = match body.get("reason") {
-        Some(Value::String(r)) => Some(r.clone()),
-        Some(Value::Null) => None,
-        _ => {
-            return Err(ApiError::bad_request(
-                "reason is required (null unarchives)".into(),
-            ));
-        }
-    };
-    shared.write(|pool, now| Ok(((), mutate::set_archived(pool, &id, reason.as_deref(), now)?)))?;
-    mutation_response(&shared, &id)
 }

@@ -318,6 +318,23 @@ static SPECS: &[PostingSpec] = &[
         ],
         nice: &["OSCP", "Cloud security experience"],
     },
+    PostingSpec {
+        family: "general",
+        title: "General Application - Talent Community",
+        state: "internal",
+        location: "Remote",
+        commitment: "Full-time",
+        workplace: "unspecified",
+        salary: None,
+        about: "Don't see the right opening today? Join our talent community and our recruiting team will reach out when a role that matches your background opens up.",
+        role: "We hire across engineering, data, design, sales, marketing, finance, operations, clinical and legal teams. Tell us about your experience and the kind of work you are looking for next.",
+        duties: &[
+            "Share your resume and the roles that interest you",
+            "Hear from a recruiter when a matching role opens",
+        ],
+        requirements: &["Experience in any of the fields we hire for"],
+        nice: &["A note on your preferred locations and work arrangements"],
+    },
 ];
 
 /// Builds the postings of a generated account, returning each with its family key.

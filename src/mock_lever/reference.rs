@@ -7,7 +7,8 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 
-use super::opportunities::{contact_json, paged};
+use super::opportunities::{contact_json, paged, paged_with, user_json};
+use super::pool::Pool;
 use super::pool::str_field;
 use super::query::Params;
 use super::reply::{ApiError, ApiResult, single};
@@ -32,7 +33,9 @@ fn find(items: &[Value], id: &str, kind: &str) -> ApiResult {
         .ok_or_else(|| ApiError::not_found(kind, id))
 }
 
-/// `GET /postings` with §8.12 filters.
+/// `GET /postings` with §8.12 filters. Postings always carry `content` and `followers`:
+/// `include=content` / `include=followers` are accepted and change nothing (lenient, since
+/// Lever's exact semantics for postings are unverified).
 pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let updated = (
@@ -70,8 +73,9 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
         let wanted = params.all(key);
         wanted.is_empty() || wanted.contains(&str_field(&p["categories"], key))
     };
-    let items = shared
-        .read()
+    let expand = params.list("expand");
+    let pool = shared.read();
+    let items = pool
         .postings
         .iter()
         .filter(|p| {
@@ -88,7 +92,7 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
                 .unwrap_or_default();
             // A published-only query lists only public postings unless both channels are asked for.
             let channel_ok = if channels.is_empty() {
-                !(states == ["published"]) || have_channels.contains(&"public")
+                states != ["published"] || have_channels.contains(&"public")
             } else {
                 channels.iter().any(|c| have_channels.contains(c))
             };
@@ -114,16 +118,43 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
                     p["createdAt"].as_i64().unwrap_or(0),
                     str_field(p, "id").to_owned(),
                 ),
-                p.clone(),
+                expand_posting(&pool, p, &expand),
             )
         })
         .collect();
-    paged(&shared, "/v1/postings", &params, items)
+    drop(pool);
+    paged_with(&shared, "/v1/postings", &params, items, false)
 }
 
-/// `GET /postings/:id`.
-pub(crate) async fn posting(State(shared): S, Path(id): Path<String>) -> ApiResult {
-    find(&shared.read().postings, &id, "postings")
+/// A posting with `user`, `owner`, `hiringManager` or `followers` expanded to user objects.
+fn expand_posting(pool: &Pool, posting: &Value, expand: &[&str]) -> Value {
+    let mut value = posting.clone();
+    for field in expand {
+        match *field {
+            "user" | "owner" | "hiringManager" => value[*field] = user_json(pool, &posting[*field]),
+            "followers" => {
+                let ids = posting["followers"].as_array().cloned().unwrap_or_default();
+                value["followers"] = ids.iter().map(|id| user_json(pool, id)).collect();
+            }
+            _ => {}
+        }
+    }
+    value
+}
+
+/// `GET /postings/:id` (`expand` as on the list).
+pub(crate) async fn posting(
+    State(shared): S,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let params = Params::parse(raw.as_deref());
+    let pool = shared.read();
+    pool.postings
+        .iter()
+        .find(|p| str_field(p, "id") == id)
+        .map(|p| single(expand_posting(&pool, p, &params.list("expand"))))
+        .ok_or_else(|| ApiError::not_found("postings", &id))
 }
 
 /// `GET /postings/deleted`: the mock never deletes postings.

@@ -13,16 +13,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::Value;
 
-use super::auth::authenticate;
+use super::auth::{Credential, authenticate};
 use super::faults::{FaultUpdate, Faults, Verdict};
 use super::mutate::{self, Event, MutateOp};
+use super::oauth::{self, OAuthState};
 use super::paging::TokenSigner;
 use super::pool::Pool;
 use super::ratelimit::RateLimiter;
 use super::reply::ApiError;
 use super::stats::{Outcome, StatsRecorder};
 use super::webhook::Webhooks;
-use super::{Error, MockConfig, control, opportunities, reference, webhook};
+use super::{Error, MockConfig, control, opportunities, reference, webhook, writes};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
@@ -72,6 +73,7 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) tokens: TokenSigner,
     pub(crate) webhooks: Webhooks,
+    pub(crate) oauth: Option<Mutex<OAuthState>>,
 }
 
 impl Shared {
@@ -90,6 +92,7 @@ impl Shared {
             clock,
             tokens: TokenSigner::new(rand::random(), config.token_ttl_ms),
             webhooks: Webhooks::new(config.webhook_retries, config.webhook_retry_delay_ms),
+            oauth: config.oauth.clone().map(|c| Mutex::new(OAuthState::new(c))),
             config,
         }
     }
@@ -135,12 +138,18 @@ impl Shared {
             .reconfigure(update.rate_per_sec, update.burst);
     }
 
-    fn authorized(&self, request: &Request) -> Option<super::auth::Credential> {
+    fn authorized(&self, request: &Request) -> Option<Credential> {
         let header = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        authenticate(header, &self.config.api_keys, &self.config.bearer_tokens)
+        authenticate(header, &self.config.api_keys, &self.config.bearer_tokens).or_else(|| {
+            let token = header?.strip_prefix("Bearer ")?.trim();
+            let oauth = oauth::lock(self.oauth.as_ref()?);
+            oauth
+                .accepts(token, now_ms())
+                .then(|| Credential::bearer(token))
+        })
     }
 }
 
@@ -227,6 +236,7 @@ async fn not_found() -> Response {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     use opportunities as o;
     use reference as r;
+    use writes as w;
     let mut v1 = Router::new()
         .route("/opportunities", get(o::list))
         .route("/opportunities/deleted", get(o::deleted))
@@ -239,11 +249,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/opportunities/{id}/notes",
-            get(o::notes).post(o::create_note),
+            get(o::notes).post(w::create_note),
         )
         .route(
             "/opportunities/{id}/notes/{nid}",
-            get(o::note).delete(o::delete_note),
+            get(o::note).delete(w::delete_note),
         )
         .route("/opportunities/{id}/feedback", get(o::feedback))
         .route("/opportunities/{id}/feedback/{fid}", get(o::feedback_one))
@@ -252,8 +262,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/opportunities/{id}/applications/{aid}",
             get(o::application),
         )
-        .route("/opportunities/{id}/stage", put(o::put_stage))
-        .route("/opportunities/{id}/archived", put(o::put_archived));
+        .route("/opportunities/{id}/stage", put(w::put_stage))
+        .route("/opportunities/{id}/archived", put(w::put_archived));
     for child in [
         "offers",
         "interviews",
@@ -278,7 +288,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     ] {
         v1 = v1.route(
             &format!("/opportunities/{{id}}/{action}"),
-            post(o::list_action),
+            post(w::list_action),
         );
     }
     let v1 = v1
@@ -310,8 +320,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/stats/reset", post(control::reset_stats))
         .route("/faults", post(control::faults))
         .route("/webhooks/ping", post(control::ping))
+        .route("/oauth/expire", post(control::expire_tokens))
         .layer(middleware::from_fn_with_state(shared.clone(), control_gate));
     Router::new()
+        .route("/oauth/token", post(oauth::token))
         .nest("/v1", v1)
         .nest("/_mock", control)
         .fallback(not_found)
