@@ -264,6 +264,7 @@ pub(crate) mod build {
         assert_eq!(Indexes::current_generation(tmp.path()).unwrap(), Some(1));
         assert_eq!(ix.stats().candidates, 15);
         assert!(ix.stats().bytes_on_disk > 0);
+        assert_eq!(index::current_stats(tmp.path()).unwrap(), Some(ix.stats()));
 
         // Stemming on prose, rows filled from the reference data.
         assert_eq!(keyword_ids(&ix, "trading systems"), vec!["opp-cpp"]);
