@@ -455,3 +455,10 @@ mod cli {
         assert_eq!(ix.stats().candidates, 15);
     }
 }
+
+#[test]
+fn index_types_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Embedder>();
+    shared::<rediscover::index::Indexes>();
+}
