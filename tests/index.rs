@@ -264,6 +264,7 @@ pub(crate) mod build {
         assert_eq!(Indexes::current_generation(tmp.path()).unwrap(), Some(1));
         assert_eq!(ix.stats().candidates, 15);
         assert!(ix.stats().bytes_on_disk > 0);
+        assert_eq!(index::current_stats(tmp.path()).unwrap(), Some(ix.stats()));
 
         // Stemming on prose, rows filled from the reference data.
         assert_eq!(keyword_ids(&ix, "trading systems"), vec!["opp-cpp"]);
@@ -453,4 +454,11 @@ mod cli {
         assert_eq!(ix.generation(), commit.generation);
         assert_eq!(ix.stats().candidates, 15);
     }
+}
+
+#[test]
+fn index_types_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Embedder>();
+    shared::<rediscover::index::Indexes>();
 }

@@ -101,7 +101,12 @@ pub fn update(
             loaded: embedder.model_sha256().chars().take(12).collect(),
         });
     }
-    let changed: Vec<Candidate> = changed.collect();
+    // Last version wins when a candidate appears twice.
+    let mut changed: Vec<Candidate> = changed.collect();
+    let mut seen = HashSet::new();
+    changed.reverse();
+    changed.retain(|c| seen.insert(c.id.clone()));
+    changed.reverse();
     let mut old_rows = rows::read(&prev)?;
     let gone: HashSet<&str> = changed
         .iter()

@@ -244,6 +244,23 @@ impl Indexes {
     }
 }
 
+/// Counts and size of the current generation from its `meta.json` alone, without opening it
+/// (for `rediscover status`); `None` when there is no index yet.
+pub fn current_stats(data_dir: &Path) -> Result<Option<IndexStats>, Error> {
+    let Some(name) = generation::current_dir_name(data_dir)? else {
+        return Ok(None);
+    };
+    let dir = generation::root(data_dir).join(name);
+    let meta = generation::read_meta(&dir)?;
+    Ok(Some(IndexStats {
+        generation: meta.generation,
+        candidates: meta.candidates,
+        vectors: meta.vectors,
+        tombstones: meta.tombstones,
+        bytes_on_disk: dir_size(&dir),
+    }))
+}
+
 /// Opportunity id -> ordinal of its live row.
 fn live_ordinals(rows: &[CandidateRow]) -> HashMap<String, u32> {
     rows.iter()
