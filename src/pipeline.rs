@@ -38,6 +38,50 @@ pub struct IndexOutcome {
     pub seconds: f64,
 }
 
+/// Held while the indexes of a data folder are being written, so two builds (a `sync` and an
+/// `index`, say) never race to switch generations.
+struct IndexLock {
+    _file: std::fs::File,
+}
+
+impl IndexLock {
+    fn acquire(data_dir: &Path) -> crate::Result<IndexLock> {
+        let path = data_dir.join("index.lock");
+        let io = |source| crate::Error::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        let file = std::fs::File::create(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(IndexLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(crate::Error::Busy(format!(
+                "{}: the indexes are being built by another rediscover process",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+}
+
+/// Rebuilds the indexes from the whole store, whatever generation they describe.
+pub fn rebuild(
+    data_dir: &Path,
+    store: &Store,
+    embedder: &Embedder,
+    progress: &Progress,
+) -> crate::Result<IndexStats> {
+    let _lock = IndexLock::acquire(data_dir)?;
+    Ok(index::try_rebuild(
+        data_dir,
+        store.generation(),
+        store.candidates(),
+        store.reference(),
+        embedder,
+        progress,
+    )?)
+}
+
 /// Brings the indexes of `data_dir` to the store's generation.
 ///
 /// `commit` is the commit the caller just made, if any: when the indexes are exactly one
@@ -50,6 +94,7 @@ pub fn bring_up_to_date(
     progress: &Progress,
 ) -> crate::Result<IndexOutcome> {
     let started = Instant::now();
+    let _lock = IndexLock::acquire(data_dir)?;
     let target = store.generation();
     let current = Indexes::current_generation(data_dir)?;
     let done = |action, stats: Option<IndexStats>| IndexOutcome {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::index::{self, Embedder, Progress, ProgressEvent};
+use crate::index::{Embedder, Progress, ProgressEvent};
 use crate::pipeline::{self, IndexAction, IndexOutcome};
 use crate::store::{Commit, Store};
 
@@ -35,15 +35,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let bar = progress_bar();
     let progress = progress_for(bar.clone());
     let started = Instant::now();
-    let stats = index::try_rebuild(
-        &args.data,
-        store.generation(),
-        store.candidates(),
-        store.reference(),
-        &embedder,
-        &progress,
-    )
-    .context("indexing failed; the previous index (if any) is still in place")?;
+    let stats = pipeline::rebuild(&args.data, &store, &embedder, &progress)
+        .context("indexing failed; the previous index (if any) is still in place")?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(
