@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::index::Indexes;
+use crate::index;
 use crate::store::Store;
 use anyhow::Context;
 use serde_json::json;
@@ -27,11 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
     let counts = store.counts();
     let sync = store.sync_state();
-    let index = match Indexes::open(&args.data) {
-        Ok(indexes) => Some(indexes.stats()),
-        Err(e) if e.is_user_error() => None,
-        Err(e) => return Err(e).context("cannot open the indexes"),
-    };
+    let index = index::current_stats(&args.data).context("cannot read the index metadata")?;
     if args.json {
         let value = json!({
             "data": args.data,
