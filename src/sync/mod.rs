@@ -37,7 +37,7 @@ const MAX_REPORTED_MALFORMED: usize = 100;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Lever refused or failed in a way that stops the run.
-    #[error("lever: {0}")]
+    #[error("{0}")]
     Lever(#[from] crate::lever::Error),
     /// The local store failed.
     #[error("store: {0}")]
