@@ -1,1 +1,212 @@
-//! (skeleton) composition root: opens the store, the indexes and the embedder for the API layer.
+//! Composition root for queries: holds the store, the opened indexes and the embedder, and
+//! swaps in a new index generation (with its store) when a sync or `index` run publishes one.
+//!
+//! The API layer holds one `Engine` and never touches tantivy, hnsw_rs or the store directly.
+//! A query works on one [`Snapshot`] from start to end, so a reload never mixes generations.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::domain::{Candidate, Posting};
+use crate::index::{Embedder, Indexes};
+use crate::search::{self, Context, People, Query, QueryEmbedder, SearchResponse};
+use crate::store::Store;
+
+/// How many query vectors the engine remembers.
+const QUERY_CACHE: usize = 512;
+/// How often, at most, the engine looks for a new index generation.
+const DEFAULT_RELOAD_CHECK: Duration = Duration::from_secs(2);
+
+/// One consistent view: an index generation, the store and the per-person map.
+pub struct Snapshot {
+    /// The opened indexes.
+    pub indexes: Indexes,
+    /// The store.
+    pub store: Store,
+    /// Every opportunity of each person in the index.
+    pub people: People,
+}
+
+impl Snapshot {
+    fn open(data_dir: &Path) -> crate::Result<Snapshot> {
+        let indexes = Indexes::open(data_dir)?;
+        let store = Store::open(data_dir)?;
+        let people = People::build(indexes.rows());
+        Ok(Snapshot {
+            indexes,
+            store,
+            people,
+        })
+    }
+
+    /// The index generation of this snapshot.
+    pub fn generation(&self) -> u64 {
+        self.indexes.generation()
+    }
+}
+
+/// A candidate as shown by the API: the stored record and its history.
+#[derive(Debug, Clone)]
+pub struct CandidateDetails {
+    /// The stored opportunity.
+    pub candidate: Candidate,
+    /// Its history with names resolved.
+    pub history: search::History,
+    /// The person's other opportunities in the pool.
+    pub other_opportunity_ids: Vec<String>,
+}
+
+/// The query side of rediscover, shared by the CLI and the HTTP server.
+pub struct Engine {
+    data_dir: PathBuf,
+    embedder: Option<QueryEmbedder>,
+    current: RwLock<Option<Arc<Snapshot>>>,
+    last_check: Mutex<Option<Instant>>,
+    check_every: Duration,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens the data folder. A missing index is not an error here: queries report it until
+    /// an index appears. `embedder` is `None` to run keyword-only (degraded) queries.
+    pub fn open(data_dir: &Path, embedder: Option<Arc<Embedder>>) -> crate::Result<Engine> {
+        let engine = Engine {
+            data_dir: data_dir.to_owned(),
+            embedder: embedder.map(|e| QueryEmbedder::new(e, QUERY_CACHE)),
+            current: RwLock::new(None),
+            last_check: Mutex::new(None),
+            check_every: DEFAULT_RELOAD_CHECK,
+        };
+        engine.reload_if_changed(true)?;
+        Ok(engine)
+    }
+
+    /// Sets how often the engine looks for a new index generation (tests use zero).
+    pub fn with_reload_check(mut self, every: Duration) -> Engine {
+        self.check_every = every;
+        self
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Whether an embedding model is loaded.
+    pub fn has_embedder(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// The current snapshot, reloading first if a new generation was published.
+    pub fn snapshot(&self) -> crate::Result<Arc<Snapshot>> {
+        self.reload_if_changed(false)?;
+        self.read_current().ok_or_else(|| self.no_index())
+    }
+
+    fn no_index(&self) -> crate::Error {
+        search::Error::NoIndex {
+            data_dir: self.data_dir.clone(),
+        }
+        .into()
+    }
+
+    fn read_current(&self) -> Option<Arc<Snapshot>> {
+        // A poisoned lock only means a reload panicked; the stored snapshot is still whole.
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Looks for a new generation (at most every `check_every`) and opens it.
+    ///
+    /// If opening the new generation fails, the previous snapshot keeps serving and the error
+    /// is logged; with no previous snapshot the error is returned.
+    fn reload_if_changed(&self, force: bool) -> crate::Result<()> {
+        {
+            let mut last = self.last_check.lock().unwrap_or_else(|p| p.into_inner());
+            if !force && last.is_some_and(|at| at.elapsed() < self.check_every) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        let published = Indexes::current_generation(&self.data_dir)?;
+        let current = self.read_current();
+        let loaded = current.as_ref().map(|s| s.generation());
+        if published.is_none() || published == loaded {
+            return Ok(());
+        }
+        match Snapshot::open(&self.data_dir) {
+            Ok(snapshot) => {
+                tracing::info!(
+                    generation = snapshot.generation(),
+                    rows = snapshot.indexes.rows().len(),
+                    "index generation loaded"
+                );
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(snapshot));
+                Ok(())
+            }
+            Err(err) if current.is_some() => {
+                tracing::warn!(error = %err, "new index generation could not be opened; serving the previous one");
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Answers a query on the current snapshot.
+    pub fn search(&self, query: &Query) -> crate::Result<SearchResponse> {
+        let snapshot = self.snapshot()?;
+        let ctx = Context {
+            indexes: &snapshot.indexes,
+            store: &snapshot.store,
+            embedder: self.embedder.as_ref(),
+            people: Some(&snapshot.people),
+        };
+        Ok(search::search(ctx, query)?)
+    }
+
+    /// The synced postings.
+    pub fn postings(&self) -> crate::Result<Vec<Posting>> {
+        Ok(self.snapshot()?.store.reference().postings.clone())
+    }
+
+    /// One opportunity with its history, or an error if no live opportunity has this id.
+    pub fn candidate(&self, opportunity_id: &str) -> crate::Result<CandidateDetails> {
+        let snapshot = self.snapshot()?;
+        let unknown = || search::Error::UnknownOpportunity {
+            id: opportunity_id.to_owned(),
+        };
+        let ordinal = snapshot
+            .indexes
+            .ordinal(opportunity_id)
+            .ok_or_else(unknown)?;
+        let rows = snapshot.indexes.rows();
+        let row = rows
+            .get(ordinal as usize)
+            .filter(|r| !r.deleted)
+            .ok_or_else(unknown)?;
+        let candidate = snapshot.store.get(opportunity_id)?.ok_or_else(unknown)?;
+        let history = search::explain::history(&candidate, snapshot.store.reference());
+        let other_opportunity_ids = snapshot
+            .people
+            .opportunities(&row.contact_id)
+            .iter()
+            .filter(|&&o| o != ordinal)
+            .filter_map(|&o| rows.get(o as usize).map(|r| r.opportunity_id.clone()))
+            .collect();
+        Ok(CandidateDetails {
+            candidate,
+            history,
+            other_opportunity_ids,
+        })
+    }
+}

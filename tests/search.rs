@@ -1,1 +1,1266 @@
-//! Integration tests: search.
+//! Integration tests: search. A small hand-made pool is written through the store, indexed with
+//! the real model, and queried through the library, the HTTP router and the CLI binary.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use rediscover::api::http::{AppState, MatchResponse, app};
+use rediscover::domain::{
+    ArchiveReason, ArchiveReasonType, Archived, Candidate, Feedback, Note, Position, Posting,
+    ReferenceData, Resume, Stage, StageChange, TextStatus,
+};
+use rediscover::engine::Engine;
+use rediscover::index::{self, Embedder};
+use rediscover::search::{self, Context, Filters, Query, QueryEmbedder, SearchResponse};
+use rediscover::store::{Store, SyncState};
+use tower::ServiceExt;
+
+const DAY: i64 = 86_400_000;
+/// "Now" for the recency filter: day 20,000 since the epoch (2024-10-04).
+const NOW: i64 = 20_000 * DAY;
+
+const RUST_POSTING: &str = "Senior Backend Engineer (Rust)\n\
+    We are looking for a backend engineer to build and operate our Rust services. You will design \
+    APIs with tokio and PostgreSQL, run them on Kubernetes and keep latency low.";
+/// Worded with no word in common with the physician's profile below.
+const SYNONYM_POSTING: &str =
+    "Physician\nWe are hiring a physician to treat patients at our hospital.";
+
+// ---- the pool ------------------------------------------------------------------------------
+
+fn reference() -> ReferenceData {
+    let stage = |id: &str, text: &str| Stage {
+        id: id.into(),
+        text: text.into(),
+    };
+    let reason = |id: &str, text: &str, t| ArchiveReason {
+        id: id.into(),
+        text: text.into(),
+        reason_type: t,
+        active: true,
+    };
+    ReferenceData {
+        stages: vec![
+            stage("lead-new", "New lead"),
+            stage("phone", "Phone screen"),
+            stage("onsite", "On-site interview"),
+            stage("offer", "Offer"),
+        ],
+        archive_reasons: vec![
+            reason("timing", "Timing", ArchiveReasonType::NonHired),
+            reason("hired", "Hired", ArchiveReasonType::Hired),
+        ],
+        postings: vec![Posting {
+            id: "post-rust".into(),
+            title: "Senior Backend Engineer (Rust)".into(),
+            state: "published".into(),
+            description: RUST_POSTING.lines().skip(1).collect::<Vec<_>>().join(" "),
+            ..Posting::default()
+        }],
+        ..ReferenceData::default()
+    }
+}
+
+struct Person<'a> {
+    id: &'a str,
+    contact: &'a str,
+    headline: &'a str,
+    title: &'a str,
+    resume: &'a str,
+    location: &'a str,
+    tags: &'a [&'a str],
+    stages: &'a [(&'a str, u32)],
+    archived: Option<&'a str>,
+    rating: Option<u8>,
+    notes: usize,
+    last_interaction_days: i64,
+}
+
+fn candidate(p: &Person<'_>) -> Candidate {
+    Candidate {
+        id: p.id.into(),
+        contact_id: p.contact.into(),
+        name: format!("Person {}", p.id),
+        headline: p.headline.into(),
+        location: p.location.into(),
+        tags: p.tags.iter().map(|t| t.to_string()).collect(),
+        stage_id: p.stages.last().map_or("lead-new", |s| s.0).into(),
+        stage_changes: p
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, (id, index))| StageChange {
+                to_stage_id: (*id).into(),
+                to_stage_index: *index,
+                at: i as i64,
+            })
+            .collect(),
+        archived: p.archived.map(|r| Archived {
+            reason_id: r.into(),
+            archived_at: NOW - 30 * DAY,
+        }),
+        created_at: NOW - 400 * DAY,
+        last_interaction_at: Some(NOW - p.last_interaction_days * DAY),
+        profile_url: format!("https://hire.example.invalid/candidates/{}", p.contact),
+        resumes: vec![Resume {
+            id: format!("res-{}", p.id),
+            text: Some(p.resume.into()),
+            text_status: TextStatus::Extracted,
+            positions: vec![Position {
+                title: p.title.into(),
+                org: "Acme".into(),
+                ..Position::default()
+            }],
+            ..Resume::default()
+        }],
+        notes: (0..p.notes)
+            .map(|i| Note {
+                id: format!("n{i}"),
+                comments: vec!["Spoke on the phone.".into()],
+                ..Note::default()
+            })
+            .collect(),
+        feedback: p.rating.map_or_else(Vec::new, |r| {
+            vec![Feedback {
+                id: "f1".into(),
+                rating: Some(r),
+                ..Feedback::default()
+            }]
+        }),
+        ..Candidate::default()
+    }
+}
+
+fn pool() -> Vec<Candidate> {
+    let base = Person {
+        id: "",
+        contact: "",
+        headline: "",
+        title: "",
+        resume: "",
+        location: "",
+        tags: &[],
+        stages: &[("lead-new", 0)],
+        archived: Some("timing"),
+        rating: None,
+        notes: 0,
+        last_interaction_days: 100,
+    };
+    let people = [
+        Person {
+            id: "rust-ada",
+            contact: "c-ada",
+            headline: "Senior Rust backend engineer",
+            title: "Backend Engineer",
+            resume: "Built backend services in Rust with tokio and PostgreSQL. Designed gRPC APIs, ran them on Kubernetes, used Kafka for events.",
+            location: "Berlin, Germany",
+            tags: &["rust", "backend"],
+            stages: &[("lead-new", 0), ("phone", 1), ("onsite", 2)],
+            rating: Some(4),
+            notes: 2,
+            last_interaction_days: 5,
+            ..base
+        },
+        Person {
+            id: "rust-ada-old",
+            contact: "c-ada",
+            headline: "Rust developer",
+            title: "Software Engineer",
+            resume: "Wrote Rust command line tools and backend APIs with tokio.",
+            location: "Berlin, Germany",
+            tags: &["rust"],
+            ..base
+        },
+        Person {
+            id: "rust-bo",
+            contact: "c-bo",
+            headline: "Backend developer (Rust, Go)",
+            title: "Backend Developer",
+            resume: "Rust microservices and backend APIs, async tokio, PostgreSQL, Linux, low latency systems.",
+            location: "Remote",
+            tags: &["backend"],
+            stages: &[("lead-new", 0), ("phone", 1)],
+            rating: Some(3),
+            notes: 1,
+            last_interaction_days: 40,
+            ..base
+        },
+        Person {
+            id: "rust-hired",
+            contact: "c-hired",
+            headline: "Rust backend engineer",
+            title: "Backend Engineer",
+            resume: "Rust backend services with tokio and PostgreSQL on Kubernetes.",
+            location: "Paris, France",
+            tags: &["rust"],
+            stages: &[("lead-new", 0), ("offer", 3)],
+            archived: Some("hired"),
+            ..base
+        },
+        Person {
+            id: "rust-active",
+            contact: "c-active",
+            headline: "Rust engineer",
+            title: "Backend Engineer",
+            resume: "Backend engineering in Rust, tokio, APIs and PostgreSQL.",
+            location: "Lisbon, Portugal",
+            archived: None,
+            ..base
+        },
+        Person {
+            id: "front-cy",
+            contact: "c-cy",
+            headline: "Frontend developer",
+            title: "Frontend Developer",
+            resume: "React and TypeScript single page applications, CSS design systems, accessibility.",
+            location: "Berlin, Germany",
+            tags: &["frontend"],
+            ..base
+        },
+        Person {
+            id: "nurse-di",
+            contact: "c-di",
+            headline: "Registered nurse",
+            title: "Nurse",
+            resume: "Intensive care unit nursing, wound dressing, medication rounds.",
+            ..base
+        },
+        Person {
+            id: "doctor-ed",
+            contact: "c-ed",
+            headline: "Doctor of medicine",
+            title: "General practitioner",
+            resume: "Clinical practice in internal medicine. Diagnosing illness, prescribing medication, consulting sick people.",
+            ..base
+        },
+        Person {
+            id: "chef-fa",
+            contact: "c-fa",
+            headline: "Pastry chef",
+            title: "Chef",
+            resume: "Croissants, sourdough bread, plated desserts for a busy restaurant.",
+            ..base
+        },
+        Person {
+            id: "acct-gu",
+            contact: "c-gu",
+            headline: "Accountant",
+            title: "Accountant",
+            resume: "Financial reporting, IFRS, audits, month-end close and tax filings.",
+            ..base
+        },
+        Person {
+            id: "rust-gone",
+            contact: "c-gone",
+            headline: "Rust backend engineer with tokio and PostgreSQL",
+            title: "Backend Engineer (Rust)",
+            resume: "Rust backend engineer: tokio, PostgreSQL, Kubernetes, gRPC, Kafka, backend APIs in Rust.",
+            ..base
+        },
+    ];
+    people.iter().map(candidate).collect()
+}
+
+fn embedder() -> Arc<Embedder> {
+    let dir = Embedder::default_models_dir();
+    match Embedder::load(&dir) {
+        Ok(e) => Arc::new(e),
+        Err(err) => panic!(
+            "the embedding model is needed at {} (run models/fetch.sh): {err}",
+            dir.display()
+        ),
+    }
+}
+
+/// Writes the pool through the store, indexes it, then deletes `rust-gone` (store and index).
+fn build_pool(data: &Path, embedder: &Embedder) {
+    let mut batch = Store::begin(data).unwrap();
+    for c in pool() {
+        batch.upsert(c).unwrap();
+    }
+    batch.set_reference(reference()).unwrap();
+    let first = batch.commit(SyncState::default()).unwrap();
+    let store = Store::open(data).unwrap();
+    let all: Vec<Candidate> = store.candidates().map(Result::unwrap).collect();
+    index::rebuild(
+        data,
+        first.generation,
+        all.into_iter(),
+        store.reference(),
+        embedder,
+        &index::Progress::none(),
+    )
+    .unwrap();
+
+    let mut batch = Store::begin(data).unwrap();
+    batch.delete("rust-gone").unwrap();
+    let second = batch.commit(SyncState::default()).unwrap();
+    let store = Store::open(data).unwrap();
+    index::update(
+        data,
+        second.generation,
+        std::iter::empty(),
+        &second.deleted,
+        store.reference(),
+        embedder,
+        &index::Progress::none(),
+    )
+    .unwrap();
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    embedder: Arc<Embedder>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let embedder = embedder();
+        build_pool(&data, &embedder);
+        Fixture {
+            _dir: dir,
+            data,
+            embedder,
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::open(&self.data, Some(Arc::clone(&self.embedder)))
+            .unwrap()
+            .with_reload_check(Duration::ZERO)
+    }
+}
+
+fn query(text: &str) -> Query {
+    Query {
+        now: Some(NOW),
+        ..Query::text(text)
+    }
+}
+
+fn ids(response: &SearchResponse) -> Vec<&str> {
+    response
+        .hits
+        .iter()
+        .map(|h| h.opportunity_id.as_str())
+        .collect()
+}
+
+// ---- ranking -------------------------------------------------------------------------------
+
+#[test]
+fn rust_posting_ranks_rust_backend_people_first() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    for semantic in [0.0, 0.5, 1.0] {
+        let response = engine
+            .search(&Query {
+                semantic,
+                ..query(RUST_POSTING)
+            })
+            .unwrap();
+        let got = ids(&response);
+        let rust_people = ["rust-ada", "rust-bo", "rust-hired", "rust-active"];
+        let first_other = got
+            .iter()
+            .position(|id| !rust_people.contains(id))
+            .unwrap_or(got.len());
+        let last_rust = got.iter().rposition(|id| rust_people.contains(id)).unwrap();
+        assert!(
+            last_rust < first_other,
+            "W={semantic}: Rust people must come first, got {got:?}"
+        );
+        assert_eq!(
+            got.iter().filter(|id| rust_people.contains(id)).count(),
+            4,
+            "W={semantic}: {got:?}"
+        );
+        assert!(response.degraded.is_none());
+    }
+}
+
+#[test]
+fn posting_id_query_uses_the_synced_posting() {
+    let fx = Fixture::new();
+    let response = fx
+        .engine()
+        .search(&Query {
+            now: Some(NOW),
+            ..Query::posting("post-rust")
+        })
+        .unwrap();
+    assert!(
+        ["rust-ada", "rust-bo", "rust-hired", "rust-active"]
+            .contains(&response.hits[0].opportunity_id.as_str())
+    );
+    let err = fx.engine().search(&Query::posting("nope")).unwrap_err();
+    assert!(
+        err.is_user_error() && err.to_string().contains("nope"),
+        "{err}"
+    );
+}
+
+#[test]
+fn synonym_posting_finds_the_doctor_through_the_semantic_side_only() {
+    let fx = Fixture::new();
+    let response = fx.engine().search(&query(SYNONYM_POSTING)).unwrap();
+    let doctor = response
+        .hits
+        .iter()
+        .find(|h| h.opportunity_id == "doctor-ed")
+        .expect("doctor found");
+    assert!(
+        doctor.rank <= 2,
+        "doctor ranked {}: {:?}",
+        doctor.rank,
+        ids(&response)
+    );
+    assert!(
+        doctor.explanation.keyword.is_none(),
+        "no keyword overlap by construction"
+    );
+    assert!(doctor.explanation.matched_terms.is_empty());
+    assert!(doctor.explanation.semantic.is_some());
+    let keyword_only = fx
+        .engine()
+        .search(&Query {
+            semantic: 0.0,
+            ..query(SYNONYM_POSTING)
+        })
+        .unwrap();
+    assert!(
+        !ids(&keyword_only).contains(&"doctor-ed"),
+        "keyword side alone cannot find it"
+    );
+}
+
+#[test]
+fn a_person_appears_once_with_the_other_opportunity_listed() {
+    let fx = Fixture::new();
+    let response = fx.engine().search(&query(RUST_POSTING)).unwrap();
+    let ada: Vec<_> = response
+        .hits
+        .iter()
+        .filter(|h| h.contact_id == "c-ada")
+        .collect();
+    assert_eq!(ada.len(), 1, "{:?}", ids(&response));
+    let other = if ada[0].opportunity_id == "rust-ada" {
+        "rust-ada-old"
+    } else {
+        "rust-ada"
+    };
+    assert_eq!(ada[0].other_opportunity_ids, vec![other.to_owned()]);
+    let ranks: Vec<u32> = response.hits.iter().map(|h| h.rank).collect();
+    assert_eq!(ranks, (1..=response.hits.len() as u32).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_deleted_candidate_never_appears() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    for semantic in [0.0, 0.5, 1.0] {
+        let response = engine
+            .search(&Query {
+                semantic,
+                limit: 200,
+                ..query(RUST_POSTING)
+            })
+            .unwrap();
+        assert!(!ids(&response).contains(&"rust-gone"), "W={semantic}");
+        let filtered = engine
+            .search(&Query {
+                semantic,
+                keywords: Some("kafka".into()),
+                ..query(RUST_POSTING)
+            })
+            .unwrap();
+        assert!(!ids(&filtered).contains(&"rust-gone"), "W={semantic}");
+    }
+    assert!(engine.candidate("rust-gone").unwrap_err().is_user_error());
+}
+
+// ---- filters -------------------------------------------------------------------------------
+
+fn filtered(engine: &Engine, filters: Filters) -> Vec<String> {
+    let response = engine
+        .search(&Query {
+            filters,
+            limit: 200,
+            ..query(RUST_POSTING)
+        })
+        .unwrap();
+    let mut got: Vec<String> = response
+        .hits
+        .iter()
+        .map(|h| h.opportunity_id.clone())
+        .collect();
+    got.sort();
+    got
+}
+
+#[test]
+fn every_filter_restricts_correctly() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let all = filtered(&engine, Filters::default());
+    assert!(all.contains(&"rust-active".to_owned()) && all.contains(&"rust-hired".to_owned()));
+
+    let archived = filtered(
+        &engine,
+        Filters {
+            archived_only: true,
+            ..Filters::default()
+        },
+    );
+    assert!(!archived.contains(&"rust-active".to_owned()) && !archived.is_empty());
+
+    let not_hired = filtered(
+        &engine,
+        Filters {
+            exclude_hired: true,
+            ..Filters::default()
+        },
+    );
+    assert!(
+        !not_hired.contains(&"rust-hired".to_owned()) && not_hired.contains(&"rust-bo".to_owned())
+    );
+
+    let berlin = filtered(
+        &engine,
+        Filters {
+            location: Some("BERLIN".into()),
+            ..Filters::default()
+        },
+    );
+    assert!(
+        berlin
+            .iter()
+            .all(|id| ["rust-ada", "rust-ada-old", "front-cy"].contains(&id.as_str())),
+        "{berlin:?}"
+    );
+    assert!(!berlin.is_empty());
+
+    let tagged = filtered(
+        &engine,
+        Filters {
+            tags: vec!["rust".into(), "backend".into()],
+            ..Filters::default()
+        },
+    );
+    assert_eq!(tagged, vec!["rust-ada"]);
+
+    let onsite = filtered(
+        &engine,
+        Filters {
+            min_stage: Some("On-site interview".into()),
+            ..Filters::default()
+        },
+    );
+    assert_eq!(
+        onsite,
+        vec!["rust-ada", "rust-hired"],
+        "offer (3) is past on-site (2)"
+    );
+
+    let recent = filtered(
+        &engine,
+        Filters {
+            interacted_within_days: Some(10),
+            ..Filters::default()
+        },
+    );
+    assert_eq!(recent, vec!["rust-ada"]);
+
+    let rated = filtered(
+        &engine,
+        Filters {
+            min_rating: Some(4),
+            ..Filters::default()
+        },
+    );
+    assert_eq!(rated, vec!["rust-ada"]);
+}
+
+#[test]
+fn keyword_filter_restricts_while_ranking_stays_hybrid() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let kafka = engine
+        .search(&Query {
+            keywords: Some("kafka".into()),
+            limit: 200,
+            ..query(RUST_POSTING)
+        })
+        .unwrap();
+    assert_eq!(ids(&kafka), vec!["rust-ada"]);
+    assert!(
+        kafka.hits[0].explanation.semantic.is_some(),
+        "the semantic side still ranks"
+    );
+
+    // "rust AND NOT kafka" parses to (+rust +(-kafka)), which matches nothing: reported to index.
+    for filter in ["rust NOT kafka", "rust -kafka"] {
+        let not = engine
+            .search(&Query {
+                keywords: Some(filter.into()),
+                limit: 200,
+                ..query(RUST_POSTING)
+            })
+            .unwrap();
+        assert!(
+            !ids(&not).contains(&"rust-ada") && ids(&not).contains(&"rust-bo"),
+            "{filter}: {:?}",
+            ids(&not)
+        );
+        assert!(!ids(&not).contains(&"front-cy"));
+    }
+
+    let phrase = engine
+        .search(&Query {
+            keywords: Some("\"pastry chef\" OR IFRS".into()),
+            limit: 200,
+            ..query(RUST_POSTING)
+        })
+        .unwrap();
+    let mut got = ids(&phrase);
+    got.sort();
+    assert_eq!(got, vec!["acct-gu", "chef-fa"]);
+
+    let err = engine
+        .search(&Query {
+            keywords: Some("rust AND (".into()),
+            ..query(RUST_POSTING)
+        })
+        .unwrap_err();
+    assert!(err.is_user_error(), "{err}");
+}
+
+// ---- reasons -------------------------------------------------------------------------------
+
+fn all_text(c: &Candidate) -> String {
+    let mut parts = vec![c.headline.clone(), c.location.clone()];
+    parts.extend(c.tags.iter().cloned());
+    for r in &c.resumes {
+        parts.extend(r.text.iter().cloned());
+        for p in &r.positions {
+            parts.extend([p.title.clone(), p.org.clone(), p.summary.clone()]);
+        }
+    }
+    for n in &c.notes {
+        parts.extend(n.comments.iter().cloned());
+    }
+    parts.join("\n")
+}
+
+#[test]
+fn every_reason_is_present_and_true_to_the_data() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let snapshot = engine.snapshot().unwrap();
+    let keyword = snapshot.indexes.keyword();
+    let vectors = snapshot.indexes.vectors();
+    let response = engine.search(&query(RUST_POSTING)).unwrap();
+    assert!(!response.terms.is_empty());
+    for hit in &response.hits {
+        let stored = snapshot.store.get(&hit.opportunity_id).unwrap().unwrap();
+        let e = &hit.explanation;
+        let text = all_text(&stored);
+        let text_tokens = keyword.analyze(keyword.fields().text, &text);
+        let exact_tokens = keyword.analyze(keyword.fields().exact, &text);
+        for m in &e.matched_terms {
+            let tokens = if m.exact { &exact_tokens } else { &text_tokens };
+            assert!(
+                tokens.contains(&m.token),
+                "{}: {:?} is not in its text",
+                hit.opportunity_id,
+                m.token
+            );
+        }
+        if e.keyword.is_some() {
+            assert!(
+                !e.matched_terms.is_empty(),
+                "{}: keyword hit without matched terms",
+                hit.opportunity_id
+            );
+            let snippet = e.snippet.as_ref().expect("keyword hit has a snippet");
+            assert!(
+                text.contains(&snippet.text),
+                "snippet is the candidate's own text"
+            );
+            assert!(!snippet.highlights.is_empty());
+        }
+        if let Some(s) = &e.semantic {
+            let ordinal = snapshot.indexes.ordinal(&hit.opportunity_id).unwrap();
+            let theirs = (0..vectors.len() as u32)
+                .any(|c| vectors.chunk(c).ordinal == ordinal && vectors.chunk_text(c) == s.passage);
+            assert!(
+                theirs,
+                "{}: the passage is one of their own chunks",
+                hit.opportunity_id
+            );
+            assert!(s.similarity > 0.0 && s.rank >= 1);
+        }
+        assert!(e.keyword.is_some() || e.semantic.is_some());
+        let h = &e.history;
+        assert_eq!(h.profile_url, stored.profile_url);
+        assert_eq!(h.notes, stored.notes.len());
+        assert_eq!(
+            h.feedback_ratings,
+            stored
+                .feedback
+                .iter()
+                .filter_map(|f| f.rating)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(h.last_interaction_at, stored.last_interaction_at);
+        assert_eq!(h.archived.is_some(), stored.archived.is_some());
+    }
+    let ada = response
+        .hits
+        .iter()
+        .find(|h| h.opportunity_id == "rust-ada")
+        .expect("ada ranked");
+    let h = &ada.explanation.history;
+    assert_eq!(
+        h.stages_reached,
+        vec!["New lead", "Phone screen", "On-site interview"]
+    );
+    let archived = h.archived.as_ref().unwrap();
+    assert_eq!(
+        (archived.reason.as_str(), archived.hired),
+        ("Timing", false)
+    );
+    assert_eq!(h.feedback_ratings, vec![4]);
+    assert_eq!(h.notes, 2);
+    let words: Vec<&str> = ada
+        .explanation
+        .matched_terms
+        .iter()
+        .map(|m| m.word.as_str())
+        .collect();
+    assert!(
+        words.contains(&"rust") && words.contains(&"tokio"),
+        "{words:?}"
+    );
+    let hired = response
+        .hits
+        .iter()
+        .find(|h| h.opportunity_id == "rust-hired")
+        .unwrap();
+    assert!(hired.explanation.history.archived.as_ref().unwrap().hired);
+}
+
+#[test]
+fn repeated_query_is_not_embedded_again_and_missing_model_degrades() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let first = engine.search(&query(RUST_POSTING)).unwrap();
+    let second = engine.search(&query(RUST_POSTING)).unwrap();
+    assert!(!first.timings.embed_cached && second.timings.embed_cached);
+    assert_eq!(ids(&first), ids(&second));
+
+    let snapshot = engine.snapshot().unwrap();
+    let ctx = Context {
+        indexes: &snapshot.indexes,
+        store: &snapshot.store,
+        embedder: None,
+        people: None,
+    };
+    let degraded = search::search(ctx, &query(RUST_POSTING)).unwrap();
+    assert!(degraded.degraded.is_some());
+    assert!(
+        !degraded.hits.is_empty()
+            && degraded
+                .hits
+                .iter()
+                .all(|h| h.explanation.semantic.is_none())
+    );
+    let keyword_only = engine
+        .search(&Query {
+            semantic: 0.0,
+            ..query(RUST_POSTING)
+        })
+        .unwrap();
+    assert_eq!(ids(&degraded), ids(&keyword_only));
+    let _ = QueryEmbedder::new(Arc::clone(&fx.embedder), 1);
+}
+
+#[test]
+fn engine_picks_up_a_new_generation_without_restart() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let before = engine.snapshot().unwrap().generation();
+    let newcomer = candidate(&Person {
+        id: "cobol-ho",
+        contact: "c-ho",
+        headline: "COBOL mainframe programmer",
+        title: "Mainframe Programmer",
+        resume: "COBOL, JCL and CICS on IBM z/OS mainframes.",
+        location: "",
+        tags: &[],
+        stages: &[("lead-new", 0)],
+        archived: Some("timing"),
+        rating: None,
+        notes: 0,
+        last_interaction_days: 1,
+    });
+    let mut batch = Store::begin(&fx.data).unwrap();
+    batch.upsert(newcomer.clone()).unwrap();
+    let commit = batch.commit(SyncState::default()).unwrap();
+    let store = Store::open(&fx.data).unwrap();
+    index::update(
+        &fx.data,
+        commit.generation,
+        std::iter::once(newcomer),
+        &[],
+        store.reference(),
+        &fx.embedder,
+        &index::Progress::none(),
+    )
+    .unwrap();
+    let response = engine.search(&query("COBOL mainframe programmer")).unwrap();
+    assert_eq!(response.hits[0].opportunity_id, "cobol-ho");
+    assert!(response.generation > before);
+}
+
+// ---- bad input: library --------------------------------------------------------------------
+
+#[test]
+fn bad_input_gives_clear_user_errors() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let cases: Vec<(Query, &str)> = vec![
+        (query("   "), "empty"),
+        (query(&"rust ".repeat(220_000)), "bytes"),
+        (
+            Query {
+                limit: 0,
+                ..query("rust")
+            },
+            "limit",
+        ),
+        (
+            Query {
+                limit: 10_000,
+                ..query("rust")
+            },
+            "limit",
+        ),
+        (
+            Query {
+                semantic: 2.0,
+                ..query("rust")
+            },
+            "semantic",
+        ),
+        (
+            Query {
+                keywords: Some("(rust".into()),
+                ..query("rust")
+            },
+            "",
+        ),
+        (Query::posting("no-such-posting"), "no-such-posting"),
+        (
+            Query {
+                filters: Filters {
+                    min_stage: Some("Nowhere".into()),
+                    ..Filters::default()
+                },
+                ..query("rust")
+            },
+            "Nowhere",
+        ),
+    ];
+    for (q, needle) in cases {
+        let err = engine.search(&q).unwrap_err();
+        assert!(err.is_user_error(), "{err}");
+        assert!(
+            err.to_string().contains(needle),
+            "{err:?} should mention {needle:?}"
+        );
+    }
+    assert!(
+        engine.search(&query("rust")).is_ok(),
+        "still answers after bad input"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let no_index = Engine::open(empty.path(), None).unwrap();
+    let err = no_index.search(&query("rust")).unwrap_err();
+    assert!(
+        err.is_user_error() && err.to_string().contains("rediscover index"),
+        "{err}"
+    );
+}
+
+// ---- HTTP ----------------------------------------------------------------------------------
+
+async fn call(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<String>,
+    token: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let request = match body {
+        Some(b) => request
+            .header("content-type", "application/json")
+            .body(Body::from(b)),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_match_postings_candidates_health_and_errors() {
+    let fx = tokio::task::spawn_blocking(Fixture::new).await.unwrap();
+    let engine = Arc::new(fx.engine());
+    let router = app(AppState::new(engine, Some("s3cret".into())));
+    let tok = Some("s3cret");
+
+    let body =
+        serde_json::json!({"text": RUST_POSTING, "limit": 3, "filters": {"exclude_hired": true}})
+            .to_string();
+    let (status, json) = call(&router, "POST", "/v1/match", Some(body.clone()), tok).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let parsed: MatchResponse = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(parsed.results.len(), 3);
+    for (i, r) in parsed.results.iter().enumerate() {
+        assert_eq!(r.rank as usize, i + 1);
+        assert!(!r.opportunity_id.is_empty() && !r.contact_id.is_empty());
+        assert_ne!(r.opportunity_id, "rust-hired");
+    }
+    assert!(json["results"][0]["reasons"]["history"]["profile_url"].is_string());
+    assert!(json["took_ms"].is_number());
+
+    let (status, _) = call(&router, "POST", "/v1/match", Some(body.clone()), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        &router,
+        "POST",
+        "/v1/match",
+        Some(body.clone()),
+        Some("wrong"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let bad: Vec<(serde_json::Value, StatusCode)> = vec![
+        (serde_json::json!({"text": ""}), StatusCode::BAD_REQUEST),
+        (
+            serde_json::json!({"text": "rust", "limit": 0}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::json!({"text": "rust", "limit": 10000}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::json!({"text": "rust", "keywords": "rust AND ("}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::json!({"posting_id": "nope"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            serde_json::json!({"text": "a", "posting_id": "b"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::json!({"txt": "typo"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            serde_json::json!({"text": "x".repeat(100_000)}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::json!({"text": "x".repeat(1_000_000)}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (request, expected) in bad {
+        let (status, json) =
+            call(&router, "POST", "/v1/match", Some(request.to_string()), tok).await;
+        assert_eq!(status, expected, "{json}");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{json}"
+        );
+    }
+    let (status, json) = call(&router, "POST", "/v1/match", Some("{not json".into()), tok).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert!(json["error"].is_string());
+
+    let (status, _) = call(&router, "POST", "/v1/match", Some(body), tok).await;
+    assert_eq!(status, StatusCode::OK, "still serving after bad requests");
+
+    let (status, json) = call(&router, "GET", "/v1/postings", None, tok).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["postings"][0]["id"], "post-rust");
+    let (status, json) = call(
+        &router,
+        "POST",
+        "/v1/match",
+        Some(r#"{"posting_id": "post-rust", "limit": 1}"#.into()),
+        tok,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+
+    let (status, json) = call(&router, "GET", "/v1/candidates/rust-ada", None, tok).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json["other_opportunity_ids"],
+        serde_json::json!(["rust-ada-old"])
+    );
+    assert_eq!(json["history"]["notes"], 2);
+    assert!(
+        json.get("emails").is_none(),
+        "contact details are not served"
+    );
+    let (status, json) = call(&router, "GET", "/v1/candidates/rust-gone", None, tok).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{json}");
+
+    let (status, json) = call(&router, "GET", "/healthz", None, None).await;
+    assert_eq!(
+        (status, json["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, json) = call(&router, "GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(json["paths"]["/v1/match"]["post"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_missing_index_is_503_json() {
+    let empty = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(empty.path(), None).unwrap());
+    let router = app(AppState::new(engine, None));
+    let (status, json) = call(
+        &router,
+        "POST",
+        "/v1/match",
+        Some(r#"{"text": "rust"}"#.into()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(json["error"].as_str().unwrap().contains("rediscover index"));
+    let (_, json) = call(&router, "GET", "/healthz", None, None).await;
+    assert_eq!(json["status"], "no_index");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_server_answers_concurrent_clients() {
+    let fx = tokio::task::spawn_blocking(Fixture::new).await.unwrap();
+    let engine = Arc::new(fx.engine());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        tokio::spawn(axum::serve(listener, app(AppState::new(engine, None))).into_future());
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let client = client.clone();
+        let text = if i % 2 == 0 {
+            RUST_POSTING
+        } else {
+            SYNONYM_POSTING
+        };
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(format!("http://{addr}/v1/match"))
+                .json(&serde_json::json!({"text": text, "limit": 5}))
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status(),
+                response.json::<MatchResponse>().await.unwrap(),
+            )
+        }));
+    }
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, reqwest::StatusCode::OK);
+        assert!(!body.results.is_empty());
+    }
+    server.abort();
+}
+
+// ---- CLI -----------------------------------------------------------------------------------
+
+fn cli(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rediscover"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        let _ = pipe.write_all(bytes);
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn cli_match_json_table_batch_and_errors() {
+    let fx = Fixture::new();
+    let data = fx.data.to_str().unwrap();
+
+    let out = cli(
+        &[
+            "match",
+            "--data",
+            data,
+            "--text",
+            RUST_POSTING,
+            "--limit",
+            "3",
+            "--json",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: MatchResponse = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parsed.results.len(), 3);
+
+    let out = cli(
+        &["match", "--data", data, "-", "--limit", "2"],
+        Some(RUST_POSTING.as_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("  1. ") && table.contains("why:") && table.contains("history:"),
+        "{table}"
+    );
+
+    let batch = fx.data.join("batch.jsonl");
+    std::fs::write(
+        &batch,
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"id": 1, "text": RUST_POSTING}),
+            serde_json::json!({"id": "b", "text": SYNONYM_POSTING})
+        ),
+    )
+    .unwrap();
+    let out = cli(
+        &[
+            "match",
+            "--data",
+            data,
+            "--batch",
+            batch.to_str().unwrap(),
+            "--limit",
+            "2",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], 1);
+    assert_eq!(lines[1]["id"], "b");
+    assert_eq!(lines[1]["results"].as_array().unwrap().len(), 2);
+    assert!(lines[0]["results"][0]["opportunity_id"].is_string());
+
+    let big = fx.data.join("big.txt");
+    std::fs::write(&big, "rust ".repeat(200_000)).unwrap();
+    let empty_dir = tempfile::tempdir().unwrap();
+    let bad: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["match", "--data", data, "--text", ""], "empty"),
+        (
+            vec!["match", "--data", data, "--file", big.to_str().unwrap()],
+            "longer than",
+        ),
+        (
+            vec![
+                "match",
+                "--data",
+                data,
+                "--text",
+                "rust",
+                "--keywords",
+                "rust AND (",
+            ],
+            "rust",
+        ),
+        (
+            vec!["match", "--data", data, "--posting-id", "nope"],
+            "nope",
+        ),
+        (
+            vec!["match", "--data", data, "--text", "rust", "--limit", "0"],
+            "limit",
+        ),
+        (
+            vec![
+                "match", "--data", data, "--text", "rust", "--limit", "10000",
+            ],
+            "limit",
+        ),
+        (
+            vec![
+                "match",
+                "--data",
+                empty_dir.path().to_str().unwrap(),
+                "--text",
+                "rust",
+            ],
+            "rediscover index",
+        ),
+    ];
+    for (args, needle) in bad {
+        let out = cli(&args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            stderr.contains("rediscover:") && stderr.contains(needle),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -1,1 +1,795 @@
-//! (skeleton) axum HTTP query API.
+//! The HTTP query API (axum) and the JSON shapes of queries and results, which the CLI's
+//! `--json` output shares. Only this file knows our JSON; the engine knows nothing of HTTP.
+//!
+//! Routes: `POST /v1/match`, `GET /v1/postings`, `GET /v1/candidates/{opportunity_id}`,
+//! `GET /healthz`, `GET /openapi.json`. `/v1/*` needs `Authorization: Bearer <token>` when a
+//! token is configured. User errors are 4xx `{"error": "..."}`; faults are a generic 500 whose
+//! detail is logged once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::engine::{CandidateDetails, Engine};
+use crate::search::{self, Filters, Fusion, Hit, Normalize, Query, SearchResponse};
+
+/// The largest request body accepted (a long posting is about 10 KB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Requests taking longer than this get 503.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the handlers share: the engine and the optional bearer token.
+#[derive(Clone)]
+pub struct AppState {
+    engine: Arc<Engine>,
+    token: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: only say whether there is one.
+        f.debug_struct("AppState")
+            .field("engine", &self.engine)
+            .field("auth", &self.token.is_some())
+            .finish()
+    }
+}
+
+impl AppState {
+    /// State for [`app`]; `token` enables bearer authentication of `/v1/*` (blank means none).
+    pub fn new(engine: Arc<Engine>, token: Option<String>) -> AppState {
+        let token = token
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Arc::from(t.trim()));
+        AppState { engine, token }
+    }
+}
+
+/// The router with every route and layer; tests drive it with `tower::ServiceExt::oneshot`.
+pub fn app(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/match", post(match_handler))
+        .route("/v1/postings", get(postings_handler))
+        .route("/v1/candidates/{opportunity_id}", get(candidate_handler))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(health_handler))
+        .route("/openapi.json", get(openapi_handler))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+// ---- errors -----------------------------------------------------------------------------
+
+/// An error answer: a status and a message for the user.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    pub error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(err: crate::Error) -> ApiError {
+        use crate::search::Error as S;
+        let status = match &err {
+            crate::Error::Search(S::UnknownPosting { .. } | S::UnknownOpportunity { .. }) => {
+                StatusCode::NOT_FOUND
+            }
+            crate::Error::Search(S::NoIndex { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            e if e.is_user_error() => StatusCode::BAD_REQUEST,
+            _ => {
+                tracing::error!(error = %err, "request failed");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the server log",
+                );
+            }
+        };
+        ApiError::new(status, err.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("request body is larger than {MAX_BODY_BYTES} bytes")
+        } else {
+            rejection.body_text()
+        };
+        ApiError::new(status, message)
+    }
+}
+
+/// Runs CPU-bound engine work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(join) => {
+            tracing::error!(error = %join, "query task failed");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log",
+            ))
+        }
+    }
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = &state.token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => {
+            next.run(request).await
+        }
+        _ => {
+            let mut response =
+                ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+                    .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+    }
+}
+
+// ---- requests -----------------------------------------------------------------------------
+
+/// `POST /v1/match` body: `text` or `posting_id`, and options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRequest {
+    /// Free text: a title or a whole job description.
+    pub text: Option<String>,
+    /// A synced posting id.
+    pub posting_id: Option<String>,
+    /// Number of people to return, 1 to 200 (default 20).
+    pub limit: Option<usize>,
+    /// Semantic weight, 0 (keyword only) to 1 (semantic only).
+    pub semantic: Option<f32>,
+    /// Boolean keyword filter (AND, OR, NOT, quoted phrases).
+    pub keywords: Option<String>,
+    /// Structured filters.
+    #[serde(default)]
+    pub filters: FiltersJson,
+    /// Fusion method: `rrf` (default), `minmax` or `zscore`.
+    pub fusion: Option<String>,
+}
+
+/// The structured filters as JSON.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiltersJson {
+    /// Only archived opportunities.
+    #[serde(default)]
+    pub archived_only: bool,
+    /// Leave out hired ones.
+    #[serde(default)]
+    pub exclude_hired: bool,
+    /// Location substring.
+    pub location: Option<String>,
+    /// Tags that must all be present.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Minimum furthest stage (id or name).
+    pub min_stage: Option<String>,
+    /// Last interaction within this many days.
+    pub interacted_within_days: Option<u32>,
+    /// Minimum best feedback rating 1 to 4.
+    pub min_rating: Option<u8>,
+}
+
+impl From<FiltersJson> for Filters {
+    fn from(f: FiltersJson) -> Filters {
+        Filters {
+            archived_only: f.archived_only,
+            exclude_hired: f.exclude_hired,
+            location: f.location,
+            tags: f.tags,
+            min_stage: f.min_stage,
+            interacted_within_days: f.interacted_within_days,
+            min_rating: f.min_rating,
+        }
+    }
+}
+
+/// Parses a fusion method name: `rrf`, `minmax` or `zscore`.
+pub fn parse_fusion(name: &str) -> Option<Fusion> {
+    match name.to_ascii_lowercase().as_str() {
+        "rrf" => Some(Fusion::default()),
+        "minmax" | "min-max" => Some(Fusion::Score {
+            normalize: Normalize::MinMax,
+        }),
+        "zscore" | "z-score" => Some(Fusion::Score {
+            normalize: Normalize::ZScore,
+        }),
+        _ => None,
+    }
+}
+
+impl MatchRequest {
+    /// Turns the request into a query; exactly one of `text` and `posting_id` must be given.
+    pub fn into_query(self) -> Result<Query, ApiError> {
+        let mut query = match (self.text, self.posting_id) {
+            (Some(text), None) => Query::text(text),
+            (None, Some(id)) => Query::posting(id),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "give either text or posting_id, not both",
+                ));
+            }
+            (None, None) => return Err(ApiError::bad_request("give text or posting_id")),
+        };
+        if let Some(limit) = self.limit {
+            query.limit = limit;
+        }
+        if let Some(semantic) = self.semantic {
+            query.semantic = semantic;
+        }
+        query.keywords = self.keywords;
+        query.filters = self.filters.into();
+        if let Some(name) = self.fusion {
+            query.fusion = parse_fusion(&name).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown fusion {name:?}: use rrf, minmax or zscore"
+                ))
+            })?;
+        }
+        Ok(query)
+    }
+}
+
+// ---- responses ----------------------------------------------------------------------------
+
+/// The answer to a match: what `POST /v1/match` and `rediscover match --json` print.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MatchResponse {
+    /// One result per person, best first.
+    pub results: Vec<ResultJson>,
+    /// Wall time of the query in milliseconds.
+    pub took_ms: f64,
+    /// True when the semantic side was wanted but could not run (keyword results only).
+    pub degraded: bool,
+    /// Why it was degraded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub degraded_reason: Option<String>,
+    /// The index generation that answered.
+    pub generation: u64,
+    /// The keyword terms used, as words of the query.
+    pub terms: Vec<String>,
+    /// Time per step in milliseconds.
+    pub timings_ms: TimingsJson,
+}
+
+/// Time per step in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimingsJson {
+    /// Embedding the query.
+    pub embed: f64,
+    /// Whether the query vector came from the cache.
+    pub embed_cached: bool,
+    /// Filters and keyword search.
+    pub keyword: f64,
+    /// Vector search.
+    pub vector: f64,
+    /// Fusion and grouping.
+    pub fusion: f64,
+    /// Explanations.
+    pub explain: f64,
+}
+
+/// One person in the results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultJson {
+    /// Rank from 1.
+    pub rank: u32,
+    /// Fused score.
+    pub score: f32,
+    /// The person's best opportunity.
+    pub opportunity_id: String,
+    /// The person.
+    pub contact_id: String,
+    /// Display name.
+    pub name: String,
+    /// Headline.
+    pub headline: String,
+    /// The Lever profile link.
+    pub profile_url: String,
+    /// The person's other opportunities.
+    pub other_opportunity_ids: Vec<String>,
+    /// Why this person ranks here.
+    pub reasons: ReasonsJson,
+}
+
+/// The reasons of one result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReasonsJson {
+    /// Keyword rank and score, when the keyword side ranked it.
+    pub keyword: Option<KeywordJson>,
+    /// Semantic rank, similarity and best passage, when the semantic side ranked it.
+    pub semantic: Option<SemanticJson>,
+    /// Query terms found in the candidate's indexed text.
+    pub matched_terms: Vec<MatchedTermJson>,
+    /// A window of the candidate's text with the matches highlighted.
+    pub snippet: Option<SnippetJson>,
+    /// The history of the opportunity.
+    pub history: HistoryJson,
+}
+
+/// Keyword provenance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeywordJson {
+    /// Rank from 1.
+    pub rank: u32,
+    /// BM25 score.
+    pub score: f32,
+}
+
+/// Semantic provenance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SemanticJson {
+    /// Rank from 1.
+    pub rank: u32,
+    /// Cosine similarity of the best passage.
+    pub similarity: f32,
+    /// The best passage.
+    pub passage: String,
+    /// `profile`, `resume` or `note`.
+    pub passage_source: String,
+}
+
+/// A matched term.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MatchedTermJson {
+    /// The query's word.
+    pub word: String,
+    /// The analysed token.
+    pub token: String,
+    /// Matched in the exact-token field.
+    pub exact: bool,
+}
+
+/// A highlighted snippet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnippetJson {
+    /// The text.
+    pub text: String,
+    /// Byte ranges `[start, end)` of `text` to highlight.
+    pub highlights: Vec<[usize; 2]>,
+}
+
+/// The history of an opportunity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryJson {
+    /// Current stage name.
+    pub current_stage: Option<String>,
+    /// Stage names reached, in pipeline order.
+    pub stages_reached: Vec<String>,
+    /// Archive reason, when archived.
+    pub archived: Option<ArchivedJson>,
+    /// Last interaction (ms since epoch).
+    pub last_interaction_at: Option<i64>,
+    /// Creation (ms since epoch).
+    pub created_at: i64,
+    /// Overall feedback ratings, 1 to 4.
+    pub feedback_ratings: Vec<u8>,
+    /// Number of note threads.
+    pub notes: usize,
+    /// Titles of postings applied to.
+    pub applied_to: Vec<String>,
+    /// The Lever profile link.
+    pub profile_url: String,
+}
+
+/// An archive reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchivedJson {
+    /// Reason text.
+    pub reason: String,
+    /// Hired-type reason.
+    pub hired: bool,
+    /// When (ms since epoch).
+    pub archived_at: i64,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+impl MatchResponse {
+    /// Builds the JSON answer from a search response and the wall time it took.
+    pub fn new(response: &SearchResponse, took: Duration) -> MatchResponse {
+        let t = &response.timings;
+        MatchResponse {
+            results: response.hits.iter().map(ResultJson::from).collect(),
+            took_ms: ms(took),
+            degraded: response.degraded.is_some(),
+            degraded_reason: response.degraded.clone(),
+            generation: response.generation,
+            terms: response.terms.iter().map(|t| t.word.clone()).collect(),
+            timings_ms: TimingsJson {
+                embed: ms(t.embed),
+                embed_cached: t.embed_cached,
+                keyword: ms(t.keyword),
+                vector: ms(t.vector),
+                fusion: ms(t.fusion),
+                explain: ms(t.explain),
+            },
+        }
+    }
+}
+
+impl From<&search::History> for HistoryJson {
+    fn from(h: &search::History) -> HistoryJson {
+        HistoryJson {
+            current_stage: h.current_stage.clone(),
+            stages_reached: h.stages_reached.clone(),
+            archived: h.archived.as_ref().map(|a| ArchivedJson {
+                reason: a.reason.clone(),
+                hired: a.hired,
+                archived_at: a.archived_at,
+            }),
+            last_interaction_at: h.last_interaction_at,
+            created_at: h.created_at,
+            feedback_ratings: h.feedback_ratings.clone(),
+            notes: h.notes,
+            applied_to: h.applied_to.clone(),
+            profile_url: h.profile_url.clone(),
+        }
+    }
+}
+
+impl From<&Hit> for ResultJson {
+    fn from(hit: &Hit) -> ResultJson {
+        let e = &hit.explanation;
+        ResultJson {
+            rank: hit.rank,
+            score: hit.score,
+            opportunity_id: hit.opportunity_id.clone(),
+            contact_id: hit.contact_id.clone(),
+            name: hit.name.clone(),
+            headline: hit.headline.clone(),
+            profile_url: e.history.profile_url.clone(),
+            other_opportunity_ids: hit.other_opportunity_ids.clone(),
+            reasons: ReasonsJson {
+                keyword: e.keyword.map(|k| KeywordJson {
+                    rank: k.rank,
+                    score: k.score,
+                }),
+                semantic: e.semantic.as_ref().map(|s| SemanticJson {
+                    rank: s.rank,
+                    similarity: s.similarity,
+                    passage: s.passage.clone(),
+                    passage_source: match s.passage_source {
+                        search::explain::PassageSource::Profile => "profile",
+                        search::explain::PassageSource::Resume => "resume",
+                        search::explain::PassageSource::Note => "note",
+                    }
+                    .to_owned(),
+                }),
+                matched_terms: e
+                    .matched_terms
+                    .iter()
+                    .map(|m| MatchedTermJson {
+                        word: m.word.clone(),
+                        token: m.token.clone(),
+                        exact: m.exact,
+                    })
+                    .collect(),
+                snippet: e.snippet.as_ref().map(|s| SnippetJson {
+                    text: s.text.clone(),
+                    highlights: s.highlights.iter().map(|&(a, b)| [a, b]).collect(),
+                }),
+                history: (&e.history).into(),
+            },
+        }
+    }
+}
+
+/// A posting in `GET /v1/postings`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostingJson {
+    /// Posting id (use as `posting_id`).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// `published`, `closed`...
+    pub state: String,
+    /// Team.
+    pub team: String,
+    /// Location.
+    pub location: String,
+}
+
+/// `GET /v1/postings` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostingsJson {
+    /// The synced postings.
+    pub postings: Vec<PostingJson>,
+}
+
+/// `GET /v1/candidates/{opportunity_id}` answer: the profile (no contact details) and history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CandidateJson {
+    /// Opportunity id.
+    pub opportunity_id: String,
+    /// Contact id.
+    pub contact_id: String,
+    /// Display name.
+    pub name: String,
+    /// Headline.
+    pub headline: String,
+    /// Location.
+    pub location: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Sources.
+    pub sources: Vec<String>,
+    /// Positions held (title and employer), newest resume first.
+    pub positions: Vec<String>,
+    /// The person's other opportunities.
+    pub other_opportunity_ids: Vec<String>,
+    /// History.
+    pub history: HistoryJson,
+}
+
+impl From<&CandidateDetails> for CandidateJson {
+    fn from(d: &CandidateDetails) -> CandidateJson {
+        let c = &d.candidate;
+        let mut resumes: Vec<_> = c.resumes.iter().collect();
+        resumes.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+        CandidateJson {
+            opportunity_id: c.id.clone(),
+            contact_id: c.contact_id.clone(),
+            name: c.name.clone(),
+            headline: c.headline.clone(),
+            location: c.location.clone(),
+            tags: c.tags.clone(),
+            sources: c.sources.clone(),
+            positions: resumes
+                .iter()
+                .flat_map(|r| r.positions.iter())
+                .map(|p| {
+                    if p.org.is_empty() {
+                        p.title.clone()
+                    } else {
+                        format!("{} at {}", p.title, p.org)
+                    }
+                })
+                .collect(),
+            other_opportunity_ids: d.other_opportunity_ids.clone(),
+            history: (&d.history).into(),
+        }
+    }
+}
+
+/// `GET /healthz` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthJson {
+    /// `ok` when an index is loaded, `no_index` otherwise.
+    pub status: String,
+    /// The loaded index generation.
+    pub generation: Option<u64>,
+    /// Whether the embedding model is loaded (else queries are keyword-only).
+    pub model: bool,
+}
+
+// ---- handlers -----------------------------------------------------------------------------
+
+async fn match_handler(
+    State(state): State<AppState>,
+    body: Result<Json<MatchRequest>, JsonRejection>,
+) -> Result<Json<MatchResponse>, ApiError> {
+    let Json(request) = body?;
+    let query = request.into_query()?;
+    let engine = Arc::clone(&state.engine);
+    let started = Instant::now();
+    let response = blocking(move || engine.search(&query)).await?;
+    Ok(Json(MatchResponse::new(&response, started.elapsed())))
+}
+
+async fn postings_handler(State(state): State<AppState>) -> Result<Json<PostingsJson>, ApiError> {
+    let engine = Arc::clone(&state.engine);
+    let postings = blocking(move || engine.postings()).await?;
+    Ok(Json(PostingsJson {
+        postings: postings
+            .into_iter()
+            .map(|p| PostingJson {
+                id: p.id,
+                title: p.title,
+                state: p.state,
+                team: p.team,
+                location: p.location,
+            })
+            .collect(),
+    }))
+}
+
+async fn candidate_handler(
+    State(state): State<AppState>,
+    Path(opportunity_id): Path<String>,
+) -> Result<Json<CandidateJson>, ApiError> {
+    let engine = Arc::clone(&state.engine);
+    let details = blocking(move || engine.candidate(&opportunity_id)).await?;
+    Ok(Json(CandidateJson::from(&details)))
+}
+
+async fn health_handler(State(state): State<AppState>) -> Json<HealthJson> {
+    let engine = Arc::clone(&state.engine);
+    let generation =
+        tokio::task::spawn_blocking(move || engine.snapshot().ok().map(|s| s.generation()))
+            .await
+            .ok()
+            .flatten();
+    Json(HealthJson {
+        status: if generation.is_some() {
+            "ok"
+        } else {
+            "no_index"
+        }
+        .to_owned(),
+        generation,
+        model: state.engine.has_embedder(),
+    })
+}
+
+async fn openapi_handler() -> Json<serde_json::Value> {
+    Json(openapi())
+}
+
+/// The OpenAPI 3 description of this API, written by hand.
+pub fn openapi() -> serde_json::Value {
+    use serde_json::json;
+    let error = json!({"$ref": "#/components/schemas/Error"});
+    let errors = |codes: &[&str]| -> serde_json::Value {
+        codes
+            .iter()
+            .map(|c| ((*c).to_owned(), json!({"description": "error", "content": {"application/json": {"schema": error}}})))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let mut match_responses = errors(&["400", "401", "404", "413", "415", "422", "503"]);
+    match_responses["200"] = json!({"description": "ranked people with reasons",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MatchResponse"}}}});
+    let filters = json!({"type": "object", "additionalProperties": false, "properties": {
+        "archived_only": {"type": "boolean"}, "exclude_hired": {"type": "boolean"},
+        "location": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
+        "min_stage": {"type": "string", "description": "stage id or name"},
+        "interacted_within_days": {"type": "integer", "minimum": 0},
+        "min_rating": {"type": "integer", "minimum": 1, "maximum": 4}}});
+    let match_request = json!({"type": "object", "additionalProperties": false,
+        "description": "exactly one of text and posting_id",
+        "properties": {
+            "text": {"type": "string", "maxLength": search::MAX_QUERY_BYTES},
+            "posting_id": {"type": "string"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": search::MAX_LIMIT, "default": search::DEFAULT_LIMIT},
+            "semantic": {"type": "number", "minimum": 0, "maximum": 1, "default": search::DEFAULT_SEMANTIC},
+            "keywords": {"type": "string", "description": "Boolean filter: AND, OR, NOT, \"phrases\""},
+            "fusion": {"type": "string", "enum": ["rrf", "minmax", "zscore"]},
+            "filters": {"$ref": "#/components/schemas/Filters"}}});
+    let history = json!({"type": "object", "properties": {
+        "current_stage": {"type": "string", "nullable": true},
+        "stages_reached": {"type": "array", "items": {"type": "string"}},
+        "archived": {"type": "object", "nullable": true, "properties": {
+            "reason": {"type": "string"}, "hired": {"type": "boolean"}, "archived_at": {"type": "integer"}}},
+        "last_interaction_at": {"type": "integer", "nullable": true},
+        "created_at": {"type": "integer"},
+        "feedback_ratings": {"type": "array", "items": {"type": "integer"}},
+        "notes": {"type": "integer"},
+        "applied_to": {"type": "array", "items": {"type": "string"}},
+        "profile_url": {"type": "string"}}});
+    let semantic = json!({"type": "object", "nullable": true, "properties": {
+        "rank": {"type": "integer"}, "similarity": {"type": "number"},
+        "passage": {"type": "string"}, "passage_source": {"type": "string", "enum": ["profile", "resume", "note"]}}});
+    let snippet = json!({"type": "object", "nullable": true, "properties": {
+        "text": {"type": "string"},
+        "highlights": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}}}});
+    let reasons = json!({"type": "object", "properties": {
+        "keyword": {"type": "object", "nullable": true, "properties": {"rank": {"type": "integer"}, "score": {"type": "number"}}},
+        "semantic": semantic,
+        "matched_terms": {"type": "array", "items": {"type": "object", "properties": {
+            "word": {"type": "string"}, "token": {"type": "string"}, "exact": {"type": "boolean"}}}},
+        "snippet": snippet,
+        "history": {"$ref": "#/components/schemas/History"}}});
+    let result = json!({"type": "object", "required": ["rank", "score", "opportunity_id", "contact_id", "reasons"], "properties": {
+        "rank": {"type": "integer"}, "score": {"type": "number"},
+        "opportunity_id": {"type": "string"}, "contact_id": {"type": "string"},
+        "name": {"type": "string"}, "headline": {"type": "string"}, "profile_url": {"type": "string"},
+        "other_opportunity_ids": {"type": "array", "items": {"type": "string"}},
+        "reasons": reasons}});
+    let match_response = json!({"type": "object", "required": ["results", "took_ms"], "properties": {
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+        "took_ms": {"type": "number"}, "degraded": {"type": "boolean"},
+        "degraded_reason": {"type": "string"}, "generation": {"type": "integer"},
+        "terms": {"type": "array", "items": {"type": "string"}},
+        "timings_ms": {"type": "object"}}});
+    let schemas = json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Filters": filters, "MatchRequest": match_request, "History": history,
+        "Result": result, "MatchResponse": match_response});
+    let unauthorized = json!({"description": "no or wrong token"});
+    let paths = json!({
+        "/v1/match": {"post": {"summary": "Rank past candidates for a posting or free text",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MatchRequest"}}}},
+            "responses": match_responses}},
+        "/v1/postings": {"get": {"summary": "The synced postings", "security": [{"bearer": []}],
+            "responses": {"200": {"description": "postings"}, "401": unauthorized}}},
+        "/v1/candidates/{opportunity_id}": {"get": {"summary": "One opportunity with its history",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "opportunity_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the candidate"}, "401": unauthorized,
+                          "404": {"description": "unknown opportunity"}}}},
+        "/healthz": {"get": {"summary": "Liveness and the loaded index generation",
+            "responses": {"200": {"description": "status"}}}},
+        "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3"}}}}
+    });
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "rediscover", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Rank past candidates of a Lever talent pool for a posting, with reasons."},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": schemas},
+        "paths": paths
+    })
+}

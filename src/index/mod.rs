@@ -1,22 +1,269 @@
-//! (skeleton) owned by a helper; see ARCHITECTURE.md.
+//! The local hybrid index: a tantivy keyword index and an HNSW vector index over every
+//! opportunity, written as immutable generations under `DATA/index/` and reopened with mmaps.
+//!
+//! The index never reads the store: callers hand it [`Candidate`]s and [`ReferenceData`].
+//! [`rebuild`] writes a generation from every candidate; [`update`] writes the next one from
+//! the previous generation plus changed and deleted candidates. Both switch the `CURRENT`
+//! pointer atomically, so readers never see half an index and a crash keeps the last good one.
 
-/// Errors of this module.
+mod build;
+pub mod chunk;
+pub mod embed;
+pub mod generation;
+pub mod keyword;
+pub mod model;
+mod progress;
+pub mod rows;
+pub mod vector;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use build::{COMPACT_RATIO, rebuild, try_rebuild, update};
+pub use chunk::ChunkKind;
+pub use embed::Embedder;
+pub use generation::FORMAT_VERSION;
+pub use keyword::{KeywordFields, KeywordIndex};
+pub use model::{Manifest, Pooling};
+pub use progress::{Progress, ProgressEvent};
+pub use rows::CandidateRow;
+pub use vector::{ChunkInfo, DEFAULT_EF, VectorHit, VectorIndex};
+
+#[cfg(doc)]
+use crate::domain::{Candidate, ReferenceData};
+
+/// Errors of the index.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An IO error with the path it concerns.
     #[error("{path}: {source}")]
     Io {
         /// The path involved.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// A model file is missing or unusable.
+    #[error("model file {path}: {reason}")]
+    Model {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The ONNX Runtime library could not be loaded.
+    #[error("onnx runtime {path}: {reason}; run models/fetch.sh or set ORT_DYLIB_PATH")]
+    Runtime {
+        /// The library path tried.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Tokenizing text failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// Running the model failed.
+    #[error("embedding inference: {0}")]
+    Inference(String),
+    /// There is no index yet.
+    #[error("no index in {dir}; run `rediscover index` (or `rediscover sync`) first")]
+    Missing {
+        /// The index folder looked at.
+        dir: PathBuf,
+    },
+    /// The index was written by an incompatible version of rediscover.
+    #[error(
+        "index format {found} is not the supported format {expected}; run `rediscover index` to rebuild it"
+    )]
+    VersionMismatch {
+        /// Format found on disk.
+        found: u32,
+        /// Format this build reads.
+        expected: u32,
+    },
+    /// The index was built with another embedding model than the one loaded.
+    #[error(
+        "index vectors come from model {index} but the loaded model is {loaded}; run `rediscover index` to rebuild it"
+    )]
+    ModelChanged {
+        /// sha256 prefix of the index's model.
+        index: String,
+        /// sha256 prefix of the loaded model.
+        loaded: String,
+    },
+    /// An index file is damaged.
+    #[error("index file {path} is damaged: {reason}; run `rediscover index` to rebuild it")]
+    Corrupt {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// tantivy failed.
+    #[error("keyword index {path}: {reason}")]
+    Keyword {
+        /// The index directory.
+        path: PathBuf,
+        /// tantivy's message.
+        reason: String,
+    },
+    /// hnsw_rs failed.
+    #[error("vector index: {0}")]
+    Vector(String),
+    /// A boolean query could not be parsed.
+    #[error("bad query: {reason}")]
+    BadQuery {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading the candidates to index failed (e.g. the store).
+    #[error("reading candidates to index: {0}")]
+    Source(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Encoding an index file failed.
+    #[error("encoding index data: {0}")]
+    Encode(String),
 }
 
 impl Error {
-    /// Whether the user can fix this error by changing their input.
+    /// Whether the user can fix this error by changing their input or running a command.
     pub fn is_user_error(&self) -> bool {
-        false
+        matches!(
+            self,
+            Error::Missing { .. }
+                | Error::VersionMismatch { .. }
+                | Error::ModelChanged { .. }
+                | Error::BadQuery { .. }
+        )
     }
+}
+
+/// What an index generation holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct IndexStats {
+    /// Store generation the index was built from.
+    pub generation: u64,
+    /// Live (not deleted) candidates.
+    pub candidates: u64,
+    /// Vectors in the graph, tombstoned ones included.
+    pub vectors: u64,
+    /// Tombstoned vectors (never returned; removed by the next compaction or rebuild).
+    pub tombstones: u64,
+    /// Size of the generation directory.
+    pub bytes_on_disk: u64,
+}
+
+/// One opened index generation: read-only, `Send + Sync`.
+#[derive(Debug)]
+pub struct Indexes {
+    dir: PathBuf,
+    meta: generation::Meta,
+    rows: Vec<CandidateRow>,
+    by_id: HashMap<String, u32>,
+    keyword: KeywordIndex,
+    vectors: VectorIndex,
+    bytes_on_disk: u64,
+}
+
+impl Indexes {
+    /// Opens the current generation under `data_dir/index` ([`Error::Missing`] if none).
+    pub fn open(data_dir: &Path) -> Result<Indexes, Error> {
+        let Some(name) = generation::current_dir_name(data_dir)? else {
+            return Err(Error::Missing {
+                dir: generation::root(data_dir),
+            });
+        };
+        let dir = generation::root(data_dir).join(name);
+        let meta = generation::read_meta(&dir)?;
+        let rows = rows::read(&dir)?;
+        let keyword = KeywordIndex::open(&dir.join(build::KEYWORD_DIR))?;
+        let vectors = VectorIndex::open(&dir, meta.hnsw_basename.as_deref())?;
+        let by_id = live_ordinals(&rows);
+        let bytes_on_disk = dir_size(&dir);
+        Ok(Indexes {
+            dir,
+            meta,
+            rows,
+            by_id,
+            keyword,
+            vectors,
+            bytes_on_disk,
+        })
+    }
+
+    /// The store generation this index was built from.
+    pub fn generation(&self) -> u64 {
+        self.meta.generation
+    }
+
+    /// The generation `CURRENT` points at, without opening it (cheap: for hot reload).
+    pub fn current_generation(data_dir: &Path) -> Result<Option<u64>, Error> {
+        Ok(generation::current_dir_name(data_dir)?
+            .and_then(|name| generation::generation_of(&name)))
+    }
+
+    /// Counts and size of this generation.
+    pub fn stats(&self) -> IndexStats {
+        IndexStats {
+            generation: self.meta.generation,
+            candidates: self.by_id.len() as u64,
+            vectors: self.vectors.len() as u64,
+            tombstones: self.vectors.tombstones() as u64,
+            bytes_on_disk: self.bytes_on_disk,
+        }
+    }
+
+    /// Every row by ordinal, tombstoned ones included (check `deleted`).
+    pub fn rows(&self) -> &[CandidateRow] {
+        &self.rows
+    }
+
+    /// The live row of an opportunity.
+    pub fn ordinal(&self, opportunity_id: &str) -> Option<u32> {
+        self.by_id.get(opportunity_id).copied()
+    }
+
+    /// The keyword index.
+    pub fn keyword(&self) -> &KeywordIndex {
+        &self.keyword
+    }
+
+    /// The vector index.
+    pub fn vectors(&self) -> &VectorIndex {
+        &self.vectors
+    }
+
+    /// sha256 of the model the vectors came from: queries must use the same model.
+    pub fn model_sha256(&self) -> &str {
+        &self.meta.model_sha256
+    }
+
+    /// The generation directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Opportunity id -> ordinal of its live row.
+fn live_ordinals(rows: &[CandidateRow]) -> HashMap<String, u32> {
+    rows.iter()
+        .enumerate()
+        .filter(|(_, r)| !r.deleted)
+        .map(|(i, r)| (r.opportunity_id.clone(), i as u32))
+        .collect()
+}
+
+/// Total size of the files under `dir` (0 for what cannot be read).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -1,22 +1,714 @@
-//! (skeleton) owned by a helper; see ARCHITECTURE.md.
+//! Hybrid search: "who in our pool fits this posting?", ranked, grouped by person, with reasons.
+//!
+//! A query runs two independent retrievals over the same allowed rows: the keyword side
+//! ([`keyword`]: weighted terms of the posting, BM25) and the semantic side ([`semantic`]: the
+//! posting's embedding against the passage vectors). [`fusion`] merges them without knowing how
+//! either was made, [`group`] keeps each person once, and [`explain`] reads the reasons from the
+//! data. If the query cannot be embedded the keyword results are returned with `degraded` set.
+//!
+//! Architecture invariant: search never writes, and free text is never parsed as query syntax;
+//! only the keyword filter goes through the Boolean parser.
 
-/// Errors of this module.
+pub mod allowed;
+pub mod explain;
+pub mod filter;
+pub mod fusion;
+pub mod group;
+pub mod keyword;
+pub mod semantic;
+pub mod terms;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::domain::Millis;
+use crate::index::Indexes;
+use crate::store::Store;
+
+pub use allowed::Allowed;
+pub use explain::{Explanation, History, KeywordReason, MatchedTerm, SemanticReason, Snippet};
+pub use filter::{Filters, RowFilter};
+pub use fusion::{Fusion, Normalize, RRF_K};
+pub use group::People;
+pub use keyword::{KeywordCollector, QueryTerm};
+pub use semantic::QueryEmbedder;
+pub use terms::TermOptions;
+
+/// Results per query when the caller does not say.
+pub const DEFAULT_LIMIT: usize = 20;
+/// The most results a query may ask for.
+pub const MAX_LIMIT: usize = 200;
+/// The default semantic weight `W`, chosen by `rediscover eval` (see ARCHITECTURE.md).
+pub const DEFAULT_SEMANTIC: f32 = 0.5;
+/// The longest query text accepted, in bytes (a long posting is about 10 KB).
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+/// The longest keyword filter accepted, in bytes.
+pub const MAX_KEYWORDS_BYTES: usize = 4 * 1024;
+
+/// Errors of a query. User errors (bad input) map to HTTP 4xx; the rest are faults.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An IO error with the path it concerns.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path involved.
-        path: std::path::PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+    /// The query has no text.
+    #[error("the query text is empty")]
+    EmptyQuery,
+    /// The query text is longer than [`MAX_QUERY_BYTES`].
+    #[error("the query text is {bytes} bytes, more than the {max} allowed")]
+    QueryTooLong {
+        /// Its length.
+        bytes: usize,
+        /// The limit.
+        max: usize,
     },
+    /// The keyword filter is blank or too long.
+    #[error("the keyword filter must be 1 to {max} bytes of text, got {bytes}")]
+    BadKeywords {
+        /// Its length after trimming.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The result limit is out of bounds.
+    #[error("limit must be between 1 and {max}, got {limit}")]
+    BadLimit {
+        /// The limit asked for.
+        limit: usize,
+        /// The largest allowed.
+        max: usize,
+    },
+    /// The semantic weight is not in `[0, 1]`.
+    #[error("semantic weight must be between 0 and 1, got {weight}")]
+    BadWeight {
+        /// The weight asked for.
+        weight: f32,
+    },
+    /// No synced posting has this id.
+    #[error("no posting with id {id} in the local store (run `rediscover sync`?)")]
+    UnknownPosting {
+        /// The id asked for.
+        id: String,
+    },
+    /// The stage filter names no known stage.
+    #[error("no pipeline stage is named or has the id {stage:?}")]
+    UnknownStage {
+        /// The stage asked for.
+        stage: String,
+    },
+    /// The rating filter is not 1 to 4.
+    #[error("minimum rating must be 1 to 4, got {rating}")]
+    BadRating {
+        /// The rating asked for.
+        rating: u8,
+    },
+    /// No opportunity has this id.
+    #[error("no opportunity with id {id}")]
+    UnknownOpportunity {
+        /// The id asked for.
+        id: String,
+    },
+    /// No index has been built in this data folder yet.
+    #[error("no index in {}: run `rediscover index` (or `rediscover sync`) first", data_dir.display())]
+    NoIndex {
+        /// The data folder.
+        data_dir: std::path::PathBuf,
+    },
+    /// Opening or reading an index failed (or the keyword filter is malformed).
+    #[error(transparent)]
+    Index(#[from] crate::index::Error),
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// The query could not be embedded (only reported where degrading is not an option).
+    #[error("query embedding failed: {reason}")]
+    Embedding {
+        /// What went wrong.
+        reason: String,
+    },
+    /// tantivy failed while searching.
+    #[error("keyword search failed: {0}")]
+    Keyword(#[source] tantivy::TantivyError),
 }
 
 impl Error {
     /// Whether the user can fix this error by changing their input.
     pub fn is_user_error(&self) -> bool {
-        false
+        match self {
+            Error::EmptyQuery
+            | Error::QueryTooLong { .. }
+            | Error::BadKeywords { .. }
+            | Error::BadLimit { .. }
+            | Error::BadWeight { .. }
+            | Error::UnknownPosting { .. }
+            | Error::UnknownStage { .. }
+            | Error::BadRating { .. }
+            | Error::UnknownOpportunity { .. }
+            | Error::NoIndex { .. } => true,
+            Error::Index(e) => e.is_user_error(),
+            Error::Store(_) | Error::Keyword(_) | Error::Embedding { .. } => false,
+        }
+    }
+
+    fn keyword(source: tantivy::TantivyError) -> Error {
+        Error::Keyword(source)
+    }
+}
+
+/// What to search for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryInput {
+    /// Free text: a title or a whole job description. If its first line is short it counts as
+    /// the title.
+    Text(String),
+    /// A synced posting, by id: its title and description.
+    Posting(String),
+}
+
+/// A query with its options. Build with [`Query::text`] or [`Query::posting`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// What to search for.
+    pub input: QueryInput,
+    /// How many people to return (1 to [`MAX_LIMIT`]).
+    pub limit: usize,
+    /// Semantic weight `W`: 0 keyword only, 1 semantic only.
+    pub semantic: f32,
+    /// Optional Boolean keyword filter (AND, OR, NOT, quoted phrases) restricting the results.
+    pub keywords: Option<String>,
+    /// Structured filters.
+    pub filters: Filters,
+    /// How the two sides are merged.
+    pub fusion: Fusion,
+    /// How the keyword side collects.
+    pub collector: KeywordCollector,
+    /// How many terms of the posting the keyword side uses.
+    pub terms: TermOptions,
+    /// The clock for recency filters; `None` means now.
+    pub now: Option<Millis>,
+}
+
+impl Query {
+    /// A free-text query with default options.
+    pub fn text(text: impl Into<String>) -> Query {
+        Query::new(QueryInput::Text(text.into()))
+    }
+
+    /// A query for a synced posting with default options.
+    pub fn posting(id: impl Into<String>) -> Query {
+        Query::new(QueryInput::Posting(id.into()))
+    }
+
+    fn new(input: QueryInput) -> Query {
+        Query {
+            input,
+            limit: DEFAULT_LIMIT,
+            semantic: DEFAULT_SEMANTIC,
+            keywords: None,
+            filters: Filters::default(),
+            fusion: Fusion::default(),
+            collector: KeywordCollector::default(),
+            terms: TermOptions::default(),
+            now: None,
+        }
+    }
+
+    /// Checks the bounds of every option.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(1..=MAX_LIMIT).contains(&self.limit) {
+            return Err(Error::BadLimit {
+                limit: self.limit,
+                max: MAX_LIMIT,
+            });
+        }
+        if !(0.0..=1.0).contains(&self.semantic) {
+            return Err(Error::BadWeight {
+                weight: self.semantic,
+            });
+        }
+        if let Some(keywords) = &self.keywords {
+            let bytes = keywords.trim().len();
+            if bytes == 0 || bytes > MAX_KEYWORDS_BYTES {
+                return Err(Error::BadKeywords {
+                    bytes,
+                    max: MAX_KEYWORDS_BYTES,
+                });
+            }
+        }
+        if let QueryInput::Text(text) = &self.input {
+            check_text(text)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_text(text: &str) -> Result<(), Error> {
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(Error::QueryTooLong {
+            bytes: text.len(),
+            max: MAX_QUERY_BYTES,
+        });
+    }
+    if text.trim().is_empty() {
+        return Err(Error::EmptyQuery);
+    }
+    Ok(())
+}
+
+/// Everything a query reads: one opened index generation and the store it was built from.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The opened indexes.
+    pub indexes: &'a Indexes,
+    /// The store, for postings and for hydrating results.
+    pub store: &'a Store,
+    /// The query embedder; `None` gives keyword-only, degraded results.
+    pub embedder: Option<&'a QueryEmbedder>,
+    /// Every opportunity of each person, to list a person's whole history; optional.
+    pub people: Option<&'a People>,
+}
+
+/// The answer to a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResponse {
+    /// One hit per person, best first.
+    pub hits: Vec<Hit>,
+    /// The weighted terms the keyword side used.
+    pub terms: Vec<QueryTerm>,
+    /// Why the semantic side was skipped, when it was wanted but failed.
+    pub degraded: Option<String>,
+    /// The index generation that answered.
+    pub generation: u64,
+    /// How many opportunities each side returned before fusion.
+    pub keyword_hits: usize,
+    /// How many opportunities the semantic side returned before fusion.
+    pub semantic_hits: usize,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// One person in the results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Rank from 1.
+    pub rank: u32,
+    /// Fused score (higher is better; comparable only within one response).
+    pub score: f32,
+    /// The person's best opportunity.
+    pub opportunity_id: String,
+    /// The person.
+    pub contact_id: String,
+    /// Display name (never logged).
+    pub name: String,
+    /// Headline.
+    pub headline: String,
+    /// The person's other opportunities: ranked ones first.
+    pub other_opportunity_ids: Vec<String>,
+    /// Why it ranks here.
+    pub explanation: Explanation,
+}
+
+/// Time spent in each step of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Timings {
+    /// Embedding the query (near zero when cached).
+    pub embed: Duration,
+    /// Whether the query vector came from the cache.
+    pub embed_cached: bool,
+    /// Filters and the keyword side.
+    pub keyword: Duration,
+    /// The vector search.
+    pub vector: Duration,
+    /// Fusion and grouping.
+    pub fusion: Duration,
+    /// Hydrating and explaining the hits.
+    pub explain: Duration,
+    /// The whole query.
+    pub total: Duration,
+}
+
+/// The two ranked lists of a query before fusion.
+#[derive(Debug, Clone, Default)]
+pub struct Retrieval {
+    /// Keyword hits, best first.
+    pub keyword: Vec<keyword::KeywordHit>,
+    /// Semantic hits, best first.
+    pub semantic: Vec<semantic::SemanticHit>,
+    /// The keyword terms used.
+    pub terms: Vec<QueryTerm>,
+    /// Why the semantic side is missing, if it was wanted.
+    pub degraded: Option<String>,
+    /// Step timings (fusion and explain left at zero).
+    pub timings: Timings,
+}
+
+/// What [`retrieve`] needs: the posting text, the sides wanted and the allowed rows.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrievalSpec<'q> {
+    /// The posting title (boosted).
+    pub title: &'q str,
+    /// The posting body.
+    pub body: &'q str,
+    /// Run the keyword side.
+    pub keyword: bool,
+    /// Run the semantic side.
+    pub semantic: bool,
+    /// How many opportunities each side returns.
+    pub depth: usize,
+    /// Keyword collector.
+    pub collector: KeywordCollector,
+    /// Keyword term selection.
+    pub terms: TermOptions,
+}
+
+/// Runs the keyword and semantic sides over the allowed rows.
+///
+/// `keyword_filter` is the parsed Boolean filter, already reflected in `allowed`; it is also
+/// intersected into the keyword query. When the semantic side fails, the keyword side is run
+/// even if it was not asked for, so the caller can degrade.
+pub fn retrieve(
+    indexes: &Indexes,
+    embedder: Option<&QueryEmbedder>,
+    spec: RetrievalSpec<'_>,
+    allowed: &std::sync::Arc<Allowed>,
+    keyword_filter: Option<&dyn tantivy::query::Query>,
+) -> Result<Retrieval, Error> {
+    let mut out = Retrieval::default();
+    let mut run_keyword = spec.keyword;
+    if spec.semantic {
+        let started = Instant::now();
+        match embedder {
+            None => out.degraded = Some("no embedding model is loaded".to_owned()),
+            Some(embedder) => match embedder.embed(spec.title, spec.body) {
+                Ok(query) => {
+                    out.timings.embed = started.elapsed();
+                    out.timings.embed_cached = query.cached;
+                    let started = Instant::now();
+                    out.semantic =
+                        semantic::search(indexes.vectors(), &query.vector, allowed, spec.depth);
+                    out.timings.vector = started.elapsed();
+                }
+                Err(reason) => {
+                    tracing::warn!(target: "search::hybrid", "query embedding failed, returning keyword results");
+                    out.degraded = Some(format!("query embedding failed: {reason}"));
+                }
+            },
+        }
+        run_keyword |= out.degraded.is_some();
+    }
+    if run_keyword {
+        let started = Instant::now();
+        let index = indexes.keyword();
+        out.terms = keyword::choose_terms(index, spec.title, spec.body, spec.terms);
+        let filter = keyword_filter.map(|f| f.box_clone());
+        if let Some(query) = keyword::build_query(index, &out.terms, filter) {
+            out.keyword =
+                keyword::search(index, query.as_ref(), allowed, spec.depth, spec.collector)?;
+        }
+        out.timings.keyword = started.elapsed();
+    }
+    Ok(out)
+}
+
+/// Splits free text into a title (a short first line) and a body.
+pub fn split_title(text: &str) -> (&str, &str) {
+    let text = text.trim();
+    match text.split_once('\n') {
+        Some((first, rest)) if first.split_whitespace().count() <= 12 => {
+            (first.trim(), rest.trim())
+        }
+        Some(_) => ("", text),
+        None if text.split_whitespace().count() <= 12 => (text, ""),
+        None => ("", text),
+    }
+}
+
+/// How many opportunities each side returns for a query of `limit` people.
+pub fn depth_for(limit: usize) -> usize {
+    (limit * 4).clamp(40, 400)
+}
+
+/// Answers a query: retrieval, fusion, grouping by person and explanations.
+#[tracing::instrument(target = "search::hybrid", skip_all, fields(limit = query.limit, semantic = query.semantic))]
+pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> {
+    let started = Instant::now();
+    query.validate()?;
+    let reference = ctx.store.reference();
+    let (title, body) = match &query.input {
+        QueryInput::Text(text) => split_title(text),
+        QueryInput::Posting(id) => {
+            let posting = reference
+                .posting(id)
+                .ok_or_else(|| Error::UnknownPosting { id: id.clone() })?;
+            (posting.title.as_str(), posting.description.as_str())
+        }
+    };
+    check_text(&format!("{title}\n{body}"))?;
+
+    let filter_started = Instant::now();
+    let rows = ctx.indexes.rows();
+    let now = query.now.unwrap_or_else(now_ms);
+    let row_filter = query.filters.resolve(reference, now)?;
+    let mut allowed = Allowed::from_fn(rows.len(), |o| row_filter.allows(&rows[o as usize]));
+    let keyword_filter = match &query.keywords {
+        None => None,
+        Some(text) => {
+            let parsed = ctx.indexes.keyword().parse_boolean(text.trim())?;
+            allowed.intersect(&keyword::matching_ordinals(
+                ctx.indexes.keyword(),
+                parsed.as_ref(),
+                rows.len(),
+            )?);
+            Some(parsed)
+        }
+    };
+    let allowed = std::sync::Arc::new(allowed);
+    let filter_time = filter_started.elapsed();
+
+    let spec = RetrievalSpec {
+        title,
+        body,
+        keyword: query.semantic < 1.0,
+        semantic: query.semantic > 0.0,
+        depth: depth_for(query.limit),
+        collector: query.collector,
+        terms: query.terms,
+    };
+    let retrieval = retrieve(
+        ctx.indexes,
+        ctx.embedder,
+        spec,
+        &allowed,
+        keyword_filter.as_deref(),
+    )?;
+    let weight = if retrieval.degraded.is_some() {
+        0.0
+    } else {
+        query.semantic
+    };
+
+    let fusion_started = Instant::now();
+    let kw: Vec<fusion::Scored<u32>> = retrieval
+        .keyword
+        .iter()
+        .map(|h| fusion::Scored {
+            key: h.ordinal,
+            score: h.score,
+        })
+        .collect();
+    let sem: Vec<fusion::Scored<u32>> = retrieval
+        .semantic
+        .iter()
+        .map(|h| fusion::Scored {
+            key: h.ordinal,
+            score: h.similarity,
+        })
+        .collect();
+    let fused = fusion::fuse(&kw, &sem, weight, query.fusion);
+    let mut groups = group::group_by_person(
+        &fused,
+        |o| rows[o as usize].contact_id.as_str(),
+        query.limit,
+    );
+    if let Some(people) = ctx.people {
+        group::complete_groups(&mut groups, rows, people);
+    }
+    let fusion_time = fusion_started.elapsed();
+
+    let explain_started = Instant::now();
+    let hits = explain_groups(ctx, &groups, &retrieval)?;
+    let mut timings = retrieval.timings;
+    timings.keyword += filter_time;
+    timings.fusion = fusion_time;
+    timings.explain = explain_started.elapsed();
+    timings.total = started.elapsed();
+    tracing::debug!(target: "search::hybrid", hits = hits.len(), keyword = retrieval.keyword.len(), semantic = retrieval.semantic.len(), "query answered");
+    Ok(SearchResponse {
+        hits,
+        keyword_hits: retrieval.keyword.len(),
+        semantic_hits: retrieval.semantic.len(),
+        terms: retrieval.terms,
+        degraded: retrieval.degraded,
+        generation: ctx.indexes.generation(),
+        timings,
+    })
+}
+
+fn explain_groups(
+    ctx: Context<'_>,
+    groups: &[group::Group],
+    retrieval: &Retrieval,
+) -> Result<Vec<Hit>, Error> {
+    let rows = ctx.indexes.rows();
+    let index = ctx.indexes.keyword();
+    let reference = ctx.store.reference();
+    let keyword_docs: HashMap<u32, tantivy::DocAddress> = retrieval
+        .keyword
+        .iter()
+        .map(|h| (h.ordinal, h.doc))
+        .collect();
+    let best_chunk: HashMap<u32, u32> = retrieval
+        .semantic
+        .iter()
+        .map(|h| (h.ordinal, h.chunk))
+        .collect();
+
+    let ordinals: Vec<u32> = groups.iter().map(|g| g.best.key).collect();
+    let missing: Vec<u32> = ordinals
+        .iter()
+        .copied()
+        .filter(|o| !keyword_docs.contains_key(o))
+        .collect();
+    let found = if retrieval.terms.is_empty() {
+        Vec::new()
+    } else {
+        keyword::doc_addresses(index, &missing)?
+    };
+    let lookup: HashMap<u32, tantivy::DocAddress> = missing
+        .iter()
+        .zip(found)
+        .filter_map(|(o, d)| d.map(|d| (*o, d)))
+        .collect();
+    let docs: Vec<Option<tantivy::DocAddress>> = ordinals
+        .iter()
+        .map(|o| keyword_docs.get(o).or_else(|| lookup.get(o)).copied())
+        .collect();
+    let present: Vec<tantivy::DocAddress> = docs.iter().flatten().copied().collect();
+    let mut matched_iter = keyword::matched_terms(index, &present, &retrieval.terms)?.into_iter();
+
+    let mut hits = Vec::with_capacity(groups.len());
+    for (group, doc) in groups.iter().zip(&docs) {
+        let matched: Vec<usize> = if doc.is_some() {
+            matched_iter.next().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let row = &rows[group.best.key as usize];
+        let Some(candidate) = ctx.store.get(&row.opportunity_id)? else {
+            // Deleted from the store after this index generation was built: never show it.
+            continue;
+        };
+        let matched_terms: Vec<MatchedTerm> = matched
+            .iter()
+            .map(|&t| {
+                let q = &retrieval.terms[t];
+                MatchedTerm {
+                    word: q.word.clone(),
+                    token: q.term.token.clone(),
+                    exact: explain::is_exact(q.term.field),
+                }
+            })
+            .collect();
+        let snippet = explain::snippet(&explain::snippet_source(&candidate), &matched_terms);
+        let semantic = match (group.best.semantic, best_chunk.get(&group.best.key)) {
+            (Some(side), Some(&chunk)) => Some(SemanticReason {
+                rank: side.rank,
+                similarity: side.score,
+                passage: ctx.indexes.vectors().chunk_text(chunk).to_owned(),
+                passage_source: (&ctx.indexes.vectors().chunk(chunk).kind).into(),
+            }),
+            _ => None,
+        };
+        hits.push(Hit {
+            rank: hits.len() as u32 + 1,
+            score: group.best.score,
+            opportunity_id: row.opportunity_id.clone(),
+            contact_id: row.contact_id.clone(),
+            name: candidate.name.clone(),
+            headline: candidate.headline.clone(),
+            other_opportunity_ids: group
+                .others
+                .iter()
+                .map(|&o| rows[o as usize].opportunity_id.clone())
+                .collect(),
+            explanation: Explanation {
+                keyword: group.best.keyword.map(|k| KeywordReason {
+                    rank: k.rank,
+                    score: k.score,
+                }),
+                semantic,
+                matched_terms,
+                snippet,
+                history: explain::history(&candidate, reference),
+            },
+        });
+    }
+    Ok(hits)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_first_line_is_the_title() {
+        assert_eq!(
+            split_title("Rust Engineer\nWe build things."),
+            ("Rust Engineer", "We build things.")
+        );
+        assert_eq!(split_title("  Data Scientist  "), ("Data Scientist", ""));
+        let long = "We are looking for someone who can do many many things across a very wide range of areas";
+        assert_eq!(split_title(long), ("", long));
+    }
+
+    #[test]
+    fn validation_bounds() {
+        let ok = Query::text("rust");
+        assert!(ok.validate().is_ok());
+        let bad = |q: Query| q.validate().unwrap_err();
+        assert!(matches!(
+            bad(Query {
+                limit: 0,
+                ..ok.clone()
+            }),
+            Error::BadLimit { .. }
+        ));
+        assert!(matches!(
+            bad(Query {
+                limit: 10_000,
+                ..ok.clone()
+            }),
+            Error::BadLimit { .. }
+        ));
+        assert!(matches!(
+            bad(Query {
+                semantic: 1.5,
+                ..ok.clone()
+            }),
+            Error::BadWeight { .. }
+        ));
+        assert!(matches!(
+            bad(Query {
+                semantic: f32::NAN,
+                ..ok.clone()
+            }),
+            Error::BadWeight { .. }
+        ));
+        assert!(matches!(bad(Query::text("  \n ")), Error::EmptyQuery));
+        assert!(matches!(
+            bad(Query::text("x".repeat(MAX_QUERY_BYTES + 1))),
+            Error::QueryTooLong { .. }
+        ));
+        assert!(matches!(
+            bad(Query {
+                keywords: Some(" ".into()),
+                ..ok.clone()
+            }),
+            Error::BadKeywords { .. }
+        ));
+        for e in [Error::EmptyQuery, Error::BadLimit { limit: 0, max: 1 }] {
+            assert!(e.is_user_error());
+        }
+    }
+
+    #[test]
+    fn depth_grows_with_limit_within_bounds() {
+        assert_eq!(depth_for(1), 40);
+        assert_eq!(depth_for(20), 80);
+        assert_eq!(depth_for(200), 400);
     }
 }

@@ -1,12 +1,98 @@
-//! (skeleton) one subcommand; owned by whoever builds it.
+//! `rediscover eval`: measure ranking quality (keyword only, semantic only, fused) on the real
+//! data sets in the shared folder and print one table per task.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments of this subcommand.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
 
-/// Runs this subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this command is not built yet")
+use crate::eval::{self, CvScore, EvalOptions, TitleScore};
+
+/// Arguments of `rediscover eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The shared data folder (jobbert_eval, esco_v1_en, vanetik_vacancy_resume).
+    #[arg(long, default_value = "../shared/data")]
+    pub shared: PathBuf,
+    /// The model folder (default: $REDISCOVER_MODELS, else ./models).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// How many JobBERT titles to sample (0 = all 15,463).
+    #[arg(long, default_value_t = 2000)]
+    pub sample: usize,
+    /// Seed of the title sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Semantic weights to measure besides 0 and 1 (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])]
+    pub weights: Vec<f32>,
+}
+
+/// Runs `rediscover eval`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let embedder = super::matching::load_embedder(args.models.as_deref())?;
+    let work_dir = std::env::temp_dir().join(format!("rediscover-eval-{}", std::process::id()));
+    let options = EvalOptions {
+        shared: args.shared.clone(),
+        work_dir: work_dir.clone(),
+        sample: args.sample,
+        seed: args.seed,
+        weights: args.weights.clone(),
+    };
+    let report = eval::run(&options, embedder);
+    // The scratch indexes are only needed during the run.
+    let _ = std::fs::remove_dir_all(&work_dir);
+    let report = report.with_context(|| format!("evaluating on {}", args.shared.display()))?;
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(
+        out,
+        "(a) JobBERT titles -> ESCO occupations: {} titles (seed {}), {} occupations, {:.0} s",
+        report.titles, args.seed, report.occupations, report.seconds.0
+    )?;
+    writeln!(out, "{:<18} {:>7} {:>10}", "setting", "MRR", "recall@10")?;
+    for TitleScore {
+        setting,
+        mrr,
+        recall_at_10,
+    } in &report.title_scores
+    {
+        writeln!(
+            out,
+            "{:<18} {:>7.4} {:>10.4}",
+            setting.label(),
+            mrr,
+            recall_at_10
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "(b) Vanetik: 5 vacancies ranked for each of {} annotated CVs, {:.0} s",
+        report.cvs, report.seconds.1
+    )?;
+    writeln!(
+        out,
+        "{:<18} {:>12} {:>12} {:>9}",
+        "setting", "rho(ann.1)", "rho(ann.2)", "NDCG@5"
+    )?;
+    for CvScore {
+        setting,
+        spearman_a1,
+        spearman_a2,
+        ndcg_a1,
+    } in &report.cv_scores
+    {
+        writeln!(
+            out,
+            "{:<18} {:>12.4} {:>12.4} {:>9.4}",
+            setting.label(),
+            spearman_a1,
+            spearman_a2,
+            ndcg_a1
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,463 @@
-//! (skeleton) one subcommand; owned by whoever builds it.
+//! `rediscover match`: rank past candidates for a posting or a free-text job description,
+//! printed as a readable table, as one JSON object (`--json`), or per line for a batch file.
 
+use std::io::{BufRead, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
-/// Arguments of this subcommand.
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+
+use crate::api::http::{MatchResponse, ResultJson};
+use crate::engine::Engine;
+use crate::index::Embedder;
+use crate::search::{self, Filters, Fusion, Normalize, Query, SearchResponse};
+
+/// Arguments of `rediscover match`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(group(clap::ArgGroup::new("input").required(true).args(["posting_id", "text", "file", "stdin", "batch"])))]
+pub struct Args {
+    /// The data folder (store and indexes).
+    #[arg(long, env = "REDISCOVER_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// The model folder (default: $REDISCOVER_MODELS, else ./models).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Match a synced posting by id.
+    #[arg(long)]
+    pub posting_id: Option<String>,
+    /// Match this text (a title or a job description; a short first line counts as the title).
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Match the text of this file (`-` for standard input).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// `-`: match the text read from standard input.
+    #[arg(value_name = "-")]
+    pub stdin: Option<String>,
+    /// Run many queries: a file of JSON lines `{"id": ..., "text": ...}`; prints one JSON line
+    /// `{"id": ..., "results": [...]}` per query.
+    #[arg(long)]
+    pub batch: Option<PathBuf>,
+    /// How many people to return (1 to 200).
+    #[arg(long, default_value_t = search::DEFAULT_LIMIT)]
+    pub limit: usize,
+    /// Semantic weight: 0 keyword only, 1 semantic only.
+    #[arg(long, default_value_t = search::DEFAULT_SEMANTIC)]
+    pub semantic: f32,
+    /// Boolean keyword filter restricting the results, e.g. `rust AND (kafka OR "event sourcing")`.
+    #[arg(long)]
+    pub keywords: Option<String>,
+    /// How the keyword and semantic rankings are merged.
+    #[arg(long, value_enum, default_value_t = FusionArg::Rrf)]
+    pub fusion: FusionArg,
+    /// Structured filters.
+    #[command(flatten)]
+    pub filters: Box<FilterArgs>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Runs this subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this command is not built yet")
+/// The fusion methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FusionArg {
+    /// Reciprocal rank fusion, k = 60.
+    Rrf,
+    /// Weighted sum of min-max normalised scores.
+    Minmax,
+    /// Weighted sum of z-score normalised scores.
+    Zscore,
+}
+
+impl From<FusionArg> for Fusion {
+    fn from(f: FusionArg) -> Fusion {
+        match f {
+            FusionArg::Rrf => Fusion::default(),
+            FusionArg::Minmax => Fusion::Score {
+                normalize: Normalize::MinMax,
+            },
+            FusionArg::Zscore => Fusion::Score {
+                normalize: Normalize::ZScore,
+            },
+        }
+    }
+}
+
+/// Filters of `match`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Only archived opportunities (past candidates).
+    #[arg(long)]
+    pub archived_only: bool,
+    /// Leave out people archived as hired.
+    #[arg(long)]
+    pub exclude_hired: bool,
+    /// Location contains this text.
+    #[arg(long)]
+    pub location: Option<String>,
+    /// Must carry this tag (repeat for several).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Reached at least this pipeline stage (id or name).
+    #[arg(long)]
+    pub min_stage: Option<String>,
+    /// Last interaction within this many days.
+    #[arg(long)]
+    pub within_days: Option<u32>,
+    /// Best overall feedback rating at least this (1 to 4).
+    #[arg(long)]
+    pub min_rating: Option<u8>,
+}
+
+impl From<FilterArgs> for Filters {
+    fn from(f: FilterArgs) -> Filters {
+        Filters {
+            archived_only: f.archived_only,
+            exclude_hired: f.exclude_hired,
+            location: f.location,
+            tags: f.tags,
+            min_stage: f.min_stage,
+            interacted_within_days: f.within_days,
+            min_rating: f.min_rating,
+        }
+    }
+}
+
+/// Runs `rediscover match`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(dash) = &args.stdin
+        && dash != "-"
+    {
+        bail!(
+            "unexpected argument {dash:?}: use --text, --file, --posting-id or - for standard input"
+        );
+    }
+    let template = query_template(&args);
+    template.validate().or_else(|e| match e {
+        // The text is checked once it is read.
+        search::Error::EmptyQuery => Ok(()),
+        e => Err(e),
+    })?;
+    let embedder = if args.semantic > 0.0 {
+        Some(load_embedder(args.models.as_deref())?)
+    } else {
+        None
+    };
+    let engine = Engine::open(&args.data, embedder)?;
+    if let Some(batch) = &args.batch {
+        return run_batch(&engine, &template, batch);
+    }
+    let input = read_input(&args)?;
+    let query = Query { input, ..template };
+    let started = Instant::now();
+    let response = engine.search(&query)?;
+    let took = started.elapsed();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if args.json {
+        serde_json::to_writer(&mut out, &MatchResponse::new(&response, took))?;
+        writeln!(out)?;
+    } else {
+        print_table(&mut out, &response, took)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the embedding model, with a message saying where it was looked for.
+pub fn load_embedder(models: Option<&Path>) -> anyhow::Result<Arc<Embedder>> {
+    let dir = models.map_or_else(Embedder::default_models_dir, Path::to_owned);
+    let embedder = Embedder::load(&dir)
+        .with_context(|| format!("loading the embedding model from {} (fetch it with models/fetch.sh, or pass --semantic 0 for keyword-only search)", dir.display()))?;
+    Ok(Arc::new(embedder))
+}
+
+fn query_template(args: &Args) -> Query {
+    let mut query = Query::text("");
+    query.limit = args.limit;
+    query.semantic = args.semantic;
+    query.keywords = args.keywords.clone();
+    query.filters = (*args.filters).clone().into();
+    query.fusion = args.fusion.into();
+    query
+}
+
+fn read_input(args: &Args) -> anyhow::Result<search::QueryInput> {
+    if let Some(id) = &args.posting_id {
+        return Ok(search::QueryInput::Posting(id.clone()));
+    }
+    if let Some(text) = &args.text {
+        return Ok(search::QueryInput::Text(text.clone()));
+    }
+    let text = match args.file.as_deref() {
+        Some(path) if path != Path::new("-") => read_text_file(path)?,
+        _ => read_limited(std::io::stdin().lock())
+            .context("reading the posting from standard input")?,
+    };
+    Ok(search::QueryInput::Text(text))
+}
+
+fn read_text_file(path: &Path) -> anyhow::Result<String> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    read_limited(file).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Reads at most one byte more than a query may hold, so an oversized input is reported
+/// without reading all of it.
+fn read_limited(reader: impl Read) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    reader
+        .take(search::MAX_QUERY_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > search::MAX_QUERY_BYTES {
+        bail!(
+            "the posting is longer than {} bytes",
+            search::MAX_QUERY_BYTES
+        );
+    }
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the posting is not UTF-8 text"))
+}
+
+#[derive(serde::Deserialize)]
+struct BatchLine {
+    id: serde_json::Value,
+    text: String,
+}
+
+#[derive(serde::Serialize)]
+struct BatchResult<'a> {
+    id: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    results: Option<Vec<ResultJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    took_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn run_batch(engine: &Engine, template: &Query, path: &Path) -> anyhow::Result<ExitCode> {
+    let reader: Box<dyn BufRead> = if path == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut failed = 0usize;
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {} of {}", n + 1, path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: BatchLine = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "line {} of {}: expected {{\"id\": ..., \"text\": ...}}",
+                n + 1,
+                path.display()
+            )
+        })?;
+        let query = Query {
+            input: search::QueryInput::Text(parsed.text),
+            ..template.clone()
+        };
+        let started = Instant::now();
+        let result = match engine.search(&query) {
+            Ok(response) => {
+                let json = MatchResponse::new(&response, started.elapsed());
+                BatchResult {
+                    id: &parsed.id,
+                    results: Some(json.results),
+                    took_ms: Some(json.took_ms),
+                    error: None,
+                }
+            }
+            Err(err) if err.is_user_error() => {
+                failed += 1;
+                BatchResult {
+                    id: &parsed.id,
+                    results: None,
+                    took_ms: None,
+                    error: Some(err.to_string()),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        };
+        serde_json::to_writer(&mut out, &result)?;
+        writeln!(out)?;
+        out.flush()?;
+    }
+    if failed > 0 {
+        eprintln!("rediscover: {failed} queries of the batch failed (see their \"error\")");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(
+    out: &mut impl Write,
+    response: &SearchResponse,
+    took: std::time::Duration,
+) -> std::io::Result<()> {
+    if let Some(reason) = &response.degraded {
+        writeln!(out, "note: keyword results only ({reason})")?;
+    }
+    if response.hits.is_empty() {
+        writeln!(out, "no matching candidates ({} ms)", took.as_millis())?;
+        return Ok(());
+    }
+    for hit in &response.hits {
+        let e = &hit.explanation;
+        let headline = if hit.headline.is_empty() {
+            String::new()
+        } else {
+            format!(" - {}", hit.headline)
+        };
+        writeln!(
+            out,
+            "{:>3}. {}{}  [score {:.4}]",
+            hit.rank, hit.name, headline, hit.score
+        )?;
+        let mut why = Vec::new();
+        if let Some(k) = e.keyword {
+            why.push(format!("keyword #{}", k.rank));
+        }
+        if let Some(s) = &e.semantic {
+            why.push(format!("semantic #{} ({:.2})", s.rank, s.similarity));
+        }
+        if !e.matched_terms.is_empty() {
+            let words: Vec<&str> = e
+                .matched_terms
+                .iter()
+                .take(8)
+                .map(|m| m.word.as_str())
+                .collect();
+            why.push(format!("matches: {}", words.join(", ")));
+        }
+        writeln!(out, "     why: {}", why.join(" | "))?;
+        writeln!(out, "     history: {}", history_line(&e.history))?;
+        if let Some(snippet) = &e.snippet {
+            writeln!(
+                out,
+                "     \"...{}...\"",
+                highlighted(&snippet.text, &snippet.highlights)
+            )?;
+        } else if let Some(s) = &e.semantic {
+            writeln!(out, "     passage: \"{}\"", shorten(&s.passage, 200))?;
+        }
+        if !hit.other_opportunity_ids.is_empty() {
+            writeln!(
+                out,
+                "     other opportunities: {}",
+                hit.other_opportunity_ids.join(", ")
+            )?;
+        }
+        if !e.history.profile_url.is_empty() {
+            writeln!(out, "     {}", e.history.profile_url)?;
+        }
+    }
+    writeln!(
+        out,
+        "{} people in {} ms (index generation {})",
+        response.hits.len(),
+        took.as_millis(),
+        response.generation
+    )
+}
+
+fn history_line(h: &search::History) -> String {
+    let mut parts = Vec::new();
+    if let Some(furthest) = h.stages_reached.last() {
+        parts.push(format!("reached {furthest}"));
+    }
+    match &h.archived {
+        Some(a) if a.hired => parts.push(format!("archived: {} (hired)", a.reason)),
+        Some(a) => parts.push(format!("archived: {}", a.reason)),
+        None => parts.push("active".to_owned()),
+    }
+    if !h.feedback_ratings.is_empty() {
+        let ratings: Vec<String> = h.feedback_ratings.iter().map(u8::to_string).collect();
+        parts.push(format!("ratings {}/4", ratings.join(",")));
+    }
+    parts.push(format!("{} notes", h.notes));
+    if let Some(at) = h.last_interaction_at {
+        parts.push(format!("last contact {}", date(at)));
+    }
+    parts.join(", ")
+}
+
+/// A millisecond timestamp as `YYYY-MM-DD` (UTC), without a date library.
+fn date(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn highlighted(text: &str, highlights: &[(usize, usize)]) -> String {
+    let mut out = String::with_capacity(text.len() + highlights.len() * 2);
+    let mut at = 0;
+    for &(start, end) in highlights {
+        if start < at
+            || end > text.len()
+            || !text.is_char_boundary(start)
+            || !text.is_char_boundary(end)
+        {
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        out.push('[');
+        out.push_str(&text[start..end]);
+        out.push(']');
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn shorten(text: &str, max_chars: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_render_in_utc() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(1_700_000_000_000), "2023-11-14");
+        assert_eq!(date(951_782_400_000), "2000-02-29");
+    }
+
+    #[test]
+    fn highlights_are_bracketed() {
+        assert_eq!(
+            highlighted("use Rust and C++", &[(4, 8), (13, 16)]),
+            "use [Rust] and [C++]"
+        );
+    }
+
+    #[test]
+    fn oversized_input_is_refused_without_reading_it_all() {
+        let big = vec![b'a'; search::MAX_QUERY_BYTES + 10];
+        assert!(read_limited(big.as_slice()).is_err());
+        assert_eq!(read_limited(&b"rust"[..]).unwrap(), "rust");
+    }
 }

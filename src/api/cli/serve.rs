@@ -1,12 +1,108 @@
-//! (skeleton) one subcommand; owned by whoever builds it.
+//! `rediscover serve`: the HTTP query API on a local address, with bearer-token auth from
+//! `REDISCOVER_TOKEN`, hot reload of new index generations and graceful shutdown.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-/// Arguments of this subcommand.
+use anyhow::{Context, bail};
+
+use crate::api::http::{AppState, app};
+use crate::engine::Engine;
+
+/// The environment variable holding the API token.
+const TOKEN_VAR: &str = "REDISCOVER_TOKEN";
+
+/// Arguments of `rediscover serve`. The token comes only from `REDISCOVER_TOKEN`, so it never
+/// shows in the process list.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The data folder (store and indexes).
+    #[arg(long, env = "REDISCOVER_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// The model folder (default: $REDISCOVER_MODELS, else ./models).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Address to listen on; a non-loopback address needs REDISCOVER_TOKEN.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: String,
+    /// Serve keyword-only results without loading the embedding model.
+    #[arg(long)]
+    pub no_model: bool,
+}
 
-/// Runs this subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this command is not built yet")
+/// Runs `rediscover serve` until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let token = std::env::var(TOKEN_VAR)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args, token))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: Args, token: Option<String>) -> anyhow::Result<()> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&args.listen)
+        .await
+        .with_context(|| format!("resolving listen address {}", args.listen))?
+        .collect();
+    let Some(&addr) = addrs.first() else {
+        bail!("listen address {} resolves to nothing", args.listen)
+    };
+    if token.is_none() && !addrs.iter().all(|a| a.ip().is_loopback()) {
+        bail!(
+            "refusing to listen on non-loopback address {} without a token: set {TOKEN_VAR}",
+            args.listen
+        );
+    }
+    let embedder = if args.no_model {
+        None
+    } else {
+        Some(super::matching::load_embedder(args.models.as_deref())?)
+    };
+    let data = args.data.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&data, embedder))
+        .await
+        .context("opening the engine")??;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    // The first line on stdout names the bound address (port 0 picks a free one).
+    println!("listening on http://{local}");
+    tracing::info!(%local, auth = token.is_some(), "serving the query API");
+    let router = app(AppState::new(Arc::new(engine), token));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
 }

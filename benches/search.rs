@@ -1,0 +1,522 @@
+//! Hot-path latency of `match` on a seeded synthetic pool, broken down by step, plus the
+//! keyword collector comparison and queries/s from concurrent HTTP clients.
+//!
+//! Environment: `BENCH_CANDIDATES` (default 10000), `BENCH_QUERIES` (default 200),
+//! `BENCH_DIR` (reuse a built pool across runs), `BENCH_CLIENTS` (default 4).
+//! Run: `cargo bench --bench search`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rediscover::api::http::{AppState, app};
+use rediscover::domain::{
+    Archived, Candidate, Position, ReferenceData, Resume, Stage, StageChange, TextStatus,
+};
+use rediscover::engine::Engine;
+use rediscover::index::{self, Embedder, Indexes};
+use rediscover::search::{KeywordCollector, Query, SearchResponse, Timings};
+use rediscover::store::{Store, SyncState};
+
+struct Family {
+    roles: &'static [&'static str],
+    skills: &'static [&'static str],
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        roles: &[
+            "Backend Engineer",
+            "Software Engineer",
+            "Platform Engineer",
+            "Site Reliability Engineer",
+        ],
+        skills: &[
+            "Rust",
+            "Go",
+            "Java",
+            "Kotlin",
+            "PostgreSQL",
+            "Kafka",
+            "Kubernetes",
+            "gRPC",
+            "Redis",
+            "AWS",
+            "Terraform",
+            "microservices",
+            "distributed systems",
+            "C++",
+            "Linux",
+            "observability",
+        ],
+    },
+    Family {
+        roles: &["Frontend Developer", "Full Stack Developer", "UI Engineer"],
+        skills: &[
+            "React",
+            "TypeScript",
+            "JavaScript",
+            "CSS",
+            "Next.js",
+            "GraphQL",
+            "accessibility",
+            "design systems",
+            "Node.js",
+            "Vue",
+            "web performance",
+            "testing",
+        ],
+    },
+    Family {
+        roles: &[
+            "Data Scientist",
+            "Machine Learning Engineer",
+            "Data Engineer",
+            "Analytics Engineer",
+        ],
+        skills: &[
+            "Python",
+            "PyTorch",
+            "pandas",
+            "SQL",
+            "Spark",
+            "Airflow",
+            "dbt",
+            "statistics",
+            "forecasting",
+            "NLP",
+            "recommendation systems",
+            "A/B testing",
+            "feature engineering",
+        ],
+    },
+    Family {
+        roles: &["Product Manager", "Product Owner", "Program Manager"],
+        skills: &[
+            "roadmaps",
+            "user research",
+            "stakeholder management",
+            "agile",
+            "prioritisation",
+            "OKRs",
+            "discovery",
+            "analytics",
+            "pricing",
+            "go-to-market",
+        ],
+    },
+    Family {
+        roles: &[
+            "Account Executive",
+            "Sales Development Representative",
+            "Customer Success Manager",
+        ],
+        skills: &[
+            "pipeline generation",
+            "Salesforce",
+            "negotiation",
+            "SaaS sales",
+            "enterprise accounts",
+            "renewals",
+            "cold outreach",
+            "forecasting",
+            "onboarding",
+            "upselling",
+        ],
+    },
+    Family {
+        roles: &["Recruiter", "Talent Partner", "HR Business Partner"],
+        skills: &[
+            "sourcing",
+            "interviewing",
+            "employer branding",
+            "Lever",
+            "onboarding",
+            "compensation",
+            "employee relations",
+            "workforce planning",
+        ],
+    },
+    Family {
+        roles: &["Accountant", "Financial Analyst", "Controller"],
+        skills: &[
+            "IFRS",
+            "GAAP",
+            "month-end close",
+            "audits",
+            "budgeting",
+            "Excel",
+            "financial modelling",
+            "tax",
+            "treasury",
+            "NetSuite",
+        ],
+    },
+    Family {
+        roles: &[
+            "Registered Nurse",
+            "Clinical Nurse Specialist",
+            "Physician Assistant",
+        ],
+        skills: &[
+            "patient care",
+            "intensive care",
+            "triage",
+            "medication administration",
+            "wound care",
+            "electronic health records",
+            "paediatrics",
+            "emergency medicine",
+        ],
+    },
+];
+
+const SENIORITY: &[&str] = &["Junior", "", "Senior", "Staff", "Lead", "Principal"];
+const EMPLOYERS: &[&str] = &[
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Vandelay",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Wonka",
+];
+const CITIES: &[&str] = &[
+    "Berlin",
+    "London",
+    "Paris",
+    "Lisbon",
+    "Remote",
+    "New York",
+    "Toronto",
+    "Amsterdam",
+    "Madrid",
+    "Warsaw",
+];
+const VERBS: &[&str] = &[
+    "built",
+    "led",
+    "designed",
+    "maintained",
+    "improved",
+    "launched",
+    "scaled",
+    "owned",
+    "migrated",
+    "automated",
+];
+const OBJECTS: &[&str] = &[
+    "the core platform",
+    "a customer-facing product",
+    "internal tooling",
+    "the data pipeline",
+    "the billing system",
+    "a new market",
+    "the on-call process",
+    "the hiring pipeline",
+    "quarterly planning",
+    "the reporting stack",
+];
+
+fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
+    // PANICS: every list above is non-empty.
+    items.choose(rng).expect("non-empty list")
+}
+
+fn skills_sentence(rng: &mut ChaCha8Rng, family: &Family, n: usize) -> String {
+    let chosen: Vec<&str> = family.skills.choose_multiple(rng, n).copied().collect();
+    format!(
+        "{} {} using {}.",
+        capitalise(pick::<&str>(rng, VERBS)),
+        pick(rng, OBJECTS),
+        chosen.join(", ")
+    )
+}
+
+fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
+fn role(rng: &mut ChaCha8Rng, family: &Family) -> String {
+    let seniority = pick(rng, SENIORITY);
+    format!("{seniority} {}", pick(rng, family.roles))
+        .trim()
+        .to_owned()
+}
+
+fn synthetic_candidate(i: usize, rng: &mut ChaCha8Rng) -> Candidate {
+    let family = pick(rng, FAMILIES);
+    let title = role(rng, family);
+    let positions: Vec<Position> = (0..rng.gen_range(1..=3))
+        .map(|_| Position {
+            title: role(rng, family),
+            org: pick(rng, EMPLOYERS).to_string(),
+            ..Position::default()
+        })
+        .collect();
+    let resume: Vec<String> = (0..rng.gen_range(3..=6))
+        .map(|_| skills_sentence(rng, family, 3))
+        .collect();
+    let contact = if i % 10 == 9 { i - 1 } else { i };
+    Candidate {
+        id: format!("opp-{i:06}"),
+        contact_id: format!("contact-{contact:06}"),
+        name: format!("Person {i}"),
+        headline: format!("{title} at {}", pick(rng, EMPLOYERS)),
+        location: pick(rng, CITIES).to_string(),
+        tags: family
+            .skills
+            .choose_multiple(rng, 2)
+            .map(|s| s.to_lowercase())
+            .collect(),
+        stage_id: "phone".into(),
+        stage_changes: vec![StageChange {
+            to_stage_id: "phone".into(),
+            to_stage_index: 1,
+            at: 0,
+        }],
+        archived: rng.gen_bool(0.8).then(|| Archived {
+            reason_id: "timing".into(),
+            archived_at: 0,
+        }),
+        last_interaction_at: Some(1_700_000_000_000 - rng.gen_range(0..1_000) * 86_400_000),
+        profile_url: format!("https://hire.example.invalid/candidates/contact-{contact:06}"),
+        resumes: vec![Resume {
+            id: format!("res-{i}"),
+            text: Some(resume.join(" ")),
+            text_status: TextStatus::Extracted,
+            positions,
+            ..Resume::default()
+        }],
+        ..Candidate::default()
+    }
+}
+
+fn posting(rng: &mut ChaCha8Rng) -> (String, String) {
+    let family = pick(rng, FAMILIES);
+    let title = role(rng, family);
+    let mut body = format!("We are hiring a {title} in {}. ", pick(rng, CITIES));
+    while body.split_whitespace().count() < 170 {
+        body.push_str(&skills_sentence(rng, family, 4));
+        body.push(' ');
+        body.push_str("You will work with a friendly team, mentor others and care about quality. ");
+    }
+    (title, body)
+}
+
+fn build_pool(data: &Path, n: usize, embedder: &Embedder) {
+    let mut rng = ChaCha8Rng::seed_from_u64(2024);
+    let started = Instant::now();
+    let mut batch = Store::begin(data).expect("store batch");
+    for i in 0..n {
+        batch
+            .upsert(synthetic_candidate(i, &mut rng))
+            .expect("upsert");
+    }
+    batch
+        .set_reference(ReferenceData {
+            stages: vec![
+                Stage {
+                    id: "new".into(),
+                    text: "New".into(),
+                },
+                Stage {
+                    id: "phone".into(),
+                    text: "Phone screen".into(),
+                },
+            ],
+            ..ReferenceData::default()
+        })
+        .expect("reference");
+    let commit = batch.commit(SyncState::default()).expect("commit");
+    let store = Store::open(data).expect("store");
+    let candidates = store.candidates().map(|c| c.expect("stored candidate"));
+    let stats = index::rebuild(
+        data,
+        commit.generation,
+        candidates,
+        store.reference(),
+        embedder,
+        &index::Progress::none(),
+    )
+    .expect("index");
+    eprintln!(
+        "built {n} candidates ({} vectors) in {:.0} s",
+        stats.vectors,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let i = ((values.len() as f64 - 1.0) * p).round() as usize;
+    values.get(i).copied().unwrap_or(f64::NAN)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A step name and how to read its duration (ms) from the timings.
+type Step = (&'static str, fn(&Timings) -> f64);
+
+fn report(label: &str, timings: &[Timings]) {
+    let steps: [Step; 7] = [
+        ("embed", |t| ms(t.embed)),
+        ("keyword", |t| ms(t.keyword)),
+        ("vector", |t| ms(t.vector)),
+        ("fusion", |t| ms(t.fusion)),
+        ("explain", |t| ms(t.explain)),
+        ("all but embed", |t| ms(t.total) - ms(t.embed)),
+        ("total", |t| ms(t.total)),
+    ];
+    println!("{label} ({} queries)", timings.len());
+    for (name, get) in steps {
+        let mut values: Vec<f64> = timings.iter().map(get).collect();
+        println!(
+            "  {name:<14} p50 {:>8.3} ms   p99 {:>8.3} ms",
+            percentile(&mut values, 0.5),
+            percentile(&mut values, 0.99)
+        );
+    }
+}
+
+fn run_queries(
+    engine: &Engine,
+    texts: &[String],
+    semantic: f32,
+    collector: KeywordCollector,
+) -> Vec<Timings> {
+    texts
+        .iter()
+        .map(|text| {
+            let query = Query {
+                semantic,
+                collector,
+                limit: 20,
+                ..Query::text(text.clone())
+            };
+            let response: SearchResponse = engine.search(&query).expect("query");
+            response.timings
+        })
+        .collect()
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and must stay quick.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("search bench: run with `cargo bench --bench search`");
+        return;
+    }
+    let n = env_usize("BENCH_CANDIDATES", 10_000);
+    let queries = env_usize("BENCH_QUERIES", 200);
+    let clients = env_usize("BENCH_CLIENTS", 4);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let data: PathBuf =
+        std::env::var_os("BENCH_DIR").map_or_else(|| scratch.path().join("data"), PathBuf::from);
+    std::fs::create_dir_all(&data).expect("data dir");
+    let models = Embedder::default_models_dir();
+    let embedder = Arc::new(
+        Embedder::load(&models)
+            .unwrap_or_else(|e| panic!("model needed at {}: {e}", models.display())),
+    );
+    if Indexes::current_generation(&data).ok().flatten().is_none() {
+        build_pool(&data, n, &embedder);
+    }
+    let engine = Engine::open(&data, Some(Arc::clone(&embedder))).expect("engine");
+    let rows = engine.snapshot().expect("snapshot").indexes.rows().len();
+    println!("pool: {rows} candidates in {}", data.display());
+
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let postings: Vec<(String, String)> = (0..queries).map(|_| posting(&mut rng)).collect();
+    let titles: Vec<String> = postings
+        .iter()
+        .enumerate()
+        .map(|(i, (t, _))| format!("{t} {}", i % 7))
+        .collect();
+    let full: Vec<String> = postings.iter().map(|(t, b)| format!("{t}\n{b}")).collect();
+
+    for (label, texts) in [("short title", &titles), ("full posting", &full)] {
+        report(
+            &format!("{label}, first time (embedding computed)"),
+            &run_queries(&engine, texts, 0.5, KeywordCollector::Exhaustive),
+        );
+        report(
+            &format!("{label}, repeated (embedding cached)"),
+            &run_queries(&engine, texts, 0.5, KeywordCollector::Exhaustive),
+        );
+    }
+    for (label, collector) in [
+        ("exhaustive collector", KeywordCollector::Exhaustive),
+        ("TopDocs (block-max WAND)", KeywordCollector::TopDocsWand),
+    ] {
+        let mut keyword: Vec<f64> = run_queries(&engine, &full, 0.0, collector)
+            .iter()
+            .map(|t| ms(t.keyword))
+            .collect();
+        println!(
+            "keyword side, full posting, {label}: p50 {:.3} ms  p99 {:.3} ms",
+            percentile(&mut keyword, 0.5),
+            percentile(&mut keyword, 0.99)
+        );
+    }
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let engine = Arc::new(engine);
+    let (qps, count) = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server =
+            tokio::spawn(axum::serve(listener, app(AppState::new(engine, None))).into_future());
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let client = client.clone();
+            let texts: Vec<String> = full.iter().skip(c).step_by(clients).cloned().collect();
+            tasks.push(tokio::spawn(async move {
+                for text in &texts {
+                    let response = client
+                        .post(format!("http://{addr}/v1/match"))
+                        .json(&serde_json::json!({"text": text, "limit": 20}))
+                        .send()
+                        .await
+                        .expect("request");
+                    assert!(response.status().is_success());
+                    let _ = response.bytes().await;
+                }
+                texts.len()
+            }));
+        }
+        let mut count = 0;
+        for task in tasks {
+            count += task.await.expect("client");
+        }
+        let qps = count as f64 / started.elapsed().as_secs_f64();
+        server.abort();
+        (qps, count)
+    });
+    println!(
+        "HTTP: {clients} concurrent clients, {count} cached full postings: {qps:.0} queries/s"
+    );
+}

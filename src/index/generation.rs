@@ -1,0 +1,217 @@
+//! Index generations on disk: each build writes a fresh directory under `DATA/index/`, then the
+//! `CURRENT` pointer file is replaced atomically (write a temporary file, fsync, rename, fsync
+//! the directory), then older generation directories are removed.
+//!
+//! A crash before the rename leaves the previous generation current; its half-written directory
+//! is ignored and removed by the next successful build. Only one writer runs at a time (the
+//! store's lock serialises `sync` and `index`).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+
+/// On-disk format of a generation; bump on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+/// The pointer file naming the current generation directory.
+pub const CURRENT: &str = "CURRENT";
+/// Per-generation metadata file.
+pub const META: &str = "meta.json";
+/// Prefix of generation directory names.
+const PREFIX: &str = "gen-";
+
+/// What `meta.json` records about one generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// On-disk format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Store generation this index was built from.
+    pub generation: u64,
+    /// sha256 of the model file the vectors came from.
+    pub model_sha256: String,
+    /// Vector dimension.
+    pub dimension: usize,
+    /// Rows (live and tombstoned).
+    pub rows: u64,
+    /// Live candidates.
+    pub candidates: u64,
+    /// Vectors in the HNSW graph (live and tombstoned).
+    pub vectors: u64,
+    /// Tombstoned vectors.
+    pub tombstones: u64,
+    /// Basename of the HNSW dump, `None` when there are no vectors.
+    pub hnsw_basename: Option<String>,
+    /// When this generation was written, ms since the epoch.
+    pub written_at: i64,
+}
+
+/// The index root under a data folder.
+pub fn root(data_dir: &Path) -> PathBuf {
+    data_dir.join("index")
+}
+
+/// The directory name `CURRENT` points at, if any.
+pub fn current_dir_name(data_dir: &Path) -> Result<Option<String>, Error> {
+    let path = root(data_dir).join(CURRENT);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => {
+            let name = s.trim();
+            if name.starts_with(PREFIX) && !name.contains(['/', '\\']) {
+                Ok(Some(name.to_owned()))
+            } else {
+                Err(Error::Corrupt {
+                    path,
+                    reason: "does not name a generation directory".to_owned(),
+                })
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io { path, source }),
+    }
+}
+
+/// Creates a new, empty generation directory (unique even when rebuilding the same store
+/// generation) and returns its name and path.
+pub fn create_dir(data_dir: &Path, generation: u64) -> Result<(String, PathBuf), Error> {
+    let root = root(data_dir);
+    std::fs::create_dir_all(&root).map_err(|source| Error::Io {
+        path: root.clone(),
+        source,
+    })?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!("{PREFIX}{generation:012}-{stamp:x}-{}", std::process::id());
+    let path = root.join(&name);
+    std::fs::create_dir(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((name, path))
+}
+
+/// Makes `name` the current generation atomically, then removes every other generation
+/// directory (failures to remove are logged, not returned: the switch already happened).
+pub fn switch_to(data_dir: &Path, name: &str) -> Result<(), Error> {
+    let root = root(data_dir);
+    write_file(&root.join(CURRENT), format!("{name}\n").as_bytes())?;
+    remove_others(&root, name);
+    Ok(())
+}
+
+fn remove_others(root: &Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(PREFIX)
+            && name != keep
+            && let Err(e) = std::fs::remove_dir_all(entry.path())
+        {
+            tracing::warn!(dir = %name, error = %e, "could not remove an old index generation");
+        }
+    }
+}
+
+/// Writes `meta.json` into a generation directory.
+pub fn write_meta(dir: &Path, meta: &Meta) -> Result<(), Error> {
+    let bytes = serde_json::to_vec_pretty(meta).map_err(|e| Error::Encode(e.to_string()))?;
+    write_file(&dir.join(META), &bytes)
+}
+
+/// Reads `meta.json` and checks its format version.
+pub fn read_meta(dir: &Path) -> Result<Meta, Error> {
+    let path = dir.join(META);
+    let bytes = read_file(&path)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let found = value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as u32;
+    if found != FORMAT_VERSION {
+        return Err(Error::VersionMismatch {
+            found,
+            expected: FORMAT_VERSION,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| Error::Corrupt {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// Writes a file durably: temporary file, fsync, rename, fsync of the directory.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// fsyncs a directory so a rename inside it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Reads a whole file.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The store generation encoded in a generation directory name (`gen-000000000042-...`).
+pub fn generation_of(dir_name: &str) -> Option<u64> {
+    dir_name
+        .strip_prefix(PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_read_back_from_the_directory_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (name, _) = create_dir(tmp.path(), 42).unwrap();
+        assert_eq!(generation_of(&name), Some(42));
+        assert_eq!(current_dir_name(tmp.path()).unwrap(), None);
+        switch_to(tmp.path(), &name).unwrap();
+        assert_eq!(current_dir_name(tmp.path()).unwrap(), Some(name));
+    }
+}

@@ -1,0 +1,454 @@
+//! The keyword index: a tantivy index with one document per opportunity, an English-stemmed
+//! prose field, an exact-token field that keeps `C++`, `C#`, `.NET`, `node.js`, `CI/CD`, a
+//! title field for boosting, and fast fields for filters.
+//!
+//! Names, emails and phones are neither indexed nor stored: display data comes from the store.
+
+use std::path::Path;
+
+use tantivy::collector::Count;
+use tantivy::columnar::Column;
+use tantivy::query::{Query, QueryParser};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{LowerCaser, RegexTokenizer, RemoveLongFilter, TextAnalyzer};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
+};
+
+use super::Error;
+use crate::domain::{Candidate, ReferenceData};
+
+/// Name of the exact-token analyzer.
+const EXACT_TOKENIZER: &str = "rediscover_exact";
+/// Name of tantivy's built-in English stemming analyzer.
+const STEM_TOKENIZER: &str = "en_stem";
+/// An exact token: letters and digits, optionally led by `.` (`.net`), joined by `.`, `/`, `-`
+/// or `_` when followed by a letter or digit (`node.js`, `ci/cd`), and keeping `+` and `#`
+/// (`c++`, `c#`). Trailing sentence punctuation is left out.
+const EXACT_PATTERN: &str = r"\.?[\p{L}\p{N}](?:[\p{L}\p{N}+#]|[./_\-][\p{L}\p{N}])*";
+/// Memory budget of the tantivy writer.
+const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+
+/// The fields of the keyword index.
+#[derive(Debug, Clone, Copy)]
+pub struct KeywordFields {
+    /// u64 fast + indexed: the `CandidateRow` ordinal.
+    pub ordinal: Field,
+    /// English-stemmed prose: headline, titles, employers, schools, resume, notes, feedback,
+    /// tags, sources, location, stage, archive reason.
+    pub text: Field,
+    /// The same content as exact lowercase tokens (`c++`, `c#`, `.net`, `node.js`, `ci/cd`).
+    pub exact: Field,
+    /// Headline and position titles (stemmed), for boosting.
+    pub title: Field,
+    /// bool fast: archived.
+    pub archived: Field,
+    /// bool fast: archived with a hired-type reason.
+    pub hired: Field,
+    /// Raw string, indexed + fast: location, lowercase.
+    pub location: Field,
+    /// i64 fast: last interaction time (ms); absent when unknown.
+    pub last_interaction_at: Field,
+    /// u64 fast: pipeline order of the furthest stage reached; absent when unknown.
+    pub furthest_stage: Field,
+    /// u64 fast: best overall feedback rating 1..=4; absent when none.
+    pub best_rating: Field,
+}
+
+impl KeywordFields {
+    fn schema() -> (Schema, KeywordFields) {
+        let mut b = Schema::builder();
+        let prose = |tokenizer: &str| {
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(tokenizer)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            )
+        };
+        let fields = KeywordFields {
+            ordinal: b.add_u64_field("ordinal", INDEXED | FAST),
+            text: b.add_text_field("text", prose(STEM_TOKENIZER)),
+            exact: b.add_text_field("exact", prose(EXACT_TOKENIZER)),
+            title: b.add_text_field("title", prose(STEM_TOKENIZER)),
+            archived: b.add_bool_field("archived", INDEXED | FAST),
+            hired: b.add_bool_field("hired", INDEXED | FAST),
+            location: b.add_text_field("location", STRING | FAST),
+            last_interaction_at: b.add_i64_field("last_interaction_at", FAST),
+            furthest_stage: b.add_u64_field("furthest_stage", INDEXED | FAST),
+            best_rating: b.add_u64_field("best_rating", INDEXED | FAST),
+        };
+        (b.build(), fields)
+    }
+}
+
+/// An opened keyword index (read-only, one generation).
+pub struct KeywordIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: KeywordFields,
+    /// The `ordinal` fast-field column of each segment, by segment ordinal.
+    ordinals: Vec<Column<u64>>,
+}
+
+impl std::fmt::Debug for KeywordIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeywordIndex")
+            .field("docs", &self.num_docs())
+            .finish()
+    }
+}
+
+impl KeywordIndex {
+    /// Opens the keyword index in `dir` (memory-mapped).
+    pub fn open(dir: &Path) -> Result<KeywordIndex, Error> {
+        let err = keyword_error(dir);
+        let index = Index::open_in_dir(dir).map_err(&err)?;
+        register_tokenizers(&index)?;
+        let fields = fields_of(&index.schema(), dir)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(&err)?;
+        let searcher = reader.searcher();
+        let ordinals = searcher
+            .segment_readers()
+            .iter()
+            .map(|s| s.fast_fields().u64("ordinal"))
+            .collect::<tantivy::Result<Vec<_>>>()
+            .map_err(&err)?;
+        Ok(KeywordIndex {
+            index,
+            reader,
+            fields,
+            ordinals,
+        })
+    }
+
+    /// A searcher over this generation (cheap; share freely).
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// The index's fields.
+    pub fn fields(&self) -> &KeywordFields {
+        &self.fields
+    }
+
+    /// The tantivy index (schema, tokenizers).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Tokens of `text` as `field`'s own analyzer produces them (empty for non-text fields).
+    pub fn analyze(&self, field: Field, text: &str) -> Vec<String> {
+        analyze_with(&self.index, field, text)
+    }
+
+    /// Live documents containing `token` (an analyzed token) in `field`.
+    pub fn doc_freq(&self, field: Field, token: &str) -> u64 {
+        let term = Term::from_field_text(field, token);
+        let query = tantivy::query::TermQuery::new(term, IndexRecordOption::Basic);
+        // Counting through a query skips deleted documents, which `Searcher::doc_freq` does not.
+        self.searcher()
+            .search(&query, &Count)
+            .map(|n| n as u64)
+            .unwrap_or(0)
+    }
+
+    /// Live documents in the index.
+    pub fn num_docs(&self) -> u64 {
+        self.searcher().num_docs()
+    }
+
+    /// Parses a boolean query (`AND`, `OR`, `NOT`, `-term`, `"phrases"`) over the prose, exact
+    /// and title fields; terms are required unless joined by `OR`. Words such as `C++` or
+    /// `.NET` are quoted first so the query grammar does not read `+` or `.` as syntax.
+    pub fn parse_boolean(&self, query: &str) -> Result<Box<dyn Query>, Error> {
+        let mut parser = QueryParser::for_index(
+            &self.index,
+            vec![self.fields.text, self.fields.exact, self.fields.title],
+        );
+        parser.set_conjunction_by_default();
+        parser
+            .parse_query(&quote_special_words(query))
+            .map_err(|e| Error::BadQuery {
+                reason: e.to_string(),
+            })
+    }
+
+    /// The `CandidateRow` ordinal of a document.
+    pub fn ordinal_of(&self, doc: DocAddress) -> u32 {
+        self.ordinals
+            .get(doc.segment_ord as usize)
+            .and_then(|c| c.first(doc.doc_id))
+            .map_or(u32::MAX, |o| o as u32)
+    }
+}
+
+/// Turns bare words holding `+`, `#`, `/` or an inner or leading `.` into exact-field phrases
+/// (`C++` -> `exact:"C++"`): the stemmed fields would reduce them to `c` or `net`.
+fn quote_special_words(query: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_phrase = false;
+    for word in query.split_whitespace() {
+        let quotes = word.matches('"').count();
+        if in_phrase || quotes > 0 {
+            if quotes % 2 == 1 {
+                in_phrase = !in_phrase;
+            }
+            out.push(word.to_owned());
+            continue;
+        }
+        let (op, rest) = match word.strip_prefix(['-', '+']) {
+            Some(rest) if !rest.is_empty() => (&word[..1], rest),
+            _ => ("", word),
+        };
+        let open = rest.len() - rest.trim_start_matches('(').len();
+        let close = rest.len() - rest.trim_end_matches(')').len();
+        let core = &rest[open..rest.len() - close];
+        let special = core.len() > 1
+            && (core.starts_with('.') || core[1..].contains(['+', '#', '/', '.']))
+            && !core.contains(':');
+        if special {
+            out.push(format!(
+                "{op}{}exact:\"{core}\"{}",
+                &rest[..open],
+                &rest[rest.len() - close..]
+            ));
+        } else {
+            out.push(word.to_owned());
+        }
+    }
+    out.join(" ")
+}
+
+fn analyze_with(index: &Index, field: Field, text: &str) -> Vec<String> {
+    let Ok(mut analyzer) = index.tokenizer_for_field(field) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    stream.process(&mut |t| out.push(t.text.clone()));
+    out
+}
+
+fn keyword_error(dir: &Path) -> impl Fn(tantivy::TantivyError) -> Error + '_ {
+    move |e| Error::Keyword {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+fn register_tokenizers(index: &Index) -> Result<(), Error> {
+    let exact = RegexTokenizer::new(EXACT_PATTERN).map_err(|e| Error::Keyword {
+        path: Default::default(),
+        reason: e.to_string(),
+    })?;
+    index.tokenizers().register(
+        EXACT_TOKENIZER,
+        TextAnalyzer::builder(exact)
+            .filter(RemoveLongFilter::limit(64))
+            .filter(LowerCaser)
+            .build(),
+    );
+    Ok(())
+}
+
+fn fields_of(schema: &Schema, dir: &Path) -> Result<KeywordFields, Error> {
+    let (expected, _) = KeywordFields::schema();
+    let get = |name: &str| {
+        schema.get_field(name).map_err(|_| Error::Corrupt {
+            path: dir.to_path_buf(),
+            reason: format!("keyword index has no field {name}"),
+        })
+    };
+    if expected.fields().count() != schema.fields().count() {
+        return Err(Error::Corrupt {
+            path: dir.to_path_buf(),
+            reason: "keyword schema differs from this version's".to_owned(),
+        });
+    }
+    Ok(KeywordFields {
+        ordinal: get("ordinal")?,
+        text: get("text")?,
+        exact: get("exact")?,
+        title: get("title")?,
+        archived: get("archived")?,
+        hired: get("hired")?,
+        location: get("location")?,
+        last_interaction_at: get("last_interaction_at")?,
+        furthest_stage: get("furthest_stage")?,
+        best_rating: get("best_rating")?,
+    })
+}
+
+/// Writes one generation's keyword index: created fresh, or continuing a copy of the previous
+/// generation's files.
+pub struct KeywordWriter {
+    writer: IndexWriter,
+    fields: KeywordFields,
+    dir: std::path::PathBuf,
+}
+
+impl KeywordWriter {
+    /// Creates an empty keyword index in `dir`.
+    pub fn create(dir: &Path) -> Result<KeywordWriter, Error> {
+        let (schema, fields) = KeywordFields::schema();
+        let index = Index::create_in_dir(dir, schema).map_err(keyword_error(dir))?;
+        Self::with_index(index, fields, dir)
+    }
+
+    /// Continues the keyword index already in `dir` (a copy of the previous generation's).
+    pub fn continue_in(dir: &Path) -> Result<KeywordWriter, Error> {
+        let index = Index::open_in_dir(dir).map_err(keyword_error(dir))?;
+        let fields = fields_of(&index.schema(), dir)?;
+        Self::with_index(index, fields, dir)
+    }
+
+    fn with_index(index: Index, fields: KeywordFields, dir: &Path) -> Result<Self, Error> {
+        register_tokenizers(&index)?;
+        let writer = index.writer(WRITER_MEMORY).map_err(keyword_error(dir))?;
+        Ok(KeywordWriter {
+            writer,
+            fields,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Adds one candidate's document under `ordinal`.
+    pub fn add(
+        &self,
+        ordinal: u32,
+        candidate: &Candidate,
+        reference: &ReferenceData,
+        row: &super::CandidateRow,
+    ) -> Result<(), Error> {
+        let doc = document(&self.fields, ordinal, candidate, reference, row);
+        self.writer
+            .add_document(doc)
+            .map(|_| ())
+            .map_err(keyword_error(&self.dir))
+    }
+
+    /// Deletes the document of `ordinal`.
+    pub fn delete(&self, ordinal: u32) {
+        self.writer.delete_term(Term::from_field_u64(
+            self.fields.ordinal,
+            u64::from(ordinal),
+        ));
+    }
+
+    /// Commits and waits for merges, leaving a complete index in the directory.
+    pub fn finish(mut self) -> Result<(), Error> {
+        let err = keyword_error(&self.dir);
+        self.writer.commit().map_err(&err)?;
+        self.writer.wait_merging_threads().map_err(&err)
+    }
+}
+
+/// The tantivy document of one candidate.
+fn document(
+    f: &KeywordFields,
+    ordinal: u32,
+    c: &Candidate,
+    reference: &ReferenceData,
+    row: &super::CandidateRow,
+) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    doc.add_u64(f.ordinal, u64::from(ordinal));
+    let mut prose: Vec<&str> = vec![c.headline.as_str()];
+    let mut titles: Vec<&str> = vec![c.headline.as_str()];
+    for r in &c.resumes {
+        for p in &r.positions {
+            prose.extend([p.title.as_str(), p.org.as_str(), p.summary.as_str()]);
+            titles.push(p.title.as_str());
+        }
+        for s in &r.schools {
+            prose.extend([s.org.as_str(), s.degree.as_str(), s.field.as_str()]);
+        }
+    }
+    if let Some(text) = c.resume_text() {
+        prose.push(text);
+    }
+    for n in &c.notes {
+        prose.extend(n.comments.iter().map(String::as_str));
+    }
+    for fb in &c.feedback {
+        prose.push(fb.title.as_str());
+        prose.extend(fb.answers.iter().map(|a| a.answer.as_str()));
+    }
+    prose.extend(c.tags.iter().map(String::as_str));
+    prose.extend(c.sources.iter().map(String::as_str));
+    prose.push(c.location.as_str());
+    if let Some(stage) = reference.stage(&c.stage_id) {
+        prose.push(stage.text.as_str());
+    }
+    if let Some(reason) = c
+        .archived
+        .as_ref()
+        .and_then(|a| reference.archive_reason(&a.reason_id))
+    {
+        prose.push(reason.text.as_str());
+    }
+    for text in prose.iter().filter(|t| !t.trim().is_empty()) {
+        doc.add_text(f.text, text);
+        doc.add_text(f.exact, text);
+    }
+    for title in titles.iter().filter(|t| !t.trim().is_empty()) {
+        doc.add_text(f.title, title);
+    }
+    doc.add_bool(f.archived, row.archived);
+    doc.add_bool(f.hired, row.hired);
+    doc.add_text(f.location, &row.location);
+    if let Some(t) = row.last_interaction_at {
+        doc.add_i64(f.last_interaction_at, t);
+    }
+    if let Some(s) = row.furthest_stage_order {
+        doc.add_u64(f.furthest_stage, u64::from(s));
+    }
+    if let Some(r) = row.best_rating {
+        doc.add_u64(f.best_rating, u64::from(r));
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact_tokens(text: &str) -> Vec<String> {
+        let (schema, fields) = KeywordFields::schema();
+        let index = Index::create_in_ram(schema);
+        register_tokenizers(&index).unwrap();
+        analyze_with(&index, fields.exact, text)
+    }
+
+    #[test]
+    fn exact_tokens_keep_programming_names() {
+        assert_eq!(
+            exact_tokens("Senior C++ and C# dev (.NET, node.js), CI/CD. Kubernetes."),
+            vec![
+                "senior",
+                "c++",
+                "and",
+                "c#",
+                "dev",
+                ".net",
+                "node.js",
+                "ci/cd",
+                "kubernetes"
+            ]
+        );
+    }
+
+    #[test]
+    fn special_words_are_quoted_for_the_parser() {
+        assert_eq!(
+            quote_special_words("C++ AND (.NET OR node.js) -C# \"a b\" rust"),
+            "exact:\"C++\" AND (exact:\".NET\" OR exact:\"node.js\") -exact:\"C#\" \"a b\" rust"
+        );
+    }
+}

@@ -1,0 +1,620 @@
+//! The vector index: an HNSW graph (hnsw_rs, dot product on unit vectors = cosine) over every
+//! passage, the chunk table mapping each vector to its opportunity ordinal, kind and text span,
+//! the passage texts (an mmap'd blob) and the tombstone set of replaced or deleted chunks.
+//!
+//! Files in a generation directory: `vectors.hnsw.graph` + `vectors.hnsw.data` (hnsw_rs dump),
+//! `chunks.bin` (bincode: chunk infos and text offsets), `chunks.txt` (passage texts, back to
+//! back) and `tombstones.bin` (bincode: sorted chunk ids).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use hnsw_rs::prelude::{AnnT, DistDot, Hnsw, HnswIo, ReloadOptions};
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+use super::chunk::{ChunkKind, Passage};
+use super::generation::{read_file, write_file};
+
+/// Basename of the hnsw_rs dump.
+pub const HNSW_BASENAME: &str = "vectors";
+const CHUNKS_FILE: &str = "chunks.bin";
+const TEXT_FILE: &str = "chunks.txt";
+const TOMBSTONES_FILE: &str = "tombstones.bin";
+/// Neighbours per node and layer.
+const MAX_CONNECTIONS: usize = 24;
+/// Candidate list size while building.
+const EF_CONSTRUCTION: usize = 200;
+/// hnsw_rs can only dump graphs created with 16 layers.
+const MAX_LAYERS: usize = 16;
+/// Default search breadth: recall@10 >= 0.98 on real embeddings (see benches/index_build.rs).
+pub const DEFAULT_EF: usize = 64;
+
+/// Where a vector comes from: its candidate row and the byte range in the source text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkInfo {
+    /// Ordinal of the candidate row.
+    pub ordinal: u32,
+    /// Which text the passage was cut from.
+    pub kind: ChunkKind,
+    /// Byte offset of the passage in its source text.
+    pub start: u32,
+    /// Byte offset just past the passage in its source text.
+    pub end: u32,
+}
+
+/// One vector search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VectorHit {
+    /// Chunk id (see [`VectorIndex::chunk`]).
+    pub chunk: u32,
+    /// Cosine similarity, higher is better.
+    pub similarity: f32,
+}
+
+/// The bincode body of `chunks.bin`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ChunkTable {
+    infos: Vec<ChunkInfo>,
+    /// `infos.len() + 1` offsets into `chunks.txt`.
+    offsets: Vec<u64>,
+}
+
+/// An hnsw_rs graph that owns the loader it borrows from.
+///
+/// `HnswIo::load_hnsw` ties the graph's lifetime to the loader (the mmap lives there). Leaking
+/// the loader would keep a dropped generation's files mapped forever in a long-running server,
+/// so the loader is boxed at a stable address, the graph is dropped first, then the loader.
+struct OwnedGraph {
+    hnsw: std::mem::ManuallyDrop<Hnsw<'static, f32, DistDot>>,
+    loader: Option<NonNull<HnswIo>>,
+}
+
+// SAFETY: the loader is only touched through the graph (which is Send + Sync) and in `drop`;
+// hnsw_rs's own types are Send + Sync.
+unsafe impl Send for OwnedGraph {}
+// SAFETY: see above; `&OwnedGraph` only exposes `&Hnsw`.
+unsafe impl Sync for OwnedGraph {}
+
+impl OwnedGraph {
+    fn new(capacity: usize) -> OwnedGraph {
+        OwnedGraph {
+            hnsw: std::mem::ManuallyDrop::new(Hnsw::new(
+                MAX_CONNECTIONS,
+                capacity.max(1024),
+                MAX_LAYERS,
+                EF_CONSTRUCTION,
+                DistDot,
+            )),
+            loader: None,
+        }
+    }
+
+    /// Loads a dump; `mmap` keeps the vectors on disk (for reading), else in memory (to extend).
+    fn load(dir: &Path, basename: &str, mmap: bool) -> Result<OwnedGraph, Error> {
+        let options = ReloadOptions::default().set_mmap(mmap);
+        let loader = Box::into_raw(Box::new(HnswIo::new_with_options(dir, basename, options)));
+        // SAFETY: `loader` comes from `Box::into_raw` and is freed only in `drop`, after the
+        // graph that borrows it; nothing else reaches it.
+        let io: &'static mut HnswIo = unsafe { &mut *loader };
+        // hnsw_rs asserts on malformed files: turn a panic into an error.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let io = io;
+            load_static(io)
+        }));
+        let free = || {
+            // SAFETY: nothing borrows the loader any more.
+            drop(unsafe { Box::from_raw(loader) });
+        };
+        let corrupt = |reason: String| Error::Corrupt {
+            path: dir.join(format!("{basename}.hnsw.graph")),
+            reason,
+        };
+        match loaded {
+            Ok(Ok(mut hnsw)) => {
+                hnsw.set_searching_mode(true);
+                Ok(OwnedGraph {
+                    hnsw: std::mem::ManuallyDrop::new(hnsw),
+                    loader: NonNull::new(loader),
+                })
+            }
+            Ok(Err(e)) => {
+                free();
+                Err(corrupt(e))
+            }
+            Err(_) => {
+                free();
+                Err(corrupt("malformed hnsw dump".to_owned()))
+            }
+        }
+    }
+}
+
+/// Loads a dump from a loader that outlives the graph (see [`OwnedGraph`]).
+fn load_static(io: &'static mut HnswIo) -> Result<Hnsw<'static, f32, DistDot>, String> {
+    io.load_hnsw::<f32, DistDot>().map_err(|e| e.to_string())
+}
+
+impl Drop for OwnedGraph {
+    fn drop(&mut self) {
+        // SAFETY: dropped exactly once, here, before the loader it may borrow.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.hnsw) };
+        if let Some(loader) = self.loader.take() {
+            // SAFETY: from `Box::into_raw` in `load`; the graph borrowing it is gone.
+            drop(unsafe { Box::from_raw(loader.as_ptr()) });
+        }
+    }
+}
+
+/// An opened vector index (read-only, one generation).
+pub struct VectorIndex {
+    graph: Option<OwnedGraph>,
+    table: ChunkTable,
+    text: Option<Mmap>,
+    tombstones: Tombstones,
+}
+
+impl std::fmt::Debug for VectorIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorIndex")
+            .field("vectors", &self.len())
+            .field("tombstones", &self.tombstones.count)
+            .finish()
+    }
+}
+
+impl VectorIndex {
+    /// Opens the vector files of a generation directory (graph vectors and texts mmap'd).
+    pub fn open(dir: &Path, hnsw_basename: Option<&str>) -> Result<VectorIndex, Error> {
+        let table = read_table(dir)?;
+        let tombstones = Tombstones::read(dir, table.infos.len())?;
+        let text = map_file(&dir.join(TEXT_FILE))?;
+        let graph = match hnsw_basename {
+            Some(name) => Some(OwnedGraph::load(dir, name, true)?),
+            None => None,
+        };
+        let graph_points = graph.as_ref().map_or(0, |g| g.hnsw.get_nb_point());
+        if graph_points != table.infos.len() {
+            return Err(Error::Corrupt {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "hnsw has {graph_points} vectors but the chunk table {}",
+                    table.infos.len()
+                ),
+            });
+        }
+        Ok(VectorIndex {
+            graph,
+            table,
+            text,
+            tombstones,
+        })
+    }
+
+    /// The `k` nearest live chunks to `query` (a unit vector), best first; `ef` is the search
+    /// breadth (at least `k`; [`DEFAULT_EF`] is a good start).
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<VectorHit> {
+        let Some(graph) = &self.graph else {
+            return Vec::new();
+        };
+        if k == 0 {
+            return Vec::new();
+        }
+        let live = |id: &usize| !self.tombstones.contains(*id);
+        let filter: Option<&dyn hnsw_rs::prelude::FilterT> = if self.tombstones.count > 0 {
+            Some(&live)
+        } else {
+            None
+        };
+        let mut hits: Vec<VectorHit> = graph
+            .hnsw
+            .search_filter(query, k, ef.max(k), filter)
+            .into_iter()
+            .filter(|n| !self.tombstones.contains(n.d_id))
+            .map(|n| VectorHit {
+                chunk: n.d_id as u32,
+                similarity: 1.0 - n.distance,
+            })
+            .collect();
+        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        hits
+    }
+
+    /// Where chunk `chunk` comes from. Panics if `chunk` is not a chunk id of this index.
+    pub fn chunk(&self, chunk: u32) -> &ChunkInfo {
+        &self.table.infos[chunk as usize]
+    }
+
+    /// The passage text of `chunk` (empty if out of range or not valid UTF-8).
+    pub fn chunk_text(&self, chunk: u32) -> &str {
+        let i = chunk as usize;
+        let (Some(text), Some(&start), Some(&end)) = (
+            self.text.as_ref(),
+            self.table.offsets.get(i),
+            self.table.offsets.get(i + 1),
+        ) else {
+            return "";
+        };
+        text.get(start as usize..end as usize)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+
+    /// Whether a chunk is tombstoned (replaced or deleted).
+    pub fn is_tombstoned(&self, chunk: u32) -> bool {
+        self.tombstones.contains(chunk as usize)
+    }
+
+    /// Vectors in the graph, tombstoned ones included.
+    pub fn len(&self) -> usize {
+        self.table.infos.len()
+    }
+
+    /// Whether the index holds no vectors.
+    pub fn is_empty(&self) -> bool {
+        self.table.infos.is_empty()
+    }
+
+    /// Tombstoned vectors.
+    pub fn tombstones(&self) -> usize {
+        self.tombstones.count
+    }
+
+    /// Exact (brute-force) nearest live chunks, for measuring HNSW recall.
+    pub fn exact_search(&self, query: &[f32], k: usize) -> Vec<VectorHit> {
+        let Some(graph) = &self.graph else {
+            return Vec::new();
+        };
+        let mut hits: Vec<VectorHit> = graph
+            .hnsw
+            .get_point_indexation()
+            .into_iter()
+            .filter(|p| !self.tombstones.contains(p.get_origin_id()))
+            .map(|p| VectorHit {
+                chunk: p.get_origin_id() as u32,
+                similarity: p.get_v().iter().zip(query).map(|(a, b)| a * b).sum(),
+            })
+            .collect();
+        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        hits.truncate(k);
+        hits
+    }
+}
+
+/// The set of tombstoned chunk ids, as a bitset.
+#[derive(Debug, Default, Clone)]
+struct Tombstones {
+    bits: Vec<u64>,
+    count: usize,
+}
+
+impl Tombstones {
+    fn with_len(len: usize) -> Tombstones {
+        Tombstones {
+            bits: vec![0; len.div_ceil(64)],
+            count: 0,
+        }
+    }
+
+    fn contains(&self, id: usize) -> bool {
+        self.bits
+            .get(id / 64)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+
+    fn insert(&mut self, id: usize) {
+        if id / 64 >= self.bits.len() {
+            self.bits.resize(id / 64 + 1, 0);
+        }
+        let w = &mut self.bits[id / 64];
+        if *w & (1 << (id % 64)) == 0 {
+            *w |= 1 << (id % 64);
+            self.count += 1;
+        }
+    }
+
+    fn ids(&self) -> Vec<u32> {
+        (0..self.bits.len() * 64)
+            .filter(|&i| self.contains(i))
+            .map(|i| i as u32)
+            .collect()
+    }
+
+    fn read(dir: &Path, len: usize) -> Result<Tombstones, Error> {
+        let path = dir.join(TOMBSTONES_FILE);
+        let bytes = read_file(&path)?;
+        let (ids, _): (Vec<u32>, _) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).map_err(
+                |e| Error::Corrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
+        let mut t = Tombstones::with_len(len);
+        for id in ids {
+            if id as usize >= len {
+                return Err(Error::Corrupt {
+                    path,
+                    reason: format!("tombstone {id} beyond {len} chunks"),
+                });
+            }
+            t.insert(id as usize);
+        }
+        Ok(t)
+    }
+
+    fn write(&self, dir: &Path) -> Result<(), Error> {
+        let bytes = bincode::serde::encode_to_vec(self.ids(), bincode::config::standard())
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        write_file(&dir.join(TOMBSTONES_FILE), &bytes)
+    }
+}
+
+fn read_table(dir: &Path) -> Result<ChunkTable, Error> {
+    let path = dir.join(CHUNKS_FILE);
+    let bytes = read_file(&path)?;
+    let (table, _): (ChunkTable, _) =
+        bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).map_err(|e| {
+            Error::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    if table.offsets.len() != table.infos.len() + 1 {
+        return Err(Error::Corrupt {
+            path,
+            reason: "chunk offsets do not match chunk count".to_owned(),
+        });
+    }
+    Ok(table)
+}
+
+fn map_file(path: &Path) -> Result<Option<Mmap>, Error> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let len = file
+        .metadata()
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: generation files are never modified after the generation is written; a new
+    // generation is a new directory.
+    let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Some(map))
+}
+
+/// Writes one generation's vector files: created fresh, or continuing the previous generation
+/// (its graph extended, its texts copied, its tombstones kept), or compacting it.
+pub struct VectorWriter {
+    dir: PathBuf,
+    graph: OwnedGraph,
+    table: ChunkTable,
+    text: BufWriter<File>,
+    text_len: u64,
+    tombstones: Tombstones,
+}
+
+impl VectorWriter {
+    /// Starts an empty vector index in `dir`; `capacity` is a hint of the vectors to come.
+    pub fn create(dir: &Path, capacity: usize) -> Result<VectorWriter, Error> {
+        Ok(VectorWriter {
+            dir: dir.to_path_buf(),
+            graph: OwnedGraph::new(capacity),
+            table: ChunkTable {
+                infos: Vec::new(),
+                offsets: vec![0],
+            },
+            text: create_text(dir)?,
+            text_len: 0,
+            tombstones: Tombstones::default(),
+        })
+    }
+
+    /// Continues the previous generation in `prev` into `dir`: every chunk of an ordinal in
+    /// `drop_ordinals` is tombstoned. When tombstones would pass `compact_ratio` of all
+    /// vectors, live vectors are copied into a fresh graph instead (no re-embedding) and chunk
+    /// ids are renumbered.
+    pub fn continue_from(
+        prev: &Path,
+        hnsw_basename: Option<&str>,
+        dir: &Path,
+        drop_ordinals: &dyn Fn(u32) -> bool,
+        compact_ratio: f64,
+    ) -> Result<(VectorWriter, bool), Error> {
+        let old_table = read_table(prev)?;
+        let mut tombstones = Tombstones::read(prev, old_table.infos.len())?;
+        for (id, info) in old_table.infos.iter().enumerate() {
+            if drop_ordinals(info.ordinal) {
+                tombstones.insert(id);
+            }
+        }
+        let old_text = read_file(&prev.join(TEXT_FILE))?;
+        let old_graph = match hnsw_basename {
+            Some(name) => OwnedGraph::load(prev, name, false)?,
+            None => OwnedGraph::new(0),
+        };
+        let total = old_table.infos.len().max(1);
+        let compact = tombstones.count as f64 > compact_ratio * total as f64;
+        let mut writer = VectorWriter {
+            dir: dir.to_path_buf(),
+            graph: OwnedGraph::new(0),
+            table: ChunkTable {
+                infos: Vec::new(),
+                offsets: vec![0],
+            },
+            text: create_text(dir)?,
+            text_len: 0,
+            tombstones: Tombstones::default(),
+        };
+        if compact {
+            let live: Vec<(usize, Vec<f32>)> = {
+                let mut live: Vec<(usize, Vec<f32>)> = old_graph
+                    .hnsw
+                    .get_point_indexation()
+                    .into_iter()
+                    .filter(|p| !tombstones.contains(p.get_origin_id()))
+                    .map(|p| (p.get_origin_id(), p.get_v().to_vec()))
+                    .collect();
+                live.sort_by_key(|(id, _)| *id);
+                live
+            };
+            drop(old_graph);
+            writer.graph = OwnedGraph::new(live.len());
+            let mut items = Vec::with_capacity(live.len());
+            let mut vectors = Vec::with_capacity(live.len());
+            for (id, v) in live {
+                let text = chunk_bytes(&old_table, &old_text, id).to_vec();
+                items.push((old_table.infos[id], text));
+                vectors.push(v);
+            }
+            writer.append_raw(items, vectors)?;
+        } else {
+            writer
+                .text
+                .write_all(&old_text)
+                .map_err(|source| Error::Io {
+                    path: dir.join(TEXT_FILE),
+                    source,
+                })?;
+            writer.text_len = old_text.len() as u64;
+            writer.graph = old_graph;
+            writer.table = old_table;
+            writer.tombstones = tombstones;
+        }
+        Ok((writer, compact))
+    }
+
+    /// Adds one candidate's passages and their vectors (same order, unit length).
+    pub fn add(
+        &mut self,
+        ordinal: u32,
+        passages: &[Passage],
+        vectors: Vec<Vec<f32>>,
+    ) -> Result<(), Error> {
+        let items = passages
+            .iter()
+            .map(|p| {
+                (
+                    ChunkInfo {
+                        ordinal,
+                        kind: p.kind,
+                        start: p.start,
+                        end: p.end,
+                    },
+                    p.text.as_bytes().to_vec(),
+                )
+            })
+            .collect();
+        self.append_raw(items, vectors)
+    }
+
+    fn append_raw(
+        &mut self,
+        items: Vec<(ChunkInfo, Vec<u8>)>,
+        vectors: Vec<Vec<f32>>,
+    ) -> Result<(), Error> {
+        let first = self.table.infos.len();
+        for (info, text) in &items {
+            self.text.write_all(text).map_err(|source| Error::Io {
+                path: self.dir.join(TEXT_FILE),
+                source,
+            })?;
+            self.text_len += text.len() as u64;
+            self.table.infos.push(*info);
+            self.table.offsets.push(self.text_len);
+        }
+        let data: Vec<(&Vec<f32>, usize)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v, first + i))
+            .collect();
+        self.graph.hnsw.parallel_insert(&data);
+        Ok(())
+    }
+
+    /// Vectors so far (tombstoned ones included).
+    pub fn len(&self) -> usize {
+        self.table.infos.len()
+    }
+
+    /// Whether no vector was added.
+    pub fn is_empty(&self) -> bool {
+        self.table.infos.is_empty()
+    }
+
+    /// Tombstoned vectors so far.
+    pub fn tombstones(&self) -> usize {
+        self.tombstones.count
+    }
+
+    /// Writes every file; returns the hnsw dump basename (`None` when there are no vectors).
+    pub fn finish(mut self) -> Result<Option<String>, Error> {
+        let text_path = self.dir.join(TEXT_FILE);
+        let io = |source| Error::Io {
+            path: text_path.clone(),
+            source,
+        };
+        self.text.flush().map_err(io)?;
+        self.text.get_ref().sync_all().map_err(io)?;
+        let bytes = bincode::serde::encode_to_vec(&self.table, bincode::config::standard())
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        write_file(&self.dir.join(CHUNKS_FILE), &bytes)?;
+        self.tombstones.write(&self.dir)?;
+        if self.table.infos.is_empty() {
+            return Ok(None);
+        }
+        let name = self
+            .graph
+            .hnsw
+            .file_dump(&self.dir, HNSW_BASENAME)
+            .map_err(|e| Error::Vector(format!("hnsw dump in {}: {e}", self.dir.display())))?;
+        for suffix in ["hnsw.graph", "hnsw.data"] {
+            let path = self.dir.join(format!("{name}.{suffix}"));
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| Error::Io { path, source })?;
+        }
+        Ok(Some(name))
+    }
+}
+
+fn chunk_bytes<'a>(table: &ChunkTable, text: &'a [u8], id: usize) -> &'a [u8] {
+    let (start, end) = (table.offsets[id] as usize, table.offsets[id + 1] as usize);
+    text.get(start..end).unwrap_or(&[])
+}
+
+fn create_text(dir: &Path) -> Result<BufWriter<File>, Error> {
+    let path = dir.join(TEXT_FILE);
+    File::create(&path)
+        .map(BufWriter::new)
+        .map_err(|source| Error::Io { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tombstone_bitset_counts_once() {
+        let mut t = Tombstones::with_len(10);
+        t.insert(3);
+        t.insert(3);
+        t.insert(70);
+        assert!(t.contains(3) && t.contains(70) && !t.contains(4));
+        assert_eq!(t.count, 2);
+        assert_eq!(t.ids(), vec![3, 70]);
+    }
+}

@@ -1,0 +1,111 @@
+//! The set of row ordinals a query may return: a plain bitset shared by both retrieval sides.
+
+/// A set of row ordinals as a bitset over `0..rows`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    words: Vec<u64>,
+    rows: usize,
+    count: usize,
+}
+
+impl Allowed {
+    /// The empty set over `rows` ordinals.
+    pub fn none(rows: usize) -> Allowed {
+        Allowed {
+            words: vec![0; rows.div_ceil(64)],
+            rows,
+            count: 0,
+        }
+    }
+
+    /// The set of ordinals for which `keep` holds.
+    pub fn from_fn(rows: usize, mut keep: impl FnMut(u32) -> bool) -> Allowed {
+        let mut set = Allowed::none(rows);
+        for ordinal in 0..rows as u32 {
+            if keep(ordinal) {
+                set.insert(ordinal);
+            }
+        }
+        set
+    }
+
+    /// Adds an ordinal; ordinals past `rows` are ignored.
+    pub fn insert(&mut self, ordinal: u32) {
+        let i = ordinal as usize;
+        if i >= self.rows {
+            return;
+        }
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        if self.words[word] & bit == 0 {
+            self.words[word] |= bit;
+            self.count += 1;
+        }
+    }
+
+    /// Keeps only the ordinals also in `other`.
+    pub fn intersect(&mut self, other: &Allowed) {
+        let mut count = 0;
+        for (i, word) in self.words.iter_mut().enumerate() {
+            *word &= other.words.get(i).copied().unwrap_or(0);
+            count += word.count_ones() as usize;
+        }
+        self.count = count;
+    }
+
+    /// Whether the ordinal is in the set.
+    pub fn contains(&self, ordinal: u32) -> bool {
+        let i = ordinal as usize;
+        i < self.rows && self.words[i / 64] & (1u64 << (i % 64)) != 0
+    }
+
+    /// How many ordinals are in the set.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether every ordinal in `0..rows` is in the set.
+    pub fn is_everything(&self) -> bool {
+        self.count == self.rows
+    }
+
+    /// The fraction of rows in the set (1 for an empty pool).
+    pub fn fraction(&self) -> f64 {
+        if self.rows == 0 {
+            1.0
+        } else {
+            self.count as f64 / self.rows as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_contains_and_count() {
+        let mut set = Allowed::none(130);
+        set.insert(0);
+        set.insert(129);
+        set.insert(129);
+        set.insert(500);
+        assert!(set.contains(0) && set.contains(129));
+        assert!(!set.contains(1) && !set.contains(500));
+        assert_eq!(set.len(), 2);
+    }
+
+    #[test]
+    fn intersect_and_everything() {
+        let evens = Allowed::from_fn(100, |o| o % 2 == 0);
+        let mut all = Allowed::from_fn(100, |_| true);
+        assert!(all.is_everything());
+        all.intersect(&evens);
+        assert_eq!(all.len(), 50);
+        assert!(all.contains(10) && !all.contains(11));
+    }
+}

@@ -1,0 +1,431 @@
+//! The reasons shown with each result: keyword rank with the matched terms and a highlighted
+//! snippet, semantic rank with the best passage, and the person's history from the store.
+//!
+//! Everything here is read from the data (the index postings, the passage text, the stored
+//! candidate); nothing is invented. The snippet is a window of the candidate's own text.
+
+use crate::domain::{ArchiveReasonType, Candidate, Millis, ReferenceData};
+use crate::index::ChunkKind;
+
+use super::terms::TermField;
+
+/// Words in a snippet window.
+const SNIPPET_WORDS: usize = 32;
+/// Only this many bytes of a candidate's text are scanned for a snippet.
+const SNIPPET_SCAN_BYTES: usize = 60_000;
+
+/// Why a result was ranked where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The keyword side's view; `None` when the keyword side did not rank it.
+    pub keyword: Option<KeywordReason>,
+    /// The semantic side's view; `None` when the semantic side did not rank it.
+    pub semantic: Option<SemanticReason>,
+    /// Terms of the query that occur in the opportunity's indexed text (whatever the side).
+    pub matched_terms: Vec<MatchedTerm>,
+    /// A window of the candidate's text with the matched terms highlighted.
+    pub snippet: Option<Snippet>,
+    /// What happened with this person so far.
+    pub history: History,
+}
+
+/// Keyword-side provenance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeywordReason {
+    /// Rank on the keyword side, from 1.
+    pub rank: u32,
+    /// BM25 score of the weighted query.
+    pub score: f32,
+}
+
+/// A query term found in the candidate's indexed text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedTerm {
+    /// The word of the query, as the user wrote it (lowercased).
+    pub word: String,
+    /// The analysed token that matched in the index.
+    pub token: String,
+    /// Whether it matched in the exact-token field (`c++`) rather than the prose field.
+    pub exact: bool,
+}
+
+/// Semantic-side provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticReason {
+    /// Rank on the semantic side, from 1.
+    pub rank: u32,
+    /// Cosine similarity of the best passage to the query.
+    pub similarity: f32,
+    /// The best matching passage, verbatim from the candidate's text.
+    pub passage: String,
+    /// Where the passage comes from.
+    pub passage_source: PassageSource,
+}
+
+/// Where a passage was taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassageSource {
+    /// The profile (headline, positions, schools, tags).
+    Profile,
+    /// The resume text.
+    Resume,
+    /// A note or feedback.
+    Note,
+}
+
+impl From<&ChunkKind> for PassageSource {
+    fn from(kind: &ChunkKind) -> Self {
+        match kind {
+            ChunkKind::Profile => PassageSource::Profile,
+            ChunkKind::Resume => PassageSource::Resume,
+            ChunkKind::Note => PassageSource::Note,
+        }
+    }
+}
+
+/// A window of text with highlighted byte ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snippet {
+    /// The text of the window.
+    pub text: String,
+    /// Byte ranges `[start, end)` of `text` to highlight.
+    pub highlights: Vec<(usize, usize)>,
+}
+
+/// The person's history on this opportunity.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct History {
+    /// Name of the current stage.
+    pub current_stage: Option<String>,
+    /// Names of the stages reached, in pipeline order.
+    pub stages_reached: Vec<String>,
+    /// Why and when the opportunity was archived; `None` while active.
+    pub archived: Option<ArchiveInfo>,
+    /// Last activity on the profile.
+    pub last_interaction_at: Option<Millis>,
+    /// When the opportunity was created.
+    pub created_at: Millis,
+    /// Overall feedback ratings (1 strong no hire to 4 strong hire), oldest form first.
+    pub feedback_ratings: Vec<u8>,
+    /// How many note threads the opportunity has.
+    pub notes: usize,
+    /// Titles of the postings the opportunity applied to.
+    pub applied_to: Vec<String>,
+    /// The Lever profile link (`urls.show`).
+    pub profile_url: String,
+}
+
+/// An archive reason as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveInfo {
+    /// The reason's text, or its id if unknown to the reference data.
+    pub reason: String,
+    /// Whether it is a hired-type reason.
+    pub hired: bool,
+    /// When the opportunity was archived.
+    pub archived_at: Millis,
+}
+
+/// The history of an opportunity, read from the stored candidate and the reference data.
+pub fn history(candidate: &Candidate, reference: &ReferenceData) -> History {
+    let mut reached: Vec<(usize, String)> = Vec::new();
+    let mut note_stage = |id: &str, fallback: u32| {
+        let order = reference.stage_order(id).unwrap_or(fallback as usize);
+        let name = reference
+            .stage(id)
+            .map_or_else(|| id.to_owned(), |s| s.text.clone());
+        if !reached.iter().any(|(_, n)| *n == name) {
+            reached.push((order, name));
+        }
+    };
+    for change in &candidate.stage_changes {
+        note_stage(&change.to_stage_id, change.to_stage_index);
+    }
+    if !candidate.stage_id.is_empty() {
+        note_stage(&candidate.stage_id, u32::MAX);
+    }
+    reached.sort_by_key(|(order, _)| *order);
+    let mut feedback: Vec<_> = candidate
+        .feedback
+        .iter()
+        .filter(|f| f.rating.is_some())
+        .collect();
+    feedback.sort_by_key(|f| f.completed_at.unwrap_or(f.created_at));
+    History {
+        current_stage: reference.stage(&candidate.stage_id).map(|s| s.text.clone()),
+        stages_reached: reached.into_iter().map(|(_, name)| name).collect(),
+        archived: candidate.archived.as_ref().map(|a| {
+            let reason = reference.archive_reason(&a.reason_id);
+            ArchiveInfo {
+                reason: reason.map_or_else(|| a.reason_id.clone(), |r| r.text.clone()),
+                hired: reason.is_some_and(|r| r.reason_type == ArchiveReasonType::Hired),
+                archived_at: a.archived_at,
+            }
+        }),
+        last_interaction_at: candidate.last_interaction_at,
+        created_at: candidate.created_at,
+        feedback_ratings: feedback.iter().filter_map(|f| f.rating).collect(),
+        notes: candidate.notes.len(),
+        applied_to: candidate
+            .posting_ids
+            .iter()
+            .filter_map(|id| reference.posting(id).map(|p| p.title.clone()))
+            .collect(),
+        profile_url: candidate.profile_url.clone(),
+    }
+}
+
+/// The text a snippet is cut from: the resume when there is one, else the profile and notes.
+pub fn snippet_source(candidate: &Candidate) -> String {
+    if let Some(resume) = candidate.resume_text() {
+        return resume.to_owned();
+    }
+    let mut text = candidate.headline.clone();
+    for resume in &candidate.resumes {
+        for p in &resume.positions {
+            text.push_str(&format!(". {} at {}. {}", p.title, p.org, p.summary));
+        }
+    }
+    for note in &candidate.notes {
+        for comment in &note.comments {
+            text.push_str(". ");
+            text.push_str(comment);
+        }
+    }
+    text
+}
+
+/// Finds the window of `text` holding the most distinct matched terms and highlights them.
+///
+/// A prose term (a stem) matches a word that starts with it; an exact term matches a word equal
+/// to it once surrounding punctuation is trimmed. Returns `None` when nothing matches.
+pub fn snippet(text: &str, terms: &[MatchedTerm]) -> Option<Snippet> {
+    if terms.is_empty() {
+        return None;
+    }
+    let scan = &text[..floor_char_boundary(text, SNIPPET_SCAN_BYTES)];
+    let words: Vec<(usize, usize)> = word_spans(scan);
+    let hits: Vec<Option<usize>> = words
+        .iter()
+        .map(|&(s, e)| matching_term(&scan[s..e], terms))
+        .collect();
+    let (mut best_start, mut best_count) = (None, 0usize);
+    let mut counts = vec![0u32; terms.len()];
+    let mut distinct = 0usize;
+    for i in 0..words.len() {
+        if let Some(t) = hits[i] {
+            counts[t] += 1;
+            if counts[t] == 1 {
+                distinct += 1;
+            }
+        }
+        if i >= SNIPPET_WORDS
+            && let Some(t) = hits[i - SNIPPET_WORDS]
+        {
+            counts[t] -= 1;
+            if counts[t] == 0 {
+                distinct -= 1;
+            }
+        }
+        if distinct > best_count {
+            best_count = distinct;
+            best_start = Some((i + 1).saturating_sub(SNIPPET_WORDS));
+        }
+    }
+    let first = best_start?;
+    let last = (first + SNIPPET_WORDS).min(words.len()) - 1;
+    let (start, end) = (words[first].0, words[last].1);
+    let highlights = (first..=last)
+        .filter(|&i| hits[i].is_some())
+        .map(|i| (words[i].0 - start, words[i].1 - start))
+        .collect();
+    Some(Snippet {
+        text: scan[start..end].to_owned(),
+        highlights,
+    })
+}
+
+/// Byte spans of the whitespace-separated words, punctuation trimmed (but `+` and `#` kept).
+fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                let word = &text[s..i];
+                let trimmed =
+                    word.trim_matches(|c: char| !(c.is_alphanumeric() || c == '+' || c == '#'));
+                if !trimmed.is_empty() {
+                    let offset = word.find(trimmed).unwrap_or(0);
+                    spans.push((s + offset, s + offset + trimmed.len()));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    spans
+}
+
+fn matching_term(word: &str, terms: &[MatchedTerm]) -> Option<usize> {
+    let lower = word.to_lowercase();
+    terms.iter().position(|t| {
+        if t.exact {
+            lower == t.token
+        } else {
+            lower.starts_with(&t.token) && lower[t.token.len()..].chars().all(char::is_alphanumeric)
+        }
+    })
+}
+
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    if at >= text.len() {
+        return text.len();
+    }
+    (0..=at)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
+}
+
+/// Converts a term field to the `exact` flag of a matched term.
+pub fn is_exact(field: TermField) -> bool {
+    field == TermField::Exact
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ArchiveReason, Archived, Feedback, Note, Stage, StageChange};
+
+    fn term(token: &str, exact: bool) -> MatchedTerm {
+        MatchedTerm {
+            word: token.into(),
+            token: token.into(),
+            exact,
+        }
+    }
+
+    #[test]
+    fn snippet_picks_the_densest_window_and_highlights_matches() {
+        let filler = "lorem ipsum ".repeat(40);
+        let text = format!("{filler} Built backend services in Rust with tokio, C++ too. {filler}");
+        let s = snippet(
+            &text,
+            &[
+                term("rust", false),
+                term("backend", false),
+                term("c++", true),
+            ],
+        )
+        .unwrap();
+        let marked: Vec<&str> = s.highlights.iter().map(|&(a, b)| &s.text[a..b]).collect();
+        assert_eq!(marked, vec!["backend", "Rust", "C++"]);
+    }
+
+    #[test]
+    fn stems_match_longer_words_only_at_word_start() {
+        let s = snippet("an engineering lead; reengineered", &[term("engin", false)]).unwrap();
+        let marked: Vec<&str> = s.highlights.iter().map(|&(a, b)| &s.text[a..b]).collect();
+        assert_eq!(marked, vec!["engineering"]);
+    }
+
+    #[test]
+    fn no_match_no_snippet() {
+        assert!(snippet("nothing here", &[term("rust", false)]).is_none());
+        assert!(snippet("nothing here", &[]).is_none());
+    }
+
+    #[test]
+    fn history_names_stages_archive_ratings_and_notes() {
+        let reference = ReferenceData {
+            stages: vec![
+                Stage {
+                    id: "new".into(),
+                    text: "New lead".into(),
+                },
+                Stage {
+                    id: "phone".into(),
+                    text: "Phone screen".into(),
+                },
+                Stage {
+                    id: "onsite".into(),
+                    text: "On-site".into(),
+                },
+            ],
+            archive_reasons: vec![ArchiveReason {
+                id: "r1".into(),
+                text: "Hired".into(),
+                reason_type: ArchiveReasonType::Hired,
+                active: true,
+            }],
+            ..ReferenceData::default()
+        };
+        let candidate = Candidate {
+            stage_id: "phone".into(),
+            stage_changes: vec![
+                StageChange {
+                    to_stage_id: "new".into(),
+                    to_stage_index: 0,
+                    at: 1,
+                },
+                StageChange {
+                    to_stage_id: "onsite".into(),
+                    to_stage_index: 2,
+                    at: 2,
+                },
+                StageChange {
+                    to_stage_id: "phone".into(),
+                    to_stage_index: 1,
+                    at: 3,
+                },
+            ],
+            archived: Some(Archived {
+                reason_id: "r1".into(),
+                archived_at: 9,
+            }),
+            feedback: vec![
+                Feedback {
+                    rating: Some(3),
+                    created_at: 5,
+                    ..Feedback::default()
+                },
+                Feedback {
+                    rating: None,
+                    created_at: 6,
+                    ..Feedback::default()
+                },
+                Feedback {
+                    rating: Some(4),
+                    created_at: 4,
+                    ..Feedback::default()
+                },
+            ],
+            notes: vec![Note::default(), Note::default()],
+            profile_url: "https://example.invalid/p/1".into(),
+            ..Candidate::default()
+        };
+        let h = history(&candidate, &reference);
+        assert_eq!(
+            h.stages_reached,
+            vec!["New lead", "Phone screen", "On-site"]
+        );
+        assert_eq!(h.current_stage.as_deref(), Some("Phone screen"));
+        let archived = h.archived.unwrap();
+        assert_eq!(
+            (
+                archived.reason.as_str(),
+                archived.hired,
+                archived.archived_at
+            ),
+            ("Hired", true, 9)
+        );
+        assert_eq!(h.feedback_ratings, vec![4, 3]);
+        assert_eq!(h.notes, 2);
+        assert_eq!(h.profile_url, "https://example.invalid/p/1");
+    }
+}

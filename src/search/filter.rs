@@ -1,0 +1,279 @@
+//! The structured filters of a query (archive state, hired, location, tags, stage, recency,
+//! rating) and their check against the compact per-opportunity rows of the index.
+//!
+//! Names given by the user (a stage) are resolved once against the reference data, so the
+//! per-row check is a few comparisons and never allocates.
+
+use crate::domain::{Millis, ReferenceData};
+use crate::index::CandidateRow;
+
+use super::Error;
+
+const DAY_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// What the user asked to restrict the results to. The default restricts nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Only archived opportunities (past candidates); by default active ones are included too.
+    pub archived_only: bool,
+    /// Leave out opportunities archived with a hired-type reason.
+    pub exclude_hired: bool,
+    /// Case-insensitive substring of the candidate's location.
+    pub location: Option<String>,
+    /// Tags the opportunity must all carry (case-insensitive).
+    pub tags: Vec<String>,
+    /// Minimum furthest stage reached: a stage id or its name (case-insensitive).
+    pub min_stage: Option<String>,
+    /// Last interaction no older than this many days.
+    pub interacted_within_days: Option<u32>,
+    /// Minimum best overall feedback rating, 1 (strong no hire) to 4 (strong hire).
+    pub min_rating: Option<u8>,
+}
+
+/// [`Filters`] resolved against the reference data and a clock, ready to test rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowFilter {
+    archived_only: bool,
+    exclude_hired: bool,
+    location: Option<String>,
+    tags: Vec<String>,
+    min_stage_order: Option<u32>,
+    interacted_since: Option<Millis>,
+    min_rating: Option<u8>,
+}
+
+impl Filters {
+    /// Resolves stage names and the recency window; fails on an unknown stage or a bad rating.
+    pub fn resolve(&self, reference: &ReferenceData, now: Millis) -> Result<RowFilter, Error> {
+        let min_stage_order = match &self.min_stage {
+            None => None,
+            Some(wanted) => {
+                let wanted = wanted.trim();
+                let order = reference
+                    .stages
+                    .iter()
+                    .position(|s| s.id == wanted || s.text.eq_ignore_ascii_case(wanted))
+                    .ok_or_else(|| Error::UnknownStage {
+                        stage: wanted.to_owned(),
+                    })?;
+                Some(order as u32)
+            }
+        };
+        if let Some(rating) = self.min_rating
+            && !(1..=4).contains(&rating)
+        {
+            return Err(Error::BadRating { rating });
+        }
+        let location = self
+            .location
+            .as_deref()
+            .map(|l| l.trim().to_lowercase())
+            .filter(|l| !l.is_empty());
+        let tags = self
+            .tags
+            .iter()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
+        Ok(RowFilter {
+            archived_only: self.archived_only,
+            exclude_hired: self.exclude_hired,
+            location,
+            tags,
+            min_stage_order,
+            interacted_since: self
+                .interacted_within_days
+                .map(|days| now - Millis::from(days) * DAY_MS),
+            min_rating: self.min_rating,
+        })
+    }
+}
+
+impl RowFilter {
+    /// Whether a row passes every filter. Tombstoned rows never pass.
+    pub fn allows(&self, row: &CandidateRow) -> bool {
+        if row.deleted {
+            return false;
+        }
+        if self.archived_only && !row.archived {
+            return false;
+        }
+        if self.exclude_hired && row.hired {
+            return false;
+        }
+        if let Some(location) = &self.location
+            && !row.location.contains(location.as_str())
+        {
+            return false;
+        }
+        if !self.tags.iter().all(|t| row.tags.iter().any(|rt| rt == t)) {
+            return false;
+        }
+        if let Some(min) = self.min_stage_order
+            && row.furthest_stage_order.is_none_or(|o| o < min)
+        {
+            return false;
+        }
+        if let Some(since) = self.interacted_since
+            && row.last_interaction_at.is_none_or(|at| at < since)
+        {
+            return false;
+        }
+        if let Some(min) = self.min_rating
+            && row.best_rating.is_none_or(|r| r < min)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Stage;
+
+    fn reference() -> ReferenceData {
+        let stage = |id: &str, text: &str| Stage {
+            id: id.into(),
+            text: text.into(),
+        };
+        ReferenceData {
+            stages: vec![
+                stage("lead-new", "New lead"),
+                stage("applicant-new", "New applicant"),
+                stage("s-onsite", "On-site interview"),
+                stage("offer", "Offer"),
+            ],
+            ..ReferenceData::default()
+        }
+    }
+
+    fn row() -> CandidateRow {
+        CandidateRow {
+            opportunity_id: "o1".into(),
+            contact_id: "c1".into(),
+            archived: true,
+            hired: false,
+            archive_reason_id: Some("r".into()),
+            location: "berlin, germany".into(),
+            tags: vec!["rust".into(), "backend".into()],
+            furthest_stage_order: Some(2),
+            last_interaction_at: Some(1_000 * DAY_MS),
+            best_rating: Some(3),
+            deleted: false,
+        }
+    }
+
+    fn check(filters: Filters, row: &CandidateRow) -> bool {
+        filters
+            .resolve(&reference(), 1_010 * DAY_MS)
+            .unwrap()
+            .allows(row)
+    }
+
+    #[test]
+    fn default_filters_allow_everything_but_tombstones() {
+        assert!(check(Filters::default(), &row()));
+        let deleted = CandidateRow {
+            deleted: true,
+            ..row()
+        };
+        assert!(!check(Filters::default(), &deleted));
+    }
+
+    #[test]
+    fn archived_only_drops_active() {
+        let active = CandidateRow {
+            archived: false,
+            ..row()
+        };
+        let f = Filters {
+            archived_only: true,
+            ..Filters::default()
+        };
+        assert!(check(f.clone(), &row()));
+        assert!(!check(f, &active));
+    }
+
+    #[test]
+    fn exclude_hired_drops_hired() {
+        let hired = CandidateRow {
+            hired: true,
+            ..row()
+        };
+        let f = Filters {
+            exclude_hired: true,
+            ..Filters::default()
+        };
+        assert!(check(f.clone(), &row()));
+        assert!(!check(f, &hired));
+    }
+
+    #[test]
+    fn location_is_a_case_insensitive_substring() {
+        let f = |l: &str| Filters {
+            location: Some(l.into()),
+            ..Filters::default()
+        };
+        assert!(check(f("Berlin"), &row()));
+        assert!(!check(f("Paris"), &row()));
+        assert!(check(f("  "), &row()), "a blank location restricts nothing");
+    }
+
+    #[test]
+    fn every_tag_is_required() {
+        let f = |t: &[&str]| Filters {
+            tags: t.iter().map(|s| s.to_string()).collect(),
+            ..Filters::default()
+        };
+        assert!(check(f(&["Rust"]), &row()));
+        assert!(check(f(&["rust", "backend"]), &row()));
+        assert!(!check(f(&["rust", "frontend"]), &row()));
+    }
+
+    #[test]
+    fn min_stage_by_name_or_id() {
+        let f = |s: &str| Filters {
+            min_stage: Some(s.into()),
+            ..Filters::default()
+        };
+        assert!(check(f("on-site interview"), &row()));
+        assert!(check(f("applicant-new"), &row()));
+        assert!(!check(f("Offer"), &row()));
+        let never = CandidateRow {
+            furthest_stage_order: None,
+            ..row()
+        };
+        assert!(!check(f("lead-new"), &never));
+        let err = f("Nope").resolve(&reference(), 0).unwrap_err();
+        assert!(err.is_user_error());
+        assert!(err.to_string().contains("Nope"));
+    }
+
+    #[test]
+    fn recency_window_counts_days_back_from_now() {
+        let f = |d: u32| Filters {
+            interacted_within_days: Some(d),
+            ..Filters::default()
+        };
+        assert!(check(f(10), &row()));
+        assert!(!check(f(9), &row()));
+        let never = CandidateRow {
+            last_interaction_at: None,
+            ..row()
+        };
+        assert!(!check(f(1000), &never));
+    }
+
+    #[test]
+    fn min_rating_is_inclusive_and_validated() {
+        let f = |r: u8| Filters {
+            min_rating: Some(r),
+            ..Filters::default()
+        };
+        assert!(check(f(3), &row()));
+        assert!(!check(f(4), &row()));
+        assert!(f(5).resolve(&reference(), 0).unwrap_err().is_user_error());
+    }
+}
