@@ -277,7 +277,14 @@ impl<'a> Generator<'a> {
                 "years" => out.push_str(&person.years.to_string()),
                 "focus" => out.push_str(self.pick(person.family.focus)),
                 "city" => out.push_str(person.city),
-                other => out.push_str(other),
+                other => match other
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|k| person.family.skills.get(k))
+                {
+                    Some(group) => out.push_str(self.pick(group)),
+                    None => out.push_str(other),
+                },
             }
             rest = &rest[start + len + 1..];
         }
@@ -682,48 +689,72 @@ impl<'a> Generator<'a> {
         career: &(Vec<Position>, Vec<Degree>),
     ) -> (String, Vec<Option<String>>) {
         let (positions, degrees) = career;
-        let target = self.rng.gen_range(320..=860);
+        let target = match person.seniority {
+            0 => self.rng.gen_range(320..=520),
+            1 => self.rng.gen_range(430..=720),
+            _ => self.rng.gen_range(560..=860),
+        };
         let latest = positions.first().map(|p| p.title).unwrap_or("Professional");
         let summary_template = self.pick(vocab::SUMMARIES);
         let summary = self.fill(summary_template, person, latest);
         let skills: Vec<&str> = person.skills.iter().map(|g| self.pick(g)).collect();
+        let intros: Vec<String> = positions
+            .iter()
+            .map(|p| {
+                let template = self.pick(vocab::POSITION_INTROS).replace("{org}", p.org);
+                self.fill(&template, person, latest)
+            })
+            .collect();
+        let extra_template = self.pick(vocab::EXTRAS);
+        let extra = self.fill(extra_template, person, latest);
+        let count = |s: &str| s.split_whitespace().count();
+        let mut words = 25
+            + count(&summary)
+            + skills.len() * 2
+            + count(&extra)
+            + intros.iter().map(|i| count(i) + 8).sum::<usize>();
+        // Bullets are drawn without replacement (family first, then generic) until the target
+        // length is reached; only very long resumes reuse a template, with different fills.
+        let mut family: Vec<&str> = person.family.bullets.to_vec();
+        family.shuffle(self.rng);
+        let mut generic: Vec<&str> = vocab::GENERIC_BULLETS.to_vec();
+        generic.shuffle(self.rng);
         let mut bullets: Vec<Vec<String>> = vec![Vec::new(); positions.len()];
-        let mut words =
-            60 + summary.split_whitespace().count() + skills.len() * 2 + positions.len() * 10;
         let mut round = 0;
         while words < target {
-            let slot = if round % 3 == 2 {
-                round % positions.len()
+            let template = if round % 4 == 3 || family.is_empty() {
+                generic
+                    .pop()
+                    .or_else(|| family.pop())
+                    .unwrap_or_else(|| self.pick(person.family.bullets))
             } else {
-                (round / 3) % positions.len().min(2)
-            };
-            let template = if self.rng.gen_bool(0.15) {
-                self.pick(vocab::GENERIC_BULLETS)
-            } else {
-                self.pick(person.family.bullets)
+                family.pop().unwrap_or("")
             };
             let bullet = self.fill(template, person, latest);
-            words += bullet.split_whitespace().count() + 1;
+            words += count(&bullet) + 1;
+            // The current job gets half the bullets, older jobs share the rest.
+            let slot = if positions.len() > 1 && round % 2 == 1 {
+                1 + round / 2 % (positions.len() - 1)
+            } else {
+                0
+            };
             bullets[slot].push(bullet);
             round += 1;
         }
         let mut out = String::with_capacity(target * 8);
+        let phone = person.phone["value"].as_str().unwrap_or("");
         out.push_str(&format!(
             "{}\n{} | {} | {} | {}\n\n",
-            person.name,
-            person.city,
-            person.email,
-            person.phone["value"].as_str().unwrap_or(""),
-            person.links[0]
+            person.name, person.city, person.email, phone, person.links[0]
         ));
         out.push_str(&format!("SUMMARY\n{summary}\n\nEXPERIENCE\n"));
-        for (position, bullets) in positions.iter().zip(&bullets) {
+        for ((position, bullets), intro) in positions.iter().zip(&bullets).zip(&intros) {
             let end = position
                 .end
                 .map(month_label)
                 .unwrap_or_else(|| "Present".to_owned());
             out.push_str(&format!(
-                "\n{} - {}, {}\n{} - {}\n",
+                "\n{} - {}, {}\n{} - {}\n{intro}\n",
                 position.title,
                 position.org,
                 position.city,
@@ -747,6 +778,7 @@ impl<'a> Generator<'a> {
                 self.pick(person.family.certifications)
             ));
         }
+        out.push_str(&format!("\nADDITIONAL\n{extra}\n"));
         let summaries = bullets.into_iter().map(|b| b.into_iter().next()).collect();
         (out, summaries)
     }

@@ -19,12 +19,24 @@ use super::server::{Shared, now_ms};
 
 type S = State<Arc<Shared>>;
 
-/// Pages `items` (already filtered) by their sort keys for the route in `scope`.
+/// Pages `items` (already filtered) by their sort keys for the route in `scope`, keeping only
+/// the `include`d fields (plus `id`) when `include` is given.
 pub(crate) fn paged(
     shared: &Shared,
     scope: &str,
     params: &Params,
+    items: Vec<(SortKey, Value)>,
+) -> ApiResult {
+    paged_with(shared, scope, params, items, true)
+}
+
+/// [`paged`], with `include` used as a field selector or ignored.
+pub(crate) fn paged_with(
+    shared: &Shared,
+    scope: &str,
+    params: &Params,
     mut items: Vec<(SortKey, Value)>,
+    select_included: bool,
 ) -> ApiResult {
     let limit = params.limit()?;
     items.sort_by(|a, b| a.0.cmp(&b.0));
@@ -33,7 +45,11 @@ pub(crate) fn paged(
     let page = shared
         .tokens
         .page(&keys, &scope, params.first("offset"), limit, now_ms())?;
-    let include = params.list("include");
+    let include = if select_included {
+        params.list("include")
+    } else {
+        Vec::new()
+    };
     let data = items
         .drain(page.range)
         .map(|(_, v)| {
@@ -269,7 +285,7 @@ impl<'a> Filter<'a> {
             && self.created.admits(ms("createdAt"))
             && self.advanced.admits(ms("lastAdvancedAt"))
             && self.archived_at.admits(archived_at)
-            && self.archived.is_none_or(|want| want == !archived.is_null())
+            && self.archived.is_none_or(|want| want != archived.is_null())
             && self.snoozed.is_none_or(|want| want == snoozed)
             && any_of(&self.reasons, &[str_field(archived, "reason")])
             && any_of(&self.stages, &[str_field(o, "stage")])

@@ -111,8 +111,7 @@ impl TokenSigner {
         now_ms: i64,
     ) -> Result<Page, ApiError> {
         let start = match offset {
-            None => 0,
-            Some(token) if token.is_empty() => 0,
+            None | Some("") => 0,
             Some(token) => {
                 let key = self.verify(scope, token, now_ms)?;
                 keys.partition_point(|k| *k < key)

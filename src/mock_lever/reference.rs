@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 
-use super::opportunities::{contact_json, paged};
+use super::opportunities::{contact_json, paged, paged_with};
 use super::pool::str_field;
 use super::query::Params;
 use super::reply::{ApiError, ApiResult, single};
@@ -32,7 +32,9 @@ fn find(items: &[Value], id: &str, kind: &str) -> ApiResult {
         .ok_or_else(|| ApiError::not_found(kind, id))
 }
 
-/// `GET /postings` with §8.12 filters.
+/// `GET /postings` with §8.12 filters. Postings always carry `content` and `followers`:
+/// `include=content` / `include=followers` are accepted and change nothing (lenient, since
+/// Lever's exact semantics for postings are unverified).
 pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let updated = (
@@ -88,7 +90,7 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
                 .unwrap_or_default();
             // A published-only query lists only public postings unless both channels are asked for.
             let channel_ok = if channels.is_empty() {
-                !(states == ["published"]) || have_channels.contains(&"public")
+                states != ["published"] || have_channels.contains(&"public")
             } else {
                 channels.iter().any(|c| have_channels.contains(c))
             };
@@ -118,7 +120,7 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
             )
         })
         .collect();
-    paged(&shared, "/v1/postings", &params, items)
+    paged_with(&shared, "/v1/postings", &params, items, false)
 }
 
 /// `GET /postings/:id`.

@@ -12,7 +12,13 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::mutate::Event;
+use super::reply::{ApiError, ApiResult, json_response};
+use super::server::Shared;
 use super::stats::StatsRecorder;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 
 /// Event names Lever accepts for subscriptions.
 pub(crate) const EVENTS: &[&str] = &[
@@ -223,55 +229,6 @@ async fn deliver(
     tracing::warn!(attempts = retries + 1, "webhook delivery failed");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_matches_the_documented_test_vector() {
-        let signature = webhook_signature(
-            "3f1c9a7e52b84d06a1e7c2f95d3b60a8e4f17c2b9d05a6e3",
-            "9b2e7d41c6a05f38e1d4b7a29c60f5e83d1a7b4c2e9f6d05",
-            1_718_000_000_123,
-        );
-        assert_eq!(
-            signature,
-            "dd17f87dfcebca2ccde9220e232e96dcb3711e3035116083d6440cae03585a1d"
-        );
-    }
-
-    #[test]
-    fn origins_condition_filters_candidate_events() {
-        let sub = Subscription {
-            id: "w".into(),
-            event: "candidateStageChange".into(),
-            url: "u".into(),
-            conditions: Some(json!({"origins": ["applied"]})),
-            signature_token: "t".into(),
-            created_at: 0,
-            updated_at: 0,
-        };
-        let event = |origin: &str| Event {
-            name: "candidateStageChange",
-            origin: origin.into(),
-            data: json!({}),
-        };
-        assert!(sub.accepts(&event("applied")));
-        assert!(!sub.accepts(&event("sourced")));
-        assert_eq!(random_token().len(), 48);
-    }
-}
-
-// ---- HTTP handlers of /v1/webhooks ----
-
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
-use super::reply::{ApiError, ApiResult, json_response};
-use super::server::Shared;
-
 type S = State<Arc<Shared>>;
 
 fn parse(body: &Bytes) -> Result<Value, ApiError> {
@@ -381,4 +338,43 @@ pub(crate) async fn remove(State(shared): S, Path(id): Path<String>) -> Result<R
         return Err(ApiError::not_found("webhooks", &id));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_the_documented_test_vector() {
+        let signature = webhook_signature(
+            "3f1c9a7e52b84d06a1e7c2f95d3b60a8e4f17c2b9d05a6e3",
+            "9b2e7d41c6a05f38e1d4b7a29c60f5e83d1a7b4c2e9f6d05",
+            1_718_000_000_123,
+        );
+        assert_eq!(
+            signature,
+            "dd17f87dfcebca2ccde9220e232e96dcb3711e3035116083d6440cae03585a1d"
+        );
+    }
+
+    #[test]
+    fn origins_condition_filters_candidate_events() {
+        let sub = Subscription {
+            id: "w".into(),
+            event: "candidateStageChange".into(),
+            url: "u".into(),
+            conditions: Some(json!({"origins": ["applied"]})),
+            signature_token: "t".into(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let event = |origin: &str| Event {
+            name: "candidateStageChange",
+            origin: origin.into(),
+            data: json!({}),
+        };
+        assert!(sub.accepts(&event("applied")));
+        assert!(!sub.accepts(&event("sourced")));
+        assert_eq!(random_token().len(), 48);
+    }
 }
