@@ -673,13 +673,12 @@ async fn the_client_never_exceeds_its_limiter() {
     let report = run(options).await.expect("sync");
     let stats = lever.stats();
     assert_eq!(stats.total, report.api_calls);
-    // A token bucket of rate r and burst b lets at most r + b requests into any one second.
-    assert!(
-        stats.max_in_window(1000) <= 55,
-        "max in a second: {}",
-        stats.max_in_window(1000)
-    );
-    assert!(stats.max_per_second() <= 55);
+    // A token bucket of rate r and burst b sends at most r + b requests in any one second (55);
+    // 5 more allow for arrival jitter on a loaded machine. Unthrottled, all ~125 requests of
+    // this run would land within one second.
+    let busiest = stats.max_in_window(1000);
+    assert!(busiest <= 60, "max in a second: {busiest}");
+    assert!(stats.max_per_second() <= 60);
     assert!(report.wall_seconds >= (report.api_calls as f64 - 5.0) / 50.0 * 0.95);
 }
 
@@ -907,4 +906,67 @@ fn cli_sync_without_a_key_says_so() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("LEVER_API_KEY is not set"), "{stderr}");
     assert!(!dir.path().join("store").exists());
+}
+
+#[tokio::test]
+async fn oauth_401_refreshes_once_and_retries_with_the_rotated_token() {
+    use axum::routing::{get, post};
+    use rediscover::lever::wire::WireStage;
+    use rediscover::lever::{LeverClient, OAuthConfig, OAuthSession};
+
+    let issued = Arc::new(AtomicU32::new(0));
+    let counter = issued.clone();
+    let app = Router::new()
+        .route(
+            "/oauth/token",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    axum::Json(json!({"access_token": format!("at-{n}"),
+                                      "refresh_token": format!("rt-{n}"), "expires_in": 3600}))
+                }
+            }),
+        )
+        .route(
+            "/v1/stages",
+            get(|headers: HeaderMap| async move {
+                // Only the second access token is accepted: the first one "expired".
+                match headers.get("authorization").and_then(|h| h.to_str().ok()) {
+                    Some("Bearer at-2") => list(&[json!({"id": "lead-new", "text": "New lead"})]),
+                    _ => reply(401, r#"{"code":"UnauthorizedError","message":"expired"}"#),
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let oauth = OAuthConfig {
+        token_url: format!("http://{addr}/oauth/token"),
+        client_id: "id".into(),
+        client_secret: "secret".into(),
+        token_file: dir.path().join("lever-oauth.json"),
+    };
+    let session = OAuthSession::seed(oauth.clone(), "rt-0").expect("seed");
+    let config = ClientConfig {
+        base_url: format!("http://{addr}/v1"),
+        rate: 100.0,
+        ..ClientConfig::default()
+    };
+    let client = LeverClient::new(config, Credentials::OAuth(Arc::new(session))).expect("client");
+    let (stages, _) = client
+        .list_all::<WireStage>("/stages", Vec::new())
+        .await
+        .expect("stages");
+    assert_eq!(stages.len(), 1);
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+    let saved = std::fs::read_to_string(&oauth.token_file).expect("token file");
+    assert!(
+        saved.contains("rt-2"),
+        "the rotated refresh token is persisted"
+    );
 }

@@ -50,8 +50,11 @@ pub fn safe_reason(e: &serde_json::Error) -> String {
     let text = e.to_string();
     let core = text.split(" at line ").next().unwrap_or("");
     if let Some(idx) = core.find(", expected ") {
-        let head = core.split(':').next().unwrap_or("invalid value");
-        format!("{head}{}", &core[idx..])
+        // "invalid type: string \"<value>\", expected ..." keeps only the kind and the expectation.
+        match core[..idx].split_once(':') {
+            Some((kind, _)) => format!("{kind}{}", &core[idx..]),
+            None => core.to_owned(),
+        }
     } else if core.starts_with("missing field") || core.starts_with("duplicate field") {
         core.to_owned()
     } else {
@@ -889,6 +892,8 @@ mod tests {
             .expect_err("no id");
         let reason = safe_reason(&err);
         assert!(!reason.contains("Secret"), "{reason}");
+        let err = serde_json::from_value::<Opportunity>(json!({"id": ""})).expect_err("empty id");
+        assert_eq!(safe_reason(&err), "invalid id, expected a non-empty string");
         let err =
             serde_json::from_value::<Opportunity>(json!({"id": "x", "stageChanges": "Secret"}))
                 .expect_err("bad shape");

@@ -37,7 +37,7 @@ const MAX_REPORTED_MALFORMED: usize = 100;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Lever refused or failed in a way that stops the run.
-    #[error("lever: {0}")]
+    #[error("{0}")]
     Lever(#[from] crate::lever::Error),
     /// The local store failed.
     #[error("store: {0}")]
@@ -218,7 +218,7 @@ pub async fn run_with_client(
         let gone: Vec<String> = batch
             .base()
             .ids()
-            .filter(|id| !tally.seen.contains(*id))
+            .filter(|id| !tally.seen.contains(*id) && !tally.unreadable.contains(*id))
             .map(str::to_owned)
             .collect();
         for id in gone {
@@ -292,6 +292,8 @@ pub async fn run_with_client(
 #[derive(Default)]
 struct Tally {
     seen: HashSet<String>,
+    /// Listed records that could not be read (never purged because of that).
+    unreadable: HashSet<String>,
     fetched: u64,
     unchanged: u64,
     resumed: u64,
@@ -399,6 +401,10 @@ async fn sync_opportunities(
                     Some(Listed::Restarted) => {}
                     Some(Listed::Malformed(record)) => {
                         tracing::warn!(path = %record.path, id = record.id.as_deref().unwrap_or("-"), reason = %record.reason, "skipped a malformed record");
+                        if let Some(id) = &record.id {
+                            // Keep what the store has for it rather than treat it as deleted.
+                            tally.unreadable.insert(id.clone());
+                        }
                         tally.malformed.push(record);
                     }
                     Some(Listed::Opportunity(opp)) => {
