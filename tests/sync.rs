@@ -850,6 +850,7 @@ async fn kill_9_during_the_cli_sync_then_rerun_gives_the_same_store() {
                 "--rate",
                 rate,
                 "--json",
+                "--no-index",
                 "--data",
             ])
             .arg(dir.path())
