@@ -19,6 +19,18 @@ pub enum Error {
     /// A query failed.
     #[error(transparent)]
     Search(#[from] crate::search::Error),
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds what this one needs (a lock).
+    #[error("{0}")]
+    Busy(String),
     /// The mock Lever server failed.
     #[error(transparent)]
     MockLever(#[from] crate::mock_lever::Error),

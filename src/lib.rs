@@ -14,6 +14,7 @@ pub mod extract;
 pub mod index;
 pub mod lever;
 pub mod mock_lever;
+pub mod pipeline;
 pub mod search;
 pub mod store;
 pub mod sync;

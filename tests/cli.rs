@@ -1,1 +1,256 @@
-//! Integration tests: cli.
+//! End to end through the `rediscover` binary, as a recruiter (or cron) would run it:
+//! `mock-lever` in a child process, then `sync` (which indexes), `status`, `match`, a deletion
+//! in Lever and an incremental `sync` that purges it from every answer.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const KEY: &str = "cli-test-key";
+
+fn rediscover() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rediscover"));
+    cmd.env_remove("LEVER_API_KEY")
+        .env_remove("REDISCOVER_DATA")
+        .env_remove("REDISCOVER_TOKEN")
+        .env(
+            "REDISCOVER_MODELS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+        )
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// A `rediscover mock-lever` child process, killed on drop.
+struct MockProcess {
+    child: Child,
+    base_url: String,
+}
+
+impl MockProcess {
+    fn start(candidates: usize, seed: u64) -> MockProcess {
+        let mut child = rediscover()
+            .args(["mock-lever", "--listen", "127.0.0.1:0", "--api-key", KEY])
+            .args([
+                "--candidates",
+                &candidates.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
+            .args(["--rate", "1000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mock-lever");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("mock-lever prints its base URL");
+        let base_url = line.trim().to_string();
+        assert!(
+            base_url.starts_with("http://127.0.0.1:") && base_url.ends_with("/v1"),
+            "unexpected first line {base_url:?}"
+        );
+        MockProcess { child, base_url }
+    }
+
+    fn control(&self, path: &str, body: Value) -> Value {
+        let root = self.base_url.trim_end_matches("/v1");
+        let response = control_http::blocking_post(&format!("{root}{path}"), body);
+        serde_json::from_str(&response).unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny blocking POST over a current-thread runtime (the tests are not async).
+mod control_http {
+    pub fn blocking_post(url: &str, body: serde_json::Value) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let response = client
+                .post(url)
+                .basic_auth(super::KEY, Some(""))
+                .json(&body)
+                .send()
+                .await
+                .expect("control request");
+            assert!(
+                response.status().is_success(),
+                "control call failed: {}",
+                response.status()
+            );
+            response.text().await.expect("control body")
+        })
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let output = cmd.output().expect("run rediscover");
+    assert!(
+        output.status.success(),
+        "rediscover failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn last_json_line(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .expect("some output");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
+}
+
+fn sync(mock: &MockProcess, data: &Path) -> Value {
+    let output = run_ok(
+        rediscover()
+            .args([
+                "sync",
+                "--lever-url",
+                &mock.base_url,
+                "--rate",
+                "500",
+                "--json",
+            ])
+            .arg("--data")
+            .arg(data)
+            .env("LEVER_API_KEY", KEY),
+    );
+    last_json_line(&output)
+}
+
+fn match_ids(data: &Path, text: &str) -> Vec<String> {
+    let output = run_ok(
+        rediscover()
+            .args(["match", "--text", text, "--limit", "50", "--json"])
+            .arg("--data")
+            .arg(data),
+    );
+    let response = last_json_line(&output);
+    response["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .map(|r| {
+            r["opportunity_id"]
+                .as_str()
+                .expect("opportunity_id")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn sync_index_match_then_a_deletion_in_lever_is_purged_everywhere() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mock = MockProcess::start(40, 11);
+
+    let first = sync(&mock, &data);
+    assert_eq!(first["opportunities_total"], 40, "{first}");
+    assert_eq!(first["index_action"], "rebuilt", "{first}");
+    for key in [
+        "opportunities_changed",
+        "opportunities_deleted",
+        "api_calls",
+        "retries",
+        "rate_limited",
+        "wall_seconds",
+    ] {
+        assert!(first.get(key).is_some(), "sync --json lacks {key}: {first}");
+    }
+
+    let status = last_json_line(&run_ok(
+        rediscover().args(["status", "--json", "--data"]).arg(&data),
+    ));
+    assert_eq!(status["opportunities"], 40, "{status}");
+    assert!(
+        status["resumes_with_text"].as_u64().unwrap_or(0) > 0,
+        "{status}"
+    );
+    assert!(status["last_sync_at"].is_number(), "{status}");
+
+    let query = "software engineer backend services databases";
+    let before = match_ids(&data, query);
+    assert!(!before.is_empty(), "a generated pool has engineers");
+    let victim = before[0].clone();
+
+    mock.control(
+        "/_mock/mutate",
+        serde_json::json!({"op": "delete", "opportunity_id": victim}),
+    );
+    let second = sync(&mock, &data);
+    assert_eq!(second["opportunities_deleted"], 1, "{second}");
+    assert_eq!(second["index_action"], "updated", "{second}");
+
+    let after = match_ids(&data, query);
+    assert!(
+        !after.contains(&victim),
+        "a candidate deleted in Lever still appears"
+    );
+    let status = last_json_line(&run_ok(
+        rediscover().args(["status", "--json", "--data"]).arg(&data),
+    ));
+    assert_eq!(status["opportunities"], 39, "{status}");
+}
+
+#[test]
+fn errors_are_one_line_and_exit_non_zero() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let output = rediscover()
+        .args(["match", "--text", "nurse", "--data"])
+        .arg(tmp.path())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one error line, got: {stderr}"
+    );
+    assert!(stderr.starts_with("rediscover: "), "{stderr}");
+
+    let output = rediscover()
+        .args(["sync", "--lever-url", "http://127.0.0.1:9/v1", "--data"])
+        .arg(tmp.path())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("LEVER_API_KEY"));
+}
+
+#[test]
+fn help_teaches_every_command() {
+    let output = run_ok(rediscover().arg("--help"));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "demo",
+        "mock-lever",
+        "sync",
+        "status",
+        "index",
+        "match",
+        "serve",
+        "eval",
+    ] {
+        assert!(help.contains(command), "--help does not mention {command}");
+    }
+}

@@ -1,1 +1,987 @@
-//! Integration tests: mock_lever.
+//! Integration tests: the mock Lever over HTTP on 127.0.0.1 port 0, driven with reqwest the way a
+//! sync client would (auth, paging, filters, limits, downloads, writes, faults, webhooks).
+
+use std::collections::HashSet;
+use std::io::{Cursor, Read};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rediscover::mock_lever::{
+    FaultUpdate, MockConfig, MockLever, MutateOp, OAuthConfig, Pool, generate_pool,
+    webhook_signature,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const KEY: &str = "test-key";
+
+fn local() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A config with generous limits so only the tests about limits hit them.
+fn fast_config() -> MockConfig {
+    MockConfig {
+        api_keys: vec![KEY.into()],
+        bearer_tokens: vec!["test-token".into()],
+        rate_per_sec: 10_000.0,
+        burst: 10_000,
+        webhook_retry_delay_ms: 10,
+        ..MockConfig::default()
+    }
+}
+
+async fn start(candidates: usize, seed: u64) -> MockLever {
+    MockLever::start(local(), generate_pool(candidates, seed), fast_config())
+        .await
+        .unwrap()
+}
+
+async fn get(url: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .basic_auth(KEY, Some(""))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn send(method: reqwest::Method, url: &str, body: Value) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .request(method, url)
+        .basic_auth(KEY, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Follows `next` from `first_url` to the end; returns every record and the last envelope.
+async fn walk(first_url: &str) -> (Vec<Value>, Value) {
+    let mut records = Vec::new();
+    let mut url = first_url.to_owned();
+    loop {
+        let (status, body) = get(&url).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        records.extend(body["data"].as_array().unwrap().iter().cloned());
+        match body.get("next").and_then(Value::as_str) {
+            Some(next) => {
+                assert_eq!(body["hasNext"], true);
+                let base = first_url.to_owned();
+                let mut parsed = reqwest::Url::parse(&base).unwrap();
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .filter(|(k, _)| k != "offset")
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect();
+                parsed
+                    .query_pairs_mut()
+                    .clear()
+                    .extend_pairs(pairs)
+                    .append_pair("offset", next);
+                url = parsed.to_string();
+            }
+            None => return (records, body),
+        }
+    }
+}
+
+fn ids(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn requests_without_valid_credentials_get_401() {
+    let mock = start(5, 1).await;
+    let url = format!("{}/opportunities", mock.base_url());
+    let client = reqwest::Client::new();
+    for request in [
+        client.get(&url),
+        client.get(&url).basic_auth("wrong", Some("")),
+        client.get(&url).bearer_auth("wrong"),
+        client.get(&url).bearer_auth(KEY),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["code"].is_string() && body["message"].is_string(),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        client
+            .get(&url)
+            .basic_auth(KEY, Some(""))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth("test-token")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let control = format!("http://{}/_mock/stats", mock.addr());
+    assert_eq!(
+        client.get(&control).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(mock.stats().unauthorized, 4);
+}
+
+#[tokio::test]
+async fn paging_walks_every_opportunity_exactly_once() {
+    let mock = start(230, 2).await;
+    let pool = mock.pool();
+    let (records, last) = walk(&format!("{}/opportunities?limit=37", mock.base_url())).await;
+    assert_eq!(last["hasNext"], false);
+    assert!(
+        last.get("next").is_none(),
+        "next must be absent on the last page"
+    );
+    let got = ids(&records);
+    assert_eq!(
+        got.iter().collect::<HashSet<_>>().len(),
+        got.len(),
+        "duplicates"
+    );
+    let visible: HashSet<String> = pool
+        .opportunities()
+        .iter()
+        .filter(|o| o.opportunity["confidentiality"] != "confidential")
+        .map(|o| o.id().to_owned())
+        .collect();
+    assert_eq!(got.iter().cloned().collect::<HashSet<_>>(), visible);
+
+    let (all, _) = walk(&format!(
+        "{}/opportunities?confidentiality=all",
+        mock.base_url()
+    ))
+    .await;
+    assert_eq!(all.len(), pool.opportunities().len());
+    // Not chronological: createdAt goes down somewhere in the list.
+    let created: Vec<i64> = all
+        .iter()
+        .map(|r| r["createdAt"].as_i64().unwrap())
+        .collect();
+    assert!(created.windows(2).any(|w| w[0] > w[1]));
+    // Small lists come back in one page without `next`.
+    let (status, stages) = get(&format!("{}/stages", mock.base_url())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stages["hasNext"], false);
+    assert!(stages.get("next").is_none());
+}
+
+#[tokio::test]
+async fn altered_or_foreign_offset_tokens_are_rejected() {
+    let mock = start(30, 3).await;
+    let base = mock.base_url();
+    let (_, first) = get(&format!("{base}/opportunities?limit=5")).await;
+    let next = first["next"].as_str().unwrap().to_owned();
+    let (status, _) = get(&format!("{base}/opportunities?limit=5&offset={next}")).await;
+    assert_eq!(status, StatusCode::OK, "raw token accepted");
+    let decoded = percent_encoding::percent_decode_str(&next)
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
+    let tampered = decoded.replacen(|c: char| c.is_ascii_digit(), "9", 1);
+    assert_ne!(tampered, decoded);
+    for bad in [
+        percent_encoding::utf8_percent_encode(&tampered, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+        "garbage".to_owned(),
+        "0.1414895548650.a6070140-33db-407c-91f5-2760e15c8e94".to_owned(),
+    ] {
+        let (status, body) = get(&format!("{base}/opportunities?limit=5&offset={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("Invalid offset token"),
+            "{body}"
+        );
+    }
+    // A token is bound to its filters.
+    let (status, _) = get(&format!(
+        "{base}/opportunities?limit=5&archived=true&offset={next}"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn limit_outside_1_to_100_is_a_bad_request() {
+    let mock = start(5, 4).await;
+    for limit in ["0", "101", "abc"] {
+        let (status, body) = get(&format!("{}/opportunities?limit={limit}", mock.base_url())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{limit}");
+        assert_eq!(body["code"], "BadRequestError");
+    }
+    let (status, _) = get(&format!("{}/opportunities?limit=100", mock.base_url())).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn updated_at_filter_skips_null_updated_at() {
+    let mock = start(200, 5).await;
+    let pool = mock.pool();
+    let (records, _) = walk(&format!(
+        "{}/opportunities?updated_at_start=0&confidentiality=all",
+        mock.base_url()
+    ))
+    .await;
+    let with_updated: HashSet<&str> = pool
+        .opportunities()
+        .iter()
+        .filter(|o| o.updated_at().is_some())
+        .map(|o| o.id())
+        .collect();
+    assert!(
+        with_updated.len() < pool.opportunities().len() / 2,
+        "most updatedAt are null"
+    );
+    let got = ids(&records);
+    assert_eq!(
+        got.iter().map(String::as_str).collect::<HashSet<_>>(),
+        with_updated
+    );
+    let (created, _) = walk(&format!(
+        "{}/opportunities?created_at_start=0&confidentiality=all",
+        mock.base_url()
+    ))
+    .await;
+    assert_eq!(created.len(), pool.opportunities().len());
+}
+
+#[tokio::test]
+async fn bucket_empties_after_the_burst_and_answers_429() {
+    let config = MockConfig {
+        rate_per_sec: 1.0,
+        burst: 5,
+        retry_after_secs: Some(2),
+        ..fast_config()
+    };
+    let mock = MockLever::start(local(), generate_pool(3, 6), config)
+        .await
+        .unwrap();
+    let url = format!("{}/stages", mock.base_url());
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = client
+            .get(&url)
+            .basic_auth(KEY, Some(""))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        statuses.push(status.as_u16());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(response.headers()["retry-after"], "2");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["code"], "TooManyRequests");
+        }
+    }
+    assert_eq!(&statuses[..5], &[200; 5]);
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Another credential has its own bucket.
+    let other = client
+        .get(&url)
+        .bearer_auth("test-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    let stats = mock.stats();
+    assert_eq!(stats.total, 9);
+    assert_eq!(stats.rate_limited, 3);
+    assert_eq!(stats.served, 6);
+    assert_eq!(stats.per_second.values().sum::<u64>(), 9);
+    assert_eq!(stats.max_in_window(60_000), 9);
+}
+
+#[tokio::test]
+async fn expand_applications_and_stage_return_objects() {
+    let mock = start(40, 7).await;
+    for query in [
+        "expand=applications&expand=stage",
+        "expand=applications,stage",
+        "expand[]=applications&expand[]=stage",
+    ] {
+        let (status, body) = get(&format!(
+            "{}/opportunities?{query}&limit=100",
+            mock.base_url()
+        ))
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let data = body["data"].as_array().unwrap();
+        assert!(
+            data.iter()
+                .all(|o| o["stage"]["id"].is_string() && o["stage"]["text"].is_string()),
+            "{query}"
+        );
+        let apps: Vec<&Value> = data
+            .iter()
+            .flat_map(|o| o["applications"].as_array().unwrap())
+            .collect();
+        assert!(!apps.is_empty());
+        assert!(apps.iter().all(|a| a["id"].is_string()
+            && a.get("posting").is_some()
+            && a["opportunityId"].is_string()));
+    }
+    let (_, plain) = get(&format!("{}/opportunities?limit=5", mock.base_url())).await;
+    assert!(plain["data"][0]["stage"].is_string());
+    let (_, included) = get(&format!(
+        "{}/opportunities?limit=5&include=name&expand=stage",
+        mock.base_url()
+    ))
+    .await;
+    let keys: HashSet<&str> = included["data"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, HashSet::from(["id", "name", "stage"]));
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn resume_downloads_are_real_files_of_the_resume_text() {
+    let mock = start(160, 8).await;
+    let pool = mock.pool();
+    let client = reqwest::Client::new();
+    let mut checked = HashSet::new();
+    for opp in pool.opportunities() {
+        for resume in &opp.resumes {
+            let ext = resume.file_ext().unwrap_or("none");
+            let key = format!("{ext}:{}", resume.file_status().unwrap_or("nofile"));
+            if checked.contains(&key) {
+                continue;
+            }
+            let url = format!(
+                "{}/opportunities/{}/resumes/{}/download",
+                mock.base_url(),
+                opp.id(),
+                resume.id()
+            );
+            let response = client
+                .get(&url)
+                .basic_auth(KEY, Some(""))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let bytes = response.bytes().await.unwrap();
+            match (resume.file_status(), ext) {
+                (None, _) => assert_eq!(status, StatusCode::NOT_FOUND),
+                (Some("error"), _) => assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY),
+                (_, "pdf") => {
+                    assert_eq!(content_type.as_deref(), Some("application/pdf"));
+                    let text = pdf_extract::extract_text_from_mem(&bytes).unwrap();
+                    assert_eq!(words(&text), words(&resume.text));
+                }
+                (_, "docx") => {
+                    assert!(content_type.unwrap().contains("wordprocessingml"));
+                    let mut zip = zip::ZipArchive::new(Cursor::new(bytes.to_vec())).unwrap();
+                    let mut xml = String::new();
+                    zip.by_name("word/document.xml")
+                        .unwrap()
+                        .read_to_string(&mut xml)
+                        .unwrap();
+                    let text: String = xml
+                        .split("<w:t xml:space=\"preserve\">")
+                        .skip(1)
+                        .map(|chunk| chunk.split("</w:t>").next().unwrap())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                        .replace("&amp;", "&")
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&quot;", "\"");
+                    assert_eq!(words(&text), words(&resume.text));
+                }
+                (_, _) => {
+                    assert!(content_type.unwrap().starts_with("text/plain"));
+                    assert_eq!(String::from_utf8(bytes.to_vec()).unwrap(), resume.text);
+                }
+            }
+            assert!(
+                resume.text.split_whitespace().count() >= 300 || resume.file_status().is_none()
+            );
+            checked.insert(key);
+        }
+    }
+    for key in [
+        "pdf:processed",
+        "docx:processed",
+        "txt:processed",
+        "none:nofile",
+    ] {
+        assert!(checked.contains(key), "no {key} resume in the pool");
+    }
+    assert!(checked.iter().any(|k| k.ends_with(":error")));
+}
+
+#[tokio::test]
+async fn resume_lists_can_404_like_legacy_lever() {
+    let pool = generate_pool(120, 16);
+    let bare = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.resumes.is_empty())
+        .unwrap()
+        .id()
+        .to_owned();
+    let with = pool
+        .opportunities()
+        .iter()
+        .find(|o| !o.resumes.is_empty())
+        .unwrap()
+        .id()
+        .to_owned();
+    let modern = MockLever::start(local(), pool.clone(), fast_config())
+        .await
+        .unwrap();
+    let (status, body) = get(&format!(
+        "{}/opportunities/{bare}/resumes",
+        modern.base_url()
+    ))
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"data": [], "hasNext": false}))
+    );
+    let config = MockConfig {
+        legacy_resume_404: true,
+        ..fast_config()
+    };
+    let legacy = MockLever::start(local(), pool, config).await.unwrap();
+    assert_eq!(
+        get(&format!(
+            "{}/opportunities/{bare}/resumes",
+            legacy.base_url()
+        ))
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&format!(
+            "{}/opportunities/{with}/resumes",
+            legacy.base_url()
+        ))
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn deleted_notes_and_feedback_stay_listed_with_deleted_at() {
+    let mock = start(120, 9).await;
+    let pool = mock.pool();
+    let opp = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.notes.iter().any(|n| !n["deletedAt"].is_null()))
+        .unwrap();
+    let (status, body) = get(&format!(
+        "{}/opportunities/{}/notes",
+        mock.base_url(),
+        opp.id()
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let notes = body["data"].as_array().unwrap();
+    assert_eq!(notes.len(), opp.notes.len());
+    assert!(notes.iter().any(|n| n["deletedAt"].is_i64()));
+    let opp = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.feedback.iter().any(|f| !f["deletedAt"].is_null()))
+        .unwrap();
+    let (_, body) = get(&format!(
+        "{}/opportunities/{}/feedback",
+        mock.base_url(),
+        opp.id()
+    ))
+    .await;
+    let forms = body["data"].as_array().unwrap();
+    assert!(forms.iter().any(|f| f["deletedAt"].is_i64()));
+    let rating = forms[0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "score-system")
+        .unwrap();
+    assert!(rating["value"].as_str().unwrap().contains(" - "));
+}
+
+#[tokio::test]
+async fn writes_bump_updated_at_and_show_up_in_filters() {
+    let mock = start(60, 10).await;
+    let base = mock.base_url();
+    let pool = mock.pool();
+    let target = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.updated_at().is_none() && o.opportunity["confidentiality"] != "confidential")
+        .unwrap();
+    let id = target.id().to_owned();
+    let since = pool
+        .opportunities()
+        .iter()
+        .filter_map(|o| o.updated_at())
+        .max()
+        .unwrap()
+        + 1;
+
+    let (status, body) = send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{id}/addTags"),
+        json!({"tags": ["Talent Pool 2026", "Talent Pool 2026"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let tags = body["data"]["tags"].as_array().unwrap();
+    assert_eq!(tags.iter().filter(|t| *t == "Talent Pool 2026").count(), 1);
+    let first = body["data"]["updatedAt"].as_i64().unwrap();
+    assert!(first >= since);
+
+    let (status, note) = send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{id}/notes?perform_as=a1b2c3d4-0000-4000-8000-000000000001"),
+        json!({"value": "Rediscovered for a new posting."}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(note["data"]["noteId"], note["data"]["id"]);
+    assert_eq!(
+        note["data"]["fields"][0]["value"],
+        "Rediscovered for a new posting."
+    );
+
+    let (status, moved) = send(
+        reqwest::Method::PUT,
+        &format!("{base}/opportunities/{id}/stage"),
+        json!({"stage": "offer"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(moved["data"]["stage"], "offer");
+    assert_eq!(
+        moved["data"]["stageChanges"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["toStageId"],
+        "offer"
+    );
+    let second = moved["data"]["updatedAt"].as_i64().unwrap();
+    assert!(second > first, "strictly increasing");
+
+    let (status, archived) = send(
+        reqwest::Method::PUT,
+        &format!("{base}/opportunities/{id}/archived"),
+        json!({"reason": "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e02"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        archived["data"]["archived"]["reason"],
+        "3b8e1f02-77c4-4a9d-b2e6-5f0c1d9a8e02"
+    );
+
+    let (records, _) = walk(&format!("{base}/opportunities?updated_at_start={since}")).await;
+    assert_eq!(ids(&records), vec![id.clone()]);
+    let (tagged, _) = walk(&format!("{base}/opportunities?tag=Talent%20Pool%202026")).await;
+    assert_eq!(ids(&tagged), vec![id.clone()]);
+
+    let note_id = note["data"]["id"].as_str().unwrap();
+    let response = reqwest::Client::new()
+        .delete(format!("{base}/opportunities/{id}/notes/{note_id}"))
+        .basic_auth(KEY, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(response.bytes().await.unwrap().is_empty());
+    let (_, single) = get(&format!("{base}/opportunities/{id}/notes/{note_id}")).await;
+    assert!(single["data"]["deletedAt"].is_i64());
+    let (status, _) = send(
+        reqwest::Method::PUT,
+        &format!("{base}/opportunities/{id}/stage"),
+        json!({"stage": "no-such-stage"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn deleted_opportunities_move_to_the_deleted_list_and_404() {
+    let mock = start(20, 11).await;
+    let base = mock.base_url();
+    let id = mock.pool().opportunities()[4].id().to_owned();
+    let before = mock
+        .pool()
+        .opportunities()
+        .iter()
+        .filter_map(|o| o.updated_at())
+        .max()
+        .unwrap_or(0);
+    mock.mutate(MutateOp::Delete {
+        opportunity_id: id.clone(),
+    })
+    .unwrap();
+    let (status, body) = get(&format!("{base}/opportunities/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "ResourceNotFound");
+    let (deleted, last) = walk(&format!(
+        "{base}/opportunities/deleted?deleted_at_start={before}"
+    ))
+    .await;
+    assert_eq!(ids(&deleted), vec![id.clone()]);
+    assert!(deleted[0]["deletedAt"].as_i64().unwrap() > before);
+    assert!(last.get("next").is_none());
+    let (none, _) = walk(&format!(
+        "{base}/opportunities/deleted?deleted_at_end={before}"
+    ))
+    .await;
+    assert!(none.is_empty());
+    let (all, _) = walk(&format!("{base}/opportunities?confidentiality=all")).await;
+    assert!(!ids(&all).contains(&id));
+}
+
+#[tokio::test]
+async fn control_routes_mutate_and_report_over_http() {
+    let mock = start(10, 12).await;
+    let control = format!("http://{}/_mock", mock.addr());
+    let (status, body) = send(reqwest::Method::POST, &format!("{control}/mutate"), json!([{"op": "add_candidates", "count": 5, "seed": 99}, {"op": "add_note", "opportunity_id": mock.pool().opportunities()[0].id(), "text": "hello"}])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"][0]["opportunityIds"].as_array().unwrap().len(),
+        5
+    );
+    assert_eq!(mock.pool().opportunities().len(), 15);
+    let (status, _) = send(
+        reqwest::Method::POST,
+        &format!("{control}/mutate"),
+        json!({"op": "explode"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    get(&format!("{}/tags", mock.base_url())).await;
+    let (status, stats) = get(&format!("{control}/stats")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["data"]["total"], 1);
+    assert_eq!(stats["data"]["max_per_second"], 1);
+}
+
+#[tokio::test]
+async fn injected_faults_follow_the_settings() {
+    let mock = start(5, 13).await;
+    let url = format!("{}/stages", mock.base_url());
+    mock.force_next(503, 2);
+    assert_eq!(get(&url).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(get(&url).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(get(&url).await.0, StatusCode::OK);
+    mock.force_next(429, 1);
+    assert_eq!(get(&url).await.0, StatusCode::TOO_MANY_REQUESTS);
+    mock.set_faults(FaultUpdate {
+        fail_rate: Some(1.0),
+        ..FaultUpdate::default()
+    });
+    for _ in 0..4 {
+        let status = get(&url).await.0;
+        assert!(
+            status == StatusCode::INTERNAL_SERVER_ERROR
+                || status == StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    mock.set_faults(FaultUpdate {
+        fail_rate: Some(0.0),
+        ..FaultUpdate::default()
+    });
+    assert_eq!(get(&url).await.0, StatusCode::OK);
+    let stats = mock.stats();
+    assert_eq!(stats.injected_faults, 6);
+    assert_eq!(stats.rate_limited, 1);
+    assert_eq!(stats.served, 2);
+}
+
+#[tokio::test]
+async fn fixture_round_trip_keeps_the_pool_identical() {
+    let mock = start(80, 14).await;
+    let id = mock.pool().opportunities()[0].id().to_owned();
+    mock.mutate(MutateOp::AddNote {
+        opportunity_id: id.clone(),
+        text: "note".into(),
+    })
+    .unwrap();
+    mock.mutate(MutateOp::Delete {
+        opportunity_id: mock.pool().opportunities()[1].id().to_owned(),
+    })
+    .unwrap();
+    mock.mutate(MutateOp::UpdateResumeText {
+        opportunity_id: id,
+        resume_id: None,
+        text: "new text".into(),
+    })
+    .unwrap();
+    let pool = mock.pool();
+    let dir = tempfile::tempdir().unwrap();
+    pool.save_fixture(dir.path()).unwrap();
+    let loaded = Pool::load_fixture(dir.path()).unwrap();
+    assert_eq!(loaded, pool);
+    assert_eq!(generate_pool(80, 14), generate_pool(80, 14));
+
+    // The loaded fixture serves the same records.
+    let served = MockLever::start(local(), loaded, fast_config())
+        .await
+        .unwrap();
+    let (records, _) = walk(&format!(
+        "{}/opportunities?confidentiality=all",
+        served.base_url()
+    ))
+    .await;
+    assert_eq!(records.len(), pool.opportunities().len());
+    let (postings, _) = walk(&format!("{}/postings?include=content", served.base_url())).await;
+    assert_eq!(postings.len(), pool.postings().len());
+    assert!(
+        postings
+            .iter()
+            .all(|p| p["text"].is_string() && p["content"]["lists"].is_array())
+    );
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn webhook_deliveries_are_signed_and_retried() {
+    use axum::routing::post;
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = attempts.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::Json<Value>| {
+                let sender = sender.clone();
+                let counter = counter.clone();
+                async move {
+                    // The first attempt fails, so the delivery must be retried.
+                    if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    let agent = headers
+                        .get("user-agent")
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default();
+                    let _ = sender.send((agent, body.0));
+                    StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind(local()).await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+
+    let mock = start(20, 15).await;
+    let (status, created) = send(
+        reqwest::Method::POST,
+        &format!("{}/webhooks", mock.base_url()),
+        json!({"url": format!("http://{hook_addr}/hook"), "event": "candidateStageChange"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let secret = created["data"]["configuration"]["signatureToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, listed) = get(&format!("{}/webhooks", mock.base_url())).await;
+    assert!(listed.get("hasNext").is_none());
+    assert!(
+        listed["data"][0]["configuration"]
+            .get("signatureToken")
+            .is_none()
+    );
+
+    let id = mock.pool().opportunities()[0].id().to_owned();
+    mock.mutate(MutateOp::MoveStage {
+        opportunity_id: id.clone(),
+        stage_id: "offer".into(),
+    })
+    .unwrap();
+    let (agent, body) = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(agent, "Lever-Webhooks");
+    assert_eq!(body["event"], "candidateStageChange");
+    assert_eq!(body["data"]["opportunityId"], id.as_str());
+    assert_eq!(body["data"]["toStageId"], "offer");
+    let token = body["token"].as_str().unwrap();
+    assert_eq!(token.len(), 48);
+    let expected = webhook_signature(&secret, token, body["triggeredAt"].as_i64().unwrap());
+    assert_eq!(body["signature"], expected.as_str());
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The sender records the success right after the receiver answered.
+    for _ in 0..100 {
+        if mock.stats().webhook_delivered == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(mock.stats().webhook_delivered, 1);
+    assert_eq!(mock.stats().webhook_attempts, 2);
+}
+
+#[tokio::test]
+async fn the_cli_prints_its_base_url_and_serves_the_pool() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rediscover"))
+        .args([
+            "mock-lever",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            KEY,
+            "--candidates",
+            "25",
+            "--seed",
+            "3",
+            "--rate",
+            "50",
+        ])
+        .env_remove("LEVER_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let base = line.trim().to_owned();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/v1"),
+        "{base}"
+    );
+    let (records, _) = walk(&format!("{base}/opportunities?confidentiality=all")).await;
+    let expected = generate_pool(25, 3);
+    assert_eq!(
+        ids(&records).into_iter().collect::<HashSet<_>>(),
+        expected
+            .opportunities()
+            .iter()
+            .map(|o| o.id().to_owned())
+            .collect::<HashSet<_>>()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn oauth_refresh_tokens_rotate_and_access_tokens_expire() {
+    let oauth = OAuthConfig {
+        client_id: "cid".into(),
+        client_secret: "secret".into(),
+        refresh_token: "r0".into(),
+        access_ttl_ms: 60_000,
+    };
+    let config = MockConfig {
+        oauth: Some(oauth),
+        ..fast_config()
+    };
+    let mock = MockLever::start(local(), generate_pool(5, 17), config)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let refresh = |token: String| {
+        let client = client.clone();
+        let url = mock.oauth_token_url();
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("client_id", "cid"),
+                ("client_secret", "secret"),
+                ("refresh_token", token.as_str()),
+            ];
+            let response = client.post(url).form(&form).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, first) = refresh("r0".into()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["token_type"], "Bearer");
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    let stages = format!("{}/stages", mock.base_url());
+    assert_eq!(
+        client
+            .get(&stages)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let (status, reused) = refresh("r0".into()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(reused["error"], "invalid_grant");
+    mock.expire_access_tokens();
+    assert_eq!(
+        client
+            .get(&stages)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, second) = refresh(first["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    let access = second["access_token"].as_str().unwrap();
+    assert_eq!(
+        client
+            .get(&stages)
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}

@@ -1,1 +1,910 @@
-//! Integration tests: sync.
+//! Integration tests: sync. A small scripted Lever (below) covers faults the tests must control
+//! exactly (malformed pages, stale tokens, corrupt files, wrong keys); the mock Lever covers
+//! whole pools, rate limits, interruption and incremental runs.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{Value, json};
+
+use rediscover::domain::{Candidate, TextStatus};
+use rediscover::extract::{Format, extract};
+use rediscover::lever::{ApiKey, ClientConfig, Credentials};
+use rediscover::store::Store;
+use rediscover::sync::{SyncMode, SyncOptions, SyncReport, run};
+
+const KEY: &str = "test-key";
+
+/// The real CV data set: `shared/` sits beside the repository (or two levels up from a worktree).
+fn cv_dir() -> std::path::PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [manifest.join("../shared"), manifest.join("../../shared")]
+        .into_iter()
+        .map(|shared| shared.join("data/vanetik_vacancy_resume"))
+        .find(|dir| dir.join("CV").is_dir())
+        .expect("shared/data/vanetik_vacancy_resume beside the repository")
+}
+
+// ---------------------------------------------------------------------------------------------
+// A scripted Lever: fixed records, exact faults.
+
+#[derive(Default)]
+struct Script {
+    opportunities: Vec<Value>,
+    /// Opportunity id -> resume list; absent means the list answers 404.
+    resumes: HashMap<String, Vec<Value>>,
+    /// (opportunity id, resume id) -> (status, body).
+    files: HashMap<(String, String), (u16, Vec<u8>)>,
+    notes: HashMap<String, Vec<Value>>,
+    feedback: HashMap<String, Vec<Value>>,
+    /// Raw bodies of the /opportunities pages, replacing the generated ones.
+    raw_pages: Option<Vec<String>>,
+    /// Answer 503 (half of them with `Retry-After: 0`) to this many requests first.
+    fail_first: AtomicU32,
+    /// Reject the first page-2 token once with `Invalid offset token`.
+    stale_token_once: AtomicBool,
+    requests: AtomicU64,
+    page_size: usize,
+}
+
+async fn serve(script: Arc<Script>) -> String {
+    let app = Router::new().fallback(handle).with_state(script);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/v1")
+}
+
+fn reply(status: u16, body: impl Into<Body>) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .expect("response")
+}
+
+fn list(data: &[Value]) -> Response {
+    reply(200, json!({"data": data, "hasNext": false}).to_string())
+}
+
+async fn handle(State(s): State<Arc<Script>>, uri: Uri, headers: HeaderMap) -> Response {
+    s.requests.fetch_add(1, Ordering::SeqCst);
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:"))
+    );
+    if headers.get("authorization").and_then(|h| h.to_str().ok()) != Some(expected.as_str()) {
+        return reply(
+            401,
+            r#"{"code":"UnauthorizedError","message":"Invalid API key"}"#,
+        );
+    }
+    if s.fail_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        let mut response = reply(
+            503,
+            r#"{"code":"ServiceUnavailable","message":"maintenance"}"#,
+        );
+        if s.requests.load(Ordering::SeqCst) % 2 == 0 {
+            response
+                .headers_mut()
+                .insert("retry-after", "0".parse().expect("header"));
+        }
+        return response;
+    }
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let path = uri.path().trim_start_matches("/v1/");
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["stages"] => list(&[json!({"id": "lead-new", "text": "New lead"})]),
+        ["archive_reasons"] => {
+            list(&[json!({"id": "r1", "text": "Timing", "status": "active", "type": "non-hired"})])
+        }
+        ["users"] => list(&[json!({"id": "u1", "name": "Riley"})]),
+        ["tags"] => list(&[json!({"text": "Talent Pool", "count": 1})]),
+        ["postings"] => {
+            list(&[json!({"id": "p1", "text": "Engineer", "content": {"description": "Build."}})])
+        }
+        ["opportunities", "deleted"] => list(&[]),
+        ["opportunities"] => opportunities_page(&s, query.get("offset").map(String::as_str)),
+        ["opportunities", id, "resumes"] => match s.resumes.get(*id) {
+            Some(resumes) => list(resumes),
+            None => reply(404, r#"{"code":"ResourceNotFound","message":"not found"}"#),
+        },
+        ["opportunities", id, "resumes", rid, "download"] => {
+            match s.files.get(&(id.to_string(), rid.to_string())) {
+                Some((status, bytes)) => Response::builder()
+                    .status(*status)
+                    .body(Body::from(bytes.clone()))
+                    .expect("response"),
+                None => reply(404, r#"{"code":"ResourceNotFound","message":"not found"}"#),
+            }
+        }
+        ["opportunities", id, "notes"] => {
+            list(s.notes.get(*id).map(Vec::as_slice).unwrap_or_default())
+        }
+        ["opportunities", id, "feedback"] => {
+            list(s.feedback.get(*id).map(Vec::as_slice).unwrap_or_default())
+        }
+        _ => reply(404, r#"{"code":"ResourceNotFound","message":"no route"}"#),
+    }
+}
+
+fn opportunities_page(s: &Script, offset: Option<&str>) -> Response {
+    let page: usize = offset
+        .and_then(|o| o.strip_prefix("p"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if page == 2 && s.stale_token_once.swap(false, Ordering::SeqCst) {
+        return reply(
+            400,
+            r#"{"code":"BadRequestError","message":"Invalid offset token"}"#,
+        );
+    }
+    if let Some(raw) = &s.raw_pages {
+        return reply(200, raw.get(page).cloned().unwrap_or_default());
+    }
+    let size = s.page_size.max(1);
+    let chunk: Vec<Value> = s
+        .opportunities
+        .iter()
+        .skip(page * size)
+        .take(size)
+        .cloned()
+        .collect();
+    let has_next = (page + 1) * size < s.opportunities.len();
+    let mut body = json!({"data": chunk, "hasNext": has_next});
+    if has_next {
+        body["next"] = json!(format!("p{}", page + 1));
+    }
+    reply(200, body.to_string())
+}
+
+fn opportunity(id: &str) -> Value {
+    json!({
+        "id": id, "name": format!("Person {id}"), "contact": format!("c-{id}"),
+        "headline": "Acme", "stage": {"id": "lead-new", "text": "New lead"},
+        "stageChanges": [{"toStageId": "lead-new", "toStageIndex": 0, "updatedAt": 1}],
+        "emails": [format!("{id}@example.org")], "phones": [], "links": [],
+        "archived": null, "tags": ["Talent Pool"], "sources": ["LinkedIn"], "origin": "sourced",
+        "applications": [{"id": format!("a-{id}"), "posting": "p1"}],
+        "createdAt": 1_700_000_000_000_i64, "updatedAt": null, "lastInteractionAt": 1_700_000_000_000_i64,
+        "urls": {"show": format!("https://hire.lever.co/candidates/{id}")}
+    })
+}
+
+fn resume(id: &str, ext: &str, status: &str) -> Value {
+    json!({"id": id, "createdAt": 1, "file": {"name": format!("cv.{ext}"), "ext": ext, "status": status},
+           "parsedData": {"positions": [{"org": "Acme", "title": "Engineer"}], "schools": []}})
+}
+
+fn options(data: &Path, url: &str, key: &str) -> SyncOptions {
+    let client = ClientConfig {
+        base_url: url.to_owned(),
+        rate: 1000.0,
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(50),
+        ..ClientConfig::default()
+    };
+    let mut options = SyncOptions::new(
+        data,
+        client,
+        Credentials::ApiKey(ApiKey::new(key).expect("key")),
+    );
+    options.progress = false;
+    options
+}
+
+fn stored(data: &Path) -> HashMap<String, Candidate> {
+    let store = Store::open(data).expect("open");
+    store
+        .candidates()
+        .map(|c| c.expect("record"))
+        .map(|c| (c.id.clone(), c))
+        .collect()
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn real_docx() -> (Vec<u8>, String) {
+    let dir = cv_dir();
+    let bytes = std::fs::read(dir.join("CV/1.docx")).expect("CV/1.docx");
+    let txt = std::fs::read_to_string(dir.join("CV_txt/1.txt")).expect("CV_txt/1.txt");
+    (bytes, txt)
+}
+
+#[tokio::test]
+async fn scripted_lever_faults_and_odd_files_are_recorded_and_candidates_kept() {
+    let mut script = Script {
+        page_size: 2,
+        fail_first: AtomicU32::new(4),
+        ..Script::default()
+    };
+    for id in ["o1", "o2", "o3", "o4", "o5"] {
+        script.opportunities.push(opportunity(id));
+    }
+    // o1: corrupt PDF; o2: corrupt DOCX; o3: a 404 resume list; o4: 422 and a txt; o5: real DOCX.
+    script
+        .resumes
+        .insert("o1".into(), vec![resume("r1", "pdf", "processed")]);
+    script.files.insert(
+        ("o1".into(), "r1".into()),
+        (200, b"%PDF-1.4\n garbage".to_vec()),
+    );
+    script
+        .resumes
+        .insert("o2".into(), vec![resume("r2", "docx", "processed")]);
+    script.files.insert(
+        ("o2".into(), "r2".into()),
+        (200, b"PK\x03\x04 not a zip".to_vec()),
+    );
+    script.resumes.insert(
+        "o4".into(),
+        vec![
+            resume("r4", "pdf", "processed"),
+            resume("r4b", "txt", "processed"),
+        ],
+    );
+    script
+        .files
+        .insert(("o4".into(), "r4".into()), (422, Vec::new()));
+    script.files.insert(
+        ("o4".into(), "r4b".into()),
+        (200, b"Plain text resume".to_vec()),
+    );
+    let (docx, docx_txt) = real_docx();
+    script
+        .resumes
+        .insert("o5".into(), vec![resume("r5", "docx", "processed")]);
+    script.files.insert(("o5".into(), "r5".into()), (200, docx));
+    script.notes.insert(
+        "o1".into(),
+        vec![
+            json!({"id": "n1", "fields": [{"value": "keep me", "score": 3}], "deletedAt": null}),
+            json!({"id": "n2", "fields": [{"value": "deleted"}], "deletedAt": 5}),
+        ],
+    );
+    script.feedback.insert(
+        "o1".into(),
+        vec![json!({"id": "f1", "type": "interview", "text": "Onsite",
+                    "fields": [{"type": "score-system", "text": "Overall", "value": "4 - Strong Hire"}]})],
+    );
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = run(options(dir.path(), &url, KEY)).await.expect("sync");
+
+    assert_eq!(report.mode, SyncMode::Full);
+    assert_eq!(report.opportunities_total, 5);
+    assert_eq!(report.opportunities_failed, 0);
+    assert!(report.retries >= 4, "{report:?}");
+    let store = stored(dir.path());
+    assert!(matches!(
+        store["o1"].resumes[0].text_status,
+        TextStatus::Failed(_)
+    ));
+    assert!(matches!(
+        store["o2"].resumes[0].text_status,
+        TextStatus::Failed(_)
+    ));
+    assert!(store["o3"].resumes.is_empty());
+    assert_eq!(
+        store["o4"].resumes[0].text_status,
+        TextStatus::Unprocessable
+    );
+    assert_eq!(
+        store["o4"].resumes[1].text.as_deref(),
+        Some("Plain text resume")
+    );
+    assert_eq!(store["o1"].resumes[0].positions[0].org, "Acme");
+    assert_eq!(store["o1"].notes.len(), 1);
+    assert_eq!(store["o1"].notes[0].comments, vec!["keep me"]);
+    assert_eq!(store["o1"].feedback[0].rating, Some(4));
+    assert_eq!(store["o1"].posting_ids, vec!["p1"]);
+    assert_eq!(report.resume_text_failed, 2);
+    let text = store["o5"].resume_text().expect("docx text").to_owned();
+    let extracted: HashSet<String> = words(&text).into_iter().collect();
+    let expected = words(&docx_txt);
+    let found = expected.iter().filter(|w| extracted.contains(*w)).count();
+    assert!(
+        found * 10 >= expected.len() * 9,
+        "{found} of {} words",
+        expected.len()
+    );
+}
+
+#[tokio::test]
+async fn wrong_key_fails_clearly_and_leaves_the_store_as_it_was() {
+    let mut script = Script {
+        page_size: 10,
+        ..Script::default()
+    };
+    script.opportunities.push(opportunity("o1"));
+    script.resumes.insert("o1".into(), Vec::new());
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = run(options(dir.path(), &url, KEY)).await.expect("sync");
+    let before = stored(dir.path());
+    let listing_before: Vec<_> = std::fs::read_dir(dir.path().join("store"))
+        .expect("store dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+
+    let err = run(options(dir.path(), &url, "wrong-key"))
+        .await
+        .expect_err("must fail");
+    let message = err.to_string();
+    assert!(message.contains("401"), "{message}");
+    assert!(!message.contains("wrong-key"), "{message}");
+    let store = Store::open(dir.path()).expect("open");
+    assert_eq!(store.generation(), first.generation);
+    assert_eq!(stored(dir.path()), before);
+    let mut listing_after: Vec<_> = std::fs::read_dir(dir.path().join("store"))
+        .expect("store dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    let mut listing_before = listing_before;
+    listing_before.sort();
+    listing_after.sort();
+    assert_eq!(listing_before, listing_after);
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    run(options(empty.path(), &url, "wrong-key"))
+        .await
+        .expect_err("must fail");
+    assert!(!empty.path().join("store").exists());
+}
+
+#[tokio::test]
+async fn malformed_records_and_pages_are_reported_and_skipped() {
+    let page = |data: Value, next: Option<&str>| {
+        let mut body = json!({"data": data, "hasNext": next.is_some()});
+        if let Some(next) = next {
+            body["next"] = json!(next);
+        }
+        body.to_string()
+    };
+    let mut broken_type = opportunity("bad-type");
+    broken_type["stageChanges"] = json!("Private Person");
+    let script = Script {
+        raw_pages: Some(vec![
+            page(
+                json!([opportunity("good1"), {"name": "No Id Person"}, broken_type, "junk"]),
+                Some("p1"),
+            ),
+            page(json!({"unexpected": "object"}), Some("p2")),
+            page(json!([opportunity("good2")]), None),
+        ]),
+        resumes: [("good1".to_string(), vec![]), ("good2".to_string(), vec![])].into(),
+        ..Script::default()
+    };
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = run(options(dir.path(), &url, KEY)).await.expect("sync");
+    let store = stored(dir.path());
+    let mut ids: Vec<_> = store.keys().cloned().collect();
+    ids.sort();
+    assert_eq!(ids, vec!["good1", "good2"]);
+    assert_eq!(report.malformed_records, 4, "{:?}", report.malformed);
+    assert!(
+        report
+            .malformed
+            .iter()
+            .any(|m| m.id.as_deref() == Some("bad-type"))
+    );
+    let reported = serde_json::to_string(&report.malformed).expect("json");
+    assert!(!reported.contains("Private Person") && !reported.contains("No Id Person"));
+}
+
+#[tokio::test]
+async fn a_stale_paging_token_restarts_the_listing_without_duplicates() {
+    let mut script = Script {
+        page_size: 2,
+        stale_token_once: AtomicBool::new(true),
+        ..Script::default()
+    };
+    for i in 0..7 {
+        let id = format!("o{i}");
+        script.resumes.insert(id.clone(), Vec::new());
+        script.opportunities.push(opportunity(&id));
+    }
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report: SyncReport = run(options(dir.path(), &url, KEY)).await.expect("sync");
+    assert_eq!(report.opportunities_total, 7);
+    assert_eq!(report.opportunities_fetched, 7);
+    assert_eq!(stored(dir.path()).len(), 7);
+}
+
+#[test]
+fn real_docx_resumes_extract_to_readable_text() {
+    let dir = cv_dir();
+    let mut checked = 0;
+    for n in 1..=8 {
+        let bytes = std::fs::read(dir.join(format!("CV/{n}.docx"))).expect("docx");
+        let txt = std::fs::read_to_string(dir.join(format!("CV_txt/{n}.txt"))).expect("txt twin");
+        let text = extract(Format::Docx, &bytes).expect("docx text");
+        let extracted: HashSet<String> = words(&text).into_iter().collect();
+        let expected = words(&txt);
+        let found = expected.iter().filter(|w| extracted.contains(*w)).count();
+        assert!(
+            found * 10 >= expected.len() * 9,
+            "CV {n}: {found} of {} words",
+            expected.len()
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against the mock Lever.
+
+use rediscover::mock_lever::{FaultUpdate, MockConfig, MockLever, MutateOp, Pool, generate_pool};
+
+async fn mock(pool: Pool, rate: f64) -> MockLever {
+    let config = MockConfig {
+        api_keys: vec![KEY.into()],
+        rate_per_sec: rate,
+        burst: (rate as u32).max(20),
+        ..MockConfig::default()
+    };
+    MockLever::start("127.0.0.1:0".parse().expect("addr"), pool, config)
+        .await
+        .expect("mock")
+}
+
+fn words_joined(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Every opportunity of the pool is stored with its resume texts, notes and feedback.
+fn assert_store_matches_pool(data: &Path, pool: &Pool) {
+    let store = stored(data);
+    let mut expected_ids: Vec<&str> = pool.opportunities().iter().map(|o| o.id()).collect();
+    expected_ids.sort();
+    let mut ids: Vec<&str> = store.keys().map(String::as_str).collect();
+    ids.sort();
+    assert_eq!(ids, expected_ids);
+    for opp in pool.opportunities() {
+        let c = &store[opp.id()];
+        let o = &opp.opportunity;
+        assert_eq!(c.contact_id, opp.contact_id());
+        assert_eq!(c.name, str_of(o, "name"));
+        assert_eq!(c.headline, str_of(o, "headline"));
+        assert_eq!(c.updated_at, opp.updated_at());
+        let stage = o
+            .get("stage")
+            .map(|s| s.as_str().unwrap_or_else(|| str_of(s, "id")));
+        assert_eq!(Some(c.stage_id.as_str()), stage);
+        let tags: Vec<&str> = o["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(c.tags, tags);
+        assert_eq!(
+            c.archived.as_ref().map(|a| a.reason_id.as_str()),
+            o["archived"].get("reason").and_then(Value::as_str)
+        );
+
+        let resume_ids: Vec<&str> = opp.resumes.iter().map(|r| r.id()).collect();
+        let stored_ids: Vec<&str> = c.resumes.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(stored_ids, resume_ids, "resumes of {}", opp.id());
+        for (mock_resume, resume) in opp.resumes.iter().zip(&c.resumes) {
+            match (mock_resume.file_status(), mock_resume.file_ext()) {
+                (None, _) => assert_eq!(resume.text_status, TextStatus::NoFile),
+                (Some("error"), _) => assert_eq!(resume.text_status, TextStatus::Unprocessable),
+                (Some(_), Some(ext)) if Format::from_ext(ext).is_some() => {
+                    assert_eq!(
+                        resume.text_status,
+                        TextStatus::Extracted,
+                        "resume {}",
+                        resume.id
+                    );
+                    assert_eq!(
+                        words_joined(resume.text.as_deref().unwrap_or("")),
+                        words_joined(&mock_resume.text),
+                        "text of resume {} ({ext})",
+                        resume.id
+                    );
+                }
+                (Some(_), _) => assert!(matches!(resume.text_status, TextStatus::Unsupported(_))),
+            }
+        }
+
+        let live_notes: Vec<&Value> = opp
+            .notes
+            .iter()
+            .filter(|n| n["deletedAt"].is_null())
+            .collect();
+        assert_eq!(c.notes.len(), live_notes.len(), "notes of {}", opp.id());
+        for note in live_notes {
+            let stored_note = c
+                .notes
+                .iter()
+                .find(|n| n.id == str_of(note, "id"))
+                .expect("note stored");
+            let comments: Vec<&str> = note["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| str_of(f, "value"))
+                .filter(|v| !v.trim().is_empty())
+                .collect();
+            assert_eq!(stored_note.comments, comments);
+        }
+        let live_feedback: Vec<&Value> = opp
+            .feedback
+            .iter()
+            .filter(|f| f["deletedAt"].is_null())
+            .collect();
+        assert_eq!(
+            c.feedback.len(),
+            live_feedback.len(),
+            "feedback of {}",
+            opp.id()
+        );
+        for form in live_feedback {
+            let stored_form = c
+                .feedback
+                .iter()
+                .find(|f| f.id == str_of(form, "id"))
+                .expect("feedback stored");
+            for field in form["fields"].as_array().into_iter().flatten() {
+                if field["type"] == "textarea"
+                    && field["value"]
+                        .as_str()
+                        .is_some_and(|v| !v.trim().is_empty())
+                {
+                    let answer = field["value"].as_str().unwrap_or_default();
+                    assert!(
+                        stored_form.answers.iter().any(|a| a.answer == answer),
+                        "answer of {}",
+                        stored_form.id
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn fast_options(data: &Path, url: &str, rate: f64) -> SyncOptions {
+    let mut options = options(data, url, KEY);
+    options.client.rate = rate;
+    options
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_equals_the_mock_pool() {
+    let lever = mock(generate_pool(200, 11), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("sync");
+    let pool = lever.pool();
+    assert_eq!(
+        report.opportunities_total as usize,
+        pool.opportunities().len()
+    );
+    assert_eq!(
+        report.opportunities_changed as usize,
+        pool.opportunities().len()
+    );
+    assert_eq!(report.malformed_records, 0);
+    assert_store_matches_pool(dir.path(), &pool);
+    let store = Store::open(dir.path()).expect("open");
+    assert_eq!(store.reference().postings.len(), pool.postings().len());
+    assert!(
+        store
+            .reference()
+            .postings
+            .iter()
+            .all(|p| !p.description.is_empty())
+    );
+    assert_eq!(store.reference().stages.len(), pool.stages().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_rate_limits_do_not_change_the_result() {
+    let pool = generate_pool(80, 5);
+    let clean = mock(pool.clone(), 10_000.0).await;
+    let clean_dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(clean_dir.path(), &clean.base_url(), 5_000.0))
+        .await
+        .expect("clean sync");
+
+    let faulty = mock(pool, 10_000.0).await;
+    faulty.set_faults(FaultUpdate {
+        fail_rate: Some(0.15),
+        ..FaultUpdate::default()
+    });
+    faulty.force_next(429, 6);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = run(fast_options(dir.path(), &faulty.base_url(), 5_000.0))
+        .await
+        .expect("faulty sync");
+    let stats = faulty.stats();
+    assert!(
+        stats.injected_faults > 0 && stats.rate_limited >= 6,
+        "{stats:?}"
+    );
+    assert!(report.retries >= stats.injected_faults + 6);
+    assert!(report.rate_limited >= 6);
+    assert_eq!(report.opportunities_failed, 0);
+    assert_eq!(stored(dir.path()), stored(clean_dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_never_exceeds_its_limiter() {
+    let lever = mock(generate_pool(30, 3), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = fast_options(dir.path(), &lever.base_url(), 50.0);
+    options.client.burst = Some(5);
+    let report = run(options).await.expect("sync");
+    let stats = lever.stats();
+    assert_eq!(stats.total, report.api_calls);
+    // A token bucket of rate r and burst b lets at most r + b requests into any one second.
+    assert!(
+        stats.max_in_window(1000) <= 55,
+        "max in a second: {}",
+        stats.max_in_window(1000)
+    );
+    assert!(stats.max_per_second() <= 55);
+    assert!(report.wall_seconds >= (report.api_calls as f64 - 5.0) / 50.0 * 0.95);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_sync_resumes_to_the_same_store() {
+    let pool = generate_pool(120, 21);
+    let lever = mock(pool.clone(), 10_000.0).await;
+    let reference_dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(
+        reference_dir.path(),
+        &lever.base_url(),
+        5_000.0,
+    ))
+    .await
+    .expect("reference");
+
+    let interrupted = mock(pool, 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let task = tokio::spawn(run(fast_options(
+        dir.path(),
+        &interrupted.base_url(),
+        400.0,
+    )));
+    while interrupted.stats().total < 150 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    task.abort();
+    assert!(task.await.is_err(), "the run was cancelled");
+    assert_eq!(
+        Store::open(dir.path()).expect("open").generation(),
+        0,
+        "nothing published"
+    );
+
+    let report = run(fast_options(dir.path(), &interrupted.base_url(), 5_000.0))
+        .await
+        .expect("resume");
+    assert!(report.resumed);
+    assert!(report.opportunities_resumed > 0, "{report:?}");
+    assert_eq!(stored(dir.path()), stored(reference_dir.path()));
+    assert_eq!(report.opportunities_total, 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_sync_picks_up_exactly_the_changes() {
+    let lever = mock(generate_pool(100, 8), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("full");
+    let pool = lever.pool();
+    let ids: Vec<String> = pool
+        .opportunities()
+        .iter()
+        .map(|o| o.id().to_owned())
+        .collect();
+    let with_resume = pool
+        .opportunities()
+        .iter()
+        .find(|o| {
+            o.resumes
+                .iter()
+                .any(|r| r.file_status() == Some("processed"))
+        })
+        .map(|o| o.id().to_owned())
+        .expect("an opportunity with a resume file");
+    let stage = pool
+        .stages()
+        .last()
+        .map(|s| str_of(s, "id").to_owned())
+        .expect("stage");
+    let reason = pool.archive_reasons()[0]["id"]
+        .as_str()
+        .expect("reason")
+        .to_owned();
+    let mut expected_changed: HashSet<String> = HashSet::new();
+    let ops = [
+        MutateOp::AddNote {
+            opportunity_id: ids[1].clone(),
+            text: "Revisit for platform roles".into(),
+        },
+        MutateOp::MoveStage {
+            opportunity_id: ids[2].clone(),
+            stage_id: stage,
+        },
+        MutateOp::Archive {
+            opportunity_id: ids[3].clone(),
+            reason_id: Some(reason),
+        },
+        MutateOp::AddTags {
+            opportunity_id: ids[4].clone(),
+            tags: vec!["Rediscovered 2026".into()],
+        },
+        MutateOp::UpdateResumeText {
+            opportunity_id: with_resume.clone(),
+            resume_id: None,
+            text: "Kubernetes operator author".into(),
+        },
+    ];
+    for op in ops {
+        lever.mutate(op).expect("mutate");
+    }
+    expected_changed.extend([
+        ids[1].clone(),
+        ids[2].clone(),
+        ids[3].clone(),
+        ids[4].clone(),
+        with_resume,
+    ]);
+    lever
+        .mutate(MutateOp::Delete {
+            opportunity_id: ids[5].clone(),
+        })
+        .expect("delete");
+    let added = lever
+        .mutate(MutateOp::AddCandidates { count: 3, seed: 99 })
+        .expect("add");
+    let before = lever.pool();
+    let added_ids: Vec<String> = before
+        .opportunities()
+        .iter()
+        .map(|o| o.id().to_owned())
+        .filter(|id| !ids.contains(id))
+        .collect();
+    assert_eq!(added_ids.len(), 3, "{added}");
+    expected_changed.extend(added_ids);
+
+    lever.reset_stats();
+    let report = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("incremental");
+    assert_eq!(report.mode, SyncMode::Incremental);
+    let changed: HashSet<String> = report.commit.changed.iter().cloned().collect();
+    assert_eq!(changed, expected_changed);
+    assert_eq!(report.commit.deleted, vec![ids[5].clone()]);
+    // Only the changed ones were fetched: a few list pages plus children of 8 opportunities.
+    assert!(report.api_calls < 60, "{} calls", report.api_calls);
+    assert_store_matches_pool(dir.path(), &lever.pool());
+
+    // Nothing changed: nothing to do.
+    let quiet = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("quiet");
+    assert!(quiet.commit.changed.is_empty() && quiet.commit.deleted.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_cli_sync_then_rerun_gives_the_same_store() {
+    let pool = generate_pool(60, 33);
+    let lever = mock(pool.clone(), 10_000.0).await;
+    let reference_dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(
+        reference_dir.path(),
+        &lever.base_url(),
+        5_000.0,
+    ))
+    .await
+    .expect("reference");
+
+    let victim = mock(pool, 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cli = |rate: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rediscover"));
+        command
+            .args([
+                "sync",
+                "--lever-url",
+                &victim.base_url(),
+                "--rate",
+                rate,
+                "--json",
+                "--data",
+            ])
+            .arg(dir.path())
+            .env("LEVER_API_KEY", KEY)
+            .env_remove("LEVER_URL")
+            .env_remove("REDISCOVER_DATA")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+    let mut child = cli("150").spawn().expect("spawn");
+    while victim.stats().total < 80 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+
+    let mut rerun = cli("5000");
+    let output = tokio::task::spawn_blocking(move || rerun.output())
+        .await
+        .expect("join")
+        .expect("rerun");
+    assert!(output.status.success(), "{:?}", output.status);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().expect("a JSON line");
+    let report: Value = serde_json::from_str(last).expect("json");
+    for key in [
+        "opportunities_total",
+        "opportunities_changed",
+        "opportunities_deleted",
+        "api_calls",
+        "retries",
+        "rate_limited",
+        "wall_seconds",
+    ] {
+        assert!(report.get(key).is_some(), "missing {key} in {last}");
+    }
+    assert_eq!(report["opportunities_total"], 60);
+    assert_eq!(report["resumed"], true);
+    assert_eq!(stored(dir.path()), stored(reference_dir.path()));
+}
+
+#[test]
+fn cli_sync_without_a_key_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rediscover"))
+        .args(["sync", "--lever-url", "http://127.0.0.1:9/v1", "--data"])
+        .arg(dir.path())
+        .env_remove("LEVER_API_KEY")
+        .env_remove("LEVER_OAUTH_CLIENT_ID")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("LEVER_API_KEY is not set"), "{stderr}");
+    assert!(!dir.path().join("store").exists());
+}

@@ -30,6 +30,25 @@ pub fn rebuild(
     embedder: &Embedder,
     progress: &Progress,
 ) -> Result<IndexStats, Error> {
+    let candidates = candidates.map(Ok::<_, std::convert::Infallible>);
+    try_rebuild(
+        data_dir, generation, candidates, reference, embedder, progress,
+    )
+}
+
+/// [`rebuild`] from a fallible source (such as the store): the first error aborts the build,
+/// removes the partial generation and leaves the current one in place.
+pub fn try_rebuild<E>(
+    data_dir: &Path,
+    generation: u64,
+    candidates: impl Iterator<Item = Result<Candidate, E>>,
+    reference: &ReferenceData,
+    embedder: &Embedder,
+    progress: &Progress,
+) -> Result<IndexStats, Error>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     let (name, dir) = generation::create_dir(data_dir, generation)?;
     let written = (|| {
         let keyword_dir = make_dir(&dir.join(KEYWORD_DIR))?;
@@ -82,7 +101,12 @@ pub fn update(
             loaded: embedder.model_sha256().chars().take(12).collect(),
         });
     }
-    let changed: Vec<Candidate> = changed.collect();
+    // Last version wins when a candidate appears twice.
+    let mut changed: Vec<Candidate> = changed.collect();
+    let mut seen = HashSet::new();
+    changed.reverse();
+    changed.retain(|c| seen.insert(c.id.clone()));
+    changed.reverse();
     let mut old_rows = rows::read(&prev)?;
     let gone: HashSet<&str> = changed
         .iter()
@@ -130,7 +154,7 @@ pub fn update(
             phase: "updating",
             total: Some(changed.len() as u64),
         });
-        job.add_all(changed.into_iter())?;
+        job.add_all(changed.into_iter().map(Ok::<_, std::convert::Infallible>))?;
         progress.emit(ProgressEvent::Finish);
         job.finish(&dir, generation)
     })();
@@ -170,10 +194,16 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    fn add_all(&mut self, candidates: impl Iterator<Item = Candidate>) -> Result<(), Error> {
+    fn add_all<E>(
+        &mut self,
+        candidates: impl Iterator<Item = Result<Candidate, E>>,
+    ) -> Result<(), Error>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let mut batch = Vec::with_capacity(BATCH);
         for candidate in candidates {
-            batch.push(candidate);
+            batch.push(candidate.map_err(|e| Error::Source(Box::new(e)))?);
             if batch.len() == BATCH {
                 self.add_batch(&batch)?;
                 batch.clear();

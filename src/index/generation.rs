@@ -110,10 +110,11 @@ fn remove_others(root: &Path, keep: &str) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(PREFIX) && name != keep {
-            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
-                tracing::warn!(dir = %name, error = %e, "could not remove an old index generation");
-            }
+        if name.starts_with(PREFIX)
+            && name != keep
+            && let Err(e) = std::fs::remove_dir_all(entry.path())
+        {
+            tracing::warn!(dir = %name, error = %e, "could not remove an old index generation");
         }
     }
 }

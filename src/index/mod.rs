@@ -19,7 +19,7 @@ pub mod vector;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use build::{COMPACT_RATIO, rebuild, update};
+pub use build::{COMPACT_RATIO, rebuild, try_rebuild, update};
 pub use chunk::ChunkKind;
 pub use embed::Embedder;
 pub use generation::FORMAT_VERSION;
@@ -117,6 +117,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Reading the candidates to index failed (e.g. the store).
+    #[error("reading candidates to index: {0}")]
+    Source(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Encoding an index file failed.
     #[error("encoding index data: {0}")]
     Encode(String),
@@ -239,6 +242,23 @@ impl Indexes {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Counts and size of the current generation from its `meta.json` alone, without opening it
+/// (for `rediscover status`); `None` when there is no index yet.
+pub fn current_stats(data_dir: &Path) -> Result<Option<IndexStats>, Error> {
+    let Some(name) = generation::current_dir_name(data_dir)? else {
+        return Ok(None);
+    };
+    let dir = generation::root(data_dir).join(name);
+    let meta = generation::read_meta(&dir)?;
+    Ok(Some(IndexStats {
+        generation: meta.generation,
+        candidates: meta.candidates,
+        vectors: meta.vectors,
+        tombstones: meta.tombstones,
+        bytes_on_disk: dir_size(&dir),
+    }))
 }
 
 /// Opportunity id -> ordinal of its live row.

@@ -30,6 +30,8 @@ const MAX_CONNECTIONS: usize = 24;
 const EF_CONSTRUCTION: usize = 200;
 /// hnsw_rs can only dump graphs created with 16 layers.
 const MAX_LAYERS: usize = 16;
+/// Vectors buffered before a parallel insert into the graph.
+const INSERT_BATCH: usize = 256;
 /// Default search breadth: recall@10 >= 0.98 on real embeddings (see benches/index_build.rs).
 pub const DEFAULT_EF: usize = 64;
 
@@ -405,6 +407,8 @@ pub struct VectorWriter {
     text: BufWriter<File>,
     text_len: u64,
     tombstones: Tombstones,
+    /// Vectors waiting to be inserted (with their chunk ids), so inserts run in parallel.
+    pending: Vec<(Vec<f32>, usize)>,
 }
 
 impl VectorWriter {
@@ -420,6 +424,7 @@ impl VectorWriter {
             text: create_text(dir)?,
             text_len: 0,
             tombstones: Tombstones::default(),
+            pending: Vec::new(),
         })
     }
 
@@ -458,6 +463,7 @@ impl VectorWriter {
             text: create_text(dir)?,
             text_len: 0,
             tombstones: Tombstones::default(),
+            pending: Vec::new(),
         };
         if compact {
             let live: Vec<(usize, Vec<f32>)> = {
@@ -536,13 +542,19 @@ impl VectorWriter {
             self.table.infos.push(*info);
             self.table.offsets.push(self.text_len);
         }
-        let data: Vec<(&Vec<f32>, usize)> = vectors
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v, first + i))
-            .collect();
-        self.graph.hnsw.parallel_insert(&data);
+        self.pending
+            .extend(vectors.into_iter().enumerate().map(|(i, v)| (v, first + i)));
+        if self.pending.len() >= INSERT_BATCH {
+            self.flush_pending();
+        }
         Ok(())
+    }
+
+    /// Inserts buffered vectors into the graph, in parallel.
+    fn flush_pending(&mut self) {
+        let data: Vec<(&Vec<f32>, usize)> = self.pending.iter().map(|(v, id)| (v, *id)).collect();
+        self.graph.hnsw.parallel_insert(&data);
+        self.pending.clear();
     }
 
     /// Vectors so far (tombstoned ones included).
@@ -562,6 +574,7 @@ impl VectorWriter {
 
     /// Writes every file; returns the hnsw dump basename (`None` when there are no vectors).
     pub fn finish(mut self) -> Result<Option<String>, Error> {
+        self.flush_pending();
         let text_path = self.dir.join(TEXT_FILE);
         let io = |source| Error::Io {
             path: text_path.clone(),

@@ -1,12 +1,116 @@
-//! (skeleton) one subcommand; owned by whoever builds it.
+//! `rediscover index`: rebuild the keyword and vector indexes from the local store.
 
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
-/// Arguments of this subcommand.
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::index::{Embedder, Progress, ProgressEvent};
+use crate::pipeline::{self, IndexAction, IndexOutcome};
+use crate::store::{Commit, Store};
+
+use super::render;
+
+/// Rebuild the keyword and vector indexes from the local store.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Data folder (the store and the indexes live inside it).
+    #[arg(long, default_value = "index", env = "REDISCOVER_DATA")]
+    pub data: PathBuf,
+    /// Folder with manifest.json, the ONNX model, tokenizer and runtime (default ./models).
+    #[arg(long, env = "REDISCOVER_MODELS")]
+    pub models: Option<PathBuf>,
+}
 
-/// Runs this subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this command is not built yet")
+/// Runs `rediscover index`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&args.data)
+        .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
+    let models = args.models.unwrap_or_else(Embedder::default_models_dir);
+    let embedder = Embedder::load(&models)
+        .with_context(|| format!("cannot load the embedding model from {}", models.display()))?;
+    let bar = progress_bar();
+    let progress = progress_for(bar.clone());
+    let started = Instant::now();
+    let stats = pipeline::rebuild(&args.data, &store, &embedder, &progress)
+        .context("indexing failed; the previous index (if any) is still in place")?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "indexed {} candidates ({} vectors) from store generation {} in {:.1} s ({:.1} candidates/s), {} on disk",
+        stats.candidates,
+        stats.vectors,
+        stats.generation,
+        secs,
+        stats.candidates as f64 / secs.max(1e-9),
+        render::bytes(stats.bytes_on_disk),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Brings the indexes up to date after a sync commit, with a progress bar and a summary line.
+pub(super) fn after_sync(
+    data: &Path,
+    models: Option<&Path>,
+    commit: &Commit,
+    print: bool,
+) -> anyhow::Result<IndexOutcome> {
+    let store = Store::open(data)
+        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let models = models.map_or_else(Embedder::default_models_dir, Path::to_owned);
+    let embedder = Embedder::load(&models).with_context(|| {
+        format!(
+            "the store is synced, but the embedding model could not be loaded from {} to index it (run models/fetch.sh, then `rediscover index`)",
+            models.display()
+        )
+    })?;
+    let bar = progress_bar();
+    let outcome = pipeline::bring_up_to_date(data, &store, Some(commit), &embedder, &progress_for(bar.clone()))
+        .context("the store is synced, but indexing failed; the previous index is still in place (run `rediscover index` to retry)")?;
+    bar.finish_and_clear();
+    if print {
+        let what = match outcome.action {
+            IndexAction::UpToDate => "already up to date",
+            IndexAction::Updated => "updated",
+            IndexAction::Rebuilt => "rebuilt",
+            IndexAction::Empty => "empty (nothing synced yet)",
+        };
+        let generation = outcome
+            .generation
+            .map_or_else(|| "-".to_string(), |g| g.to_string());
+        println!(
+            "indexes {what} in {:.1} s (generation {generation})",
+            outcome.seconds
+        );
+    }
+    Ok(outcome)
+}
+
+/// A progress bar on stderr when it is a terminal, else a hidden one.
+pub(super) fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:10} [{bar:40}] {pos}/{len} candidates ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+pub(super) fn progress_for(bar: ProgressBar) -> Progress {
+    Progress::new(move |event| match event {
+        ProgressEvent::Start { phase, total } => {
+            bar.set_message(phase.to_owned());
+            bar.set_length(total.unwrap_or(0));
+            bar.set_position(0);
+        }
+        ProgressEvent::Advance(n) => bar.inc(n),
+        ProgressEvent::Finish => bar.finish_and_clear(),
+    })
 }

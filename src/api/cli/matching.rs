@@ -298,7 +298,7 @@ fn run_batch(engine: &Engine, template: &Query, path: &Path) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(
+pub(super) fn print_table(
     out: &mut impl Write,
     response: &SearchResponse,
     took: std::time::Duration,

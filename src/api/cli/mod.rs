@@ -11,6 +11,7 @@ mod eval;
 mod index;
 mod matching;
 mod mock;
+mod render;
 mod serve;
 mod status;
 mod sync;

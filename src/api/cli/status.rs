@@ -1,12 +1,81 @@
-//! (skeleton) one subcommand; owned by whoever builds it.
+//! `rediscover status`: what the local store and the indexes hold, for people or as JSON.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments of this subcommand.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use crate::index;
+use crate::store::Store;
+use anyhow::Context;
+use serde_json::json;
 
-/// Runs this subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this command is not built yet")
+use super::render;
+
+/// Show what the local store and the indexes hold.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Data folder (the store and the indexes live inside it).
+    #[arg(long, default_value = "index", env = "REDISCOVER_DATA")]
+    pub data: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `rediscover status`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&args.data)
+        .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
+    let counts = store.counts();
+    let sync = store.sync_state();
+    let index = index::current_stats(&args.data).context("cannot read the index metadata")?;
+    if args.json {
+        let value = json!({
+            "data": args.data,
+            "store_generation": store.generation(),
+            "opportunities": counts.opportunities,
+            "contacts": counts.contacts,
+            "resumes_with_text": counts.resumes_with_text,
+            "notes": counts.notes,
+            "feedback": counts.feedback,
+            "postings": counts.postings,
+            "last_sync_started_at": sync.last_run_started_at,
+            "last_sync_at": sync.last_success_at,
+            "sync_runs": sync.runs,
+            "index": index,
+            "index_behind_store": index.is_none_or(|i| i.generation != store.generation()),
+        });
+        println!("{value}");
+    } else {
+        println!("data folder        {}", args.data.display());
+        println!("store generation   {}", store.generation());
+        println!("opportunities      {}", counts.opportunities);
+        println!("people (contacts)  {}", counts.contacts);
+        println!("resumes with text  {}", counts.resumes_with_text);
+        println!("notes              {}", counts.notes);
+        println!("feedback forms     {}", counts.feedback);
+        println!("postings           {}", counts.postings);
+        println!(
+            "last sync          {}",
+            render::utc_or_never(sync.last_success_at)
+        );
+        println!("sync runs          {}", sync.runs);
+        match index {
+            Some(i) => {
+                println!("index generation   {}", i.generation);
+                println!("indexed candidates {}", i.candidates);
+                println!(
+                    "vectors            {} ({} tombstones)",
+                    i.vectors, i.tombstones
+                );
+                println!("index size         {}", render::bytes(i.bytes_on_disk));
+                if i.generation != store.generation() {
+                    println!("note: the index is behind the store; run `rediscover index`");
+                }
+            }
+            None => println!(
+                "index              none yet (run `rediscover sync` or `rediscover index`)"
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

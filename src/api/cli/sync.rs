@@ -1,12 +1,188 @@
-//! (skeleton) one subcommand; owned by whoever builds it.
+//! `rediscover sync`: copy the Lever talent pool into the local store (full first, then
+//! incremental), print a summary, or one JSON object as the last stdout line with `--json`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments of this subcommand.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::{Context, bail};
+use serde_json::json;
 
-/// Runs this subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this command is not built yet")
+use crate::lever::auth::{DEFAULT_TOKEN_URL, TOKEN_FILE_NAME};
+use crate::lever::{
+    ApiKey, ClientConfig, Credentials, DEFAULT_BASE_URL, OAuthConfig, OAuthSession,
+};
+use crate::sync::{SyncOptions, SyncReport};
+
+/// Copy the Lever talent pool into the local store.
+///
+/// Authenticates with `LEVER_API_KEY` (Basic, blank password), or with OAuth when
+/// `LEVER_OAUTH_CLIENT_ID` and `LEVER_OAUTH_CLIENT_SECRET` are set (the rotating refresh token
+/// lives in DATA/lever-oauth.json; seed it once with `LEVER_OAUTH_REFRESH_TOKEN`).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Lever API base URL, including /v1.
+    #[arg(long, env = "LEVER_URL", default_value = DEFAULT_BASE_URL)]
+    pub lever_url: String,
+    /// Data folder (the store lives in DATA/store).
+    #[arg(long, default_value = "index", env = "REDISCOVER_DATA")]
+    pub data: PathBuf,
+    /// Requests per second for the whole run (Lever allows 10; more only against a mock).
+    #[arg(long, default_value_t = 8.0)]
+    pub rate: f64,
+    /// Requests allowed back to back (default: a quarter second's worth, 1 to 10).
+    #[arg(long)]
+    pub burst: Option<u32>,
+    /// Opportunities whose resumes, notes and feedback are fetched at the same time.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Print one JSON object (the run's report) as the last line.
+    #[arg(long)]
+    pub json: bool,
+    /// Only update the store; leave the indexes as they are (`rediscover index` catches up).
+    #[arg(long)]
+    pub no_index: bool,
+    /// Folder with the embedding model files (default ./models).
+    #[arg(long, env = "REDISCOVER_MODELS")]
+    pub models: Option<PathBuf>,
+}
+
+/// Runs `rediscover sync`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let credentials = credentials(&args)?;
+    let client = ClientConfig {
+        base_url: args.lever_url.clone(),
+        rate: args.rate,
+        burst: args.burst,
+        ..ClientConfig::default()
+    };
+    let mut options = SyncOptions::new(&args.data, client, credentials);
+    options.concurrency = args.concurrency;
+    options.progress = !args.json;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime
+        .block_on(crate::sync::run(options))
+        .with_context(|| format!("sync into {} failed", args.data.display()))?;
+    if !args.json {
+        print_summary(&report);
+    }
+    let indexed = if args.no_index {
+        None
+    } else {
+        Some(super::index::after_sync(
+            &args.data,
+            args.models.as_deref(),
+            &report.commit,
+            !args.json,
+        )?)
+    };
+    if args.json {
+        let mut value = report_json(&report);
+        if let (Some(map), Some(outcome)) = (value.as_object_mut(), &indexed) {
+            map.insert("index_action".into(), json!(outcome.action));
+            map.insert("index_generation".into(), json!(outcome.generation));
+            map.insert("index_seconds".into(), json!(outcome.seconds));
+        }
+        println!("{value}");
+    }
+    Ok(if report.opportunities_failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn credentials(args: &Args) -> anyhow::Result<Credentials> {
+    if let Some(key) = std::env::var("LEVER_API_KEY").ok().and_then(ApiKey::new) {
+        return Ok(Credentials::ApiKey(key));
+    }
+    let client_id = std::env::var("LEVER_OAUTH_CLIENT_ID").ok();
+    let client_secret = std::env::var("LEVER_OAUTH_CLIENT_SECRET").ok();
+    let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
+        bail!(
+            "LEVER_API_KEY is not set: export your Lever API key (Settings > Integrations and API > API Credentials), or set LEVER_OAUTH_CLIENT_ID and LEVER_OAUTH_CLIENT_SECRET"
+        );
+    };
+    let config = OAuthConfig {
+        token_url: std::env::var("LEVER_OAUTH_TOKEN_URL")
+            .unwrap_or_else(|_| DEFAULT_TOKEN_URL.into()),
+        client_id,
+        client_secret,
+        token_file: args.data.join(TOKEN_FILE_NAME),
+    };
+    let session = if config.token_file.exists() {
+        OAuthSession::load(config)?
+    } else {
+        let Ok(refresh) = std::env::var("LEVER_OAUTH_REFRESH_TOKEN") else {
+            bail!(
+                "no OAuth token file at {}: set LEVER_OAUTH_REFRESH_TOKEN once to create it",
+                config.token_file.display()
+            );
+        };
+        OAuthSession::seed(config, &refresh)?
+    };
+    Ok(Credentials::OAuth(std::sync::Arc::new(session)))
+}
+
+fn report_json(report: &SyncReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
+    if let Some(map) = value.as_object_mut() {
+        map.insert("changed_ids".into(), json!(report.commit.changed));
+        map.insert("deleted_ids".into(), json!(report.commit.deleted));
+    }
+    value
+}
+
+pub(super) fn print_summary(r: &SyncReport) {
+    let mode = match r.mode {
+        crate::sync::SyncMode::Full => "full",
+        crate::sync::SyncMode::Incremental => "incremental",
+    };
+    println!(
+        "{mode} sync{} done in {:.1}s: {} opportunities stored (generation {})",
+        if r.resumed { " (resumed)" } else { "" },
+        r.wall_seconds,
+        r.opportunities_total,
+        r.generation
+    );
+    println!(
+        "  listed {}, fetched {}, unchanged {}, changed {}, deleted {}",
+        r.opportunities_listed,
+        r.opportunities_fetched,
+        r.opportunities_unchanged,
+        r.opportunities_changed,
+        r.opportunities_deleted
+    );
+    println!(
+        "  {} API calls ({:.1}/s), {} retries, {} rate limited, {} server errors",
+        r.api_calls,
+        r.api_calls as f64 / r.wall_seconds.max(1e-3),
+        r.retries,
+        r.rate_limited,
+        r.server_errors
+    );
+    println!(
+        "  {} resume files downloaded, {} could not be read",
+        r.resumes_downloaded, r.resume_text_failed
+    );
+    if r.malformed_records > 0 {
+        println!("  {} malformed records skipped:", r.malformed_records);
+        for m in &r.malformed {
+            println!(
+                "    {} {} ({})",
+                m.path,
+                m.id.as_deref().unwrap_or("-"),
+                m.reason
+            );
+        }
+    }
+    if r.opportunities_failed > 0 {
+        println!(
+            "  {} opportunities failed and will be retried next run: {}",
+            r.opportunities_failed,
+            r.failed_ids.join(", ")
+        );
+    }
 }

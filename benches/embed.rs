@@ -1,0 +1,219 @@
+//! Embedding throughput: texts/s and tokens/s at 128 and 256 tokens for the Rust embedder, and
+//! for the same model files run by Python onnxruntime in the same run (when a Python with
+//! onnxruntime, tokenizers and numpy is available: `BENCH_PYTHON`, default `/tmp/venv/bin/python`),
+//! with the ratio and the share of the machine's fp32 peak.
+//!
+//! Run: `cargo bench --bench embed` (env `BENCH_SECONDS`, default 10 per measurement).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rediscover::index::Embedder;
+
+/// Texts per measured round (several batches, so every core has work).
+const TEXTS: usize = 64;
+/// Python batch size (the issue's measurement used 8).
+const PYTHON_BATCH: usize = 8;
+
+const WORDS: &[&str] = &[
+    "designed",
+    "distributed",
+    "payments",
+    "platform",
+    "kubernetes",
+    "migrated",
+    "services",
+    "mentored",
+    "engineers",
+    "patients",
+    "clinical",
+    "budget",
+    "forecasting",
+    "customers",
+    "latency",
+    "reduced",
+    "by",
+    "percent",
+    "across",
+    "teams",
+    "led",
+    "hiring",
+    "roadmap",
+    "python",
+    "rust",
+    "analytics",
+    "warehouse",
+    "logistics",
+    "compliance",
+    "audits",
+    "sales",
+    "pipeline",
+    "quarterly",
+    "targets",
+    "exceeded",
+    "nursing",
+    "shifts",
+    "certified",
+    "safety",
+];
+
+fn main() {
+    let models = std::env::var_os("REDISCOVER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
+    let embedder = match Embedder::load(&models) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("embed bench: cannot load the model ({e}); run models/fetch.sh");
+            std::process::exit(1);
+        }
+    };
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let peak = fp32_peak_gflops();
+    println!(
+        "embed bench: {} rayon threads, {} sessions of 1 thread; fp32 peak ~{peak:.0} GFLOP/s",
+        rayon::current_num_threads(),
+        rayon::current_num_threads().min(8)
+    );
+    for tokens in [128usize, 256] {
+        let texts = texts_of(&embedder, tokens, TEXTS);
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let rust = measure(Duration::from_secs(seconds), || {
+            embedder.embed_passages(&refs).map(|v| v.len()).unwrap_or(0)
+        });
+        let gflops = rust * tokens as f64 * flops_per_token(tokens) / 1e9;
+        println!(
+            "rust   {tokens:>3} tokens: {rust:7.1} texts/s {:8.0} tokens/s  ~{gflops:.1} GFLOP/s ({:.0}% of peak)",
+            rust * tokens as f64,
+            100.0 * gflops / peak
+        );
+        match python(&models, &texts, seconds) {
+            Some(py) => println!(
+                "python {tokens:>3} tokens: {py:7.1} texts/s {:8.0} tokens/s  rust/python = {:.2}",
+                py * tokens as f64,
+                rust / py
+            ),
+            None => println!("python {tokens:>3} tokens: skipped (no python with onnxruntime)"),
+        }
+    }
+}
+
+/// Runs `f` repeatedly for about `budget`; returns items per second.
+fn measure(budget: Duration, mut f: impl FnMut() -> usize) -> f64 {
+    f(); // warm-up
+    let start = Instant::now();
+    let mut items = 0;
+    while start.elapsed() < budget {
+        items += f();
+    }
+    items as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `n` different texts of exactly `tokens` tokens ([CLS]/[SEP] included).
+fn texts_of(embedder: &Embedder, tokens: usize, n: usize) -> Vec<String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(tokens as u64);
+    (0..n)
+        .map(|_| {
+            let mut words: Vec<&str> = Vec::new();
+            loop {
+                let mut shuffled = WORDS.to_vec();
+                shuffled.shuffle(&mut rng);
+                for w in shuffled {
+                    words.push(w);
+                    let text = words.join(" ");
+                    if embedder.count_tokens(&text).unwrap_or(usize::MAX) >= tokens {
+                        return text;
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// Forward-pass FLOPs per token of a 6-layer, 384-wide BERT (MiniLM-L6) at `seq` tokens:
+/// 2 x weights (QKV, output, 2 feed-forward) plus attention scores and mixing.
+fn flops_per_token(seq: usize) -> f64 {
+    let (d, ff, layers) = (384.0, 1536.0, 6.0);
+    let weights = 4.0 * d * d + 2.0 * d * ff;
+    layers * (2.0 * weights + 4.0 * seq as f64 * d)
+}
+
+/// Cores x 2 FMA units x 8 f32 lanes x 2 FLOP x clock (AVX2 FMA), from /proc/cpuinfo.
+fn fp32_peak_gflops() -> f64 {
+    let mhz = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("cpu MHz"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .unwrap_or(2500.0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    cores * 32.0 * mhz / 1000.0
+}
+
+const PYTHON_SCRIPT: &str = r#"
+import json, sys, time
+import numpy as np, onnxruntime
+from tokenizers import Tokenizer
+models, texts_path, seconds, batch = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+texts = json.load(open(texts_path))
+m = json.load(open(f"{models}/manifest.json"))
+tok = Tokenizer.from_file(f"{models}/{m['tokenizer']}")
+tok.no_padding(); tok.enable_truncation(max_length=m["max_tokens"]); tok.enable_padding()
+sess = onnxruntime.InferenceSession(f"{models}/{m['model']}", providers=["CPUExecutionProvider"])
+names = {i.name for i in sess.get_inputs()}
+def run():
+    for i in range(0, len(texts), batch):
+        enc = tok.encode_batch(texts[i:i + batch])
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in names: feeds["token_type_ids"] = np.zeros_like(ids)
+        h = sess.run(["last_hidden_state"], feeds)[0]
+        w = mask[:, :, None].astype(np.float32)
+        v = (h * w).sum(1) / w.sum(1)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return len(texts)
+run()
+start = time.perf_counter(); n = 0
+while time.perf_counter() - start < seconds: n += run()
+print(n / (time.perf_counter() - start))
+"#;
+
+/// Texts per second of Python onnxruntime on the same files and texts, if available.
+fn python(models: &std::path::Path, texts: &[String], seconds: u64) -> Option<f64> {
+    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "/tmp/venv/bin/python".into());
+    let dir = tempfile::tempdir().ok()?;
+    let texts_path = dir.path().join("texts.json");
+    let script_path = dir.path().join("bench.py");
+    std::fs::write(&texts_path, serde_json::to_vec(texts).ok()?).ok()?;
+    std::fs::File::create(&script_path)
+        .and_then(|mut f| f.write_all(PYTHON_SCRIPT.as_bytes()))
+        .ok()?;
+    let out = Command::new(python)
+        .arg(&script_path)
+        .arg(models)
+        .arg(&texts_path)
+        .arg(seconds.to_string())
+        .arg(PYTHON_BATCH.to_string())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "python bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}

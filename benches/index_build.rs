@@ -1,0 +1,365 @@
+//! Index build and reopen: build rate (candidates/s) at N synthetic candidates, bytes per
+//! candidate, reopen time and resident memory of a fresh process after reopen, and HNSW
+//! recall@10 against exact search, with query latency, for several `ef` values.
+//!
+//! Candidates are made with a fixed seed from real text: job titles from
+//! `/work/shared/data/jobbert_eval/titles.csv` and resume windows from
+//! `/work/shared/data/vanetik_vacancy_resume/CV_txt/*.txt` (`BENCH_DATA` overrides the folder).
+//! Queries are held-out titles from `titles.test.csv`.
+//!
+//! Run: `BENCH_CANDIDATES=2000 cargo bench --bench index_build`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rediscover::domain::{Candidate, Note, Position, ReferenceData, Resume, TextStatus};
+use rediscover::index::chunk::{ChunkKind, Passage};
+use rediscover::index::vector::{VectorIndex, VectorWriter};
+use rediscover::index::{self, CandidateRow, Embedder, Indexes, Progress, VectorHit};
+
+/// When set, this process only reopens the index in that data folder and reports.
+const REOPEN_ENV: &str = "BENCH_REOPEN_DATA";
+/// When set, this process only reopens the vector files in that folder and reports.
+const REOPEN_VECTORS_ENV: &str = "BENCH_REOPEN_VECTORS";
+/// Passages per candidate in the vector reload measurement.
+const PASSAGES_PER_CANDIDATE: usize = 5;
+/// Characters of resume text per synthetic candidate (about one to two passages).
+const RESUME_CHARS: usize = 1200;
+
+fn main() {
+    if let Some(data) = std::env::var_os(REOPEN_ENV) {
+        reopen_and_report(Path::new(&data));
+        return;
+    }
+    if let Some(dir) = std::env::var_os(REOPEN_VECTORS_ENV) {
+        reopen_vectors_and_report(Path::new(&dir));
+        return;
+    }
+    if let Some(n) = std::env::var("BENCH_RELOAD_CANDIDATES")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        vector_reload_at_scale(n);
+        return;
+    }
+    let n: usize = std::env::var("BENCH_CANDIDATES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let data_root = std::env::var_os("BENCH_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/shared/data"));
+    let models = std::env::var_os("REDISCOVER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
+    let embedder = Embedder::load(&models).unwrap_or_else(|e| {
+        eprintln!("index bench: cannot load the model ({e}); run models/fetch.sh");
+        std::process::exit(1)
+    });
+    let titles = read_titles(&data_root.join("jobbert_eval/titles.csv"));
+    let resumes = read_resumes(&data_root.join("vanetik_vacancy_resume/CV_txt"));
+    if titles.is_empty() || resumes.is_empty() {
+        eprintln!("index bench: no source text under {}", data_root.display());
+        std::process::exit(1);
+    }
+    let candidates = synthetic(n, &titles, &resumes);
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| {
+        eprintln!("index bench: no temp dir: {e}");
+        std::process::exit(1)
+    });
+
+    let start = Instant::now();
+    let stats = match index::rebuild(
+        tmp.path(),
+        1,
+        candidates.into_iter(),
+        &ReferenceData::default(),
+        &embedder,
+        &Progress::none(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("index bench: build failed: {e}");
+            std::process::exit(1)
+        }
+    };
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "build: {n} candidates, {} vectors in {secs:.1} s = {:.1} candidates/s, {:.1} vectors/s",
+        stats.vectors,
+        n as f64 / secs,
+        stats.vectors as f64 / secs
+    );
+    println!(
+        "disk: {} bytes = {:.0} bytes/candidate",
+        stats.bytes_on_disk,
+        stats.bytes_on_disk as f64 / n as f64
+    );
+
+    // Reopen in a fresh process so build memory does not count.
+    match std::env::current_exe()
+        .and_then(|exe| Command::new(exe).env(REOPEN_ENV, tmp.path()).output())
+    {
+        Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),
+        Err(e) => eprintln!("index bench: reopen child failed: {e}"),
+    }
+
+    recall(
+        tmp.path(),
+        &embedder,
+        &data_root.join("jobbert_eval/titles.test.csv"),
+    );
+}
+
+fn reopen_and_report(data: &Path) {
+    let before = rss_kib();
+    let start = Instant::now();
+    let ix = match Indexes::open(data) {
+        Ok(ix) => ix,
+        Err(e) => {
+            eprintln!("reopen failed: {e}");
+            std::process::exit(1)
+        }
+    };
+    let open_ms = start.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "reopen: {open_ms:.0} ms, RSS {} MiB after open (+{} MiB), {} candidates",
+        rss_kib() / 1024,
+        rss_kib().saturating_sub(before) / 1024,
+        ix.stats().candidates
+    );
+}
+
+fn recall(data: &Path, embedder: &Embedder, queries_csv: &Path) {
+    let ix = match Indexes::open(data) {
+        Ok(ix) => ix,
+        Err(e) => {
+            eprintln!("index bench: open failed: {e}");
+            return;
+        }
+    };
+    let titles = read_titles(queries_csv);
+    let queries: Vec<&str> = titles.iter().take(200).map(String::as_str).collect();
+    let vectors = embedder.embed_passages(&queries).unwrap_or_default();
+    let exact: Vec<Vec<VectorHit>> = vectors
+        .iter()
+        .map(|q| ix.vectors().exact_search(q, 10))
+        .collect();
+    for ef in [16, 32, 64, 128, 256] {
+        let start = Instant::now();
+        let mut found = 0usize;
+        let mut total = 0usize;
+        for (q, truth) in vectors.iter().zip(&exact) {
+            // A hit counts when it is as similar as the exact 10th: duplicate passages tie.
+            let kth = truth.last().map_or(f32::MIN, |h| h.similarity) - 1e-6;
+            let hits = ix.vectors().search(q, 10, ef);
+            found += hits.iter().filter(|h| h.similarity >= kth).count();
+            total += truth.len();
+        }
+        let us = start.elapsed().as_secs_f64() * 1e6 / vectors.len().max(1) as f64;
+        println!(
+            "hnsw ef={ef:>3}: recall@10 {:.4}, {us:.0} us/query ({} queries)",
+            found as f64 / total.max(1) as f64,
+            vectors.len()
+        );
+    }
+}
+
+/// Resident set size of this process (KiB), from /proc/self/status.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Job titles from a jobbert CSV (`index,title,uri`).
+fn read_titles(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(',')?;
+            let (title, _) = rest.rsplit_once(',')?;
+            let title = title.trim().trim_matches('"').trim();
+            (!title.is_empty()).then(|| title.to_owned())
+        })
+        .collect()
+}
+
+fn read_resumes(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .filter(|t| t.len() > 200)
+        .collect()
+}
+
+/// `n` candidates with a fixed seed: a title, a window of a real resume, sometimes a note.
+fn synthetic(n: usize, titles: &[String], resumes: &[String]) -> Vec<Candidate> {
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    (0..n)
+        .map(|i| {
+            let title = &titles[rng.gen_range(0..titles.len())];
+            let resume = &resumes[rng.gen_range(0..resumes.len())];
+            let start = floor_char(
+                resume,
+                rng.gen_range(0..resume.len().saturating_sub(RESUME_CHARS).max(1)),
+            );
+            let end = floor_char(resume, (start + RESUME_CHARS).min(resume.len()));
+            let mut c = Candidate {
+                id: format!("opp-{i:06}"),
+                contact_id: format!("contact-{:06}", i / 2),
+                headline: title.clone(),
+                location: ["Berlin", "Remote", "London", ""][i % 4].into(),
+                resumes: vec![Resume {
+                    id: format!("res-{i}"),
+                    text: Some(resume[start..end].to_owned()),
+                    text_status: TextStatus::Extracted,
+                    positions: vec![Position {
+                        title: title.clone(),
+                        org: format!("Company {}", rng.gen_range(0..500)),
+                        ..Position::default()
+                    }],
+                    ..Resume::default()
+                }],
+                ..Candidate::default()
+            };
+            if rng.gen_bool(0.3) {
+                c.notes.push(Note {
+                    id: format!("note-{i}"),
+                    comments: vec![format!("Phone screen for {title}: strong communication.")],
+                    ..Note::default()
+                });
+            }
+            c
+        })
+        .collect()
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Storage-layer reopen at scale without the cost of embedding: `n` candidates of
+/// `PASSAGES_PER_CANDIDATE` random unit vectors each (the HNSW graph, chunk table, texts and
+/// rows, i.e. everything `Indexes::open` reads except tantivy, which opens by mmap in ms).
+/// Run: `BENCH_RELOAD_CANDIDATES=100000 cargo bench --bench index_build`.
+fn vector_reload_at_scale(n: usize) {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| {
+        eprintln!("index bench: no temp dir: {e}");
+        std::process::exit(1)
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let start = Instant::now();
+    let result = (|| {
+        let mut writer = VectorWriter::create(tmp.path(), n * PASSAGES_PER_CANDIDATE)?;
+        let text = "x".repeat(600);
+        for ordinal in 0..n as u32 {
+            let passages: Vec<Passage> = (0..PASSAGES_PER_CANDIDATE)
+                .map(|_| Passage {
+                    kind: ChunkKind::Resume,
+                    start: 0,
+                    end: text.len() as u32,
+                    text: text.clone(),
+                })
+                .collect();
+            let vectors = (0..PASSAGES_PER_CANDIDATE)
+                .map(|_| unit_vector(&mut rng))
+                .collect();
+            writer.add(ordinal, &passages, vectors)?;
+        }
+        let name = writer.finish()?;
+        let rows: Vec<CandidateRow> = (0..n)
+            .map(|i| {
+                CandidateRow::new(
+                    &Candidate {
+                        id: format!("opp-{i:08}"),
+                        contact_id: format!("contact-{i:08}"),
+                        location: "berlin".into(),
+                        tags: vec!["backend".into(), "referral".into()],
+                        ..Candidate::default()
+                    },
+                    &ReferenceData::default(),
+                )
+            })
+            .collect();
+        index::rows::write(tmp.path(), &rows)?;
+        Ok::<_, index::Error>(name)
+    })();
+    let name = match result {
+        Ok(Some(name)) => name,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("index bench: vector build failed: {e}");
+            std::process::exit(1)
+        }
+    };
+    println!(
+        "vector layer: {n} candidates x {PASSAGES_PER_CANDIDATE} random vectors written in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    if let Err(e) = std::fs::write(tmp.path().join("basename"), &name) {
+        eprintln!("index bench: {e}");
+        return;
+    }
+    match std::env::current_exe().and_then(|exe| {
+        Command::new(exe)
+            .env(REOPEN_VECTORS_ENV, tmp.path())
+            .output()
+    }) {
+        Ok(out) => print!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("index bench: reopen child failed: {e}"),
+    }
+}
+
+fn reopen_vectors_and_report(dir: &Path) {
+    let name = std::fs::read_to_string(dir.join("basename")).unwrap_or_default();
+    let before = rss_kib();
+    let start = Instant::now();
+    let vectors = match VectorIndex::open(dir, Some(name.trim())) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("reopen failed: {e}");
+            std::process::exit(1)
+        }
+    };
+    let rows = index::rows::read(dir).map(|r| r.len()).unwrap_or(0);
+    let open_ms = start.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "vector layer reopen: {open_ms:.0} ms for {} vectors + {rows} rows, RSS {} MiB (+{} MiB)",
+        vectors.len(),
+        rss_kib() / 1024,
+        rss_kib().saturating_sub(before) / 1024
+    );
+}
+
+fn unit_vector(rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..384).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}

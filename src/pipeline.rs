@@ -1,0 +1,145 @@
+//! Keeps the indexes in step with the store: after a sync commit they are updated in place of
+//! the changed and deleted candidates, or rebuilt when they are missing, were built with another
+//! model, or fell more than one generation behind (say, after a crash between the two steps).
+//!
+//! This is the only place where store and index meet; neither imports the other.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::domain::Candidate;
+use crate::index::{self, Embedder, IndexStats, Indexes, Progress};
+use crate::store::{Commit, Store};
+
+/// What bringing the indexes up to date did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexAction {
+    /// The indexes already described the store's generation.
+    UpToDate,
+    /// Only the changed and deleted candidates were replaced or tombstoned.
+    Updated,
+    /// The indexes were built from the whole store.
+    Rebuilt,
+    /// The store is empty and was never committed: there is nothing to index.
+    Empty,
+}
+
+/// The outcome of [`bring_up_to_date`].
+#[derive(Debug, Clone)]
+pub struct IndexOutcome {
+    /// What was done.
+    pub action: IndexAction,
+    /// The index generation now current.
+    pub generation: Option<u64>,
+    /// The new generation's statistics, when one was written.
+    pub stats: Option<IndexStats>,
+    /// Wall time spent.
+    pub seconds: f64,
+}
+
+/// Held while the indexes of a data folder are being written, so two builds (a `sync` and an
+/// `index`, say) never race to switch generations.
+struct IndexLock {
+    _file: std::fs::File,
+}
+
+impl IndexLock {
+    fn acquire(data_dir: &Path) -> crate::Result<IndexLock> {
+        let path = data_dir.join("index.lock");
+        let io = |source| crate::Error::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        let file = std::fs::File::create(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(IndexLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(crate::Error::Busy(format!(
+                "{}: the indexes are being built by another rediscover process",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+}
+
+/// Rebuilds the indexes from the whole store, whatever generation they describe.
+pub fn rebuild(
+    data_dir: &Path,
+    store: &Store,
+    embedder: &Embedder,
+    progress: &Progress,
+) -> crate::Result<IndexStats> {
+    let _lock = IndexLock::acquire(data_dir)?;
+    Ok(index::try_rebuild(
+        data_dir,
+        store.generation(),
+        store.candidates(),
+        store.reference(),
+        embedder,
+        progress,
+    )?)
+}
+
+/// Brings the indexes of `data_dir` to the store's generation.
+///
+/// `commit` is the commit the caller just made, if any: when the indexes are exactly one
+/// generation behind it, only its changes are applied.
+pub fn bring_up_to_date(
+    data_dir: &Path,
+    store: &Store,
+    commit: Option<&Commit>,
+    embedder: &Embedder,
+    progress: &Progress,
+) -> crate::Result<IndexOutcome> {
+    let started = Instant::now();
+    let _lock = IndexLock::acquire(data_dir)?;
+    let target = store.generation();
+    let current = Indexes::current_generation(data_dir)?;
+    let done = |action, stats: Option<IndexStats>| IndexOutcome {
+        action,
+        generation: stats.as_ref().map(|s| s.generation).or(current),
+        stats,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if current == Some(target) {
+        return Ok(done(IndexAction::UpToDate, None));
+    }
+    if target == 0 && current.is_none() {
+        return Ok(done(IndexAction::Empty, None));
+    }
+    let incremental =
+        commit.filter(|c| c.generation == target && current.is_some_and(|g| g + 1 == target));
+    if let Some(commit) = incremental {
+        let changed: Vec<Candidate> = commit
+            .changed
+            .iter()
+            .filter_map(|id| store.get(id).transpose())
+            .collect::<Result<_, _>>()?;
+        match index::update(
+            data_dir,
+            target,
+            changed.into_iter(),
+            &commit.deleted,
+            store.reference(),
+            embedder,
+            progress,
+        ) {
+            Ok(stats) => return Ok(done(IndexAction::Updated, Some(stats))),
+            Err(index::Error::ModelChanged { .. }) => {
+                tracing::info!("the embedding model changed since the last build: rebuilding");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let stats = index::try_rebuild(
+        data_dir,
+        target,
+        store.candidates(),
+        store.reference(),
+        embedder,
+        progress,
+    )?;
+    Ok(done(IndexAction::Rebuilt, Some(stats)))
+}

@@ -1,0 +1,141 @@
+//! One opportunity's children: resumes (parsed data kept, file text extracted), notes and
+//! feedback (soft-deleted ones dropped), fetched concurrently under the shared limiter.
+
+use crate::domain::{Candidate, Resume, TextStatus};
+use crate::extract::{self, Format};
+use crate::lever::client::path_segment;
+use crate::lever::wire::{WireFeedback, WireNote, WireResume};
+use crate::lever::{Error, LeverClient, MalformedRecord};
+
+/// What fetching one opportunity's children gave.
+#[derive(Debug)]
+pub(super) enum ChildOutcome {
+    /// The full candidate record.
+    Synced {
+        candidate: Box<Candidate>,
+        stats: ChildStats,
+    },
+    /// Lever no longer knows the opportunity (404 on its notes or feedback).
+    Gone,
+}
+
+/// Counters of one opportunity's fetch.
+#[derive(Debug, Default)]
+pub(super) struct ChildStats {
+    pub resumes_downloaded: u64,
+    pub resume_text_failed: u64,
+    pub malformed: Vec<MalformedRecord>,
+}
+
+/// Fetches resumes, notes and feedback of `candidate` (built from the listing) and fills them
+/// in. Resume files are downloaded again: Lever gives no content hash to tell a changed file.
+pub(super) async fn fetch(
+    client: &LeverClient,
+    mut candidate: Candidate,
+) -> Result<ChildOutcome, Error> {
+    let base = format!("/opportunities/{}", path_segment(&candidate.id));
+    let resumes_path = format!("{base}/resumes");
+    let notes_path = format!("{base}/notes");
+    let feedback_path = format!("{base}/feedback");
+    let (resumes, notes, feedback) = tokio::join!(
+        client.list_all::<WireResume>(&resumes_path, Vec::new()),
+        client.list_all::<WireNote>(&notes_path, Vec::new()),
+        client.list_all::<WireFeedback>(&feedback_path, Vec::new()),
+    );
+    let (notes, notes_malformed) = match notes {
+        Err(Error::NotFound { .. }) => return Ok(ChildOutcome::Gone),
+        other => other?,
+    };
+    let (feedback, feedback_malformed) = match feedback {
+        Err(Error::NotFound { .. }) => return Ok(ChildOutcome::Gone),
+        other => other?,
+    };
+    // Lever used to answer 404 for an empty resume list.
+    let (resumes, resumes_malformed) = match resumes {
+        Err(Error::NotFound { .. }) => (Vec::new(), Vec::new()),
+        other => other?,
+    };
+
+    let mut stats = ChildStats::default();
+    stats.malformed.extend(resumes_malformed);
+    stats.malformed.extend(notes_malformed);
+    stats.malformed.extend(feedback_malformed);
+
+    let mut synced = Vec::with_capacity(resumes.len());
+    for wire in &resumes {
+        synced.push(resume_with_text(client, &base, wire, &mut stats).await?);
+    }
+    candidate.resumes = synced;
+    candidate.notes = notes
+        .iter()
+        .filter(|n| !n.is_deleted())
+        .map(WireNote::to_note)
+        .collect();
+    candidate.feedback = feedback
+        .iter()
+        .filter(|f| !f.is_deleted())
+        .map(WireFeedback::to_feedback)
+        .collect();
+    Ok(ChildOutcome::Synced {
+        candidate: Box::new(candidate),
+        stats,
+    })
+}
+
+/// The resume with its file's text, or the reason why there is none.
+async fn resume_with_text(
+    client: &LeverClient,
+    base: &str,
+    wire: &WireResume,
+    stats: &mut ChildStats,
+) -> Result<Resume, Error> {
+    let mut resume = wire.to_resume();
+    let Some(file) = &wire.file else {
+        resume.text_status = TextStatus::NoFile;
+        return Ok(resume);
+    };
+    let ext = resume.file_ext.clone().unwrap_or_default();
+    let Some(format) = Format::from_ext(&ext) else {
+        resume.text_status = TextStatus::Unsupported(ext);
+        return Ok(resume);
+    };
+    if file.status.as_deref() == Some("error") {
+        // Lever answers 422 for these downloads; spare the request.
+        resume.text_status = TextStatus::Unprocessable;
+        return Ok(resume);
+    }
+    let path = format!("{base}/resumes/{}/download", path_segment(&resume.id));
+    let bytes = match client.download(&path).await {
+        Ok(bytes) => bytes,
+        Err(Error::NotFound { .. }) => {
+            resume.text_status = TextStatus::Missing;
+            return Ok(resume);
+        }
+        Err(Error::Unprocessable { .. }) => {
+            resume.text_status = TextStatus::Unprocessable;
+            return Ok(resume);
+        }
+        Err(Error::Malformed { reason, .. }) => {
+            stats.resume_text_failed += 1;
+            resume.text_status = TextStatus::Failed(reason);
+            return Ok(resume);
+        }
+        Err(e) => return Err(e),
+    };
+    stats.resumes_downloaded += 1;
+    let extracted = tokio::task::spawn_blocking(move || extract::extract(format, &bytes))
+        .await
+        .unwrap_or(Err(extract::Error::PdfPanic));
+    match extracted {
+        Ok(text) => {
+            resume.text = Some(text);
+            resume.text_status = TextStatus::Extracted;
+        }
+        Err(e) => {
+            stats.resume_text_failed += 1;
+            tracing::warn!(resume = %resume.id, error = %e, "could not extract resume text");
+            resume.text_status = TextStatus::Failed(e.to_string());
+        }
+    }
+    Ok(resume)
+}

@@ -1,0 +1,502 @@
+//! The sync job: copy the Lever talent pool into the local store, fully the first time and
+//! incrementally after, pipelined under the shared rate limiter, resumable after a crash.
+//!
+//! One run = one store [`Batch`]: reference data, then deletions (incremental runs), then the
+//! opportunity listing, whose records fan out into bounded concurrent child fetches (resumes,
+//! notes, feedback). Every finished opportunity is journaled at once, so a killed run resumes
+//! where it stopped; only [`Batch::commit`] makes the run's work visible.
+
+mod children;
+mod progress;
+mod reference;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::domain::{Candidate, Millis};
+use crate::lever::wire::{DeletedOpportunity, Opportunity};
+use crate::lever::{ClientConfig, Credentials, LeverClient, MalformedRecord};
+use crate::store::{Batch, Commit, Store, SyncState};
+
+use children::ChildOutcome;
+use progress::Progress;
+
+/// Checkpoint key holding the start time of the run in progress (kept across a resume).
+const CHECKPOINT_RUN_STARTED_AT: &str = "run_started_at";
+
+/// At most this many malformed records are listed by id in a report (all are counted).
+const MAX_REPORTED_MALFORMED: usize = 100;
+
+/// Errors that stop a sync run. The store is left as it was (a started batch keeps its journal
+/// so the next run resumes).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Lever refused or failed in a way that stops the run.
+    #[error("lever: {0}")]
+    Lever(#[from] crate::lever::Error),
+    /// The local store failed.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::Error),
+    /// A worker task panicked or was cancelled.
+    #[error("sync worker failed: {0}")]
+    Worker(String),
+}
+
+/// How a run is set up.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// The data folder (the store lives in `DATA/store`).
+    pub data_dir: PathBuf,
+    /// Lever client settings (base URL, rate, retries).
+    pub client: ClientConfig,
+    /// How to authenticate.
+    pub credentials: Credentials,
+    /// Opportunities whose children are fetched at the same time.
+    pub concurrency: usize,
+    /// Overlap subtracted from the last run's start for the incremental window.
+    pub overlap: Duration,
+    /// Show a progress bar (on a terminal) or periodic log lines.
+    pub progress: bool,
+}
+
+impl SyncOptions {
+    /// Defaults: 32 opportunities in flight, 5 minutes of overlap, progress on.
+    pub fn new(
+        data_dir: impl Into<PathBuf>,
+        client: ClientConfig,
+        credentials: Credentials,
+    ) -> Self {
+        SyncOptions {
+            data_dir: data_dir.into(),
+            client,
+            credentials,
+            concurrency: 32,
+            overlap: Duration::from_secs(5 * 60),
+            progress: true,
+        }
+    }
+}
+
+/// Whether the run listed everything or only what changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Every opportunity, no `updated_at` filter (first run, or after an incomplete run).
+    Full,
+    /// Opportunities updated since the last successful run's start minus the overlap.
+    Incremental,
+}
+
+/// What a run did. Ids only, never personal data.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    /// Full or incremental.
+    pub mode: SyncMode,
+    /// Whether the run resumed an interrupted one.
+    pub resumed: bool,
+    /// The store generation after the commit.
+    pub generation: u64,
+    /// Opportunities in the store after the run.
+    pub opportunities_total: u64,
+    /// Opportunities the listing returned.
+    pub opportunities_listed: u64,
+    /// Opportunities whose children were fetched.
+    pub opportunities_fetched: u64,
+    /// Listed opportunities that had not changed, so their stored children were kept.
+    pub opportunities_unchanged: u64,
+    /// Opportunities already staged by the interrupted run this one resumed.
+    pub opportunities_resumed: u64,
+    /// Opportunities new or changed in the store (from the commit).
+    pub opportunities_changed: u64,
+    /// Opportunities removed from the store (from the commit).
+    pub opportunities_deleted: u64,
+    /// Opportunities that could not be synced this run (kept as they were; retried next run).
+    pub opportunities_failed: u64,
+    /// Ids of the failed opportunities.
+    pub failed_ids: Vec<String>,
+    /// Records (or pages) Lever sent that could not be read and were skipped.
+    pub malformed_records: u64,
+    /// The first of them, by path and id.
+    pub malformed: Vec<MalformedRecord>,
+    /// Resume files downloaded.
+    pub resumes_downloaded: u64,
+    /// Resume files whose text could not be extracted (recorded on the resume).
+    pub resume_text_failed: u64,
+    /// HTTP requests sent.
+    pub api_calls: u64,
+    /// Requests that were retries.
+    pub retries: u64,
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// 5xx answers.
+    pub server_errors: u64,
+    /// Wall time of the run.
+    pub wall_seconds: f64,
+    /// What the commit changed (for the indexes).
+    #[serde(skip)]
+    pub commit: Commit,
+}
+
+/// Runs one sync: see the module docs. Returns the report after the commit.
+pub async fn run(options: SyncOptions) -> Result<SyncReport, Error> {
+    let client = LeverClient::new(options.client.clone(), options.credentials.clone())?;
+    run_with_client(&options, &client).await
+}
+
+/// Like [`run`], with a client the caller made (to read its stats or share its limiter).
+pub async fn run_with_client(
+    options: &SyncOptions,
+    client: &LeverClient,
+) -> Result<SyncReport, Error> {
+    let started = Instant::now();
+    let now = now_millis();
+    let calls_before = client.stats();
+    let mut tally = Tally::default();
+
+    // Reference data first: it also proves the credential before the store is touched.
+    let (reference, confidential_access) = reference::fetch(client, &mut tally.malformed).await?;
+
+    let mut batch = Store::begin(&options.data_dir)?;
+    let resumed = batch.resumed();
+    let run_started_at = match batch
+        .checkpoint(CHECKPOINT_RUN_STARTED_AT)
+        .and_then(|v| v.parse::<Millis>().ok())
+    {
+        Some(t) => t,
+        None => {
+            batch.set_checkpoint(CHECKPOINT_RUN_STARTED_AT, now.to_string())?;
+            now
+        }
+    };
+    let previous = batch.base().sync_state().clone();
+    let overlap = options.overlap.as_millis() as Millis;
+    let mode = match previous.last_run_started_at {
+        Some(_) => SyncMode::Incremental,
+        None => SyncMode::Full,
+    };
+    tracing::info!(?mode, resumed, stored = batch.base().len(), "sync started");
+    batch.set_reference(reference)?;
+
+    if mode == SyncMode::Incremental {
+        let since = previous
+            .deleted_checkpoint
+            .or(previous.last_run_started_at.map(|t| t - overlap))
+            .unwrap_or(0);
+        purge_deleted(client, &mut batch, since, &mut tally).await?;
+    }
+
+    let mut query: Vec<(&'static str, String)> = vec![
+        ("expand", "applications".into()),
+        ("expand", "stage".into()),
+    ];
+    if confidential_access {
+        query.push(("confidentiality", "all".into()));
+    }
+    if let (SyncMode::Incremental, Some(last)) = (mode, previous.last_run_started_at) {
+        query.push(("updated_at_start", (last - overlap).to_string()));
+    }
+
+    let mut progress = Progress::new(options.progress);
+    let listing_complete = sync_opportunities(
+        client,
+        &mut batch,
+        query,
+        options.concurrency,
+        &mut tally,
+        &mut progress,
+    )
+    .await?;
+    progress.finish();
+
+    if mode == SyncMode::Full && listing_complete {
+        // Whatever the store holds that a complete listing no longer shows is gone.
+        let gone: Vec<String> = batch
+            .base()
+            .ids()
+            .filter(|id| !tally.seen.contains(*id))
+            .map(str::to_owned)
+            .collect();
+        for id in gone {
+            batch.delete(&id)?;
+        }
+    }
+
+    // Advance the incremental window only when nothing was left behind.
+    let clean = listing_complete && tally.failed_ids.is_empty();
+    let sync_state = SyncState {
+        last_run_started_at: if clean {
+            Some(run_started_at)
+        } else {
+            previous.last_run_started_at
+        },
+        last_success_at: Some(now_millis()),
+        deleted_checkpoint: if clean {
+            Some(run_started_at - overlap)
+        } else {
+            previous.deleted_checkpoint
+        },
+        runs: previous.runs + 1,
+    };
+    let commit = batch.commit(sync_state)?;
+    let total = Store::open(&options.data_dir)?.len() as u64;
+
+    let stats = client.stats();
+    let report = SyncReport {
+        mode,
+        resumed,
+        generation: commit.generation,
+        opportunities_total: total,
+        opportunities_listed: tally.seen.len() as u64,
+        opportunities_fetched: tally.fetched,
+        opportunities_unchanged: tally.unchanged,
+        opportunities_resumed: tally.resumed,
+        opportunities_changed: commit.changed.len() as u64,
+        opportunities_deleted: commit.deleted.len() as u64,
+        opportunities_failed: tally.failed_ids.len() as u64,
+        failed_ids: tally.failed_ids,
+        malformed_records: tally.malformed.len() as u64,
+        malformed: tally
+            .malformed
+            .into_iter()
+            .take(MAX_REPORTED_MALFORMED)
+            .collect(),
+        resumes_downloaded: tally.resumes_downloaded,
+        resume_text_failed: tally.resume_text_failed,
+        api_calls: stats.api_calls - calls_before.api_calls,
+        retries: stats.retries - calls_before.retries,
+        rate_limited: stats.rate_limited - calls_before.rate_limited,
+        server_errors: stats.server_errors - calls_before.server_errors,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        commit,
+    };
+    tracing::info!(
+        generation = report.generation,
+        total = report.opportunities_total,
+        changed = report.opportunities_changed,
+        deleted = report.opportunities_deleted,
+        failed = report.opportunities_failed,
+        malformed = report.malformed_records,
+        api_calls = report.api_calls,
+        wall_seconds = format!("{:.1}", report.wall_seconds),
+        "sync finished"
+    );
+    Ok(report)
+}
+
+/// Counts and ids gathered during a run.
+#[derive(Default)]
+struct Tally {
+    seen: HashSet<String>,
+    fetched: u64,
+    unchanged: u64,
+    resumed: u64,
+    failed_ids: Vec<String>,
+    malformed: Vec<MalformedRecord>,
+    resumes_downloaded: u64,
+    resume_text_failed: u64,
+}
+
+/// Deletes what `/opportunities/deleted` lists since `since`.
+async fn purge_deleted(
+    client: &LeverClient,
+    batch: &mut Batch,
+    since: Millis,
+    tally: &mut Tally,
+) -> Result<(), Error> {
+    let (deleted, malformed) = client
+        .list_all::<DeletedOpportunity>(
+            "/opportunities/deleted",
+            vec![("deleted_at_start", since.max(0).to_string())],
+        )
+        .await?;
+    tally.malformed.extend(malformed);
+    for item in deleted {
+        batch.delete(&item.id)?;
+    }
+    Ok(())
+}
+
+/// Messages from the listing task to the writer.
+enum Listed {
+    Opportunity(Box<Opportunity>),
+    Malformed(MalformedRecord),
+    /// The listing restarted from page 1 (stale token): already-seen ids will come again.
+    Restarted,
+}
+
+/// Lists opportunities (own task, one page ahead) and fans their child fetches out to at most
+/// `concurrency` tasks; this task alone writes the batch. Returns whether the listing was read
+/// to the end without a malformed page.
+async fn sync_opportunities(
+    client: &LeverClient,
+    batch: &mut Batch,
+    query: Vec<(&'static str, String)>,
+    concurrency: usize,
+    tally: &mut Tally,
+    progress: &mut Progress,
+) -> Result<bool, Error> {
+    let (sender, mut receiver) = mpsc::channel::<Listed>(256);
+    let lister_client = client.clone();
+    let mut lister = tokio::spawn(async move {
+        let mut listing = lister_client.list::<Opportunity>("/opportunities", query);
+        loop {
+            let page = match listing.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => return Ok(true),
+                Err(crate::lever::Error::Malformed { path, reason }) => {
+                    let _ = sender
+                        .send(Listed::Malformed(MalformedRecord {
+                            path,
+                            id: None,
+                            reason,
+                        }))
+                        .await;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            };
+            if page.restarted && sender.send(Listed::Restarted).await.is_err() {
+                return Ok(false);
+            }
+            for record in page.malformed {
+                if sender.send(Listed::Malformed(record)).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            for opp in page.items {
+                if sender
+                    .send(Listed::Opportunity(Box::new(opp)))
+                    .await
+                    .is_err()
+                {
+                    return Ok(false);
+                }
+            }
+        }
+    });
+
+    let mut in_flight: JoinSet<(String, Result<ChildOutcome, crate::lever::Error>)> =
+        JoinSet::new();
+    let mut listing_open = true;
+    let concurrency = concurrency.max(1);
+    let outcome = loop {
+        tokio::select! {
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let (id, result) = joined.map_err(|e| Error::Worker(e.to_string()))?;
+                if let Err(e) = record_outcome(batch, id, result, tally) {
+                    break Err(e);
+                }
+                progress.update(tally.seen.len(), tally.fetched + tally.unchanged + tally.resumed, client.stats().api_calls);
+            }
+            listed = receiver.recv(), if listing_open && in_flight.len() < concurrency => {
+                match listed {
+                    None => listing_open = false,
+                    Some(Listed::Restarted) => {}
+                    Some(Listed::Malformed(record)) => {
+                        tracing::warn!(path = %record.path, id = record.id.as_deref().unwrap_or("-"), reason = %record.reason, "skipped a malformed record");
+                        tally.malformed.push(record);
+                    }
+                    Some(Listed::Opportunity(opp)) => {
+                        if let Err(e) = dispatch(client, batch, *opp, tally, &mut in_flight) {
+                            break Err(e);
+                        }
+                    }
+                }
+            }
+            else => break Ok(()),
+        }
+    };
+    if let Err(e) = outcome {
+        in_flight.abort_all();
+        lister.abort();
+        return Err(e);
+    }
+    let complete = (&mut lister)
+        .await
+        .map_err(|e| Error::Worker(e.to_string()))??;
+    Ok(complete)
+}
+
+/// Decides what to do with one listed opportunity: skip (already staged or seen), keep its
+/// stored children (unchanged), or fetch its children in a new task.
+fn dispatch(
+    client: &LeverClient,
+    batch: &mut Batch,
+    opp: Opportunity,
+    tally: &mut Tally,
+    in_flight: &mut JoinSet<(String, Result<ChildOutcome, crate::lever::Error>)>,
+) -> Result<(), Error> {
+    if !tally.seen.insert(opp.id.clone()) {
+        return Ok(());
+    }
+    if batch.is_staged(&opp.id) {
+        tally.resumed += 1;
+        return Ok(());
+    }
+    let stored = batch.base().get(&opp.id)?;
+    let mut candidate = opp.to_candidate();
+    if let Some(stored) = stored.as_ref().filter(|s| unchanged(s, &candidate)) {
+        candidate.resumes = stored.resumes.clone();
+        candidate.notes = stored.notes.clone();
+        candidate.feedback = stored.feedback.clone();
+        tally.unchanged += 1;
+        batch.upsert(candidate)?;
+        return Ok(());
+    }
+    let client = client.clone();
+    in_flight.spawn(async move {
+        let id = candidate.id.clone();
+        let result = children::fetch(&client, candidate).await;
+        (id, result)
+    });
+    Ok(())
+}
+
+/// Children can be kept when Lever says the opportunity did not change since it was stored
+/// (same non-null `updatedAt`) and no new activity happened on it (`lastInteractionAt`).
+fn unchanged(stored: &Candidate, listed: &Candidate) -> bool {
+    listed.updated_at.is_some()
+        && stored.updated_at == listed.updated_at
+        && stored.last_interaction_at >= listed.last_interaction_at
+}
+
+/// Journals one finished child fetch; a credential error stops the run, any other failure is
+/// counted and the opportunity is left as stored.
+fn record_outcome(
+    batch: &mut Batch,
+    id: String,
+    result: Result<ChildOutcome, crate::lever::Error>,
+    tally: &mut Tally,
+) -> Result<(), Error> {
+    match result {
+        Ok(ChildOutcome::Synced { candidate, stats }) => {
+            tally.fetched += 1;
+            tally.resumes_downloaded += stats.resumes_downloaded;
+            tally.resume_text_failed += stats.resume_text_failed;
+            tally.malformed.extend(stats.malformed);
+            batch.upsert(*candidate)?;
+        }
+        Ok(ChildOutcome::Gone) => {
+            tally.fetched += 1;
+            batch.delete(&id)?;
+        }
+        Err(e) if e.is_auth() => return Err(Error::Lever(e)),
+        Err(e) => {
+            tracing::warn!(id = %id, error = %e, "could not sync an opportunity; it is retried next run");
+            tally.failed_ids.push(id);
+        }
+    }
+    Ok(())
+}
+
+fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or_default()
+}
