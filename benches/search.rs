@@ -18,7 +18,7 @@ use rediscover::domain::{
 };
 use rediscover::engine::Engine;
 use rediscover::index::{self, Embedder, Indexes};
-use rediscover::search::{KeywordCollector, Query, SearchResponse, Timings};
+use rediscover::search::{self, KeywordCollector, Query, QueryEmbedder, SearchResponse, Timings};
 use rediscover::store::{Store, SyncState};
 
 struct Family {
@@ -413,6 +413,36 @@ fn run_queries(
         .collect()
 }
 
+/// Recall@10 of the HNSW search at the breadth a 20-result query uses, against exact search.
+fn vector_recall(engine: &Engine, embedder: &Arc<Embedder>, texts: &[String]) {
+    let snapshot = engine.snapshot().expect("snapshot");
+    let vectors = snapshot.indexes.vectors();
+    let queries = QueryEmbedder::new(Arc::clone(embedder), 0);
+    let k = search::depth_for(20) * 3;
+    let (mut found, mut wanted) = (0usize, 0usize);
+    for text in texts.iter().take(100) {
+        let (title, body) = search::split_title(text);
+        let query = queries.embed(title, body).expect("embed");
+        let exact: Vec<u32> = vectors
+            .exact_search(&query.vector, 10)
+            .iter()
+            .map(|h| h.chunk)
+            .collect();
+        let approx: Vec<u32> = vectors
+            .search(&query.vector, k, k)
+            .iter()
+            .take(10)
+            .map(|h| h.chunk)
+            .collect();
+        found += exact.iter().filter(|c| approx.contains(c)).count();
+        wanted += exact.len();
+    }
+    println!(
+        "vector recall@10 (k = ef = {k}): {:.4}",
+        found as f64 / wanted.max(1) as f64
+    );
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -478,6 +508,8 @@ fn main() {
             percentile(&mut keyword, 0.99)
         );
     }
+
+    vector_recall(&engine, &embedder, &full);
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let engine = Arc::new(engine);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::domain::{Candidate, Position, ReferenceData, Resume, TextStatus};
+use crate::domain::{Candidate, Note, Position, ReferenceData, Resume, TextStatus};
 use crate::index::{self, Embedder, Indexes};
 use crate::search::fusion::{self, Fusion, Normalize, Scored};
 use crate::search::{self, Allowed, KeywordCollector, QueryEmbedder, RetrievalSpec, TermOptions};
@@ -488,14 +488,25 @@ pub fn ndcg(system: &[f64], truth: &[f64]) -> f64 {
 // ---- shared helpers ------------------------------------------------------------------------
 
 /// A corpus document as a candidate: the label as headline, alternative labels as position
-/// titles (so they count as titles), and the description as resume text.
+/// titles (so the keyword side counts them as titles) and as one note each (so each label gets
+/// its own passage vector, as a person's past roles would), and the description as resume text.
 fn corpus_candidate(
     id: &str,
     label: &str,
     alt_labels: Vec<String>,
     description: &str,
 ) -> Candidate {
+    let notes = alt_labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Note {
+            id: format!("label-{i}"),
+            comments: vec![l.clone()],
+            ..Note::default()
+        })
+        .collect();
     Candidate {
+        notes,
         id: id.to_owned(),
         contact_id: format!("contact-{id}"),
         headline: label.to_owned(),

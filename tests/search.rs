@@ -1264,3 +1264,68 @@ fn cli_match_json_table_batch_and_errors() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn cli_serve_refuses_public_address_without_token_and_serves_on_loopback() {
+    use std::io::BufRead;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rediscover"))
+        .args([
+            "serve",
+            "--data",
+            "unused",
+            "--listen",
+            "0.0.0.0:0",
+            "--no-model",
+        ])
+        .env_remove("REDISCOVER_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("REDISCOVER_TOKEN"), "{stderr}");
+
+    let fx = Fixture::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rediscover"))
+        .args([
+            "serve",
+            "--data",
+            fx.data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--no-model",
+        ])
+        .env("REDISCOVER_TOKEN", "tok")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let response = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/v1/match"))
+            .bearer_auth("tok")
+            .json(&serde_json::json!({"text": RUST_POSTING, "limit": 2}))
+            .send()
+            .await?;
+        let status = response.status();
+        Ok::<_, reqwest::Error>((status, response.json::<MatchResponse>().await?))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (status, body) = response.unwrap();
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(
+        body.degraded,
+        "--no-model serves keyword results, marked degraded"
+    );
+    assert_eq!(body.results.len(), 2);
+}
