@@ -188,7 +188,7 @@ impl KeywordIndex {
     }
 }
 
-/// Turns bare words holding `+`, `#`, `/` or an inner or leading `.` into exact-field phrases
+/// Rewrites `AND NOT` as `NOT` (see below) and turns bare words holding `+`, `#`, `/` or an inner or leading `.` into exact-field phrases
 /// (`C++` -> `exact:"C++"`): the stemmed fields would reduce them to `c` or `net`.
 fn quote_special_words(query: &str) -> String {
     let mut out = Vec::new();
@@ -218,6 +218,11 @@ fn quote_special_words(query: &str) -> String {
                 &rest[..open],
                 &rest[rest.len() - close..]
             ));
+        } else if word == "NOT" && out.last().is_some_and(|w| w == "AND") {
+            // tantivy reads `a AND NOT b` as `+a +(-b)`, and a clause that only excludes
+            // matches nothing; `a NOT b` means what the user meant.
+            out.pop();
+            out.push(word.to_owned());
         } else {
             out.push(word.to_owned());
         }
