@@ -594,7 +594,7 @@ mod flat {
         let name = write(first.path(), &vectors);
         // Drop every fifth ordinal (below the compaction ratio) and add one new candidate.
         let second = tempfile::tempdir().unwrap();
-        let gone = |o: u32| o % 5 == 0;
+        let gone = |o: u32| o.is_multiple_of(5);
         let (mut w, compacted) =
             VectorWriter::continue_from(first.path(), Some(&name), second.path(), &gone, 0.5)
                 .unwrap();
