@@ -176,11 +176,16 @@ fn recall(data: &Path, embedder: &Embedder, queries_csv: &Path) {
 
 /// Resident set size of this process (KiB), from /proc/self/status.
 fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// A KiB field of /proc/self/status (`VmRSS:`, `RssAnon:`, `RssFile:`...).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -367,6 +372,7 @@ fn reopen_vectors_and_report(dir: &Path) {
     let random: Vec<Vec<f32>> = (0..QUERIES).map(|_| unit_vector(&mut noise)).collect();
 
     let before = rss_kib();
+    let anon_before = status_kib("RssAnon:");
     let start = Instant::now();
     let vectors = match VectorIndex::open(dir, Some(name.trim())) {
         Ok(v) => v,
@@ -390,14 +396,17 @@ fn reopen_vectors_and_report(dir: &Path) {
     }
     let first_ms = start.elapsed().as_secs_f64() * 1e3;
     let after_queries = rss_kib();
+    let anon = status_kib("RssAnon:").saturating_sub(anon_before);
     println!(
         "after {QUERIES} queries (ef={}, cold pages): {first_ms:.0} ms total, RSS {} MiB (+{} MiB \
-         since open, +{} MiB since start = {:.0} bytes/vector)",
+         since open, +{} MiB since start = {:.0} bytes/vector; of which anonymous +{} KiB, the \
+         rest clean mmap'd file pages)",
         index::DEFAULT_EF,
         after_queries / 1024,
         after_queries.saturating_sub(after_open) / 1024,
         after_queries.saturating_sub(before) / 1024,
-        after_queries.saturating_sub(before) as f64 * 1024.0 / vectors.len().max(1) as f64
+        after_queries.saturating_sub(before) as f64 * 1024.0 / vectors.len().max(1) as f64,
+        anon
     );
     for (kind, queries) in [("near", &near), ("random", &random)] {
         let exact: Vec<Vec<VectorHit>> = queries
