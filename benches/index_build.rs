@@ -8,6 +8,10 @@
 //! Queries are held-out titles from `titles.test.csv`.
 //!
 //! Run: `BENCH_CANDIDATES=2000 cargo bench --bench index_build`.
+//!
+//! `BENCH_RELOAD_CANDIDATES=N` instead measures the vector layer alone at scale: N candidates
+//! of random unit vectors, then in a fresh process reopen time, resident memory after reopen
+//! and after 100 queries, and recall@10 against exact search with latency for several `ef`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +30,8 @@ const REOPEN_ENV: &str = "BENCH_REOPEN_DATA";
 const REOPEN_VECTORS_ENV: &str = "BENCH_REOPEN_VECTORS";
 /// Passages per candidate in the vector reload measurement.
 const PASSAGES_PER_CANDIDATE: usize = 5;
+/// Queries of each kind in the vector reload measurement.
+const QUERIES: usize = 100;
 /// Characters of resume text per synthetic candidate (about one to two passages).
 const RESUME_CHARS: usize = 1200;
 
@@ -170,11 +176,16 @@ fn recall(data: &Path, embedder: &Embedder, queries_csv: &Path) {
 
 /// Resident set size of this process (KiB), from /proc/self/status.
 fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// A KiB field of /proc/self/status (`VmRSS:`, `RssAnon:`, `RssFile:`...).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -318,6 +329,15 @@ fn vector_reload_at_scale(n: usize) {
         "vector layer: {n} candidates x {PASSAGES_PER_CANDIDATE} random vectors written in {:.1} s",
         start.elapsed().as_secs_f64()
     );
+    for file in [
+        "graph.bin",
+        "vectors.f32",
+        "vectors.hnsw.graph",
+        "vectors.hnsw.data",
+    ] {
+        let bytes = std::fs::metadata(tmp.path().join(file)).map_or(0, |m| m.len());
+        println!("  {file}: {:.1} MiB", bytes as f64 / (1 << 20) as f64);
+    }
     if let Err(e) = std::fs::write(tmp.path().join("basename"), &name) {
         eprintln!("index bench: {e}");
         return;
@@ -338,7 +358,21 @@ fn vector_reload_at_scale(n: usize) {
 
 fn reopen_vectors_and_report(dir: &Path) {
     let name = std::fs::read_to_string(dir.join("basename")).unwrap_or_default();
+    // Queries first, so their memory is not counted: near a stored vector (the first rows,
+    // regenerated from the writer's seed) and uniformly random.
+    let mut rows = ChaCha8Rng::seed_from_u64(9);
+    let mut noise = ChaCha8Rng::seed_from_u64(10);
+    let near: Vec<Vec<f32>> = (0..QUERIES)
+        .map(|_| {
+            let v = unit_vector(&mut rows);
+            let r = unit_vector(&mut noise);
+            normalised(v.iter().zip(&r).map(|(a, b)| a + b).collect())
+        })
+        .collect();
+    let random: Vec<Vec<f32>> = (0..QUERIES).map(|_| unit_vector(&mut noise)).collect();
+
     let before = rss_kib();
+    let anon_before = status_kib("RssAnon:");
     let start = Instant::now();
     let vectors = match VectorIndex::open(dir, Some(name.trim())) {
         Ok(v) => v,
@@ -349,12 +383,63 @@ fn reopen_vectors_and_report(dir: &Path) {
     };
     let rows = index::rows::read(dir).map(|r| r.len()).unwrap_or(0);
     let open_ms = start.elapsed().as_secs_f64() * 1e3;
+    let after_open = rss_kib();
     println!(
         "vector layer reopen: {open_ms:.0} ms for {} vectors + {rows} rows, RSS {} MiB (+{} MiB)",
         vectors.len(),
-        rss_kib() / 1024,
-        rss_kib().saturating_sub(before) / 1024
+        after_open / 1024,
+        after_open.saturating_sub(before) / 1024
     );
+    let start = Instant::now();
+    for q in &near {
+        std::hint::black_box(vectors.search(q, 10, index::DEFAULT_EF));
+    }
+    let first_ms = start.elapsed().as_secs_f64() * 1e3;
+    let after_queries = rss_kib();
+    let anon = status_kib("RssAnon:").saturating_sub(anon_before);
+    println!(
+        "after {QUERIES} queries (ef={}, cold pages): {first_ms:.0} ms total, RSS {} MiB (+{} MiB \
+         since open, +{} MiB since start = {:.0} bytes/vector; of which anonymous +{} KiB, the \
+         rest clean mmap'd file pages)",
+        index::DEFAULT_EF,
+        after_queries / 1024,
+        after_queries.saturating_sub(after_open) / 1024,
+        after_queries.saturating_sub(before) / 1024,
+        after_queries.saturating_sub(before) as f64 * 1024.0 / vectors.len().max(1) as f64,
+        anon
+    );
+    for (kind, queries) in [("near", &near), ("random", &random)] {
+        let exact: Vec<Vec<VectorHit>> = queries
+            .iter()
+            .map(|q| vectors.exact_search(q, 10))
+            .collect();
+        for ef in [32, 64, 128] {
+            let start = Instant::now();
+            let hits: Vec<Vec<VectorHit>> =
+                queries.iter().map(|q| vectors.search(q, 10, ef)).collect();
+            let us = start.elapsed().as_secs_f64() * 1e6 / queries.len() as f64;
+            let found: usize = hits
+                .iter()
+                .zip(&exact)
+                .map(|(h, t)| {
+                    h.iter()
+                        .filter(|x| t.iter().any(|y| y.chunk == x.chunk))
+                        .count()
+                })
+                .sum();
+            let total: usize = exact.iter().map(Vec::len).sum();
+            println!(
+                "flat hnsw {kind:>6} queries ef={ef:>3}: recall@10 {:.4}, {us:.0} us/query",
+                found as f64 / total.max(1) as f64
+            );
+        }
+    }
+}
+
+fn normalised(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
 }
 
 fn unit_vector(rng: &mut ChaCha8Rng) -> Vec<f32> {

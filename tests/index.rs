@@ -462,3 +462,229 @@ fn index_types_can_be_shared_across_threads() {
     shared::<Embedder>();
     shared::<rediscover::index::Indexes>();
 }
+
+/// The flat, memory-mapped HNSW read path on random unit vectors (no model needed).
+mod flat {
+    use std::path::Path;
+
+    use hnsw_rs::prelude::{DistDot, Hnsw, HnswIo};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use rediscover::index::chunk::{ChunkKind, Passage};
+    use rediscover::index::vector::{VectorIndex, VectorWriter};
+    use rediscover::index::{Error, VectorHit};
+
+    const DIM: usize = 384;
+    const PER_ORDINAL: usize = 3;
+
+    fn unit(rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+
+    /// A query near a stored vector: the vector plus as much noise, renormalised.
+    fn near(v: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let noise = unit(rng);
+        let mut q: Vec<f32> = v.iter().zip(&noise).map(|(a, b)| a + b).collect();
+        let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+        q.iter_mut().for_each(|x| *x /= norm);
+        q
+    }
+
+    fn passages(ordinal: u32) -> Vec<Passage> {
+        (0..PER_ORDINAL)
+            .map(|i| {
+                let text = format!("passage {i} of {ordinal}");
+                Passage {
+                    kind: ChunkKind::Resume,
+                    start: 0,
+                    end: text.len() as u32,
+                    text,
+                }
+            })
+            .collect()
+    }
+
+    /// Writes `vectors` (grouped `PER_ORDINAL` to an ordinal); returns the hnsw dump name.
+    fn write(dir: &Path, vectors: &[Vec<f32>]) -> String {
+        let mut w = VectorWriter::create(dir, vectors.len()).unwrap();
+        for (ordinal, group) in vectors.chunks(PER_ORDINAL).enumerate() {
+            w.add(
+                ordinal as u32,
+                &passages(ordinal as u32)[..group.len()],
+                group.to_vec(),
+            )
+            .unwrap();
+        }
+        w.finish().unwrap().unwrap()
+    }
+
+    fn ids(hits: &[VectorHit]) -> Vec<u32> {
+        hits.iter().map(|h| h.chunk).collect()
+    }
+
+    /// Share of `truth` found in `got`.
+    fn overlap(got: &[u32], truth: &[u32]) -> f64 {
+        truth.iter().filter(|t| got.contains(t)).count() as f64 / truth.len().max(1) as f64
+    }
+
+    #[test]
+    fn flat_search_matches_exact_and_hnsw_rs() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let vectors: Vec<Vec<f32>> = (0..3000).map(|_| unit(&mut rng)).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let name = write(tmp.path(), &vectors);
+        let ix = VectorIndex::open(tmp.path(), Some(&name)).unwrap();
+        assert_eq!(ix.len(), 3000);
+        let mut io = HnswIo::new(tmp.path(), &name);
+        let reference: Hnsw<f32, DistDot> = io.load_hnsw().unwrap();
+
+        let queries: Vec<Vec<f32>> = (0..60)
+            .map(|i| near(&vectors[(i * 47) % vectors.len()], &mut rng))
+            .collect();
+        let exact: Vec<Vec<VectorHit>> = queries.iter().map(|q| ix.exact_search(q, 10)).collect();
+        let truths: Vec<Vec<u32>> = exact.iter().map(|e| ids(e)).collect();
+        assert!(truths.iter().all(|t| t.len() == 10));
+        // Random 384-d vectors are the hard case for HNSW (neighbours are barely nearer than
+        // the rest): at ef 64 both searches miss a few, and must miss the same amount.
+        for ef in [64, 128] {
+            let (mut flat, mut theirs) = (0.0, 0.0);
+            for ((q, truth), exact) in queries.iter().zip(&truths).zip(&exact) {
+                let hits = ix.search(q, 10, ef);
+                assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
+                if hits[0].chunk == exact[0].chunk {
+                    assert!((hits[0].similarity - exact[0].similarity).abs() < 1e-5);
+                }
+                flat += overlap(&ids(&hits), truth);
+                let hnsw_ids: Vec<u32> = reference
+                    .search(q, 10, ef)
+                    .iter()
+                    .map(|n| n.d_id as u32)
+                    .collect();
+                theirs += overlap(&hnsw_ids, truth);
+            }
+            let (flat, theirs) = (flat / 60.0, theirs / 60.0);
+            eprintln!("ef {ef}: flat recall@10 {flat:.3}, hnsw_rs {theirs:.3}");
+            assert!(
+                flat + 0.01 >= theirs,
+                "ef {ef}: flat {flat:.3} below hnsw_rs {theirs:.3}"
+            );
+            if ef == 128 {
+                assert!(flat >= 0.98, "ef {ef}: flat recall@10 {flat:.3}");
+            }
+        }
+        // A stored vector finds itself first, with similarity 1.
+        let own = ix.search(&vectors[1234], 10, 64)[0];
+        assert_eq!(own.chunk, 1234);
+        assert!((own.similarity - 1.0).abs() < 1e-5);
+        // Texts and chunk table still line up.
+        assert_eq!(ix.chunk_text(1234), "passage 1 of 411");
+        assert_eq!(ix.chunk(1234).ordinal, 411);
+        // A query of another dimension finds nothing rather than failing.
+        assert!(ix.search(&[1.0; 8], 10, 64).is_empty());
+    }
+
+    #[test]
+    fn tombstones_are_never_returned_and_update_reopens() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let vectors: Vec<Vec<f32>> = (0..900).map(|_| unit(&mut rng)).collect();
+        let first = tempfile::tempdir().unwrap();
+        let name = write(first.path(), &vectors);
+        // Drop every fifth ordinal (below the compaction ratio) and add one new candidate.
+        let second = tempfile::tempdir().unwrap();
+        let gone = |o: u32| o.is_multiple_of(5);
+        let (mut w, compacted) =
+            VectorWriter::continue_from(first.path(), Some(&name), second.path(), &gone, 0.5)
+                .unwrap();
+        assert!(!compacted);
+        let added: Vec<Vec<f32>> = (0..PER_ORDINAL).map(|_| unit(&mut rng)).collect();
+        w.add(300, &passages(300), added.clone()).unwrap();
+        let name = w.finish().unwrap().unwrap();
+        let ix = VectorIndex::open(second.path(), Some(&name)).unwrap();
+        assert_eq!(ix.len(), 900 + PER_ORDINAL);
+        assert_eq!(ix.tombstones(), 60 * PER_ORDINAL);
+        for (id, v) in vectors.iter().enumerate().step_by(7) {
+            let dead = gone((id / PER_ORDINAL) as u32);
+            assert_eq!(ix.is_tombstoned(id as u32), dead);
+            let hits = ix.search(v, 10, 64);
+            assert_eq!(hits.len(), 10, "tombstones are walked through, not counted");
+            assert!(hits.iter().all(|h| !ix.is_tombstoned(h.chunk)));
+            assert!(
+                ix.exact_search(v, 10)
+                    .iter()
+                    .all(|h| !ix.is_tombstoned(h.chunk))
+            );
+            if !dead {
+                assert_eq!(hits[0].chunk, id as u32);
+            }
+        }
+        for (i, v) in added.iter().enumerate() {
+            let hit = ix.search(v, 1, 64)[0];
+            assert_eq!(hit.chunk as usize, 900 + i);
+            assert_eq!(ix.chunk(hit.chunk).ordinal, 300);
+        }
+        // Compaction copies the live rows from the flat vectors and renumbers them.
+        let third = tempfile::tempdir().unwrap();
+        let (w, compacted) =
+            VectorWriter::continue_from(second.path(), Some(&name), third.path(), &|_| false, 0.1)
+                .unwrap();
+        assert!(compacted);
+        let name = w.finish().unwrap().unwrap();
+        let ix = VectorIndex::open(third.path(), Some(&name)).unwrap();
+        assert_eq!((ix.len(), ix.tombstones()), (720 + PER_ORDINAL, 0));
+        // Ordinal 0 was dropped: vector 3 (ordinal 1) is now chunk 0.
+        let hit = ix.search(&vectors[3], 1, 64)[0];
+        assert_eq!((hit.chunk, ix.chunk(hit.chunk).ordinal), (0, 1));
+    }
+
+    #[test]
+    fn damaged_graph_files_are_errors_not_panics() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let vectors: Vec<Vec<f32>> = (0..300).map(|_| unit(&mut rng)).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let name = write(tmp.path(), &vectors);
+        let graph = tmp.path().join("graph.bin");
+        let rows = tmp.path().join("vectors.f32");
+        let (graph_bytes, row_bytes) = (
+            std::fs::read(&graph).unwrap(),
+            std::fs::read(&rows).unwrap(),
+        );
+        let damaged = |file: &Path, bytes: &[u8]| {
+            std::fs::write(file, bytes).unwrap();
+            let err = VectorIndex::open(tmp.path(), Some(&name)).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+            assert!(err.to_string().contains("rediscover index"), "{err}");
+        };
+        damaged(&graph, &graph_bytes[..graph_bytes.len() - 8]);
+        damaged(&graph, &graph_bytes[..20]);
+        damaged(&graph, b"");
+        let mut flipped = graph_bytes.clone();
+        flipped[..8].copy_from_slice(b"NOTAGRPH");
+        damaged(&graph, &flipped);
+        let mut bad_points = graph_bytes.clone();
+        bad_points[16..20].copy_from_slice(&299u32.to_le_bytes());
+        damaged(&graph, &bad_points);
+        std::fs::write(&graph, &graph_bytes).unwrap();
+        damaged(&rows, &row_bytes[..row_bytes.len() - 4]);
+        std::fs::write(&rows, &row_bytes).unwrap();
+        assert_eq!(
+            VectorIndex::open(tmp.path(), Some(&name)).unwrap().len(),
+            300
+        );
+        // Garbage inside layer 0 (read lazily: offsets and neighbour ids out of range)
+        // degrades results, never panics.
+        let layers = u32::from_le_bytes(graph_bytes[32..36].try_into().unwrap()) as usize;
+        let offsets = 40 + layers * 16 + 304;
+        let mut wild = graph_bytes.clone();
+        wild[offsets + 80..offsets + 160].fill(0xff);
+        let neighbours = offsets + 301 * 8;
+        wild[neighbours + 100..neighbours + 900].fill(0xff);
+        std::fs::write(&graph, &wild).unwrap();
+        let ix = VectorIndex::open(tmp.path(), Some(&name)).unwrap();
+        for v in vectors.iter().step_by(10) {
+            assert!(ix.search(v, 10, 64).len() <= 10);
+        }
+    }
+}

@@ -1,10 +1,17 @@
-//! The vector index: an HNSW graph (hnsw_rs, dot product on unit vectors = cosine) over every
-//! passage, the chunk table mapping each vector to its opportunity ordinal, kind and text span,
-//! the passage texts (an mmap'd blob) and the tombstone set of replaced or deleted chunks.
+//! The vector index: an HNSW graph (dot product on unit vectors = cosine) over every passage,
+//! the chunk table mapping each vector to its opportunity ordinal, kind and text span, the
+//! passage texts (an mmap'd blob) and the tombstone set of replaced or deleted chunks.
 //!
-//! Files in a generation directory: `vectors.hnsw.graph` + `vectors.hnsw.data` (hnsw_rs dump),
-//! `chunks.bin` (bincode: chunk infos and text offsets), `chunks.txt` (passage texts, back to
-//! back) and `tombstones.bin` (bincode: sorted chunk ids).
+//! hnsw_rs builds the graph (inserts, including incremental updates); reading never touches
+//! it. At the end of every build the graph is exported flat (`graph.bin`, `vectors.f32`, see
+//! [`graph`]), and [`VectorIndex`] memory-maps those files and searches them itself, so
+//! reopening is a few mmaps and costs almost no resident memory.
+//!
+//! Files in a generation directory: `graph.bin` + `vectors.f32` (the flat graph, read path),
+//! `vectors.hnsw.graph` + `vectors.hnsw.data` (hnsw_rs dump, read only by the next `update` to
+//! insert into: rebuilding hnsw_rs's graph from the flat vectors would cost a full rebuild per
+//! incremental sync), `chunks.bin` (bincode: chunk infos and text offsets), `chunks.txt`
+//! (passage texts, back to back) and `tombstones.bin` (bincode: sorted chunk ids).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -18,6 +25,11 @@ use serde::{Deserialize, Serialize};
 use super::Error;
 use super::chunk::{ChunkKind, Passage};
 use super::generation::{read_file, write_file};
+
+mod graph;
+mod search;
+
+use graph::FlatGraph;
 
 /// Basename of the hnsw_rs dump.
 pub const HNSW_BASENAME: &str = "vectors";
@@ -95,9 +107,9 @@ impl OwnedGraph {
         }
     }
 
-    /// Loads a dump; `mmap` keeps the vectors on disk (for reading), else in memory (to extend).
-    fn load(dir: &Path, basename: &str, mmap: bool) -> Result<OwnedGraph, Error> {
-        let options = ReloadOptions::default().set_mmap(mmap);
+    /// Loads a dump into memory, to extend it (reading uses the flat graph instead).
+    fn load(dir: &Path, basename: &str) -> Result<OwnedGraph, Error> {
+        let options = ReloadOptions::default().set_mmap(false);
         let loader = Box::into_raw(Box::new(HnswIo::new_with_options(dir, basename, options)));
         // SAFETY: `loader` comes from `Box::into_raw` and is freed only in `drop`, after the
         // graph that borrows it; nothing else reaches it.
@@ -116,13 +128,10 @@ impl OwnedGraph {
             reason,
         };
         match loaded {
-            Ok(Ok(mut hnsw)) => {
-                hnsw.set_searching_mode(true);
-                Ok(OwnedGraph {
-                    hnsw: std::mem::ManuallyDrop::new(hnsw),
-                    loader: NonNull::new(loader),
-                })
-            }
+            Ok(Ok(hnsw)) => Ok(OwnedGraph {
+                hnsw: std::mem::ManuallyDrop::new(hnsw),
+                loader: NonNull::new(loader),
+            }),
             Ok(Err(e)) => {
                 free();
                 Err(corrupt(e))
@@ -153,7 +162,7 @@ impl Drop for OwnedGraph {
 
 /// An opened vector index (read-only, one generation).
 pub struct VectorIndex {
-    graph: Option<OwnedGraph>,
+    graph: Option<FlatGraph>,
     table: ChunkTable,
     text: Option<Mmap>,
     tombstones: Tombstones,
@@ -169,21 +178,24 @@ impl std::fmt::Debug for VectorIndex {
 }
 
 impl VectorIndex {
-    /// Opens the vector files of a generation directory (graph vectors and texts mmap'd).
+    /// Opens the vector files of a generation directory: the flat graph and the texts are
+    /// memory-mapped, nothing is read into memory but the chunk table and the tombstones.
+    /// `hnsw_basename` (from `meta.json`) is `None` when the generation holds no vectors; the
+    /// hnsw_rs dump it names is not read here.
     pub fn open(dir: &Path, hnsw_basename: Option<&str>) -> Result<VectorIndex, Error> {
         let table = read_table(dir)?;
         let tombstones = Tombstones::read(dir, table.infos.len())?;
         let text = map_file(&dir.join(TEXT_FILE))?;
         let graph = match hnsw_basename {
-            Some(name) => Some(OwnedGraph::load(dir, name, true)?),
+            Some(_) => Some(FlatGraph::open(dir)?),
             None => None,
         };
-        let graph_points = graph.as_ref().map_or(0, |g| g.hnsw.get_nb_point());
+        let graph_points = graph.as_ref().map_or(0, FlatGraph::points);
         if graph_points != table.infos.len() {
             return Err(Error::Corrupt {
-                path: dir.to_path_buf(),
+                path: dir.join(graph::GRAPH_FILE),
                 reason: format!(
-                    "hnsw has {graph_points} vectors but the chunk table {}",
+                    "the graph has {graph_points} vectors but the chunk table {}",
                     table.infos.len()
                 ),
             });
@@ -197,32 +209,17 @@ impl VectorIndex {
     }
 
     /// The `k` nearest live chunks to `query` (a unit vector), best first; `ef` is the search
-    /// breadth (at least `k`; [`DEFAULT_EF`] is a good start).
+    /// breadth (at least `k`; [`DEFAULT_EF`] is a good start). Empty when `query` does not have
+    /// the index's dimension.
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<VectorHit> {
         let Some(graph) = &self.graph else {
             return Vec::new();
         };
-        if k == 0 {
-            return Vec::new();
-        }
-        let live = |id: &usize| !self.tombstones.contains(*id);
-        let filter: Option<&dyn hnsw_rs::prelude::FilterT> = if self.tombstones.count > 0 {
-            Some(&live)
-        } else {
-            None
-        };
-        let mut hits: Vec<VectorHit> = graph
-            .hnsw
-            .search_filter(query, k, ef.max(k), filter)
+        let dead = |id: u32| self.tombstones.contains(id as usize);
+        search::search(graph, query, k, ef, &dead)
             .into_iter()
-            .filter(|n| !self.tombstones.contains(n.d_id))
-            .map(|n| VectorHit {
-                chunk: n.d_id as u32,
-                similarity: 1.0 - n.distance,
-            })
-            .collect();
-        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-        hits
+            .map(hit)
+            .collect()
     }
 
     /// Where chunk `chunk` comes from. Panics if `chunk` is not a chunk id of this index.
@@ -270,19 +267,18 @@ impl VectorIndex {
         let Some(graph) = &self.graph else {
             return Vec::new();
         };
-        let mut hits: Vec<VectorHit> = graph
-            .hnsw
-            .get_point_indexation()
+        let dead = |id: u32| self.tombstones.contains(id as usize);
+        search::exact(graph, query, k, &dead)
             .into_iter()
-            .filter(|p| !self.tombstones.contains(p.get_origin_id()))
-            .map(|p| VectorHit {
-                chunk: p.get_origin_id() as u32,
-                similarity: p.get_v().iter().zip(query).map(|(a, b)| a * b).sum(),
-            })
-            .collect();
-        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-        hits.truncate(k);
-        hits
+            .map(hit)
+            .collect()
+    }
+}
+
+fn hit(scored: search::Scored) -> VectorHit {
+    VectorHit {
+        chunk: scored.id,
+        similarity: scored.similarity,
     }
 }
 
@@ -447,10 +443,6 @@ impl VectorWriter {
             }
         }
         let old_text = read_file(&prev.join(TEXT_FILE))?;
-        let old_graph = match hnsw_basename {
-            Some(name) => OwnedGraph::load(prev, name, false)?,
-            None => OwnedGraph::new(0),
-        };
         let total = old_table.infos.len().max(1);
         let compact = tombstones.count as f64 > compact_ratio * total as f64;
         let mut writer = VectorWriter {
@@ -466,28 +458,41 @@ impl VectorWriter {
             pending: Vec::new(),
         };
         if compact {
-            let live: Vec<(usize, Vec<f32>)> = {
-                let mut live: Vec<(usize, Vec<f32>)> = old_graph
-                    .hnsw
-                    .get_point_indexation()
-                    .into_iter()
-                    .filter(|p| !tombstones.contains(p.get_origin_id()))
-                    .map(|p| (p.get_origin_id(), p.get_v().to_vec()))
-                    .collect();
-                live.sort_by_key(|(id, _)| *id);
-                live
+            // Live vectors come from the flat rows: the hnsw_rs dump is not needed.
+            let old_vectors = match hnsw_basename {
+                Some(_) => Some(FlatGraph::open(prev)?),
+                None => None,
             };
-            drop(old_graph);
+            let old_points = old_vectors.as_ref().map_or(0, FlatGraph::points);
+            if old_points != old_table.infos.len() {
+                return Err(Error::Corrupt {
+                    path: prev.join(graph::GRAPH_FILE),
+                    reason: format!(
+                        "the graph has {old_points} vectors but the chunk table {}",
+                        old_table.infos.len()
+                    ),
+                });
+            }
+            let live: Vec<usize> = (0..old_table.infos.len())
+                .filter(|&id| !tombstones.contains(id))
+                .collect();
             writer.graph = OwnedGraph::new(live.len());
             let mut items = Vec::with_capacity(live.len());
             let mut vectors = Vec::with_capacity(live.len());
-            for (id, v) in live {
+            for id in live {
                 let text = chunk_bytes(&old_table, &old_text, id).to_vec();
                 items.push((old_table.infos[id], text));
-                vectors.push(v);
+                let row = old_vectors
+                    .as_ref()
+                    .map_or(&[][..], |g| g.vector(id as u32));
+                vectors.push(row.to_vec());
             }
             writer.append_raw(items, vectors)?;
         } else {
+            let old_graph = match hnsw_basename {
+                Some(name) => OwnedGraph::load(prev, name)?,
+                None => OwnedGraph::new(0),
+            };
             writer
                 .text
                 .write_all(&old_text)
@@ -589,6 +594,7 @@ impl VectorWriter {
         if self.table.infos.is_empty() {
             return Ok(None);
         }
+        graph::export(&self.graph.hnsw, self.table.infos.len(), &self.dir)?;
         let name = self
             .graph
             .hnsw

@@ -1,0 +1,301 @@
+//! HNSW search over the flat graph: greedy descent through the upper layers, then a beam of
+//! width `ef` on layer 0 that walks through tombstoned points but never returns them.
+//! Similarity is the dot product of unit vectors (= cosine).
+
+use std::cell::RefCell;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use super::graph::FlatGraph;
+
+/// A point and its similarity to the query, ordered by similarity (ties by id).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Scored {
+    pub(super) similarity: f32,
+    pub(super) id: u32,
+}
+
+impl PartialEq for Scored {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.similarity
+            .total_cmp(&other.similarity)
+            .then_with(|| other.id.cmp(&self.id))
+    }
+}
+
+/// Per-thread search state, reused across queries so a query allocates nothing but its result.
+#[derive(Default)]
+struct Scratch {
+    /// `stamps[id] == stamp` means visited by the current query.
+    stamps: Vec<u32>,
+    stamp: u32,
+    /// Points to expand, best first.
+    candidates: BinaryHeap<Scored>,
+    /// The `ef` best points seen (tombstoned ones too), worst first: the search frontier.
+    nearest: BinaryHeap<Reverse<Scored>>,
+    /// The `k` best live points seen, worst first.
+    live: BinaryHeap<Reverse<Scored>>,
+}
+
+impl Scratch {
+    fn begin(&mut self, points: usize) {
+        if self.stamps.len() < points {
+            self.stamps.resize(points, 0);
+        }
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.stamps.fill(0);
+            self.stamp = 1;
+        }
+        self.candidates.clear();
+        self.nearest.clear();
+        self.live.clear();
+    }
+
+    /// Marks `id` visited; `false` if it already was.
+    #[inline]
+    fn visit(&mut self, id: u32) -> bool {
+        match self.stamps.get_mut(id as usize) {
+            Some(s) if *s != self.stamp => {
+                *s = self.stamp;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The `k` most similar points to `query` for which `dead` is false, best first. `ef` (at
+/// least `k`) is the beam width on layer 0.
+pub(super) fn search(
+    graph: &FlatGraph,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    dead: &dyn Fn(u32) -> bool,
+) -> Vec<Scored> {
+    if k == 0 || graph.points() == 0 || query.len() != graph.dimension() {
+        return Vec::new();
+    }
+    let entry = descend(graph, query);
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => beam(graph, query, entry, k, ef.max(k), dead, &mut scratch),
+        // Only reachable if `dead` itself searched on this thread: use a fresh state.
+        Err(_) => beam(
+            graph,
+            query,
+            entry,
+            k,
+            ef.max(k),
+            dead,
+            &mut Scratch::default(),
+        ),
+    })
+}
+
+/// Greedy descent (beam of one) from the entry point down to layer 1.
+fn descend(graph: &FlatGraph, query: &[f32]) -> Scored {
+    let points = graph.points();
+    let mut best = Scored {
+        similarity: dot(query, graph.vector(graph.entry())),
+        id: graph.entry(),
+    };
+    for layer in (1..graph.layers()).rev() {
+        loop {
+            let mut moved = false;
+            for &n in graph.neighbours(layer, best.id) {
+                if n as usize >= points {
+                    continue;
+                }
+                let similarity = dot(query, graph.vector(n));
+                if similarity > best.similarity {
+                    best = Scored { similarity, id: n };
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+    best
+}
+
+/// Beam search on layer 0 from `entry`.
+fn beam(
+    graph: &FlatGraph,
+    query: &[f32],
+    entry: Scored,
+    k: usize,
+    ef: usize,
+    dead: &dyn Fn(u32) -> bool,
+    s: &mut Scratch,
+) -> Vec<Scored> {
+    let points = graph.points();
+    s.begin(points);
+    s.visit(entry.id);
+    s.candidates.push(entry);
+    s.nearest.push(Reverse(entry));
+    if !dead(entry.id) {
+        s.live.push(Reverse(entry));
+    }
+    while let Some(current) = s.candidates.pop() {
+        let frontier = s.nearest.peek().map_or(f32::MIN, |w| w.0.similarity);
+        if s.nearest.len() >= ef && current.similarity < frontier {
+            break;
+        }
+        for &n in graph.neighbours(0, current.id) {
+            if n as usize >= points || !s.visit(n) {
+                continue;
+            }
+            let scored = Scored {
+                similarity: dot(query, graph.vector(n)),
+                id: n,
+            };
+            if s.nearest.len() < ef || s.nearest.peek().is_some_and(|w| scored > w.0) {
+                s.candidates.push(scored);
+                s.nearest.push(Reverse(scored));
+                if s.nearest.len() > ef {
+                    s.nearest.pop();
+                }
+            }
+            if (s.live.len() < k || s.live.peek().is_some_and(|w| scored > w.0)) && !dead(n) {
+                s.live.push(Reverse(scored));
+                if s.live.len() > k {
+                    s.live.pop();
+                }
+            }
+        }
+    }
+    let mut hits: Vec<Scored> = s.live.drain().map(|r| r.0).collect();
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    hits
+}
+
+/// The `k` most similar live points by brute force over every vector, best first.
+pub(super) fn exact(
+    graph: &FlatGraph,
+    query: &[f32],
+    k: usize,
+    dead: &dyn Fn(u32) -> bool,
+) -> Vec<Scored> {
+    if k == 0 || query.len() != graph.dimension() {
+        return Vec::new();
+    }
+    let mut best: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
+    for (id, row) in graph
+        .all_vectors()
+        .chunks_exact(graph.dimension())
+        .enumerate()
+    {
+        let scored = Scored {
+            similarity: dot(query, row),
+            id: id as u32,
+        };
+        if (best.len() < k || best.peek().is_some_and(|w| scored > w.0)) && !dead(scored.id) {
+            best.push(Reverse(scored));
+            if best.len() > k {
+                best.pop();
+            }
+        }
+    }
+    let mut hits: Vec<Scored> = best.into_iter().map(|r| r.0).collect();
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    hits
+}
+
+/// Dot product, using AVX2 when the CPU has it (checked once per call by std's cached
+/// feature detection).
+#[inline]
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+/// [`dot_portable`] compiled for AVX2 (eight f32 lanes per register).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_portable(a, b)
+}
+
+/// Lanes summed independently: four accumulators of eight lanes, which the compiler turns
+/// into vector multiply-adds (f32 addition is not reassociated otherwise).
+const LANES: usize = 32;
+
+#[inline(always)]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut acc = [0f32; LANES];
+    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut eight = [0f32; 8];
+    for (i, v) in acc.iter().enumerate() {
+        eight[i % 8] += v;
+    }
+    eight.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_matches_a_plain_sum_for_every_tail_length() {
+        for len in [0, 1, 7, 8, 31, 32, 33, 384, 390] {
+            let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..len).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() < 1e-4, "len {len}");
+            assert!((dot_portable(&a, &b) - plain).abs() < 1e-4, "len {len}");
+        }
+    }
+
+    #[test]
+    fn scratch_marks_each_point_once_per_query() {
+        let mut s = Scratch::default();
+        s.begin(4);
+        assert!(s.visit(2) && !s.visit(2) && !s.visit(9));
+        s.begin(4);
+        assert!(s.visit(2));
+        s.stamp = u32::MAX;
+        s.begin(4);
+        assert_eq!(s.stamp, 1);
+        assert!(s.visit(2));
+    }
+}
