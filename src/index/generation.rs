@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Error;
 
-/// On-disk format of a generation; bump on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format of a generation; bump on any incompatible change (2: flat `graph.bin` and
+/// `vectors.f32` read path).
+pub const FORMAT_VERSION: u32 = 2;
 /// The pointer file naming the current generation directory.
 pub const CURRENT: &str = "CURRENT";
 /// Per-generation metadata file.
