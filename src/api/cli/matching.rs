@@ -20,7 +20,7 @@ use crate::search::{self, Filters, Fusion, Normalize, Query, SearchResponse};
 #[command(group(clap::ArgGroup::new("input").required(true).args(["posting_id", "text", "file", "stdin", "batch"])))]
 pub struct Args {
     /// The data folder (store and indexes).
-    #[arg(long, env = "REDISCOVER_DATA", default_value = "data")]
+    #[arg(long, env = "REDISCOVER_DATA", default_value = "index")]
     pub data: PathBuf,
     /// The model folder (default: $REDISCOVER_MODELS, else ./models).
     #[arg(long)]

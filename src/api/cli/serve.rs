@@ -19,7 +19,7 @@ const TOKEN_VAR: &str = "REDISCOVER_TOKEN";
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The data folder (store and indexes).
-    #[arg(long, env = "REDISCOVER_DATA", default_value = "data")]
+    #[arg(long, env = "REDISCOVER_DATA", default_value = "index")]
     pub data: PathBuf,
     /// The model folder (default: $REDISCOVER_MODELS, else ./models).
     #[arg(long)]
