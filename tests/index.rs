@@ -407,11 +407,9 @@ pub(crate) mod build {
         let name = std::fs::read_to_string(tmp.path().join("index/CURRENT")).unwrap();
         let meta_path = tmp.path().join("index").join(name.trim()).join("meta.json");
         let meta = std::fs::read_to_string(&meta_path).unwrap();
-        std::fs::write(
-            &meta_path,
-            meta.replace("\"format_version\": 1", "\"format_version\": 99"),
-        )
-        .unwrap();
+        let current = format!("\"format_version\": {}", rediscover::index::FORMAT_VERSION);
+        assert!(meta.contains(&current), "meta.json names its format version");
+        std::fs::write(&meta_path, meta.replace(&current, "\"format_version\": 99")).unwrap();
         let err = Indexes::open(tmp.path()).unwrap_err();
         assert!(err.is_user_error());
         assert!(err.to_string().contains("run `rediscover index`"), "{err}");
