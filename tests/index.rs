@@ -408,7 +408,10 @@ pub(crate) mod build {
         let meta_path = tmp.path().join("index").join(name.trim()).join("meta.json");
         let meta = std::fs::read_to_string(&meta_path).unwrap();
         let current = format!("\"format_version\": {}", rediscover::index::FORMAT_VERSION);
-        assert!(meta.contains(&current), "meta.json names its format version");
+        assert!(
+            meta.contains(&current),
+            "meta.json names its format version"
+        );
         std::fs::write(&meta_path, meta.replace(&current, "\"format_version\": 99")).unwrap();
         let err = Indexes::open(tmp.path()).unwrap_err();
         assert!(err.is_user_error());
