@@ -103,8 +103,15 @@ pub fn bring_up_to_date(
         stats,
         seconds: started.elapsed().as_secs_f64(),
     };
+    let mut rebuild_reason = None;
     if current == Some(target) {
-        return Ok(done(IndexAction::UpToDate, None));
+        match Indexes::open(data_dir) {
+            Ok(_) => return Ok(done(IndexAction::UpToDate, None)),
+            Err(index::Error::VersionMismatch { .. }) => {
+                rebuild_reason = Some("the index was written by another version of rediscover");
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     if target == 0 && current.is_none() {
         return Ok(done(IndexAction::Empty, None));
@@ -128,10 +135,16 @@ pub fn bring_up_to_date(
         ) {
             Ok(stats) => return Ok(done(IndexAction::Updated, Some(stats))),
             Err(index::Error::ModelChanged { .. }) => {
-                tracing::info!("the embedding model changed since the last build: rebuilding");
+                rebuild_reason = Some("the embedding model changed since the last build");
+            }
+            Err(index::Error::VersionMismatch { .. }) => {
+                rebuild_reason = Some("the index was written by another version of rediscover");
             }
             Err(e) => return Err(e.into()),
         }
+    }
+    if let Some(reason) = rebuild_reason {
+        tracing::info!("{reason}: rebuilding the indexes");
     }
     let stats = index::try_rebuild(
         data_dir,
