@@ -352,32 +352,42 @@ fn build_pool(data: &Path, n: usize, embedded: usize, embedder: &Embedder) {
     let embedded = embedded.clamp(1, n.max(1));
     if embedded < n {
         let mut noise = ChaCha8Rng::seed_from_u64(4242);
+        let passages: Vec<Vec<String>> = store
+            .candidates()
+            .map(|c| {
+                let c = c.expect("stored candidate");
+                let passages = index::chunk::passages(&c, embedder).expect("chunk");
+                passages.into_iter().map(|p| p.text).collect()
+            })
+            .collect();
+        // The model embeds the first `embedded` candidates, many passages per call so every
+        // core works; their vectors go through the cache too, so the build embeds nothing twice.
         let mut real: Vec<Vec<Vec<f32>>> = Vec::with_capacity(embedded);
-        for (i, candidate) in store.candidates().enumerate() {
-            let candidate = candidate.expect("stored candidate");
-            let passages = index::chunk::passages(&candidate, embedder).expect("chunk");
-            let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
-            if i < embedded {
-                real.push(embedder.embed_passages(&texts).expect("embed"));
-            } else {
-                let source = &real[i % embedded];
-                for (j, text) in texts.iter().enumerate() {
-                    let base = &source[j.min(source.len() - 1)];
-                    cache
-                        .insert(text, noisy_copy(base, &mut noise))
-                        .expect("cache");
+        for group in passages[..embedded].chunks(256) {
+            let texts: Vec<&str> = group.iter().flatten().map(String::as_str).collect();
+            let mut vectors = embedder.embed_passages(&texts).expect("embed").into_iter();
+            for texts in group {
+                let own: Vec<Vec<f32>> = vectors.by_ref().take(texts.len()).collect();
+                for (text, v) in texts.iter().zip(&own) {
+                    cache.insert(text, v.clone()).expect("cache");
                 }
-            }
-            if i % 10_000 == 9_999 {
-                eprintln!("  vectors for {} candidates ({:.0} s)", i + 1, started.elapsed().as_secs_f64());
+                real.push(own);
             }
         }
-        // The real vectors go through the cache too, so the build embeds nothing twice.
-        for (candidate, vectors) in store.candidates().zip(real) {
-            let candidate = candidate.expect("stored candidate");
-            let passages = index::chunk::passages(&candidate, embedder).expect("chunk");
-            for (p, v) in passages.iter().zip(vectors) {
-                cache.insert(&p.text, v).expect("cache");
+        eprintln!(
+            "  {embedded} candidates embedded ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+        for (i, texts) in passages.iter().enumerate().skip(embedded) {
+            let source = &real[i % embedded];
+            if source.is_empty() {
+                continue;
+            }
+            for (j, text) in texts.iter().enumerate() {
+                let base = &source[j.min(source.len() - 1)];
+                cache
+                    .insert(text, noisy_copy(base, &mut noise))
+                    .expect("cache");
             }
         }
     }
