@@ -170,7 +170,9 @@ fn prefetch(
     tracing::debug!(passages = embedded, "embedded ahead of the index step");
 }
 
-/// Rebuilds the indexes from the whole store, whatever generation they describe.
+/// Rebuilds the indexes from the whole store, whatever generation they describe. Passages
+/// whose text the current generation already embedded with the same model are not embedded
+/// again.
 pub fn rebuild(
     data_dir: &Path,
     store: &Store,
@@ -178,15 +180,28 @@ pub fn rebuild(
     progress: &Progress,
 ) -> crate::Result<IndexStats> {
     let _lock = IndexLock::acquire(data_dir)?;
+    let cache = VectorCache::new(embedder);
+    reuse_current_vectors(data_dir, &cache);
     Ok(index::try_rebuild(
         data_dir,
         store.generation(),
         store.candidates(),
         store.reference(),
         embedder,
-        None,
+        Some(&cache),
         progress,
     )?)
+}
+
+/// Adds the current generation's vectors to `cache` before a full rebuild.
+fn reuse_current_vectors(data_dir: &Path, cache: &VectorCache) {
+    let reused = cache.add_current_generation(data_dir);
+    if reused > 0 {
+        tracing::info!(
+            vectors = reused,
+            "reusing the vectors of the current index for unchanged text"
+        );
+    }
 }
 
 /// Brings the indexes of `data_dir` to the store's generation.
@@ -256,13 +271,22 @@ pub fn bring_up_to_date(
     if let Some(reason) = rebuild_reason {
         tracing::info!("{reason}: rebuilding the indexes");
     }
+    let own_cache;
+    let cache = match cache {
+        Some(cache) => cache,
+        None => {
+            own_cache = VectorCache::new(embedder);
+            &own_cache
+        }
+    };
+    reuse_current_vectors(data_dir, cache);
     let stats = index::try_rebuild(
         data_dir,
         target,
         store.candidates(),
         store.reference(),
         embedder,
-        cache,
+        Some(cache),
         progress,
     )?;
     Ok(done(IndexAction::Rebuilt, Some(stats)))

@@ -407,6 +407,27 @@ pub(crate) mod build {
     }
 
     #[test]
+    fn a_rebuild_reuses_the_vectors_of_the_current_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = build(tmp.path());
+        let cache = index::VectorCache::new(embedder());
+        assert_eq!(
+            cache.add_current_generation(tmp.path()),
+            stats.vectors as usize
+        );
+        for candidate in pool() {
+            for passage in index::chunk::passages(&candidate, embedder()).unwrap() {
+                assert!(cache.contains(&passage.text), "{} not reused", candidate.id);
+            }
+        }
+        // Another model's cache takes nothing; a folder without an index gives nothing.
+        let foreign = index::VectorCache::for_model("another-model", embedder().dimension());
+        assert_eq!(foreign.add_current_generation(tmp.path()), 0);
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(cache.add_current_generation(empty.path()), 0);
+    }
+
+    #[test]
     fn update_compacts_when_tombstones_pile_up() {
         let tmp = tempfile::tempdir().unwrap();
         build(tmp.path());

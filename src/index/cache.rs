@@ -7,12 +7,16 @@
 //! them: a build with another model ignores the cache.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use super::Error;
 use super::embed::Embedder;
+use super::{Error, Indexes};
+
+/// Most vectors [`VectorCache::add_current_generation`] takes (about 1.5 GiB of 384-d vectors).
+const MAX_REUSED_VECTORS: usize = 1_000_000;
 
 /// A key per passage text: the first 16 bytes of its SHA-256.
 type TextKey = [u8; 16];
@@ -71,6 +75,39 @@ impl VectorCache {
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Adds the live passage vectors of the index generation now current in `data_dir`, when
+    /// it was built by this cache's model, so a full rebuild (a new format, a compaction by
+    /// hand) embeds only text it has not seen. Returns how many were added; an index that cannot
+    /// be read (missing, another format) simply adds none.
+    pub fn add_current_generation(&self, data_dir: &Path) -> usize {
+        let indexes = match Indexes::open(data_dir) {
+            Ok(indexes) => indexes,
+            Err(e) => {
+                tracing::debug!(error = %e, "no current vectors to reuse");
+                return 0;
+            }
+        };
+        if indexes.model_sha256() != self.model_sha256 {
+            return 0;
+        }
+        let vectors = indexes.vectors();
+        let mut entries = self.lock();
+        let mut added = 0;
+        for chunk in 0..vectors.len() as u32 {
+            if added == MAX_REUSED_VECTORS {
+                break;
+            }
+            if vectors.is_tombstoned(chunk) {
+                continue;
+            }
+            if let Some(v) = vectors.vector(chunk).filter(|v| v.len() == self.dimension) {
+                entries.insert(key(vectors.chunk_text(chunk)), v.to_vec());
+                added += 1;
+            }
+        }
+        added
     }
 
     /// Embeds the passages of `texts` that are not cached yet and caches them; returns how many
