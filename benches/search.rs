@@ -497,34 +497,55 @@ fn run_queries(
         .collect()
 }
 
-/// Recall@10 of the HNSW search at the breadth a 20-result query uses, against exact search.
+/// Recall@10 of the HNSW search against exact search, at the breadth a 20-result query uses
+/// (`k = ef = 3 x depth`) and around it, with the time per search.
 fn vector_recall(engine: &Engine, embedder: &Arc<Embedder>, texts: &[String]) {
     let snapshot = engine.snapshot().expect("snapshot");
     let vectors = snapshot.indexes.vectors();
     let queries = QueryEmbedder::new(Arc::clone(embedder), 0);
-    let k = search::depth_for(20) * 3;
-    let (mut found, mut wanted) = (0usize, 0usize);
-    for text in texts.iter().take(100) {
-        let (title, body) = search::split_title(text);
-        let query = queries.embed(title, body).expect("embed");
-        let exact: Vec<u32> = vectors
-            .exact_search(&query.vector, 10)
-            .iter()
-            .map(|h| h.chunk)
-            .collect();
-        let approx: Vec<u32> = vectors
-            .search(&query.vector, k, k)
-            .iter()
-            .take(10)
-            .map(|h| h.chunk)
-            .collect();
-        found += exact.iter().filter(|c| approx.contains(c)).count();
-        wanted += exact.len();
+    let query_vectors: Vec<Arc<Vec<f32>>> = texts
+        .iter()
+        .take(100)
+        .map(|text| {
+            let (title, body) = search::split_title(text);
+            queries.embed(title, body).expect("embed").vector
+        })
+        .collect();
+    let exact: Vec<Vec<u32>> = query_vectors
+        .iter()
+        .map(|q| {
+            vectors
+                .exact_search(q, 10)
+                .iter()
+                .map(|h| h.chunk)
+                .collect()
+        })
+        .collect();
+    let used = search::depth_for(20) * 3;
+    for k in [used / 3, used / 2, used, used * 2] {
+        let (mut found, mut wanted) = (0usize, 0usize);
+        let started = Instant::now();
+        for (query, exact) in query_vectors.iter().zip(&exact) {
+            let approx: Vec<u32> = vectors
+                .search(query, k, k)
+                .iter()
+                .take(10)
+                .map(|h| h.chunk)
+                .collect();
+            found += exact.iter().filter(|c| approx.contains(c)).count();
+            wanted += exact.len();
+        }
+        let us = started.elapsed().as_secs_f64() * 1e6 / query_vectors.len().max(1) as f64;
+        let marker = if k == used {
+            " (what a query uses)"
+        } else {
+            ""
+        };
+        println!(
+            "vector recall@10, k = ef = {k:>3}: {:.4}, {us:.0} us per search{marker}",
+            found as f64 / wanted.max(1) as f64
+        );
     }
-    println!(
-        "vector recall@10 (k = ef = {k}): {:.4}",
-        found as f64 / wanted.max(1) as f64
-    );
 }
 
 fn env_usize(name: &str, default: usize) -> usize {

@@ -95,14 +95,19 @@ unsafe impl Sync for OwnedGraph {}
 
 impl OwnedGraph {
     fn new(capacity: usize) -> OwnedGraph {
+        let mut hnsw = Hnsw::new(
+            MAX_CONNECTIONS,
+            capacity.max(1024),
+            MAX_LAYERS,
+            EF_CONSTRUCTION,
+            DistDot,
+        );
+        // The neighbour heuristic alone leaves clustered data (near-duplicate resumes) with
+        // 3 to 4 links per point, which strands whole clusters; keeping the pruned candidates
+        // fills every list to its bound.
+        hnsw.set_keeping_pruned(true);
         OwnedGraph {
-            hnsw: std::mem::ManuallyDrop::new(Hnsw::new(
-                MAX_CONNECTIONS,
-                capacity.max(1024),
-                MAX_LAYERS,
-                EF_CONSTRUCTION,
-                DistDot,
-            )),
+            hnsw: std::mem::ManuallyDrop::new(hnsw),
             loader: None,
         }
     }
