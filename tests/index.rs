@@ -517,7 +517,6 @@ fn index_types_can_be_shared_across_threads() {
 mod flat {
     use std::path::Path;
 
-    use hnsw_rs::prelude::{DistDot, Hnsw};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use rediscover::index::chunk::{ChunkKind, Passage};
@@ -591,18 +590,13 @@ mod flat {
     }
 
     #[test]
-    fn flat_search_matches_exact_and_hnsw_rs() {
+    fn flat_search_matches_exact_search() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let vectors: Vec<Vec<f32>> = (0..3000).map(|_| unit(&mut rng)).collect();
         let tmp = tempfile::tempdir().unwrap();
         write(tmp.path(), &vectors);
         let ix = VectorIndex::open(tmp.path()).unwrap();
         assert_eq!(ix.len(), 3000);
-        // hnsw_rs searching its own graph of the same vectors, with the writer's parameters.
-        let reference: Hnsw<f32, DistDot> = Hnsw::new(24, vectors.len(), 16, 200, DistDot);
-        for (id, v) in vectors.iter().enumerate() {
-            reference.insert((v.as_slice(), id));
-        }
 
         let queries: Vec<Vec<f32>> = (0..60)
             .map(|i| near(&vectors[(i * 47) % vectors.len()], &mut rng))
@@ -611,9 +605,10 @@ mod flat {
         let truths: Vec<Vec<u32>> = exact.iter().map(|e| ids(e)).collect();
         assert!(truths.iter().all(|t| t.len() == 10));
         // Random 384-d vectors are the hard case for HNSW (neighbours are barely nearer than
-        // the rest): at ef 64 both searches miss a few, and must miss the same amount.
+        // the rest): at ef 64 the search misses a few. The comparison with hnsw_rs searching
+        // the same graph is a unit test of `vector::search`.
         for ef in [64, 128] {
-            let (mut flat, mut theirs) = (0.0, 0.0);
+            let mut flat = 0.0;
             for ((q, truth), exact) in queries.iter().zip(&truths).zip(&exact) {
                 let hits = ix.search(q, 10, ef);
                 assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
@@ -621,19 +616,9 @@ mod flat {
                     assert!((hits[0].similarity - exact[0].similarity).abs() < 1e-5);
                 }
                 flat += overlap(&ids(&hits), truth);
-                let hnsw_ids: Vec<u32> = reference
-                    .search(q, 10, ef)
-                    .iter()
-                    .map(|n| n.d_id as u32)
-                    .collect();
-                theirs += overlap(&hnsw_ids, truth);
             }
-            let (flat, theirs) = (flat / 60.0, theirs / 60.0);
-            eprintln!("ef {ef}: flat recall@10 {flat:.3}, hnsw_rs {theirs:.3}");
-            assert!(
-                flat + 0.01 >= theirs,
-                "ef {ef}: flat {flat:.3} below hnsw_rs {theirs:.3}"
-            );
+            let flat = flat / 60.0;
+            eprintln!("ef {ef}: flat recall@10 {flat:.3}");
             if ef == 128 {
                 assert!(flat >= 0.98, "ef {ef}: flat recall@10 {flat:.3}");
             }

@@ -353,7 +353,69 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use hnsw_rs::prelude::{DistDot, Hnsw};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::super::graph;
     use super::*;
+
+    fn unit(rng: &mut ChaCha8Rng, dimension: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..dimension)
+            .map(|_| rng.gen_range(-1.0f32..1.0))
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect()
+    }
+
+    /// Our search over the exported graph is as good as hnsw_rs's search over its own graph
+    /// (the same graph: hnsw_rs built it, inserting one at a time so it is deterministic).
+    #[test]
+    fn flat_search_matches_hnsw_rs_on_the_same_graph() {
+        let mut rng = ChaCha8Rng::seed_from_u64(31);
+        let vectors: Vec<Vec<f32>> = (0..2000).map(|_| unit(&mut rng, 128)).collect();
+        let hnsw: Hnsw<f32, DistDot> = Hnsw::new(24, vectors.len(), 16, 200, DistDot);
+        for (id, v) in vectors.iter().enumerate() {
+            hnsw.insert((v.as_slice(), id));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        graph::export(&hnsw, vectors.len(), dir.path()).unwrap();
+        let flat = FlatGraph::open(dir.path()).unwrap();
+        let queries: Vec<Vec<f32>> = (0..60)
+            .map(|i| {
+                let noise = unit(&mut rng, 128);
+                let q: Vec<f32> = vectors[i * 31]
+                    .iter()
+                    .zip(&noise)
+                    .map(|(a, b)| a + b)
+                    .collect();
+                let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+                q.into_iter().map(|x| x / norm).collect()
+            })
+            .collect();
+        let alive = |_: u32| false;
+        for ef in [16, 64] {
+            let (mut ours, mut theirs) = (0, 0);
+            for q in &queries {
+                let truth: Vec<u32> = exact(&flat, q, 10, &alive).iter().map(|s| s.id).collect();
+                ours += search(&flat, q, 10, ef, &alive)
+                    .iter()
+                    .filter(|s| truth.contains(&s.id))
+                    .count();
+                theirs += hnsw
+                    .search(q, 10, ef)
+                    .iter()
+                    .filter(|n| truth.contains(&(n.d_id as u32)))
+                    .count();
+            }
+            let (ours, theirs) = (ours as f64 / 600.0, theirs as f64 / 600.0);
+            eprintln!("ef {ef}: flat recall@10 {ours:.3}, hnsw_rs {theirs:.3}");
+            assert!(
+                ours + 0.01 >= theirs,
+                "ef {ef}: flat {ours:.3}, hnsw_rs {theirs:.3}"
+            );
+        }
+    }
 
     #[test]
     fn dot_matches_a_plain_sum_for_every_tail_length() {
