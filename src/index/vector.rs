@@ -409,9 +409,13 @@ pub struct VectorWriter {
 impl VectorWriter {
     /// Starts an empty vector index in `dir`; `capacity` is a hint of the vectors to come.
     pub fn create(dir: &Path, capacity: usize) -> Result<VectorWriter, Error> {
+        VectorWriter::with_graph(dir, Graph::built(capacity))
+    }
+
+    fn with_graph(dir: &Path, graph: Graph) -> Result<VectorWriter, Error> {
         Ok(VectorWriter {
             dir: dir.to_path_buf(),
-            graph: Graph::built(capacity),
+            graph,
             table: ChunkTable {
                 infos: Vec::new(),
                 offsets: vec![0],
@@ -444,12 +448,11 @@ impl VectorWriter {
         let old_text = read_file(&prev.join(TEXT_FILE))?;
         let total = old_table.infos.len().max(1);
         let compact = tombstones.count as f64 > compact_ratio * total as f64;
-        let mut writer = VectorWriter::create(dir, 0)?;
         if compact {
             let live: Vec<usize> = (0..old_table.infos.len())
                 .filter(|&id| !tombstones.contains(id))
                 .collect();
-            writer.graph = Graph::built(live.len());
+            let mut writer = VectorWriter::create(dir, live.len())?;
             let mut items = Vec::with_capacity(live.len());
             let mut vectors = Vec::with_capacity(live.len());
             for id in live {
@@ -459,27 +462,27 @@ impl VectorWriter {
                 vectors.push(row.to_vec());
             }
             writer.append_raw(items, vectors)?;
-        } else {
-            let graph = match old_graph {
-                Some(flat) => MutableGraph::load(flat).map_err(|reason| Error::Corrupt {
-                    path: prev.join(graph::GRAPH_FILE),
-                    reason,
-                })?,
-                None => MutableGraph::empty(MAX_CONNECTIONS),
-            };
-            writer
-                .text
-                .write_all(&old_text)
-                .map_err(|source| Error::Io {
-                    path: dir.join(TEXT_FILE),
-                    source,
-                })?;
-            writer.text_len = old_text.len() as u64;
-            writer.graph = Graph::Extended(graph);
-            writer.table = old_table;
-            writer.tombstones = tombstones;
+            return Ok((writer, true));
         }
-        Ok((writer, compact))
+        let graph = match old_graph {
+            Some(flat) => MutableGraph::load(flat).map_err(|reason| Error::Corrupt {
+                path: prev.join(graph::GRAPH_FILE),
+                reason,
+            })?,
+            None => MutableGraph::empty(MAX_CONNECTIONS),
+        };
+        let mut writer = VectorWriter::with_graph(dir, Graph::Extended(graph))?;
+        writer
+            .text
+            .write_all(&old_text)
+            .map_err(|source| Error::Io {
+                path: dir.join(TEXT_FILE),
+                source,
+            })?;
+        writer.text_len = old_text.len() as u64;
+        writer.table = old_table;
+        writer.tombstones = tombstones;
+        Ok((writer, false))
     }
 
     /// Adds one candidate's passages and their vectors (same order, unit length).
