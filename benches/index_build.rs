@@ -486,28 +486,74 @@ fn insert_rate(n: usize) {
          (one thread), write {written:.3} s",
         n as f64 / inserted
     );
-    let index = VectorIndex::open(second.path()).unwrap_or_else(|e| {
-        eprintln!("index bench: reopen failed: {e}");
+    // The same 2N vectors all inserted by hnsw_rs, for comparison.
+    let Ok(third) = tempfile::tempdir() else {
+        eprintln!("index bench: no temp dir");
         std::process::exit(1)
-    });
-    let mut noise = ChaCha8Rng::seed_from_u64(12);
-    let (mut found, mut total) = (0, 0);
-    for v in vectors[n..].iter().step_by((n / QUERIES).max(1)) {
-        let r = unit_vector(&mut noise);
-        let q = normalised(v.iter().zip(&r).map(|(a, b)| a + b).collect());
-        let truth = index.exact_search(&q, 10);
-        let hits = index.search(&q, 10, index::DEFAULT_EF);
-        found += hits
-            .iter()
-            .filter(|h| truth.iter().any(|t| t.chunk == h.chunk))
-            .count();
-        total += truth.len();
+    };
+    let all = (|| {
+        let mut writer = VectorWriter::create(third.path(), 2 * n)?;
+        for (ordinal, v) in vectors.iter().enumerate() {
+            writer.add(ordinal as u32, &passage, vec![v.clone()])?;
+        }
+        writer.finish()
+    })();
+    if let Err(e) = all {
+        eprintln!("index bench: hnsw_rs build failed: {e}");
+        std::process::exit(1)
     }
-    println!(
-        "recall@10 at ef={} of queries near inserted vectors: {:.4}",
-        index::DEFAULT_EF,
-        found as f64 / total.max(1) as f64
-    );
+    let mut noise = ChaCha8Rng::seed_from_u64(12);
+    let queries: Vec<Vec<f32>> = vectors[n..]
+        .iter()
+        .step_by((n / QUERIES).max(1))
+        .map(|v| {
+            let r = unit_vector(&mut noise);
+            normalised(v.iter().zip(&r).map(|(a, b)| a + b).collect())
+        })
+        .collect();
+    for (what, dir) in [
+        ("hnsw_rs build, then our insert", second.path()),
+        ("hnsw_rs for all", third.path()),
+    ] {
+        let index = VectorIndex::open(dir).unwrap_or_else(|e| {
+            eprintln!("index bench: reopen failed: {e}");
+            std::process::exit(1)
+        });
+        let recall = |ef: usize| {
+            let (mut found, mut total) = (0, 0);
+            for q in &queries {
+                let truth = index.exact_search(q, 10);
+                found += index
+                    .search(q, 10, ef)
+                    .iter()
+                    .filter(|h| truth.iter().any(|t| t.chunk == h.chunk))
+                    .count();
+                total += truth.len();
+            }
+            found as f64 / total.max(1) as f64
+        };
+        println!(
+            "{what}: layer-0 degree {:.1}; recall@10 of queries near the last {n} vectors: \
+             ef 64 {:.4}, ef 128 {:.4}",
+            base_degree(dir),
+            recall(64),
+            recall(128)
+        );
+    }
+}
+
+/// Mean neighbours per point on layer 0, from the layer table of `graph.bin`.
+fn base_degree(dir: &Path) -> f64 {
+    let Ok(bytes) = std::fs::read(dir.join("graph.bin")) else {
+        return 0.0;
+    };
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (points, edges) = (u32_at(16), u32_at(48) as u64 | (u32_at(52) as u64) << 32);
+    edges as f64 / points.max(1) as f64
 }
 
 fn normalised(mut v: Vec<f32>) -> Vec<f32> {

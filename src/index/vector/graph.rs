@@ -1,6 +1,7 @@
-//! The flat HNSW graph on disk: exported from hnsw_rs's in-memory graph after every build
-//! (`graph.bin` + `vectors.f32`) and opened by memory map, with every size checked, so that
-//! reopening costs no parsing and almost no resident memory.
+//! The flat HNSW graph on disk: written at the end of every build by one writer, fed by
+//! hnsw_rs's in-memory graph (full builds, compactions) or by the adjacency lists of an
+//! incremental update ([`super::insert`]), through [`ExportSource`]; opened by memory map, with
+//! every size checked, so that reopening costs no parsing and almost no resident memory.
 //!
 //! `graph.bin` (little-endian; every section starts at a multiple of 8 bytes):
 //! - header, 40 bytes: magic `RDXGRAPH`, format version, dimension, points, entry point,

@@ -12,6 +12,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::graph::{ExportSource, FlatGraph, MAX_LAYERS};
 use super::search::{Layers, Scored, descend, dot, search_layer};
@@ -128,8 +129,14 @@ impl MutableGraph {
         for layer in (0..=level.min(top)).rev() {
             let found = search_layer(self, vector, &entries, layer, EF_CONSTRUCTION);
             let chosen = self.select(&found, self.cap(layer));
-            for &n in &chosen {
-                self.link_back(n, id, layer);
+            // Re-selecting a full list costs O(cap²) similarities: the lists are computed in
+            // parallel (each from the graph as it stands), then stored.
+            let back: Vec<(u32, Vec<u32>)> = chosen
+                .par_iter()
+                .filter_map(|&n| self.linked_back(n, id, layer).map(|list| (n, list)))
+                .collect();
+            for (n, list) in back {
+                self.links[n as usize][layer] = list;
             }
             self.links[id as usize][layer] = chosen;
             entries = found;
@@ -170,27 +177,24 @@ impl MutableGraph {
         kept
     }
 
-    /// Adds `new` to the neighbours of `n` on `layer`; when that overflows the layer's cap,
-    /// re-selects `n`'s list by the heuristic.
-    fn link_back(&mut self, n: u32, new: u32, layer: usize) {
-        let cap = self.cap(layer);
-        let Some(list) = self
-            .links
-            .get_mut(n as usize)
-            .and_then(|own| own.get_mut(layer))
-        else {
-            return; // `n` is not on this layer (a damaged or foreign graph): no back link.
-        };
+    /// The neighbours of `n` on `layer` once `new` is added: when that overflows the layer's
+    /// cap, the list is re-selected by the heuristic. `None` when nothing changes (`n` is not
+    /// on this layer, as in a damaged or foreign graph, or already links to `new`).
+    fn linked_back(&self, n: u32, new: u32, layer: usize) -> Option<Vec<u32>> {
+        let list = self.links.get(n as usize)?.get(layer)?;
         if list.contains(&new) {
-            return;
+            return None;
         }
-        list.push(new);
-        if list.len() <= cap {
-            return;
+        let cap = self.cap(layer);
+        if list.len() < cap {
+            let mut list = list.clone();
+            list.push(new);
+            return Some(list);
         }
         let row = self.row(n);
-        let mut candidates: Vec<Scored> = self.links[n as usize][layer]
+        let mut candidates: Vec<Scored> = list
             .iter()
+            .chain(std::iter::once(&new))
             .filter(|&&c| c != n)
             .map(|&c| Scored {
                 similarity: dot(row, self.row(c)),
@@ -198,8 +202,7 @@ impl MutableGraph {
             })
             .collect();
         candidates.sort_unstable_by(|a, b| b.cmp(a));
-        let kept = self.select(&candidates, cap);
-        self.links[n as usize][layer] = kept;
+        Some(self.select(&candidates, cap))
     }
 
     /// Points in the graph.
