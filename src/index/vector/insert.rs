@@ -508,22 +508,29 @@ mod tests {
     }
 
     #[test]
-    fn a_neighbour_id_out_of_range_is_refused_on_load() {
-        let vectors = clustered(50, 2, 24);
+    fn damaged_base_layers_are_refused_on_load() {
+        // One layer only, so the layout is known: header and layer table (56 bytes), levels
+        // (50 bytes, padded to 56), 51 offsets, then the neighbour ids.
+        let mut graph = MutableGraph::empty(MAX_CONNECTIONS);
+        for v in &clustered(50, 2, 24) {
+            graph.insert_at_level(v, 0).unwrap();
+        }
         let dir = tempfile::tempdir().unwrap();
-        graph::export(&hnsw_rs(&vectors), vectors.len(), dir.path()).unwrap();
+        graph::write(dir.path(), &graph).unwrap();
         let path = dir.path().join(graph::GRAPH_FILE);
-        let mut bytes = std::fs::read(&path).unwrap();
-        // The last neighbour id of layer 0 (when the graph has one layer), or of the top layer.
-        let end = bytes.len() - 8;
-        let last = bytes[..end + 4]
-            .rchunks_exact(4)
-            .position(|c| c != [0; 4])
-            .unwrap();
-        let at = end + 4 - 4 * (last + 1);
-        bytes[at..at + 4].copy_from_slice(&5000u32.to_le_bytes());
-        std::fs::write(&path, &bytes).unwrap();
-        let err = MutableGraph::load(FlatGraph::open(dir.path()).unwrap()).err();
-        assert!(err.is_some_and(|e| e.contains("beyond 50 points")));
+        let bytes = std::fs::read(&path).unwrap();
+        let (offsets, neighbours) = (56 + 56, 56 + 56 + 51 * 8);
+        let load = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            // Opening reads layer 0 lazily: the damage is only found by a full load.
+            MutableGraph::load(FlatGraph::open(dir.path()).unwrap()).err()
+        };
+        assert_eq!(load(&bytes), None);
+        let mut wild = bytes.clone();
+        wild[neighbours..neighbours + 4].copy_from_slice(&5000u32.to_le_bytes());
+        assert!(load(&wild).is_some_and(|e| e.contains("beyond 50 points")));
+        let mut wild = bytes.clone();
+        wild[offsets + 80..offsets + 88].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(load(&wild).is_some_and(|e| e.contains("offsets decrease")));
     }
 }
