@@ -221,4 +221,32 @@ mod tests {
         switch_to(tmp.path(), &name).unwrap();
         assert_eq!(current_dir_name(tmp.path()).unwrap(), Some(name));
     }
+
+    #[test]
+    fn formats_from_the_oldest_readable_to_the_current_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = |format_version: u32| Meta {
+            format_version,
+            generation: 7,
+            model_sha256: "abc".to_owned(),
+            dimension: 384,
+            rows: 1,
+            candidates: 1,
+            vectors: 2,
+            tombstones: 0,
+            hnsw_basename: None,
+            written_at: 0,
+        };
+        for version in OLDEST_READABLE_FORMAT..=FORMAT_VERSION {
+            write_meta(tmp.path(), &meta(version)).unwrap();
+            assert_eq!(read_meta(tmp.path()).unwrap(), meta(version));
+        }
+        for version in [OLDEST_READABLE_FORMAT - 1, FORMAT_VERSION + 1] {
+            write_meta(tmp.path(), &meta(version)).unwrap();
+            assert!(matches!(
+                read_meta(tmp.path()),
+                Err(Error::VersionMismatch { found, expected: FORMAT_VERSION }) if found == version
+            ));
+        }
+    }
 }

@@ -22,6 +22,9 @@ use super::{EF_CONSTRUCTION, Error};
 /// the same seeds.
 const LEVEL_SEED: u64 = 0x5eed_1e7e_15e4_0001;
 
+/// Most neighbours per node and upper layer a loaded graph may declare (hnsw_rs's own limit).
+const MAX_CONNECTIONS_LIMIT: usize = 256;
+
 /// A graph being extended: the previous generation's graph plus points inserted since.
 pub(super) struct MutableGraph {
     dimension: usize,
@@ -58,6 +61,12 @@ impl MutableGraph {
     /// read and checked here, so a damaged graph is an error now rather than a panic later.
     pub(super) fn load(flat: FlatGraph) -> Result<MutableGraph, String> {
         flat.check_base_offsets()?;
+        let max_connections = flat.max_connections() as usize;
+        if max_connections > MAX_CONNECTIONS_LIMIT {
+            return Err(format!(
+                "{max_connections} connections per node, more than {MAX_CONNECTIONS_LIMIT}"
+            ));
+        }
         let points = flat.points();
         let mut levels = vec![0usize; points];
         for layer in 1..flat.layers() {
@@ -79,7 +88,7 @@ impl MutableGraph {
             }
             links.push(own);
         }
-        let mut graph = MutableGraph::empty(flat.max_connections() as usize);
+        let mut graph = MutableGraph::empty(max_connections);
         graph.dimension = flat.dimension();
         graph.entry = Some((flat.entry(), flat.layers() - 1));
         graph.links = links;
