@@ -595,4 +595,65 @@ mod tests {
         assert_eq!(t.count, 2);
         assert_eq!(t.ids(), vec![3, 70]);
     }
+
+    fn passage(i: usize) -> Passage {
+        let text = format!("passage {i}");
+        Passage {
+            kind: ChunkKind::Resume,
+            start: 0,
+            end: text.len() as u32,
+            text,
+        }
+    }
+
+    /// A unit vector of dimension 8 pointing mostly along axis `i % 8`.
+    fn axis(i: usize) -> Vec<f32> {
+        let mut v = vec![0.1f32; 8];
+        v[i % 8] = 1.0 + i as f32 * 0.01;
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect()
+    }
+
+    #[test]
+    fn an_update_of_a_generation_without_vectors_starts_the_graph() {
+        let first = tempfile::tempdir().unwrap();
+        VectorWriter::create(first.path(), 0)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert!(!first.path().join(graph::GRAPH_FILE).exists());
+        assert!(VectorIndex::open(first.path()).unwrap().is_empty());
+
+        let second = tempfile::tempdir().unwrap();
+        let (mut w, compacted) =
+            VectorWriter::continue_from(first.path(), second.path(), &|_| false, 0.2).unwrap();
+        assert!(!compacted);
+        for ordinal in 0..6u32 {
+            let i = ordinal as usize;
+            w.add(ordinal, &[passage(i)], vec![axis(i)]).unwrap();
+        }
+        w.finish().unwrap();
+
+        // A vector of another dimension is refused, and the writer cannot finish after it.
+        let failed = tempfile::tempdir().unwrap();
+        let (mut w, _) =
+            VectorWriter::continue_from(second.path(), failed.path(), &|_| false, 0.2).unwrap();
+        assert!(w.add(6, &[passage(6)], vec![vec![1.0; 4]]).is_err());
+        assert!(w.finish().is_err());
+
+        let third = tempfile::tempdir().unwrap();
+        let (w, _) =
+            VectorWriter::continue_from(second.path(), third.path(), &|o| o == 2, 0.5).unwrap();
+        w.finish().unwrap();
+        let ix = VectorIndex::open(third.path()).unwrap();
+        assert_eq!((ix.len(), ix.tombstones()), (6, 1));
+        for i in 0..6 {
+            let hits = ix.search(&axis(i), 3, 16);
+            assert!(hits.iter().all(|h| h.chunk != 2));
+            if i != 2 {
+                assert_eq!(hits[0].chunk, i as u32);
+                assert_eq!(ix.chunk_text(hits[0].chunk), format!("passage {i}"));
+            }
+        }
+    }
 }
