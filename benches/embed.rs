@@ -104,6 +104,40 @@ fn main() {
             None => println!("python {tokens:>3} tokens: skipped (no python with onnxruntime)"),
         }
     }
+    query_latency(&embedder, &models, peak);
+}
+
+/// Latency of one 230-token query (a posting): the multi-threaded query session against a
+/// single-threaded one, and the floor set by the FLOPs at the machine's peak.
+fn query_latency(embedder: &Embedder, models: &std::path::Path, peak: f64) {
+    const TOKENS: usize = 230;
+    const RUNS: usize = 30;
+    let single = match Embedder::load_with_sessions(models, 1) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("embed bench: cannot load a single-session embedder ({e})");
+            return;
+        }
+    };
+    let texts = texts_of(embedder, TOKENS - 2, RUNS);
+    let floor_ms = TOKENS as f64 * flops_per_token(TOKENS) / (peak * 1e9) * 1e3;
+    for (label, e) in [("all cores", embedder), ("one thread", &single)] {
+        let _ = e.embed_query(&texts[0]);
+        let mut ms: Vec<f64> = texts
+            .iter()
+            .map(|t| {
+                let start = Instant::now();
+                let _ = e.embed_query(t);
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "query of {TOKENS} tokens, {label:<10}: p50 {:6.1} ms, p90 {:6.1} ms (floor at peak {floor_ms:.1} ms)",
+            ms[RUNS / 2],
+            ms[RUNS * 9 / 10]
+        );
+    }
 }
 
 /// Runs `f` repeatedly for about `budget`; returns items per second.

@@ -1,13 +1,24 @@
 //! Sync throughput against the in-process mock Lever: how close a run gets to Lever's rate limit
 //! (the physical limit of a real sync) and how fast the client itself is when the limit is lifted.
 //!
+//! Then a sync followed by indexing, with and without embedding while fetching (the
+//! `pipeline::Prefetcher`), in the same run.
+//!
 //! `cargo bench --bench sync` (release). Sizes: `SYNC_BENCH_CANDIDATES` (default 2000) for the
-//! rate-limited run, `SYNC_BENCH_FAST_CANDIDATES` (default 2000) for the unthrottled run.
+//! rate-limited run, `SYNC_BENCH_FAST_CANDIDATES` (default 2000) for the unthrottled run,
+//! `SYNC_BENCH_INDEX_CANDIDATES` (default 400) at `SYNC_BENCH_INDEX_RATE` calls/s (default 40)
+//! for sync + index (needs the model files).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
 
+use rediscover::domain::Candidate;
+use rediscover::index::{Embedder, Progress};
 use rediscover::lever::{ApiKey, ClientConfig, Credentials};
 use rediscover::mock_lever::{MockConfig, MockLever, generate_pool};
+use rediscover::pipeline::{self, Prefetcher};
+use rediscover::store::Store;
 use rediscover::sync::{SyncOptions, SyncReport, run};
 
 const KEY: &str = "bench-key";
@@ -24,7 +35,8 @@ async fn sync_once(
     mock_rate: f64,
     mock_burst: u32,
     client_rate: f64,
-) -> (SyncReport, u64) {
+    fetched: Option<SyncSender<Candidate>>,
+) -> (SyncReport, u64, tempfile::TempDir) {
     let config = MockConfig {
         api_keys: vec![KEY.into()],
         rate_per_sec: mock_rate,
@@ -47,13 +59,48 @@ async fn sync_once(
     let mut options = SyncOptions::new(dir.path(), client, Credentials::ApiKey(key));
     options.progress = false;
     options.concurrency = 64;
+    options.fetched = fetched;
     let report = match run(options).await {
         Ok(report) => report,
         Err(e) => panic!("sync failed: {e}"),
     };
     let mock_429 = lever.stats().rate_limited;
     lever.shutdown().await;
-    (report, mock_429)
+    (report, mock_429, dir)
+}
+
+/// Sync `candidates` at `rate` calls/s, then index; with `ahead`, embedding runs during the
+/// sync. Returns (sync seconds, index seconds, whole seconds).
+fn sync_and_index(
+    runtime: &tokio::runtime::Runtime,
+    embedder: &Arc<Embedder>,
+    candidates: usize,
+    rate: f64,
+    ahead: bool,
+) -> (f64, f64, f64) {
+    let started = Instant::now();
+    let prefetcher = ahead.then(|| Prefetcher::start(Arc::clone(embedder)).expect("prefetcher"));
+    let sender = prefetcher.as_ref().map(Prefetcher::sender);
+    let (report, _, dir) = runtime.block_on(sync_once(candidates, rate, rate as u32, rate, sender));
+    let synced = started.elapsed().as_secs_f64();
+    let cache = prefetcher.map(Prefetcher::finish);
+    let store = Store::open(dir.path()).expect("store");
+    let outcome = pipeline::bring_up_to_date(
+        dir.path(),
+        &store,
+        Some(&report.commit),
+        embedder,
+        cache.as_deref(),
+        &Progress::none(),
+    )
+    .expect("index");
+    assert!(
+        outcome
+            .stats
+            .is_some_and(|s| s.candidates as usize == candidates)
+    );
+    let whole = started.elapsed().as_secs_f64();
+    (synced, whole - synced, whole)
 }
 
 fn main() {
@@ -65,7 +112,7 @@ fn main() {
     let fast = env_usize("SYNC_BENCH_FAST_CANDIDATES", 2000);
 
     if limited > 0 {
-        let (report, mock_429) = runtime.block_on(sync_once(limited, 10.0, 20, 10.0));
+        let (report, mock_429, _) = runtime.block_on(sync_once(limited, 10.0, 20, 10.0, None));
         let floor = report.api_calls as f64 / 10.0;
         println!("sync/rate-limited: mock 10/s (burst 20), limiter 10/s, {limited} candidates");
         println!("  api calls           {}", report.api_calls);
@@ -85,7 +132,7 @@ fn main() {
         );
     }
     if fast > 0 {
-        let (report, _) = runtime.block_on(sync_once(fast, 1000.0, 1000, 1000.0));
+        let (report, _, _) = runtime.block_on(sync_once(fast, 1000.0, 1000, 1000.0, None));
         println!("sync/unthrottled: mock 1000/s, limiter 1000/s, {fast} candidates");
         println!("  api calls           {}", report.api_calls);
         println!("  wall seconds        {:.2}", report.wall_seconds);
@@ -97,5 +144,30 @@ fn main() {
             "  calls per s         {:.0}",
             report.api_calls as f64 / report.wall_seconds
         );
+    }
+    let indexed = env_usize("SYNC_BENCH_INDEX_CANDIDATES", 400);
+    if indexed > 0 {
+        let rate = env_usize("SYNC_BENCH_INDEX_RATE", 40) as f64;
+        let models = Embedder::default_models_dir();
+        let embedder = match Embedder::load(&models) {
+            Ok(e) => Arc::new(e),
+            Err(e) => {
+                println!(
+                    "sync+index: skipped, no model in {} ({e})",
+                    models.display()
+                );
+                return;
+            }
+        };
+        println!("sync+index: {indexed} candidates, mock and limiter at {rate}/s");
+        for ahead in [false, true] {
+            let (sync, index, whole) = sync_and_index(&runtime, &embedder, indexed, rate, ahead);
+            let label = if ahead {
+                "embedding while fetching"
+            } else {
+                "sync, then index"
+            };
+            println!("  {label:<25} sync {sync:6.1} s + index {index:6.1} s = {whole:6.1} s");
+        }
     }
 }

@@ -2,14 +2,28 @@
 //! the changed and deleted candidates, or rebuilt when they are missing, were built with another
 //! model, or fell more than one generation behind (say, after a crash between the two steps).
 //!
+//! While a sync is fetching, a [`Prefetcher`] embeds the passages of what it fetched, so the
+//! index step after the commit mostly takes vectors that are already computed: embedding
+//! overlaps fetching, which Lever's rate limit leaves mostly idle.
+//!
 //! This is the only place where store and index meet; neither imports the other.
 
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::domain::Candidate;
-use crate::index::{self, Embedder, IndexStats, Indexes, Progress};
+use crate::index::{self, Embedder, IndexStats, Indexes, Progress, VectorCache, chunk};
 use crate::store::{Commit, Store};
+
+/// Candidates waiting to be embedded ahead; beyond this a fetched candidate is left to the
+/// index step (the sync never waits for the embedder).
+const PREFETCH_QUEUE: usize = 4096;
+/// Candidates embedded together by the prefetcher.
+const PREFETCH_BATCH: usize = 32;
 
 /// What bringing the indexes up to date did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -64,7 +78,101 @@ impl IndexLock {
     }
 }
 
-/// Rebuilds the indexes from the whole store, whatever generation they describe.
+/// Embeds the passages of candidates as a sync fetches them, into a [`VectorCache`] that the
+/// index step after the commit reads.
+///
+/// Hand [`Prefetcher::sender`] to [`SyncOptions::fetched`](crate::sync::SyncOptions::fetched);
+/// [`Prefetcher::finish`] stops it and returns the cache. Failures only cost the head start:
+/// the index step embeds whatever is missing and reports errors itself.
+#[derive(Debug)]
+pub struct Prefetcher {
+    sender: SyncSender<Candidate>,
+    stop: Arc<AtomicBool>,
+    worker: JoinHandle<()>,
+    cache: Arc<VectorCache>,
+}
+
+impl Prefetcher {
+    /// Starts the background embedding thread.
+    pub fn start(embedder: Arc<Embedder>) -> std::io::Result<Prefetcher> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(PREFETCH_QUEUE);
+        let stop = Arc::new(AtomicBool::new(false));
+        let cache = Arc::new(VectorCache::new(&embedder));
+        let worker = {
+            let (stop, cache) = (Arc::clone(&stop), Arc::clone(&cache));
+            std::thread::Builder::new()
+                .name("prefetch-embed".into())
+                .spawn(move || prefetch(&embedder, &receiver, &stop, &cache))?
+        };
+        Ok(Prefetcher {
+            sender,
+            stop,
+            worker,
+            cache,
+        })
+    }
+
+    /// Where the sync offers what it fetched.
+    pub fn sender(&self) -> SyncSender<Candidate> {
+        self.sender.clone()
+    }
+
+    /// Embeds what is still queued, stops and returns the cache. (The queue drains at the same
+    /// speed the index step would embed it.)
+    pub fn finish(self) -> Arc<VectorCache> {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.sender);
+        if self.worker.join().is_err() {
+            tracing::warn!(
+                "the prefetch embedder stopped abnormally; the index step embeds everything"
+            );
+        }
+        self.cache
+    }
+}
+
+/// The prefetcher's loop: a batch of queued candidates at a time until stopped.
+fn prefetch(
+    embedder: &Embedder,
+    receiver: &Receiver<Candidate>,
+    stop: &AtomicBool,
+    cache: &VectorCache,
+) {
+    let mut embedded = 0usize;
+    loop {
+        let first = match receiver.recv_timeout(Duration::from_millis(50)) {
+            Ok(candidate) => candidate,
+            Err(RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => break,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut batch = vec![first];
+        while batch.len() < PREFETCH_BATCH {
+            match receiver.try_recv() {
+                Ok(candidate) => batch.push(candidate),
+                Err(_) => break,
+            }
+        }
+        let passages: Result<Vec<_>, _> =
+            batch.iter().map(|c| chunk::passages(c, embedder)).collect();
+        let filled = passages.and_then(|passages| {
+            let texts: Vec<&str> = passages.iter().flatten().map(|p| p.text.as_str()).collect();
+            cache.fill(embedder, &texts)
+        });
+        match filled {
+            Ok(n) => embedded += n,
+            Err(e) => {
+                tracing::warn!(error = %e, "embedding ahead failed; the index step embeds the rest");
+                break;
+            }
+        }
+    }
+    tracing::debug!(passages = embedded, "embedded ahead of the index step");
+}
+
+/// Rebuilds the indexes from the whole store, whatever generation they describe. Passages
+/// whose text the current generation already embedded with the same model are not embedded
+/// again.
 pub fn rebuild(
     data_dir: &Path,
     store: &Store,
@@ -72,25 +180,41 @@ pub fn rebuild(
     progress: &Progress,
 ) -> crate::Result<IndexStats> {
     let _lock = IndexLock::acquire(data_dir)?;
+    let cache = VectorCache::new(embedder);
+    reuse_current_vectors(data_dir, &cache);
     Ok(index::try_rebuild(
         data_dir,
         store.generation(),
         store.candidates(),
         store.reference(),
         embedder,
+        Some(&cache),
         progress,
     )?)
+}
+
+/// Adds the current generation's vectors to `cache` before a full rebuild.
+fn reuse_current_vectors(data_dir: &Path, cache: &VectorCache) {
+    let reused = cache.add_current_generation(data_dir);
+    if reused > 0 {
+        tracing::info!(
+            vectors = reused,
+            "reusing the vectors of the current index for unchanged text"
+        );
+    }
 }
 
 /// Brings the indexes of `data_dir` to the store's generation.
 ///
 /// `commit` is the commit the caller just made, if any: when the indexes are exactly one
-/// generation behind it, only its changes are applied.
+/// generation behind it, only its changes are applied. Vectors in `cache` (from a
+/// [`Prefetcher`]) are used instead of embedding their passages again.
 pub fn bring_up_to_date(
     data_dir: &Path,
     store: &Store,
     commit: Option<&Commit>,
     embedder: &Embedder,
+    cache: Option<&VectorCache>,
     progress: &Progress,
 ) -> crate::Result<IndexOutcome> {
     let started = Instant::now();
@@ -131,6 +255,7 @@ pub fn bring_up_to_date(
             &commit.deleted,
             store.reference(),
             embedder,
+            cache,
             progress,
         ) {
             Ok(stats) => return Ok(done(IndexAction::Updated, Some(stats))),
@@ -146,12 +271,22 @@ pub fn bring_up_to_date(
     if let Some(reason) = rebuild_reason {
         tracing::info!("{reason}: rebuilding the indexes");
     }
+    let own_cache;
+    let cache = match cache {
+        Some(cache) => cache,
+        None => {
+            own_cache = VectorCache::new(embedder);
+            &own_cache
+        }
+    };
+    reuse_current_vectors(data_dir, cache);
     let stats = index::try_rebuild(
         data_dir,
         target,
         store.candidates(),
         store.reference(),
         embedder,
+        Some(cache),
         progress,
     )?;
     Ok(done(IndexAction::Rebuilt, Some(stats)))

@@ -327,6 +327,7 @@ pub(crate) mod build {
             &["opp-nurse".to_string()],
             &reference(),
             embedder(),
+            None,
             &Progress::none(),
         )
         .unwrap();
@@ -402,6 +403,80 @@ pub(crate) mod build {
     }
 
     #[test]
+    fn vectors_embedded_ahead_are_used_instead_of_embedding_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pool = pool();
+        let nurse = pool.iter().find(|c| c.id == "opp-nurse").unwrap();
+        let passages = index::chunk::passages(nurse, embedder()).unwrap();
+        // A vector no embedding of this text would give: the build must take it from the cache.
+        let mut marker = vec![0.0f32; embedder().dimension()];
+        marker[0] = 1.0;
+        let cache = index::VectorCache::new(embedder());
+        cache.insert(&passages[0].text, marker.clone()).unwrap();
+        let stats = index::try_rebuild(
+            tmp.path(),
+            1,
+            pool.clone()
+                .into_iter()
+                .map(Ok::<_, std::convert::Infallible>),
+            &reference(),
+            embedder(),
+            Some(&cache),
+            &Progress::none(),
+        )
+        .unwrap();
+        assert_eq!(stats.candidates, 15);
+        let ix = Indexes::open(tmp.path()).unwrap();
+        let top = ix.vectors().exact_search(&marker, 1);
+        assert!((top[0].similarity - 1.0).abs() < 1e-6);
+        let ordinal = ix.vectors().chunk(top[0].chunk).ordinal;
+        assert_eq!(ix.rows()[ordinal as usize].opportunity_id, "opp-nurse");
+        // Every other passage was embedded as usual.
+        assert_eq!(
+            vector_ids(&ix, "C++ low-latency trading engineer")[0],
+            "opp-cpp"
+        );
+
+        // A cache made for another model is ignored.
+        let foreign = index::VectorCache::for_model("another-model", embedder().dimension());
+        foreign.insert(&passages[0].text, marker.clone()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        index::try_rebuild(
+            tmp.path(),
+            1,
+            pool.into_iter().map(Ok::<_, std::convert::Infallible>),
+            &reference(),
+            embedder(),
+            Some(&foreign),
+            &Progress::none(),
+        )
+        .unwrap();
+        let ix = Indexes::open(tmp.path()).unwrap();
+        assert!(ix.vectors().exact_search(&marker, 1)[0].similarity < 0.9);
+    }
+
+    #[test]
+    fn a_rebuild_reuses_the_vectors_of_the_current_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = build(tmp.path());
+        let cache = index::VectorCache::new(embedder());
+        assert_eq!(
+            cache.add_current_generation(tmp.path()),
+            stats.vectors as usize
+        );
+        for candidate in pool() {
+            for passage in index::chunk::passages(&candidate, embedder()).unwrap() {
+                assert!(cache.contains(&passage.text), "{} not reused", candidate.id);
+            }
+        }
+        // Another model's cache takes nothing; a folder without an index gives nothing.
+        let foreign = index::VectorCache::for_model("another-model", embedder().dimension());
+        assert_eq!(foreign.add_current_generation(tmp.path()), 0);
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(cache.add_current_generation(empty.path()), 0);
+    }
+
+    #[test]
     fn update_compacts_when_tombstones_pile_up() {
         let tmp = tempfile::tempdir().unwrap();
         build(tmp.path());
@@ -413,6 +488,7 @@ pub(crate) mod build {
             &deleted,
             &reference(),
             embedder(),
+            None,
             &Progress::none(),
         )
         .unwrap();

@@ -306,6 +306,7 @@ fn build_pool(data: &Path, embedder: &Embedder) {
         &second.deleted,
         store.reference(),
         embedder,
+        None,
         &index::Progress::none(),
     )
     .unwrap();
@@ -821,6 +822,7 @@ fn engine_picks_up_a_new_generation_without_restart() {
         &[],
         store.reference(),
         &fx.embedder,
+        None,
         &index::Progress::none(),
     )
     .unwrap();

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 
 use rediscover::domain::{Candidate, TextStatus};
 use rediscover::extract::{Format, extract};
+use rediscover::index::{Embedder, chunk};
 use rediscover::lever::{ApiKey, ClientConfig, Credentials};
+use rediscover::pipeline::{self, Prefetcher};
 use rediscover::store::Store;
 use rediscover::sync::{SyncMode, SyncOptions, SyncReport, run};
 
@@ -632,6 +634,44 @@ async fn full_sync_equals_the_mock_pool() {
             .all(|p| !p.description.is_empty())
     );
     assert_eq!(store.reference().stages.len(), pool.stages().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_sync_fetches_is_embedded_while_it_fetches() {
+    let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let embedder = Arc::new(Embedder::load_with_sessions(&models, 2).expect("run models/fetch.sh"));
+    let lever = mock(generate_pool(24, 3), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefetcher = Prefetcher::start(Arc::clone(&embedder)).expect("prefetcher");
+    let mut options = fast_options(dir.path(), &lever.base_url(), 5_000.0);
+    options.fetched = Some(prefetcher.sender());
+    let report = run(options).await.expect("sync");
+    let cache = prefetcher.finish();
+    assert_eq!(report.opportunities_fetched, 24);
+    let store = Store::open(dir.path()).expect("open");
+    let mut passages = 0;
+    for candidate in store.candidates() {
+        let candidate = candidate.expect("stored candidate");
+        for passage in chunk::passages(&candidate, &embedder).expect("chunk") {
+            assert!(
+                cache.contains(&passage.text),
+                "a fetched passage was not embedded ahead"
+            );
+            passages += 1;
+        }
+    }
+    assert!(passages >= 24 && cache.len() <= passages);
+    let outcome = pipeline::bring_up_to_date(
+        dir.path(),
+        &store,
+        Some(&report.commit),
+        &embedder,
+        Some(&cache),
+        &rediscover::index::Progress::none(),
+    )
+    .expect("index");
+    assert_eq!(outcome.action, pipeline::IndexAction::Rebuilt);
+    assert_eq!(outcome.stats.expect("stats").candidates, 24);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

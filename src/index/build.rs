@@ -7,6 +7,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::cache::VectorCache;
 use super::chunk::{self, Passage};
 use super::generation::{self, Meta};
 use super::keyword::KeywordWriter;
@@ -32,18 +33,20 @@ pub fn rebuild(
 ) -> Result<IndexStats, Error> {
     let candidates = candidates.map(Ok::<_, std::convert::Infallible>);
     try_rebuild(
-        data_dir, generation, candidates, reference, embedder, progress,
+        data_dir, generation, candidates, reference, embedder, None, progress,
     )
 }
 
 /// [`rebuild`] from a fallible source (such as the store): the first error aborts the build,
-/// removes the partial generation and leaves the current one in place.
+/// removes the partial generation and leaves the current one in place. Passages whose vector is
+/// in `cache` (computed while a sync was fetching) are not embedded again.
 pub fn try_rebuild<E>(
     data_dir: &Path,
     generation: u64,
     candidates: impl Iterator<Item = Result<Candidate, E>>,
     reference: &ReferenceData,
     embedder: &Embedder,
+    cache: Option<&VectorCache>,
     progress: &Progress,
 ) -> Result<IndexStats, Error>
 where
@@ -61,7 +64,9 @@ where
             vectors,
             reference,
             embedder,
+            cache,
             progress,
+            cached_vectors: 0,
         };
         progress.emit(ProgressEvent::Start {
             phase: "indexing",
@@ -80,7 +85,9 @@ where
 ///
 /// Replaced and deleted rows stay as tombstones (`deleted`); their vectors are tombstoned and
 /// never returned. When tombstones pass [`COMPACT_RATIO`] of all vectors the live vectors are
-/// copied into a fresh graph (no re-embedding).
+/// copied into a fresh graph (no re-embedding). Passages whose vector is in `cache` are not
+/// embedded again.
+#[allow(clippy::too_many_arguments)]
 pub fn update(
     data_dir: &Path,
     generation: u64,
@@ -88,10 +95,14 @@ pub fn update(
     deleted: &[String],
     reference: &ReferenceData,
     embedder: &Embedder,
+    cache: Option<&VectorCache>,
     progress: &Progress,
 ) -> Result<IndexStats, Error> {
     let Some(prev_name) = generation::current_dir_name(data_dir)? else {
-        return rebuild(data_dir, generation, changed, reference, embedder, progress);
+        let changed = changed.map(Ok::<_, std::convert::Infallible>);
+        return try_rebuild(
+            data_dir, generation, changed, reference, embedder, cache, progress,
+        );
     };
     let prev = generation::root(data_dir).join(prev_name);
     let meta = generation::read_meta(&prev)?;
@@ -143,7 +154,9 @@ pub fn update(
             vectors,
             reference,
             embedder,
+            cache,
             progress,
+            cached_vectors: 0,
         };
         progress.emit(ProgressEvent::Start {
             phase: "updating",
@@ -185,7 +198,10 @@ struct Job<'a> {
     vectors: VectorWriter,
     reference: &'a ReferenceData,
     embedder: &'a Embedder,
+    cache: Option<&'a VectorCache>,
     progress: &'a Progress,
+    /// Vectors taken from `cache` instead of embedded.
+    cached_vectors: u64,
 }
 
 impl Job<'_> {
@@ -217,7 +233,15 @@ impl Job<'_> {
             .map(|c| chunk::passages(c, self.embedder))
             .collect::<Result<_, _>>()?;
         let texts: Vec<&str> = passages.iter().flatten().map(|p| p.text.as_str()).collect();
-        let mut vectors = self.embedder.embed_passages(&texts)?.into_iter();
+        let vectors = match self.cache {
+            Some(cache) => {
+                let (vectors, hits) = cache.get_or_embed(self.embedder, &texts)?;
+                self.cached_vectors += hits as u64;
+                vectors
+            }
+            None => self.embedder.embed_passages(&texts)?,
+        };
+        let mut vectors = vectors.into_iter();
         for (candidate, passages) in batch.iter().zip(&passages) {
             let ordinal = self.rows.len() as u32;
             let row = CandidateRow::new(candidate, self.reference);
@@ -233,6 +257,12 @@ impl Job<'_> {
 
     /// Commits every part and writes `meta.json` last.
     fn finish(self, dir: &Path, generation: u64) -> Result<IndexStats, Error> {
+        if self.cache.is_some() {
+            tracing::info!(
+                cached = self.cached_vectors,
+                "passage vectors taken from those embedded during the sync"
+            );
+        }
         self.keyword.finish()?;
         let vectors = self.vectors.len() as u64;
         let tombstones = self.vectors.tombstones() as u64;

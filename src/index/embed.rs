@@ -53,6 +53,9 @@ pub struct Embedder {
     /// Neither truncates nor pads: for counting tokens and chunking long text.
     counting_tokenizer: Tokenizer,
     sessions: Vec<Mutex<Session>>,
+    /// One session whose operators use every core, for a single query's latency; `None` on a
+    /// single core.
+    query_session: Option<Mutex<Session>>,
     inputs: ModelInputs,
 }
 
@@ -74,7 +77,8 @@ impl Embedder {
         Self::load_with_sessions(models_dir, workers)
     }
 
-    /// Loads the model with exactly `sessions` single-threaded sessions (at least one).
+    /// Loads the model with exactly `sessions` single-threaded sessions (at least one), plus,
+    /// when there are several, one session that spreads a single query over as many threads.
     pub fn load_with_sessions(models_dir: &Path, sessions: usize) -> Result<Embedder, Error> {
         let manifest = Manifest::load(models_dir)?;
         let model_path = manifest.model_path(models_dir);
@@ -82,9 +86,15 @@ impl Embedder {
         let model_sha256 = hex(&Sha256::digest(&model_bytes));
         let (tokenizer, counting_tokenizer) = load_tokenizers(&manifest, models_dir)?;
         let environment = environment(&manifest.runtime_path(models_dir))?;
-        let sessions = (0..sessions.max(1))
-            .map(|_| new_session(&environment, &model_bytes, &model_path).map(Mutex::new))
+        let threads = sessions.max(1);
+        let sessions = (0..threads)
+            .map(|_| new_session(&environment, &model_bytes, &model_path, 1).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
+        let query_session = if threads > 1 {
+            Some(new_session(&environment, &model_bytes, &model_path, threads).map(Mutex::new)?)
+        } else {
+            None
+        };
         // PANICS: the collect above made at least one session.
         let inputs = model_inputs(&sessions[0], &model_path)?;
         check_output(&sessions[0], &manifest.output, &model_path)?;
@@ -94,6 +104,7 @@ impl Embedder {
             tokenizer,
             counting_tokenizer,
             sessions,
+            query_session,
             inputs,
         })
     }
@@ -126,14 +137,19 @@ impl Embedder {
         &self.model_sha256
     }
 
-    /// Embeds one query (with the manifest's query prefix) as a unit vector.
+    /// Embeds one query (with the manifest's query prefix) as a unit vector, on every core
+    /// when the multi-threaded session is free.
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, Error> {
         let text = prefixed(&self.manifest.query_prefix, text);
         let encoding = self
             .tokenizer
             .encode(text.as_ref(), true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let mut vectors = self.with_session(|s| self.run_batch(s, &[&encoding]))?;
+        let free = self.query_session.as_ref().and_then(|s| s.try_lock().ok());
+        let mut vectors = match free {
+            Some(mut session) => self.run_batch(&mut session, &[&encoding])?,
+            None => self.with_session(|s| self.run_batch(s, &[&encoding]))?,
+        };
         vectors
             .pop()
             .ok_or_else(|| Error::Inference("no vector for the query".to_owned()))
@@ -420,7 +436,14 @@ fn environment(runtime: &Path) -> Result<Environment, Error> {
     Ok(env)
 }
 
-fn new_session(env: &Environment, model: &[u8], path: &Path) -> Result<Session, Error> {
+/// A session whose operators run on `threads` threads (which do not spin while idle, so an
+/// idle multi-threaded session never takes a core from the others).
+fn new_session(
+    env: &Environment,
+    model: &[u8],
+    path: &Path,
+    threads: usize,
+) -> Result<Session, Error> {
     let model_error = |e: String| Error::Model {
         path: path.to_path_buf(),
         reason: e,
@@ -430,7 +453,10 @@ fn new_session(env: &Environment, model: &[u8], path: &Path) -> Result<Session, 
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| model_error(e.to_string()))?;
     let builder = builder
-        .with_intra_threads(1)
+        .with_intra_threads(threads)
+        .map_err(|e| model_error(e.to_string()))?;
+    let builder = builder
+        .with_intra_op_spinning(false)
         .map_err(|e| model_error(e.to_string()))?;
     let mut builder = builder
         .with_inter_threads(1)

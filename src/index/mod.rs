@@ -7,6 +7,7 @@
 //! pointer atomically, so readers never see half an index and a crash keeps the last good one.
 
 mod build;
+pub mod cache;
 pub mod chunk;
 pub mod embed;
 pub mod generation;
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use build::{COMPACT_RATIO, rebuild, try_rebuild, update};
+pub use cache::VectorCache;
 pub use chunk::ChunkKind;
 pub use embed::Embedder;
 pub use generation::FORMAT_VERSION;

@@ -175,6 +175,12 @@ impl VectorIndex {
             .map(hit)
             .collect()
     }
+
+    /// The stored unit vector of `chunk`, or `None` when it is out of range.
+    pub fn vector(&self, chunk: u32) -> Option<&[f32]> {
+        let graph = self.graph.as_ref()?;
+        ((chunk as usize) < graph.points()).then(|| graph.vector(chunk))
+    }
 }
 
 fn hit(scored: search::Scored) -> VectorHit {

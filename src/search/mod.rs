@@ -363,7 +363,8 @@ pub struct RetrievalSpec<'q> {
     pub terms: TermOptions,
 }
 
-/// Runs the keyword and semantic sides over the allowed rows.
+/// Runs the keyword and semantic sides over the allowed rows, at the same time when both are
+/// wanted (the keyword side then costs nothing while the query is being embedded).
 ///
 /// `keyword_filter` is the parsed Boolean filter, already reflected in `allowed`; it is also
 /// intersected into the keyword query. When the semantic side fails, the keyword side is run
@@ -375,41 +376,106 @@ pub fn retrieve(
     allowed: &std::sync::Arc<Allowed>,
     keyword_filter: Option<&dyn tantivy::query::Query>,
 ) -> Result<Retrieval, Error> {
+    let semantic_side = || semantic_side(indexes, embedder, &spec, allowed);
+    let keyword_side = || keyword_side(indexes, &spec, allowed, keyword_filter);
+    let (semantic, keyword) = match (spec.semantic, spec.keyword) {
+        (true, true) => {
+            let (semantic, keyword) = rayon::join(semantic_side, keyword_side);
+            (Some(semantic), Some(keyword))
+        }
+        (true, false) => (Some(semantic_side()), None),
+        (false, _) => (None, Some(keyword_side())),
+    };
     let mut out = Retrieval::default();
-    let mut run_keyword = spec.keyword;
-    if spec.semantic {
-        let started = Instant::now();
-        match embedder {
-            None => out.degraded = Some("no embedding model is loaded".to_owned()),
-            Some(embedder) => match embedder.embed(spec.title, spec.body) {
-                Ok(query) => {
-                    out.timings.embed = started.elapsed();
-                    out.timings.embed_cached = query.cached;
-                    let started = Instant::now();
-                    out.semantic =
-                        semantic::search(indexes.vectors(), &query.vector, allowed, spec.depth);
-                    out.timings.vector = started.elapsed();
-                }
-                Err(reason) => {
-                    tracing::warn!(target: "search::hybrid", "query embedding failed, returning keyword results");
-                    out.degraded = Some(format!("query embedding failed: {reason}"));
-                }
-            },
-        }
-        run_keyword |= out.degraded.is_some();
+    if let Some(semantic) = semantic {
+        out.semantic = semantic.hits;
+        out.timings.embed = semantic.embed;
+        out.timings.embed_cached = semantic.cached;
+        out.timings.vector = semantic.vector;
+        out.degraded = semantic.degraded;
     }
-    if run_keyword {
-        let started = Instant::now();
-        let index = indexes.keyword();
-        out.terms = keyword::choose_terms(index, spec.title, spec.body, spec.terms);
-        let filter = keyword_filter.map(|f| f.box_clone());
-        if let Some(query) = keyword::build_query(index, &out.terms, filter) {
-            out.keyword =
-                keyword::search(index, query.as_ref(), allowed, spec.depth, spec.collector)?;
-        }
-        out.timings.keyword = started.elapsed();
+    let keyword = match keyword {
+        Some(keyword) => Some(keyword?),
+        None if out.degraded.is_some() => Some(keyword_side()?),
+        None => None,
+    };
+    if let Some(keyword) = keyword {
+        out.keyword = keyword.hits;
+        out.terms = keyword.terms;
+        out.timings.keyword = keyword.took;
     }
     Ok(out)
+}
+
+/// What the semantic side found, and how long it took.
+struct SemanticSide {
+    hits: Vec<semantic::SemanticHit>,
+    embed: Duration,
+    cached: bool,
+    vector: Duration,
+    degraded: Option<String>,
+}
+
+fn semantic_side(
+    indexes: &Indexes,
+    embedder: Option<&QueryEmbedder>,
+    spec: &RetrievalSpec<'_>,
+    allowed: &Allowed,
+) -> SemanticSide {
+    let started = Instant::now();
+    let mut out = SemanticSide {
+        hits: Vec::new(),
+        embed: Duration::ZERO,
+        cached: false,
+        vector: Duration::ZERO,
+        degraded: None,
+    };
+    let Some(embedder) = embedder else {
+        out.degraded = Some("no embedding model is loaded".to_owned());
+        return out;
+    };
+    match embedder.embed(spec.title, spec.body) {
+        Ok(query) => {
+            out.embed = started.elapsed();
+            out.cached = query.cached;
+            let started = Instant::now();
+            out.hits = semantic::search(indexes.vectors(), &query.vector, allowed, spec.depth);
+            out.vector = started.elapsed();
+        }
+        Err(reason) => {
+            tracing::warn!(target: "search::hybrid", "query embedding failed, returning keyword results");
+            out.degraded = Some(format!("query embedding failed: {reason}"));
+        }
+    }
+    out
+}
+
+/// What the keyword side found, the terms it used, and how long it took.
+struct KeywordSide {
+    hits: Vec<keyword::KeywordHit>,
+    terms: Vec<QueryTerm>,
+    took: Duration,
+}
+
+fn keyword_side(
+    indexes: &Indexes,
+    spec: &RetrievalSpec<'_>,
+    allowed: &std::sync::Arc<Allowed>,
+    keyword_filter: Option<&dyn tantivy::query::Query>,
+) -> Result<KeywordSide, Error> {
+    let started = Instant::now();
+    let index = indexes.keyword();
+    let terms = keyword::choose_terms(index, spec.title, spec.body, spec.terms);
+    let filter = keyword_filter.map(|f| f.box_clone());
+    let hits = match keyword::build_query(index, &terms, filter) {
+        Some(query) => keyword::search(index, query.as_ref(), allowed, spec.depth, spec.collector)?,
+        None => Vec::new(),
+    };
+    Ok(KeywordSide {
+        hits,
+        terms,
+        took: started.elapsed(),
+    })
 }
 
 /// Splits free text into a title (a short first line) and a body.

@@ -62,6 +62,10 @@ pub struct SyncOptions {
     pub overlap: Duration,
     /// Show a progress bar (on a terminal) or periodic log lines.
     pub progress: bool,
+    /// Every candidate fetched from Lever in this run is offered here as soon as it is staged,
+    /// so its passages can be embedded while the sync goes on. Never blocks: when the receiver
+    /// is behind, the candidate is simply not offered (the index build embeds it later).
+    pub fetched: Option<std::sync::mpsc::SyncSender<Candidate>>,
 }
 
 impl SyncOptions {
@@ -78,6 +82,7 @@ impl SyncOptions {
             concurrency: 32,
             overlap: Duration::from_secs(5 * 60),
             progress: true,
+            fetched: None,
         }
     }
 }
@@ -207,6 +212,7 @@ pub async fn run_with_client(
         &mut batch,
         query,
         options.concurrency,
+        options.fetched.as_ref(),
         &mut tally,
         &mut progress,
     )
@@ -339,6 +345,7 @@ async fn sync_opportunities(
     batch: &mut Batch,
     query: Vec<(&'static str, String)>,
     concurrency: usize,
+    fetched: Option<&std::sync::mpsc::SyncSender<Candidate>>,
     tally: &mut Tally,
     progress: &mut Progress,
 ) -> Result<bool, Error> {
@@ -390,7 +397,7 @@ async fn sync_opportunities(
         tokio::select! {
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 let (id, result) = joined.map_err(|e| Error::Worker(e.to_string()))?;
-                if let Err(e) = record_outcome(batch, id, result, tally) {
+                if let Err(e) = record_outcome(batch, id, result, fetched, tally) {
                     break Err(e);
                 }
                 progress.update(tally.seen.len(), tally.fetched + tally.unchanged + tally.resumed, client.stats().api_calls);
@@ -477,6 +484,7 @@ fn record_outcome(
     batch: &mut Batch,
     id: String,
     result: Result<ChildOutcome, crate::lever::Error>,
+    fetched: Option<&std::sync::mpsc::SyncSender<Candidate>>,
     tally: &mut Tally,
 ) -> Result<(), Error> {
     match result {
@@ -485,6 +493,10 @@ fn record_outcome(
             tally.resumes_downloaded += stats.resumes_downloaded;
             tally.resume_text_failed += stats.resume_text_failed;
             tally.malformed.extend(stats.malformed);
+            if let Some(fetched) = fetched {
+                // Full or gone receiver: the index build embeds this candidate itself.
+                let _ = fetched.try_send(candidate.as_ref().clone());
+            }
             batch.upsert(*candidate)?;
         }
         Ok(ChildOutcome::Gone) => {

@@ -58,11 +58,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime.block_on(sync_from_mock(&args))?;
+    let prefetcher = super::index::start_prefetch(&embedder)?;
+    let report = runtime.block_on(sync_from_mock(&args, prefetcher.sender()))?;
     super::sync::print_summary(&report);
+    let cache = prefetcher.finish();
 
     let outcome =
-        super::index::after_sync(&args.data, args.models.as_deref(), &report.commit, true)?;
+        super::index::after_sync(&args.data, &embedder, Some(&cache), &report.commit, true)?;
     if outcome.generation.is_none() {
         bail!("nothing was indexed");
     }
@@ -93,7 +95,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn sync_from_mock(args: &Args) -> anyhow::Result<crate::sync::SyncReport> {
+async fn sync_from_mock(
+    args: &Args,
+    fetched: std::sync::mpsc::SyncSender<crate::domain::Candidate>,
+) -> anyhow::Result<crate::sync::SyncReport> {
     let started = Instant::now();
     let pool = generate_pool(args.candidates, args.seed);
     let key = format!("demo-{:016x}", rand::random::<u64>());
@@ -123,6 +128,7 @@ async fn sync_from_mock(args: &Args) -> anyhow::Result<crate::sync::SyncReport> 
     let credentials = Credentials::ApiKey(ApiKey::new(key).context("demo key is empty")?);
     let mut options = SyncOptions::new(&args.data, client, credentials);
     options.progress = true;
+    options.fetched = Some(fetched);
     let report = crate::sync::run(options).await;
     mock.shutdown().await;
     report.with_context(|| format!("sync into {} failed", args.data.display()))

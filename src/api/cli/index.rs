@@ -3,12 +3,13 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::index::{Embedder, Progress, ProgressEvent};
+use crate::index::{Embedder, Progress, ProgressEvent, VectorCache};
 use crate::pipeline::{self, IndexAction, IndexOutcome};
 use crate::store::{Commit, Store};
 
@@ -51,24 +52,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Loads the embedding model for indexing after a sync, with an error that says what to do.
+pub(super) fn load_for_sync(models: Option<&Path>) -> anyhow::Result<Arc<Embedder>> {
+    let models = models.map_or_else(Embedder::default_models_dir, Path::to_owned);
+    let embedder = Embedder::load(&models).with_context(|| {
+        format!(
+            "cannot load the embedding model from {} to index what is synced (run models/fetch.sh, or pass --no-index to only sync the store)",
+            models.display()
+        )
+    })?;
+    Ok(Arc::new(embedder))
+}
+
+/// Starts embedding what a sync fetches while it fetches (see [`pipeline::Prefetcher`]).
+pub(super) fn start_prefetch(embedder: &Arc<Embedder>) -> anyhow::Result<pipeline::Prefetcher> {
+    pipeline::Prefetcher::start(Arc::clone(embedder)).context("cannot start the embedding thread")
+}
+
 /// Brings the indexes up to date after a sync commit, with a progress bar and a summary line.
+/// `cache` holds the passage vectors embedded while the sync was fetching.
 pub(super) fn after_sync(
     data: &Path,
-    models: Option<&Path>,
+    embedder: &Embedder,
+    cache: Option<&VectorCache>,
     commit: &Commit,
     print: bool,
 ) -> anyhow::Result<IndexOutcome> {
     let store = Store::open(data)
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
-    let models = models.map_or_else(Embedder::default_models_dir, Path::to_owned);
-    let embedder = Embedder::load(&models).with_context(|| {
-        format!(
-            "the store is synced, but the embedding model could not be loaded from {} to index it (run models/fetch.sh, then `rediscover index`)",
-            models.display()
-        )
-    })?;
     let bar = progress_bar();
-    let outcome = pipeline::bring_up_to_date(data, &store, Some(commit), &embedder, &progress_for(bar.clone()))
+    let outcome = pipeline::bring_up_to_date(data, &store, Some(commit), embedder, cache, &progress_for(bar.clone()))
         .context("the store is synced, but indexing failed; the previous index is still in place (run `rediscover index` to retry)")?;
     bar.finish_and_clear();
     if print {

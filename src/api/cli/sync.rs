@@ -58,6 +58,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut options = SyncOptions::new(&args.data, client, credentials);
     options.concurrency = args.concurrency;
     options.progress = !args.json;
+    // Loaded first, so a missing model stops the run before it syncs, and so what is fetched
+    // can be embedded while the sync waits on Lever's rate limit.
+    let indexing = if args.no_index {
+        None
+    } else {
+        let embedder = super::index::load_for_sync(args.models.as_deref())?;
+        let prefetcher = super::index::start_prefetch(&embedder)?;
+        options.fetched = Some(prefetcher.sender());
+        Some((embedder, prefetcher))
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,15 +78,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.json {
         print_summary(&report);
     }
-    let indexed = if args.no_index {
-        None
-    } else {
-        Some(super::index::after_sync(
-            &args.data,
-            args.models.as_deref(),
-            &report.commit,
-            !args.json,
-        )?)
+    let indexed = match indexing {
+        None => None,
+        Some((embedder, prefetcher)) => {
+            let cache = prefetcher.finish();
+            Some(super::index::after_sync(
+                &args.data,
+                &embedder,
+                Some(&cache),
+                &report.commit,
+                !args.json,
+            )?)
+        }
     };
     if args.json {
         let mut value = report_json(&report);
