@@ -9,6 +9,10 @@
 //!
 //! Run: `BENCH_CANDIDATES=2000 cargo bench --bench index_build`.
 //!
+//! `BENCH_INSERT_VECTORS=N` instead measures incremental updates: N random unit vectors built
+//! by hnsw_rs (a full build), then N more inserted into its flat graph by an update, with
+//! vectors/s of both and recall@10 of queries near the inserted vectors.
+//!
 //! `BENCH_RELOAD_CANDIDATES=N` instead measures the vector layer alone at scale: N candidates
 //! of random unit vectors, then in a fresh process reopen time, resident memory after reopen
 //! and after 100 queries, and recall@10 against exact search with latency for several `ef`.
@@ -42,6 +46,13 @@ fn main() {
     }
     if let Some(dir) = std::env::var_os(REOPEN_VECTORS_ENV) {
         reopen_vectors_and_report(Path::new(&dir));
+        return;
+    }
+    if let Some(n) = std::env::var("BENCH_INSERT_VECTORS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        insert_rate(n);
         return;
     }
     if let Some(n) = std::env::var("BENCH_RELOAD_CANDIDATES")
@@ -299,7 +310,7 @@ fn vector_reload_at_scale(n: usize) {
                 .collect();
             writer.add(ordinal, &passages, vectors)?;
         }
-        let name = writer.finish()?;
+        writer.finish()?;
         let rows: Vec<CandidateRow> = (0..n)
             .map(|i| {
                 CandidateRow::new(
@@ -315,32 +326,23 @@ fn vector_reload_at_scale(n: usize) {
             })
             .collect();
         index::rows::write(tmp.path(), &rows)?;
-        Ok::<_, index::Error>(name)
+        Ok::<_, index::Error>(())
     })();
-    let name = match result {
-        Ok(Some(name)) => name,
-        Ok(None) => return,
+    match result {
+        Ok(()) if n > 0 => {}
+        Ok(()) => return,
         Err(e) => {
             eprintln!("index bench: vector build failed: {e}");
             std::process::exit(1)
         }
-    };
+    }
     println!(
         "vector layer: {n} candidates x {PASSAGES_PER_CANDIDATE} random vectors written in {:.1} s",
         start.elapsed().as_secs_f64()
     );
-    for file in [
-        "graph.bin",
-        "vectors.f32",
-        "vectors.hnsw.graph",
-        "vectors.hnsw.data",
-    ] {
+    for file in ["graph.bin", "vectors.f32", "chunks.bin", "chunks.txt"] {
         let bytes = std::fs::metadata(tmp.path().join(file)).map_or(0, |m| m.len());
         println!("  {file}: {:.1} MiB", bytes as f64 / (1 << 20) as f64);
-    }
-    if let Err(e) = std::fs::write(tmp.path().join("basename"), &name) {
-        eprintln!("index bench: {e}");
-        return;
     }
     match std::env::current_exe().and_then(|exe| {
         Command::new(exe)
@@ -357,7 +359,6 @@ fn vector_reload_at_scale(n: usize) {
 }
 
 fn reopen_vectors_and_report(dir: &Path) {
-    let name = std::fs::read_to_string(dir.join("basename")).unwrap_or_default();
     // Queries first, so their memory is not counted: near a stored vector (the first rows,
     // regenerated from the writer's seed) and uniformly random.
     let mut rows = ChaCha8Rng::seed_from_u64(9);
@@ -374,7 +375,7 @@ fn reopen_vectors_and_report(dir: &Path) {
     let before = rss_kib();
     let anon_before = status_kib("RssAnon:");
     let start = Instant::now();
-    let vectors = match VectorIndex::open(dir, Some(name.trim())) {
+    let vectors = match VectorIndex::open(dir) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("reopen failed: {e}");
@@ -434,6 +435,125 @@ fn reopen_vectors_and_report(dir: &Path) {
             );
         }
     }
+}
+
+/// See `BENCH_INSERT_VECTORS` in the file's doc. Run:
+/// `BENCH_INSERT_VECTORS=3000 cargo bench --bench index_build`.
+fn insert_rate(n: usize) {
+    let (Ok(first), Ok(second)) = (tempfile::tempdir(), tempfile::tempdir()) else {
+        eprintln!("index bench: no temp dir");
+        std::process::exit(1)
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let vectors: Vec<Vec<f32>> = (0..2 * n).map(|_| unit_vector(&mut rng)).collect();
+    let passage = [Passage {
+        kind: ChunkKind::Resume,
+        start: 0,
+        end: 4,
+        text: "text".into(),
+    }];
+    let timed = (|| {
+        let start = Instant::now();
+        let mut writer = VectorWriter::create(first.path(), n)?;
+        for (ordinal, v) in vectors[..n].iter().enumerate() {
+            writer.add(ordinal as u32, &passage, vec![v.clone()])?;
+        }
+        writer.finish()?;
+        let built = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let (mut writer, _) =
+            VectorWriter::continue_from(first.path(), second.path(), &|_| false, 1.0)?;
+        let loaded = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        for (ordinal, v) in vectors[n..].iter().enumerate() {
+            writer.add((n + ordinal) as u32, &passage, vec![v.clone()])?;
+        }
+        let inserted = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        writer.finish()?;
+        Ok::<_, index::Error>((built, loaded, inserted, start.elapsed().as_secs_f64()))
+    })();
+    let (built, loaded, inserted, written) = timed.unwrap_or_else(|e| {
+        eprintln!("index bench: insert run failed: {e}");
+        std::process::exit(1)
+    });
+    println!(
+        "hnsw_rs full build: {n} vectors in {built:.2} s = {:.0} vectors/s (parallel, with export)",
+        n as f64 / built
+    );
+    println!(
+        "update: load {loaded:.3} s, insert {n} vectors in {inserted:.2} s = {:.0} vectors/s \
+         (one thread), write {written:.3} s",
+        n as f64 / inserted
+    );
+    // The same 2N vectors all inserted by hnsw_rs, for comparison.
+    let Ok(third) = tempfile::tempdir() else {
+        eprintln!("index bench: no temp dir");
+        std::process::exit(1)
+    };
+    let all = (|| {
+        let mut writer = VectorWriter::create(third.path(), 2 * n)?;
+        for (ordinal, v) in vectors.iter().enumerate() {
+            writer.add(ordinal as u32, &passage, vec![v.clone()])?;
+        }
+        writer.finish()
+    })();
+    if let Err(e) = all {
+        eprintln!("index bench: hnsw_rs build failed: {e}");
+        std::process::exit(1)
+    }
+    let mut noise = ChaCha8Rng::seed_from_u64(12);
+    let queries: Vec<Vec<f32>> = vectors[n..]
+        .iter()
+        .step_by((n / QUERIES).max(1))
+        .map(|v| {
+            let r = unit_vector(&mut noise);
+            normalised(v.iter().zip(&r).map(|(a, b)| a + b).collect())
+        })
+        .collect();
+    for (what, dir) in [
+        ("hnsw_rs build, then our insert", second.path()),
+        ("hnsw_rs for all", third.path()),
+    ] {
+        let index = VectorIndex::open(dir).unwrap_or_else(|e| {
+            eprintln!("index bench: reopen failed: {e}");
+            std::process::exit(1)
+        });
+        let recall = |ef: usize| {
+            let (mut found, mut total) = (0, 0);
+            for q in &queries {
+                let truth = index.exact_search(q, 10);
+                found += index
+                    .search(q, 10, ef)
+                    .iter()
+                    .filter(|h| truth.iter().any(|t| t.chunk == h.chunk))
+                    .count();
+                total += truth.len();
+            }
+            found as f64 / total.max(1) as f64
+        };
+        println!(
+            "{what}: layer-0 degree {:.1}; recall@10 of queries near the last {n} vectors: \
+             ef 64 {:.4}, ef 128 {:.4}",
+            base_degree(dir),
+            recall(64),
+            recall(128)
+        );
+    }
+}
+
+/// Mean neighbours per point on layer 0, from the layer table of `graph.bin`.
+fn base_degree(dir: &Path) -> f64 {
+    let Ok(bytes) = std::fs::read(dir.join("graph.bin")) else {
+        return 0.0;
+    };
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (points, edges) = (u32_at(16), u32_at(48) as u64 | (u32_at(52) as u64) << 32);
+    edges as f64 / points.max(1) as f64
 }
 
 fn normalised(mut v: Vec<f32>) -> Vec<f32> {

@@ -311,11 +311,17 @@ pub(crate) mod build {
     fn update_replaces_changed_and_removes_deleted() {
         let tmp = tempfile::tempdir().unwrap();
         build(tmp.path());
+        update_and_check(tmp.path());
+    }
+
+    /// Replaces opp-dotnet's resume and deletes opp-nurse, then checks what the new generation
+    /// returns and what it holds on disk.
+    fn update_and_check(data: &Path) {
         let mut changed = pool()[1].clone();
         changed.resumes[0].text =
             Some("Now a Kubernetes platform engineer running Terraform.".into());
         let stats = index::update(
-            tmp.path(),
+            data,
             2,
             std::iter::once(changed),
             &["opp-nurse".to_string()],
@@ -328,7 +334,7 @@ pub(crate) mod build {
         assert_eq!(stats.generation, 2);
         assert_eq!(stats.candidates, 14);
         assert!(stats.tombstones > 0);
-        let ix = Indexes::open(tmp.path()).unwrap();
+        let ix = Indexes::open(data).unwrap();
         assert_eq!(ix.generation(), 2);
         assert_eq!(ix.ordinal("opp-nurse"), None);
         assert!(keyword_ids(&ix, "nurse").is_empty());
@@ -339,8 +345,16 @@ pub(crate) mod build {
             vector_ids(&ix, "cloud infrastructure Kubernetes")[0],
             "opp-dotnet"
         );
+        // Every other candidate is still found by meaning.
+        assert_eq!(vector_ids(&ix, "low-latency trading in C++")[0], "opp-cpp");
+        // The new generation: current format, vectors stored once (no hnsw_rs dump).
+        crate::index::flat::assert_no_hnsw_dump(ix.dir());
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(ix.dir().join("meta.json")).unwrap()).unwrap();
+        assert_eq!(meta["format_version"], index::FORMAT_VERSION);
+        assert!(meta["hnsw_basename"].is_null());
         // Only the new generation directory is left.
-        let gens = std::fs::read_dir(tmp.path().join("index"))
+        let gens = std::fs::read_dir(data.join("index"))
             .unwrap()
             .filter(|e| {
                 e.as_ref()
@@ -351,6 +365,41 @@ pub(crate) mod build {
             })
             .count();
         assert_eq!(gens, 1);
+    }
+
+    #[test]
+    fn a_format_2_generation_with_an_hnsw_dump_still_opens_and_updates() {
+        use hnsw_rs::prelude::{AnnT, DistDot, Hnsw};
+
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        let dir = Indexes::open(tmp.path()).unwrap().dir().to_path_buf();
+        // Make it what format 2 wrote: the same files plus an hnsw_rs dump named in meta.json.
+        let rows: Vec<Vec<f32>> = std::fs::read(dir.join("vectors.f32"))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect::<Vec<f32>>()
+            .chunks_exact(embedder().dimension())
+            .map(<[f32]>::to_vec)
+            .collect();
+        let hnsw: Hnsw<f32, DistDot> = Hnsw::new(24, rows.len(), 16, 200, DistDot);
+        for (id, row) in rows.iter().enumerate() {
+            hnsw.insert((row.as_slice(), id));
+        }
+        let name = hnsw.file_dump(&dir, "vectors").unwrap();
+        assert!(dir.join(format!("{name}.hnsw.graph")).exists());
+        let meta_path = dir.join("meta.json");
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+        meta["format_version"] = 2.into();
+        meta["hnsw_basename"] = name.into();
+        std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+
+        let ix = Indexes::open(tmp.path()).unwrap();
+        assert_eq!(vector_ids(&ix, "hospital intensive care")[0], "opp-nurse");
+        drop(ix);
+        update_and_check(tmp.path());
     }
 
     #[test]
@@ -544,7 +593,6 @@ fn index_types_can_be_shared_across_threads() {
 mod flat {
     use std::path::Path;
 
-    use hnsw_rs::prelude::{DistDot, Hnsw, HnswIo};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use rediscover::index::chunk::{ChunkKind, Passage};
@@ -584,8 +632,8 @@ mod flat {
             .collect()
     }
 
-    /// Writes `vectors` (grouped `PER_ORDINAL` to an ordinal); returns the hnsw dump name.
-    fn write(dir: &Path, vectors: &[Vec<f32>]) -> String {
+    /// Writes `vectors` (grouped `PER_ORDINAL` to an ordinal).
+    fn write(dir: &Path, vectors: &[Vec<f32>]) {
         let mut w = VectorWriter::create(dir, vectors.len()).unwrap();
         for (ordinal, group) in vectors.chunks(PER_ORDINAL).enumerate() {
             w.add(
@@ -595,7 +643,17 @@ mod flat {
             )
             .unwrap();
         }
-        w.finish().unwrap().unwrap()
+        w.finish().unwrap();
+        assert_no_hnsw_dump(dir);
+    }
+
+    /// The vectors are stored once: no hnsw_rs dump next to the flat graph.
+    pub(crate) fn assert_no_hnsw_dump(dir: &Path) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name();
+            let name = name.to_string_lossy();
+            assert!(!name.contains(".hnsw."), "{name} in {}", dir.display());
+        }
     }
 
     fn ids(hits: &[VectorHit]) -> Vec<u32> {
@@ -608,15 +666,13 @@ mod flat {
     }
 
     #[test]
-    fn flat_search_matches_exact_and_hnsw_rs() {
+    fn flat_search_matches_exact_search() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let vectors: Vec<Vec<f32>> = (0..3000).map(|_| unit(&mut rng)).collect();
         let tmp = tempfile::tempdir().unwrap();
-        let name = write(tmp.path(), &vectors);
-        let ix = VectorIndex::open(tmp.path(), Some(&name)).unwrap();
+        write(tmp.path(), &vectors);
+        let ix = VectorIndex::open(tmp.path()).unwrap();
         assert_eq!(ix.len(), 3000);
-        let mut io = HnswIo::new(tmp.path(), &name);
-        let reference: Hnsw<f32, DistDot> = io.load_hnsw().unwrap();
 
         let queries: Vec<Vec<f32>> = (0..60)
             .map(|i| near(&vectors[(i * 47) % vectors.len()], &mut rng))
@@ -625,9 +681,10 @@ mod flat {
         let truths: Vec<Vec<u32>> = exact.iter().map(|e| ids(e)).collect();
         assert!(truths.iter().all(|t| t.len() == 10));
         // Random 384-d vectors are the hard case for HNSW (neighbours are barely nearer than
-        // the rest): at ef 64 both searches miss a few, and must miss the same amount.
+        // the rest): at ef 64 the search misses a few. The comparison with hnsw_rs searching
+        // the same graph is a unit test of `vector::search`.
         for ef in [64, 128] {
-            let (mut flat, mut theirs) = (0.0, 0.0);
+            let mut flat = 0.0;
             for ((q, truth), exact) in queries.iter().zip(&truths).zip(&exact) {
                 let hits = ix.search(q, 10, ef);
                 assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
@@ -635,19 +692,9 @@ mod flat {
                     assert!((hits[0].similarity - exact[0].similarity).abs() < 1e-5);
                 }
                 flat += overlap(&ids(&hits), truth);
-                let hnsw_ids: Vec<u32> = reference
-                    .search(q, 10, ef)
-                    .iter()
-                    .map(|n| n.d_id as u32)
-                    .collect();
-                theirs += overlap(&hnsw_ids, truth);
             }
-            let (flat, theirs) = (flat / 60.0, theirs / 60.0);
-            eprintln!("ef {ef}: flat recall@10 {flat:.3}, hnsw_rs {theirs:.3}");
-            assert!(
-                flat + 0.01 >= theirs,
-                "ef {ef}: flat {flat:.3} below hnsw_rs {theirs:.3}"
-            );
+            let flat = flat / 60.0;
+            eprintln!("ef {ef}: flat recall@10 {flat:.3}");
             if ef == 128 {
                 assert!(flat >= 0.98, "ef {ef}: flat recall@10 {flat:.3}");
             }
@@ -668,18 +715,18 @@ mod flat {
         let mut rng = ChaCha8Rng::seed_from_u64(12);
         let vectors: Vec<Vec<f32>> = (0..900).map(|_| unit(&mut rng)).collect();
         let first = tempfile::tempdir().unwrap();
-        let name = write(first.path(), &vectors);
+        write(first.path(), &vectors);
         // Drop every fifth ordinal (below the compaction ratio) and add one new candidate.
         let second = tempfile::tempdir().unwrap();
         let gone = |o: u32| o.is_multiple_of(5);
         let (mut w, compacted) =
-            VectorWriter::continue_from(first.path(), Some(&name), second.path(), &gone, 0.5)
-                .unwrap();
+            VectorWriter::continue_from(first.path(), second.path(), &gone, 0.5).unwrap();
         assert!(!compacted);
         let added: Vec<Vec<f32>> = (0..PER_ORDINAL).map(|_| unit(&mut rng)).collect();
         w.add(300, &passages(300), added.clone()).unwrap();
-        let name = w.finish().unwrap().unwrap();
-        let ix = VectorIndex::open(second.path(), Some(&name)).unwrap();
+        w.finish().unwrap();
+        assert_no_hnsw_dump(second.path());
+        let ix = VectorIndex::open(second.path()).unwrap();
         assert_eq!(ix.len(), 900 + PER_ORDINAL);
         assert_eq!(ix.tombstones(), 60 * PER_ORDINAL);
         for (id, v) in vectors.iter().enumerate().step_by(7) {
@@ -705,11 +752,11 @@ mod flat {
         // Compaction copies the live rows from the flat vectors and renumbers them.
         let third = tempfile::tempdir().unwrap();
         let (w, compacted) =
-            VectorWriter::continue_from(second.path(), Some(&name), third.path(), &|_| false, 0.1)
-                .unwrap();
+            VectorWriter::continue_from(second.path(), third.path(), &|_| false, 0.1).unwrap();
         assert!(compacted);
-        let name = w.finish().unwrap().unwrap();
-        let ix = VectorIndex::open(third.path(), Some(&name)).unwrap();
+        w.finish().unwrap();
+        assert_no_hnsw_dump(third.path());
+        let ix = VectorIndex::open(third.path()).unwrap();
         assert_eq!((ix.len(), ix.tombstones()), (720 + PER_ORDINAL, 0));
         // Ordinal 0 was dropped: vector 3 (ordinal 1) is now chunk 0.
         let hit = ix.search(&vectors[3], 1, 64)[0];
@@ -721,7 +768,7 @@ mod flat {
         let mut rng = ChaCha8Rng::seed_from_u64(13);
         let vectors: Vec<Vec<f32>> = (0..300).map(|_| unit(&mut rng)).collect();
         let tmp = tempfile::tempdir().unwrap();
-        let name = write(tmp.path(), &vectors);
+        write(tmp.path(), &vectors);
         let graph = tmp.path().join("graph.bin");
         let rows = tmp.path().join("vectors.f32");
         let (graph_bytes, row_bytes) = (
@@ -730,9 +777,14 @@ mod flat {
         );
         let damaged = |file: &Path, bytes: &[u8]| {
             std::fs::write(file, bytes).unwrap();
-            let err = VectorIndex::open(tmp.path(), Some(&name)).unwrap_err();
+            let err = VectorIndex::open(tmp.path()).unwrap_err();
             assert!(matches!(err, Error::Corrupt { .. }), "{err}");
             assert!(err.to_string().contains("rediscover index"), "{err}");
+            let next = tempfile::tempdir().unwrap();
+            let err = VectorWriter::continue_from(tmp.path(), next.path(), &|_| false, 0.5)
+                .err()
+                .unwrap();
+            assert!(matches!(err, Error::Corrupt { .. }), "{err}");
         };
         damaged(&graph, &graph_bytes[..graph_bytes.len() - 8]);
         damaged(&graph, &graph_bytes[..20]);
@@ -746,10 +798,7 @@ mod flat {
         std::fs::write(&graph, &graph_bytes).unwrap();
         damaged(&rows, &row_bytes[..row_bytes.len() - 4]);
         std::fs::write(&rows, &row_bytes).unwrap();
-        assert_eq!(
-            VectorIndex::open(tmp.path(), Some(&name)).unwrap().len(),
-            300
-        );
+        assert_eq!(VectorIndex::open(tmp.path()).unwrap().len(), 300);
         // Garbage inside layer 0 (read lazily: offsets and neighbour ids out of range)
         // degrades results, never panics.
         let layers = u32::from_le_bytes(graph_bytes[32..36].try_into().unwrap()) as usize;
@@ -759,9 +808,15 @@ mod flat {
         let neighbours = offsets + 301 * 8;
         wild[neighbours + 100..neighbours + 900].fill(0xff);
         std::fs::write(&graph, &wild).unwrap();
-        let ix = VectorIndex::open(tmp.path(), Some(&name)).unwrap();
+        let ix = VectorIndex::open(tmp.path()).unwrap();
         for v in vectors.iter().step_by(10) {
             assert!(ix.search(v, 10, 64).len() <= 10);
         }
+        // Extending the graph reads all of layer 0: the garbage is found, not inserted into.
+        let next = tempfile::tempdir().unwrap();
+        let err = VectorWriter::continue_from(tmp.path(), next.path(), &|_| false, 0.5)
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     }
 }

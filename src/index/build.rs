@@ -140,13 +140,8 @@ pub fn update(
         for &ordinal in &dropped {
             keyword.delete(ordinal);
         }
-        let (vectors, compacted) = VectorWriter::continue_from(
-            &prev,
-            meta.hnsw_basename.as_deref(),
-            &dir,
-            &|o| dropped.contains(&o),
-            COMPACT_RATIO,
-        )?;
+        let (vectors, compacted) =
+            VectorWriter::continue_from(&prev, &dir, &|o| dropped.contains(&o), COMPACT_RATIO)?;
         tracing::info!(
             changed = changed.len(),
             deleted = dropped.len(),
@@ -271,7 +266,7 @@ impl Job<'_> {
         self.keyword.finish()?;
         let vectors = self.vectors.len() as u64;
         let tombstones = self.vectors.tombstones() as u64;
-        let hnsw_basename = self.vectors.finish()?;
+        self.vectors.finish()?;
         rows::write(dir, &self.rows)?;
         let candidates = self.rows.iter().filter(|r| !r.deleted).count() as u64;
         generation::write_meta(
@@ -285,7 +280,7 @@ impl Job<'_> {
                 candidates,
                 vectors,
                 tombstones,
-                hnsw_basename,
+                hnsw_basename: None,
                 written_at: generation::now_ms(),
             },
         )?;

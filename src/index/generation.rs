@@ -15,8 +15,12 @@ use serde::{Deserialize, Serialize};
 use super::Error;
 
 /// On-disk format of a generation; bump on any incompatible change (2: flat `graph.bin` and
-/// `vectors.f32` read path).
-pub const FORMAT_VERSION: u32 = 2;
+/// `vectors.f32` read path; 3: no hnsw_rs dump, so `hnsw_basename` is `None` even when there
+/// are vectors, which format-2 code would read as "no vectors").
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format this build still opens and updates: a format-2 generation has the same
+/// files plus an hnsw_rs dump, which is ignored.
+pub const OLDEST_READABLE_FORMAT: u32 = 2;
 /// The pointer file naming the current generation directory.
 pub const CURRENT: &str = "CURRENT";
 /// Per-generation metadata file.
@@ -43,7 +47,9 @@ pub struct Meta {
     pub vectors: u64,
     /// Tombstoned vectors.
     pub tombstones: u64,
-    /// Basename of the HNSW dump, `None` when there are no vectors.
+    /// Basename of the hnsw_rs dump of a format-2 generation (ignored). Always `None` since
+    /// format 3, which writes no dump: whether there are vectors is [`Meta::vectors`].
+    #[serde(default)]
     pub hnsw_basename: Option<String>,
     /// When this generation was written, ms since the epoch.
     pub written_at: i64,
@@ -126,7 +132,7 @@ pub fn write_meta(dir: &Path, meta: &Meta) -> Result<(), Error> {
     write_file(&dir.join(META), &bytes)
 }
 
-/// Reads `meta.json` and checks its format version.
+/// Reads `meta.json` and checks that its format version is one this build reads.
 pub fn read_meta(dir: &Path) -> Result<Meta, Error> {
     let path = dir.join(META);
     let bytes = read_file(&path)?;
@@ -138,7 +144,7 @@ pub fn read_meta(dir: &Path) -> Result<Meta, Error> {
         .get("format_version")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0) as u32;
-    if found != FORMAT_VERSION {
+    if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&found) {
         return Err(Error::VersionMismatch {
             found,
             expected: FORMAT_VERSION,
@@ -214,5 +220,33 @@ mod tests {
         assert_eq!(current_dir_name(tmp.path()).unwrap(), None);
         switch_to(tmp.path(), &name).unwrap();
         assert_eq!(current_dir_name(tmp.path()).unwrap(), Some(name));
+    }
+
+    #[test]
+    fn formats_from_the_oldest_readable_to_the_current_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = |format_version: u32| Meta {
+            format_version,
+            generation: 7,
+            model_sha256: "abc".to_owned(),
+            dimension: 384,
+            rows: 1,
+            candidates: 1,
+            vectors: 2,
+            tombstones: 0,
+            hnsw_basename: None,
+            written_at: 0,
+        };
+        for version in OLDEST_READABLE_FORMAT..=FORMAT_VERSION {
+            write_meta(tmp.path(), &meta(version)).unwrap();
+            assert_eq!(read_meta(tmp.path()).unwrap(), meta(version));
+        }
+        for version in [OLDEST_READABLE_FORMAT - 1, FORMAT_VERSION + 1] {
+            write_meta(tmp.path(), &meta(version)).unwrap();
+            assert!(matches!(
+                read_meta(tmp.path()),
+                Err(Error::VersionMismatch { found, expected: FORMAT_VERSION }) if found == version
+            ));
+        }
     }
 }

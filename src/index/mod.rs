@@ -179,7 +179,7 @@ impl Indexes {
         let meta = generation::read_meta(&dir)?;
         let rows = rows::read(&dir)?;
         let keyword = KeywordIndex::open(&dir.join(build::KEYWORD_DIR))?;
-        let vectors = VectorIndex::open(&dir, meta.hnsw_basename.as_deref())?;
+        let vectors = VectorIndex::open(&dir)?;
         let by_id = live_ordinals(&rows);
         let bytes_on_disk = dir_size(&dir);
         Ok(Indexes {

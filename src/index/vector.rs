@@ -2,23 +2,23 @@
 //! the chunk table mapping each vector to its opportunity ordinal, kind and text span, the
 //! passage texts (an mmap'd blob) and the tombstone set of replaced or deleted chunks.
 //!
-//! hnsw_rs builds the graph (inserts, including incremental updates); reading never touches
-//! it. At the end of every build the graph is exported flat (`graph.bin`, `vectors.f32`, see
+//! hnsw_rs builds the graph of a full build or a compaction; an incremental update inserts
+//! into a mutable copy of the previous generation's graph instead ([`insert`]). Reading never
+//! touches hnsw_rs: every generation's graph is written flat (`graph.bin`, `vectors.f32`, see
 //! [`graph`]), and [`VectorIndex`] memory-maps those files and searches them itself, so
 //! reopening is a few mmaps and costs almost no resident memory.
 //!
-//! Files in a generation directory: `graph.bin` + `vectors.f32` (the flat graph, read path),
-//! `vectors.hnsw.graph` + `vectors.hnsw.data` (hnsw_rs dump, read only by the next `update` to
-//! insert into: rebuilding hnsw_rs's graph from the flat vectors would cost a full rebuild per
-//! incremental sync), `chunks.bin` (bincode: chunk infos and text offsets), `chunks.txt`
-//! (passage texts, back to back) and `tombstones.bin` (bincode: sorted chunk ids).
+//! Files in a generation directory: `graph.bin` + `vectors.f32` (the flat graph, the only copy
+//! of the vectors), `chunks.bin` (bincode: chunk infos and text offsets), `chunks.txt`
+//! (passage texts, back to back) and `tombstones.bin` (bincode: sorted chunk ids). Format-2
+//! generations also hold an hnsw_rs dump (`vectors.hnsw.graph` + `vectors.hnsw.data`); it is
+//! ignored and not carried over.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 
-use hnsw_rs::prelude::{AnnT, DistDot, Hnsw, HnswIo, ReloadOptions};
+use hnsw_rs::prelude::{DistDot, Hnsw};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
@@ -27,12 +27,12 @@ use super::chunk::{ChunkKind, Passage};
 use super::generation::{read_file, write_file};
 
 mod graph;
+mod insert;
 mod search;
 
 use graph::FlatGraph;
+use insert::MutableGraph;
 
-/// Basename of the hnsw_rs dump.
-pub const HNSW_BASENAME: &str = "vectors";
 const CHUNKS_FILE: &str = "chunks.bin";
 const TEXT_FILE: &str = "chunks.txt";
 const TOMBSTONES_FILE: &str = "tombstones.bin";
@@ -40,8 +40,8 @@ const TOMBSTONES_FILE: &str = "tombstones.bin";
 const MAX_CONNECTIONS: usize = 24;
 /// Candidate list size while building.
 const EF_CONSTRUCTION: usize = 200;
-/// hnsw_rs can only dump graphs created with 16 layers.
-const MAX_LAYERS: usize = 16;
+/// Layers of hnsw_rs graphs (the most the flat format holds).
+const MAX_LAYERS: usize = graph::MAX_LAYERS;
 /// Vectors buffered before a parallel insert into the graph.
 const INSERT_BATCH: usize = 256;
 /// Default search breadth: recall@10 >= 0.98 on real embeddings (see benches/index_build.rs).
@@ -77,94 +77,6 @@ struct ChunkTable {
     offsets: Vec<u64>,
 }
 
-/// An hnsw_rs graph that owns the loader it borrows from.
-///
-/// `HnswIo::load_hnsw` ties the graph's lifetime to the loader (the mmap lives there). Leaking
-/// the loader would keep a dropped generation's files mapped forever in a long-running server,
-/// so the loader is boxed at a stable address, the graph is dropped first, then the loader.
-struct OwnedGraph {
-    hnsw: std::mem::ManuallyDrop<Hnsw<'static, f32, DistDot>>,
-    loader: Option<NonNull<HnswIo>>,
-}
-
-// SAFETY: the loader is only touched through the graph (which is Send + Sync) and in `drop`;
-// hnsw_rs's own types are Send + Sync.
-unsafe impl Send for OwnedGraph {}
-// SAFETY: see above; `&OwnedGraph` only exposes `&Hnsw`.
-unsafe impl Sync for OwnedGraph {}
-
-impl OwnedGraph {
-    fn new(capacity: usize) -> OwnedGraph {
-        let mut hnsw = Hnsw::new(
-            MAX_CONNECTIONS,
-            capacity.max(1024),
-            MAX_LAYERS,
-            EF_CONSTRUCTION,
-            DistDot,
-        );
-        // The neighbour heuristic alone leaves clustered data (near-duplicate resumes) with
-        // 3 to 4 links per point, which strands whole clusters; keeping the pruned candidates
-        // fills every list to its bound.
-        hnsw.set_keeping_pruned(true);
-        OwnedGraph {
-            hnsw: std::mem::ManuallyDrop::new(hnsw),
-            loader: None,
-        }
-    }
-
-    /// Loads a dump into memory, to extend it (reading uses the flat graph instead).
-    fn load(dir: &Path, basename: &str) -> Result<OwnedGraph, Error> {
-        let options = ReloadOptions::default().set_mmap(false);
-        let loader = Box::into_raw(Box::new(HnswIo::new_with_options(dir, basename, options)));
-        // SAFETY: `loader` comes from `Box::into_raw` and is freed only in `drop`, after the
-        // graph that borrows it; nothing else reaches it.
-        let io: &'static mut HnswIo = unsafe { &mut *loader };
-        // hnsw_rs asserts on malformed files: turn a panic into an error.
-        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            let io = io;
-            load_static(io)
-        }));
-        let free = || {
-            // SAFETY: nothing borrows the loader any more.
-            drop(unsafe { Box::from_raw(loader) });
-        };
-        let corrupt = |reason: String| Error::Corrupt {
-            path: dir.join(format!("{basename}.hnsw.graph")),
-            reason,
-        };
-        match loaded {
-            Ok(Ok(hnsw)) => Ok(OwnedGraph {
-                hnsw: std::mem::ManuallyDrop::new(hnsw),
-                loader: NonNull::new(loader),
-            }),
-            Ok(Err(e)) => {
-                free();
-                Err(corrupt(e))
-            }
-            Err(_) => {
-                free();
-                Err(corrupt("malformed hnsw dump".to_owned()))
-            }
-        }
-    }
-}
-
-/// Loads a dump from a loader that outlives the graph (see [`OwnedGraph`]).
-fn load_static(io: &'static mut HnswIo) -> Result<Hnsw<'static, f32, DistDot>, String> {
-    io.load_hnsw::<f32, DistDot>().map_err(|e| e.to_string())
-}
-
-impl Drop for OwnedGraph {
-    fn drop(&mut self) {
-        // SAFETY: dropped exactly once, here, before the loader it may borrow.
-        unsafe { std::mem::ManuallyDrop::drop(&mut self.hnsw) };
-        if let Some(loader) = self.loader.take() {
-            // SAFETY: from `Box::into_raw` in `load`; the graph borrowing it is gone.
-            drop(unsafe { Box::from_raw(loader.as_ptr()) });
-        }
-    }
-}
-
 /// An opened vector index (read-only, one generation).
 pub struct VectorIndex {
     graph: Option<FlatGraph>,
@@ -185,26 +97,11 @@ impl std::fmt::Debug for VectorIndex {
 impl VectorIndex {
     /// Opens the vector files of a generation directory: the flat graph and the texts are
     /// memory-mapped, nothing is read into memory but the chunk table and the tombstones.
-    /// `hnsw_basename` (from `meta.json`) is `None` when the generation holds no vectors; the
-    /// hnsw_rs dump it names is not read here.
-    pub fn open(dir: &Path, hnsw_basename: Option<&str>) -> Result<VectorIndex, Error> {
+    pub fn open(dir: &Path) -> Result<VectorIndex, Error> {
         let table = read_table(dir)?;
         let tombstones = Tombstones::read(dir, table.infos.len())?;
         let text = map_file(&dir.join(TEXT_FILE))?;
-        let graph = match hnsw_basename {
-            Some(_) => Some(FlatGraph::open(dir)?),
-            None => None,
-        };
-        let graph_points = graph.as_ref().map_or(0, FlatGraph::points);
-        if graph_points != table.infos.len() {
-            return Err(Error::Corrupt {
-                path: dir.join(graph::GRAPH_FILE),
-                reason: format!(
-                    "the graph has {graph_points} vectors but the chunk table {}",
-                    table.infos.len()
-                ),
-            });
-        }
+        let graph = open_graph(dir, table.infos.len())?;
         Ok(VectorIndex {
             graph,
             table,
@@ -381,6 +278,25 @@ fn read_table(dir: &Path) -> Result<ChunkTable, Error> {
     Ok(table)
 }
 
+/// The flat graph of a generation whose chunk table holds `chunks` vectors (`None` when it
+/// holds none: then no graph was written).
+fn open_graph(dir: &Path, chunks: usize) -> Result<Option<FlatGraph>, Error> {
+    if chunks == 0 {
+        return Ok(None);
+    }
+    let graph = FlatGraph::open(dir)?;
+    if graph.points() != chunks {
+        return Err(Error::Corrupt {
+            path: dir.join(graph::GRAPH_FILE),
+            reason: format!(
+                "the graph has {} vectors but the chunk table {chunks}",
+                graph.points()
+            ),
+        });
+    }
+    Ok(Some(graph))
+}
+
 fn map_file(path: &Path) -> Result<Option<Mmap>, Error> {
     let file = File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
@@ -405,25 +321,112 @@ fn map_file(path: &Path) -> Result<Option<Mmap>, Error> {
     Ok(Some(map))
 }
 
+/// The graph a [`VectorWriter`] extends.
+enum Graph {
+    /// A full build or a compaction: hnsw_rs builds the graph, in parallel batches.
+    Built {
+        hnsw: Box<Hnsw<'static, f32, DistDot>>,
+        /// Vectors waiting to be inserted (with their chunk ids).
+        pending: Vec<(Vec<f32>, usize)>,
+    },
+    /// An incremental update: new vectors inserted into the previous generation's graph.
+    Extended(MutableGraph),
+}
+
+impl Graph {
+    fn built(capacity: usize) -> Graph {
+        let mut hnsw = Hnsw::new(
+            MAX_CONNECTIONS,
+            capacity.max(1024),
+            MAX_LAYERS,
+            EF_CONSTRUCTION,
+            DistDot,
+        );
+        // The neighbour heuristic alone leaves clustered data (near-duplicate resumes) with
+        // 3 to 4 links per point, which strands whole clusters; keeping the pruned candidates
+        // fills every list to its bound.
+        hnsw.set_keeping_pruned(true);
+        Graph::Built {
+            hnsw: Box::new(hnsw),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Adds vectors with consecutive chunk ids from `first`.
+    fn add(&mut self, first: usize, vectors: Vec<Vec<f32>>) -> Result<(), Error> {
+        match self {
+            Graph::Built { hnsw, pending } => {
+                pending.extend(vectors.into_iter().enumerate().map(|(i, v)| (v, first + i)));
+                if pending.len() >= INSERT_BATCH {
+                    flush(hnsw, pending);
+                }
+            }
+            Graph::Extended(graph) => {
+                for (i, v) in vectors.iter().enumerate() {
+                    let id = graph.insert(v)? as usize;
+                    if id != first + i {
+                        return Err(Error::Vector(format!(
+                            "vector {id} inserted as chunk {}",
+                            first + i
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the flat graph files of `points` vectors into `dir`.
+    fn write(self, points: usize, dir: &Path) -> Result<(), Error> {
+        match self {
+            Graph::Built {
+                mut hnsw,
+                mut pending,
+            } => {
+                flush(&mut hnsw, &mut pending);
+                graph::export(&hnsw, points, dir)
+            }
+            Graph::Extended(graph) => {
+                if graph.len() != points {
+                    return Err(Error::Vector(format!(
+                        "the graph has {} vectors but the chunk table {points}",
+                        graph.len()
+                    )));
+                }
+                graph::write(dir, &graph)
+            }
+        }
+    }
+}
+
+/// Inserts buffered vectors into an hnsw_rs graph, in parallel.
+fn flush(hnsw: &mut Hnsw<'static, f32, DistDot>, pending: &mut Vec<(Vec<f32>, usize)>) {
+    let data: Vec<(&Vec<f32>, usize)> = pending.iter().map(|(v, id)| (v, *id)).collect();
+    hnsw.parallel_insert(&data);
+    pending.clear();
+}
+
 /// Writes one generation's vector files: created fresh, or continuing the previous generation
 /// (its graph extended, its texts copied, its tombstones kept), or compacting it.
 pub struct VectorWriter {
     dir: PathBuf,
-    graph: OwnedGraph,
+    graph: Graph,
     table: ChunkTable,
     text: BufWriter<File>,
     text_len: u64,
     tombstones: Tombstones,
-    /// Vectors waiting to be inserted (with their chunk ids), so inserts run in parallel.
-    pending: Vec<(Vec<f32>, usize)>,
 }
 
 impl VectorWriter {
     /// Starts an empty vector index in `dir`; `capacity` is a hint of the vectors to come.
     pub fn create(dir: &Path, capacity: usize) -> Result<VectorWriter, Error> {
+        VectorWriter::with_graph(dir, Graph::built(capacity))
+    }
+
+    fn with_graph(dir: &Path, graph: Graph) -> Result<VectorWriter, Error> {
         Ok(VectorWriter {
             dir: dir.to_path_buf(),
-            graph: OwnedGraph::new(capacity),
+            graph,
             table: ChunkTable {
                 infos: Vec::new(),
                 offsets: vec![0],
@@ -431,17 +434,16 @@ impl VectorWriter {
             text: create_text(dir)?,
             text_len: 0,
             tombstones: Tombstones::default(),
-            pending: Vec::new(),
         })
     }
 
     /// Continues the previous generation in `prev` into `dir`: every chunk of an ordinal in
-    /// `drop_ordinals` is tombstoned. When tombstones would pass `compact_ratio` of all
-    /// vectors, live vectors are copied into a fresh graph instead (no re-embedding) and chunk
-    /// ids are renumbered.
+    /// `drop_ordinals` is tombstoned and new vectors are inserted into a copy of its graph.
+    /// When tombstones would pass `compact_ratio` of all vectors, live vectors are copied into
+    /// a fresh graph instead (no re-embedding) and chunk ids are renumbered; the second value
+    /// tells which happened.
     pub fn continue_from(
         prev: &Path,
-        hnsw_basename: Option<&str>,
         dir: &Path,
         drop_ordinals: &dyn Fn(u32) -> bool,
         compact_ratio: f64,
@@ -453,70 +455,45 @@ impl VectorWriter {
                 tombstones.insert(id);
             }
         }
+        let old_graph = open_graph(prev, old_table.infos.len())?;
         let old_text = read_file(&prev.join(TEXT_FILE))?;
         let total = old_table.infos.len().max(1);
         let compact = tombstones.count as f64 > compact_ratio * total as f64;
-        let mut writer = VectorWriter {
-            dir: dir.to_path_buf(),
-            graph: OwnedGraph::new(0),
-            table: ChunkTable {
-                infos: Vec::new(),
-                offsets: vec![0],
-            },
-            text: create_text(dir)?,
-            text_len: 0,
-            tombstones: Tombstones::default(),
-            pending: Vec::new(),
-        };
         if compact {
-            // Live vectors come from the flat rows: the hnsw_rs dump is not needed.
-            let old_vectors = match hnsw_basename {
-                Some(_) => Some(FlatGraph::open(prev)?),
-                None => None,
-            };
-            let old_points = old_vectors.as_ref().map_or(0, FlatGraph::points);
-            if old_points != old_table.infos.len() {
-                return Err(Error::Corrupt {
-                    path: prev.join(graph::GRAPH_FILE),
-                    reason: format!(
-                        "the graph has {old_points} vectors but the chunk table {}",
-                        old_table.infos.len()
-                    ),
-                });
-            }
             let live: Vec<usize> = (0..old_table.infos.len())
                 .filter(|&id| !tombstones.contains(id))
                 .collect();
-            writer.graph = OwnedGraph::new(live.len());
+            let mut writer = VectorWriter::create(dir, live.len())?;
             let mut items = Vec::with_capacity(live.len());
             let mut vectors = Vec::with_capacity(live.len());
             for id in live {
                 let text = chunk_bytes(&old_table, &old_text, id).to_vec();
                 items.push((old_table.infos[id], text));
-                let row = old_vectors
-                    .as_ref()
-                    .map_or(&[][..], |g| g.vector(id as u32));
+                let row = old_graph.as_ref().map_or(&[][..], |g| g.vector(id as u32));
                 vectors.push(row.to_vec());
             }
             writer.append_raw(items, vectors)?;
-        } else {
-            let old_graph = match hnsw_basename {
-                Some(name) => OwnedGraph::load(prev, name)?,
-                None => OwnedGraph::new(0),
-            };
-            writer
-                .text
-                .write_all(&old_text)
-                .map_err(|source| Error::Io {
-                    path: dir.join(TEXT_FILE),
-                    source,
-                })?;
-            writer.text_len = old_text.len() as u64;
-            writer.graph = old_graph;
-            writer.table = old_table;
-            writer.tombstones = tombstones;
+            return Ok((writer, true));
         }
-        Ok((writer, compact))
+        let graph = match old_graph {
+            Some(flat) => MutableGraph::load(flat).map_err(|reason| Error::Corrupt {
+                path: prev.join(graph::GRAPH_FILE),
+                reason,
+            })?,
+            None => MutableGraph::empty(MAX_CONNECTIONS),
+        };
+        let mut writer = VectorWriter::with_graph(dir, Graph::Extended(graph))?;
+        writer
+            .text
+            .write_all(&old_text)
+            .map_err(|source| Error::Io {
+                path: dir.join(TEXT_FILE),
+                source,
+            })?;
+        writer.text_len = old_text.len() as u64;
+        writer.table = old_table;
+        writer.tombstones = tombstones;
+        Ok((writer, false))
     }
 
     /// Adds one candidate's passages and their vectors (same order, unit length).
@@ -548,6 +525,13 @@ impl VectorWriter {
         items: Vec<(ChunkInfo, Vec<u8>)>,
         vectors: Vec<Vec<f32>>,
     ) -> Result<(), Error> {
+        if items.len() != vectors.len() {
+            return Err(Error::Vector(format!(
+                "{} passages but {} vectors",
+                items.len(),
+                vectors.len()
+            )));
+        }
         let first = self.table.infos.len();
         for (info, text) in &items {
             self.text.write_all(text).map_err(|source| Error::Io {
@@ -558,19 +542,7 @@ impl VectorWriter {
             self.table.infos.push(*info);
             self.table.offsets.push(self.text_len);
         }
-        self.pending
-            .extend(vectors.into_iter().enumerate().map(|(i, v)| (v, first + i)));
-        if self.pending.len() >= INSERT_BATCH {
-            self.flush_pending();
-        }
-        Ok(())
-    }
-
-    /// Inserts buffered vectors into the graph, in parallel.
-    fn flush_pending(&mut self) {
-        let data: Vec<(&Vec<f32>, usize)> = self.pending.iter().map(|(v, id)| (v, *id)).collect();
-        self.graph.hnsw.parallel_insert(&data);
-        self.pending.clear();
+        self.graph.add(first, vectors)
     }
 
     /// Vectors so far (tombstoned ones included).
@@ -588,9 +560,8 @@ impl VectorWriter {
         self.tombstones.count
     }
 
-    /// Writes every file; returns the hnsw dump basename (`None` when there are no vectors).
-    pub fn finish(mut self) -> Result<Option<String>, Error> {
-        self.flush_pending();
+    /// Writes every file durably.
+    pub fn finish(mut self) -> Result<(), Error> {
         let text_path = self.dir.join(TEXT_FILE);
         let io = |source| Error::Io {
             path: text_path.clone(),
@@ -603,21 +574,9 @@ impl VectorWriter {
         write_file(&self.dir.join(CHUNKS_FILE), &bytes)?;
         self.tombstones.write(&self.dir)?;
         if self.table.infos.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
-        graph::export(&self.graph.hnsw, self.table.infos.len(), &self.dir)?;
-        let name = self
-            .graph
-            .hnsw
-            .file_dump(&self.dir, HNSW_BASENAME)
-            .map_err(|e| Error::Vector(format!("hnsw dump in {}: {e}", self.dir.display())))?;
-        for suffix in ["hnsw.graph", "hnsw.data"] {
-            let path = self.dir.join(format!("{name}.{suffix}"));
-            File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(|source| Error::Io { path, source })?;
-        }
-        Ok(Some(name))
+        self.graph.write(self.table.infos.len(), &self.dir)
     }
 }
 
@@ -646,5 +605,66 @@ mod tests {
         assert!(t.contains(3) && t.contains(70) && !t.contains(4));
         assert_eq!(t.count, 2);
         assert_eq!(t.ids(), vec![3, 70]);
+    }
+
+    fn passage(i: usize) -> Passage {
+        let text = format!("passage {i}");
+        Passage {
+            kind: ChunkKind::Resume,
+            start: 0,
+            end: text.len() as u32,
+            text,
+        }
+    }
+
+    /// A unit vector of dimension 8 pointing mostly along axis `i % 8`.
+    fn axis(i: usize) -> Vec<f32> {
+        let mut v = vec![0.1f32; 8];
+        v[i % 8] = 1.0 + i as f32 * 0.01;
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect()
+    }
+
+    #[test]
+    fn an_update_of_a_generation_without_vectors_starts_the_graph() {
+        let first = tempfile::tempdir().unwrap();
+        VectorWriter::create(first.path(), 0)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert!(!first.path().join(graph::GRAPH_FILE).exists());
+        assert!(VectorIndex::open(first.path()).unwrap().is_empty());
+
+        let second = tempfile::tempdir().unwrap();
+        let (mut w, compacted) =
+            VectorWriter::continue_from(first.path(), second.path(), &|_| false, 0.2).unwrap();
+        assert!(!compacted);
+        for ordinal in 0..6u32 {
+            let i = ordinal as usize;
+            w.add(ordinal, &[passage(i)], vec![axis(i)]).unwrap();
+        }
+        w.finish().unwrap();
+
+        // A vector of another dimension is refused, and the writer cannot finish after it.
+        let failed = tempfile::tempdir().unwrap();
+        let (mut w, _) =
+            VectorWriter::continue_from(second.path(), failed.path(), &|_| false, 0.2).unwrap();
+        assert!(w.add(6, &[passage(6)], vec![vec![1.0; 4]]).is_err());
+        assert!(w.finish().is_err());
+
+        let third = tempfile::tempdir().unwrap();
+        let (w, _) =
+            VectorWriter::continue_from(second.path(), third.path(), &|o| o == 2, 0.5).unwrap();
+        w.finish().unwrap();
+        let ix = VectorIndex::open(third.path()).unwrap();
+        assert_eq!((ix.len(), ix.tombstones()), (6, 1));
+        for i in 0..6 {
+            let hits = ix.search(&axis(i), 3, 16);
+            assert!(hits.iter().all(|h| h.chunk != 2));
+            if i != 2 {
+                assert_eq!(hits[0].chunk, i as u32);
+                assert_eq!(ix.chunk_text(hits[0].chunk), format!("passage {i}"));
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! The flat HNSW graph on disk: exported from hnsw_rs's in-memory graph after every build
-//! (`graph.bin` + `vectors.f32`) and opened by memory map, with every size checked, so that
-//! reopening costs no parsing and almost no resident memory.
+//! The flat HNSW graph on disk: written at the end of every build by one writer, fed by
+//! hnsw_rs's in-memory graph (full builds, compactions) or by the adjacency lists of an
+//! incremental update ([`super::insert`]), through [`ExportSource`]; opened by memory map, with
+//! every size checked, so that reopening costs no parsing and almost no resident memory.
 //!
 //! `graph.bin` (little-endian; every section starts at a multiple of 8 bytes):
 //! - header, 40 bytes: magic `RDXGRAPH`, format version, dimension, points, entry point,
@@ -31,8 +32,8 @@ const MAGIC: &[u8; 8] = b"RDXGRAPH";
 const VERSION: u32 = 1;
 const HEADER_BYTES: usize = 40;
 const LAYER_ENTRY_BYTES: usize = 16;
-/// hnsw_rs never builds more layers than this.
-const MAX_LAYERS: usize = 16;
+/// Most layers a graph may have (hnsw_rs never builds more).
+pub(super) const MAX_LAYERS: usize = 16;
 /// Largest vector dimension accepted (sanity bound against garbage headers).
 const MAX_DIMENSION: usize = 1 << 16;
 
@@ -67,6 +68,7 @@ pub(super) struct FlatGraph {
     dimension: usize,
     points: usize,
     entry: u32,
+    max_connections: u32,
     layers: Vec<LayerSections>,
 }
 
@@ -106,6 +108,7 @@ impl FlatGraph {
             dimension: header.dimension as usize,
             points: header.points as usize,
             entry: header.entry,
+            max_connections: header.max_connections,
             layers,
         };
         flat.check_upper_layers()
@@ -131,6 +134,19 @@ impl FlatGraph {
     /// Layers, the base layer included.
     pub(super) fn layers(&self) -> usize {
         self.layers.len()
+    }
+
+    /// M: neighbours per node on upper layers (2M on layer 0).
+    pub(super) fn max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// The sorted ids of the points on `layer` (> 0; empty for layer 0 and beyond the top).
+    pub(super) fn members(&self, layer: usize) -> &[u32] {
+        self.layers
+            .get(layer)
+            .and_then(|s| s.members.as_ref())
+            .map_or(&[], |m| self.u32s(m))
     }
 
     /// Every vector row, back to back.
@@ -176,6 +192,19 @@ impl FlatGraph {
 
     fn u64s(&self, range: &Range<usize>) -> &[u64] {
         self.graph.get(range.clone()).and_then(cast).unwrap_or(&[])
+    }
+
+    /// Reads all of layer 0's offsets (which [`FlatGraph::open`] leaves to lazy readers): they
+    /// must not decrease. For loading the whole graph, which also checks neighbour ids.
+    pub(super) fn check_base_offsets(&self) -> Result<(), String> {
+        if self
+            .u64s(&self.layers[0].offsets)
+            .windows(2)
+            .any(|w| w[0] > w[1])
+        {
+            return Err("layer 0: offsets decrease".to_owned());
+        }
+        Ok(())
     }
 
     /// Upper layers are small (a 1/M share of the points, shrinking by M per layer): check
@@ -384,12 +413,132 @@ fn map(path: &Path) -> Result<Mmap, Error> {
     })
 }
 
+/// What the writer needs from a graph, whoever built it (hnsw_rs for full builds, the
+/// in-memory adjacency lists of [`super::insert`] for incremental updates). Point ids are
+/// `0..points()` (chunk ids).
+pub(super) trait ExportSource {
+    /// Points in the graph.
+    fn points(&self) -> usize;
+    /// Vector dimension.
+    fn dimension(&self) -> usize;
+    /// Where every search starts: a point of the top layer.
+    fn entry(&self) -> u32;
+    /// M: neighbours per node on upper layers (2M on layer 0).
+    fn max_connections(&self) -> u32;
+    /// The highest layer point `id` belongs to.
+    fn level(&self, id: usize) -> usize;
+    /// Appends the neighbours of point `id` in `layer` (at most its level) to `out`.
+    fn neighbours(&self, layer: usize, id: usize, out: &mut Vec<u32>);
+    /// The vector row of point `id`.
+    fn vector(&self, id: usize) -> &[f32];
+}
+
 /// One layer being exported: CSR arrays in memory until written.
 #[derive(Default)]
 struct LayerBuild {
     members: Vec<u32>,
     offsets: Vec<u64>,
     neighbours: Vec<u32>,
+}
+
+/// Writes `graph.bin` and `vectors.f32` into `dir` from `source`, after checking that it
+/// describes a graph [`FlatGraph::open`] accepts.
+pub(super) fn write(dir: &Path, source: &impl ExportSource) -> Result<(), Error> {
+    let bad = |reason: String| Error::Vector(format!("exporting the graph: {reason}"));
+    let (points, dimension) = (source.points(), source.dimension());
+    if points == 0 || points > u32::MAX as usize {
+        return Err(bad(format!("{points} points")));
+    }
+    if dimension == 0 || dimension > MAX_DIMENSION {
+        return Err(bad(format!("dimension {dimension}")));
+    }
+    let levels: Vec<u8> = (0..points)
+        .map(|id| match source.level(id) {
+            level if level < MAX_LAYERS => Ok(level as u8),
+            level => Err(bad(format!("point {id} at level {level}"))),
+        })
+        .collect::<Result<_, _>>()?;
+    let entry = source.entry();
+    let max_level = levels.iter().copied().max().unwrap_or(0) as usize;
+    if levels.get(entry as usize).map(|&l| l as usize) != Some(max_level) {
+        return Err(bad(format!("entry point {entry} is not on the top layer")));
+    }
+    let mut layers: Vec<LayerBuild> = (0..=max_level).map(|_| LayerBuild::default()).collect();
+    for layer in &mut layers {
+        layer.offsets.push(0);
+    }
+    for (id, &level) in levels.iter().enumerate() {
+        if source.vector(id).len() != dimension {
+            return Err(bad(format!("point {id} has another dimension")));
+        }
+        for (l, layer) in layers.iter_mut().enumerate().take(level as usize + 1) {
+            if l > 0 {
+                layer.members.push(id as u32);
+            }
+            let start = layer.neighbours.len();
+            source.neighbours(l, id, &mut layer.neighbours);
+            if let Some(&n) = layer.neighbours[start..]
+                .iter()
+                .find(|&&n| n as usize >= points)
+            {
+                return Err(bad(format!(
+                    "point {id} links to {n}, beyond {points} points"
+                )));
+            }
+            layer.offsets.push(layer.neighbours.len() as u64);
+        }
+    }
+    let header = Header {
+        dimension: dimension as u32,
+        points: points as u32,
+        entry,
+        max_level: max_level as u32,
+        max_connections: source.max_connections(),
+        layers: layers.len() as u32,
+    };
+    write_graph(&dir.join(GRAPH_FILE), &header, &levels, &layers)?;
+    write_vectors(&dir.join(VECTORS_FILE), source)
+}
+
+/// hnsw_rs's in-memory graph seen as an [`ExportSource`]: its points by origin id.
+struct HnswSource<'h> {
+    by_id: Vec<Arc<Point<'h, f32>>>,
+    levels: Vec<u8>,
+    entry: u32,
+    max_connections: u32,
+}
+
+impl ExportSource for HnswSource<'_> {
+    fn points(&self) -> usize {
+        self.by_id.len()
+    }
+
+    fn dimension(&self) -> usize {
+        self.by_id.first().map_or(0, |p| p.get_v().len())
+    }
+
+    fn entry(&self) -> u32 {
+        self.entry
+    }
+
+    fn max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    fn level(&self, id: usize) -> usize {
+        self.levels[id] as usize
+    }
+
+    fn neighbours(&self, layer: usize, id: usize, out: &mut Vec<u32>) {
+        // hnsw_rs keeps a list per layer for every point, even above its level.
+        if let Some(list) = self.by_id[id].get_neighborhood_id().get(layer) {
+            out.extend(list.iter().map(|n| n.get_origin_id() as u32));
+        }
+    }
+
+    fn vector(&self, id: usize) -> &[f32] {
+        self.by_id[id].get_v()
+    }
 }
 
 /// Writes `graph.bin` and `vectors.f32` into `dir` from hnsw_rs's in-memory graph, whose
@@ -428,42 +577,13 @@ pub(super) fn export(
         .map(|(id, p)| p.ok_or_else(|| bad(format!("point id {id} missing"))))
         .collect::<Result<_, _>>()?;
     let entry = entry.ok_or_else(|| bad("no entry point".to_owned()))?;
-    let dimension = by_id[0].get_v().len();
-    if dimension == 0 || dimension > MAX_DIMENSION {
-        return Err(bad(format!("dimension {dimension}")));
-    }
-
-    let mut layers: Vec<LayerBuild> = (0..=max_level).map(|_| LayerBuild::default()).collect();
-    for layer in &mut layers {
-        layer.offsets.push(0);
-    }
-    for (id, point) in by_id.iter().enumerate() {
-        if point.get_v().len() != dimension {
-            return Err(bad(format!("point {id} has another dimension")));
-        }
-        let neighbourhood = point.get_neighborhood_id();
-        for (level, layer) in layers.iter_mut().enumerate().take(levels[id] as usize + 1) {
-            if level > 0 {
-                layer.members.push(id as u32);
-            }
-            if let Some(list) = neighbourhood.get(level) {
-                layer
-                    .neighbours
-                    .extend(list.iter().map(|n| n.get_origin_id() as u32));
-            }
-            layer.offsets.push(layer.neighbours.len() as u64);
-        }
-    }
-    let header = Header {
-        dimension: dimension as u32,
-        points: points as u32,
+    let source = HnswSource {
+        by_id,
+        levels,
         entry,
-        max_level: max_level as u32,
         max_connections: u32::from(hnsw.get_max_nb_connection()),
-        layers: layers.len() as u32,
     };
-    write_graph(&dir.join(GRAPH_FILE), &header, &levels, &layers)?;
-    write_vectors(&dir.join(VECTORS_FILE), &by_id)
+    write(dir, &source)
 }
 
 fn write_graph(
@@ -531,7 +651,7 @@ impl Padded {
     }
 }
 
-fn write_vectors(path: &PathBuf, by_id: &[Arc<Point<'_, f32>>]) -> Result<(), Error> {
+fn write_vectors(path: &PathBuf, source: &impl ExportSource) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.clone(),
         source,
@@ -539,8 +659,8 @@ fn write_vectors(path: &PathBuf, by_id: &[Arc<Point<'_, f32>>]) -> Result<(), Er
     let file = File::create(path).map_err(io)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     (|| {
-        for point in by_id {
-            for x in point.get_v() {
+        for id in 0..source.points() {
+            for x in source.vector(id) {
                 out.write_all(&x.to_le_bytes())?;
             }
         }

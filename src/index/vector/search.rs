@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::ops::RangeInclusive;
 
 use super::graph::FlatGraph;
 
@@ -37,21 +38,47 @@ impl Ord for Scored {
     }
 }
 
-/// Per-thread search state, reused across queries so a query allocates nothing but its result.
+/// A layered proximity graph to walk: the memory-mapped flat graph of a generation, or the
+/// mutable copy an incremental update inserts into.
+pub(super) trait Layers {
+    /// Points in the graph (valid ids are below this).
+    fn points(&self) -> usize;
+    /// The vector of point `id` (empty when out of range).
+    fn vector(&self, id: u32) -> &[f32];
+    /// The neighbours of point `id` in `layer` (empty when it is not in that layer).
+    fn neighbours(&self, layer: usize, id: u32) -> &[u32];
+}
+
+impl Layers for FlatGraph {
+    #[inline]
+    fn points(&self) -> usize {
+        FlatGraph::points(self)
+    }
+
+    #[inline]
+    fn vector(&self, id: u32) -> &[f32] {
+        FlatGraph::vector(self, id)
+    }
+
+    #[inline]
+    fn neighbours(&self, layer: usize, id: u32) -> &[u32] {
+        FlatGraph::neighbours(self, layer, id)
+    }
+}
+
+/// Beam-search state for one layer, reused across walks so a walk allocates nothing.
 #[derive(Default)]
-struct Scratch {
-    /// `stamps[id] == stamp` means visited by the current query.
+struct Frontier {
+    /// `stamps[id] == stamp` means visited by the current walk.
     stamps: Vec<u32>,
     stamp: u32,
     /// Points to expand, best first.
     candidates: BinaryHeap<Scored>,
-    /// The `ef` best points seen (tombstoned ones too), worst first: the search frontier.
+    /// The `ef` best points seen (tombstoned ones too), worst first.
     nearest: BinaryHeap<Reverse<Scored>>,
-    /// The `k` best live points seen, worst first.
-    live: BinaryHeap<Reverse<Scored>>,
 }
 
-impl Scratch {
+impl Frontier {
     fn begin(&mut self, points: usize) {
         if self.stamps.len() < points {
             self.stamps.resize(points, 0);
@@ -63,7 +90,6 @@ impl Scratch {
         }
         self.candidates.clear();
         self.nearest.clear();
-        self.live.clear();
     }
 
     /// Marks `id` visited; `false` if it already was.
@@ -77,10 +103,77 @@ impl Scratch {
             _ => false,
         }
     }
+
+    /// Keeps `scored` among the `ef` nearest (and to expand) if it is good enough.
+    #[inline]
+    fn offer(&mut self, scored: Scored, ef: usize) {
+        if self.nearest.len() < ef || self.nearest.peek().is_some_and(|w| scored > w.0) {
+            self.candidates.push(scored);
+            self.nearest.push(Reverse(scored));
+            if self.nearest.len() > ef {
+                self.nearest.pop();
+            }
+        }
+    }
+
+    /// Beam search of width `ef` on `layer` from `entries`; `seen` is shown every point scored
+    /// (entries included), once. The result is left in `nearest`.
+    fn walk<G: Layers + ?Sized>(
+        &mut self,
+        graph: &G,
+        query: &[f32],
+        entries: &[Scored],
+        layer: usize,
+        ef: usize,
+        mut seen: impl FnMut(Scored),
+    ) {
+        let points = graph.points();
+        self.begin(points);
+        for &entry in entries {
+            if self.visit(entry.id) {
+                self.offer(entry, ef);
+                seen(entry);
+            }
+        }
+        while let Some(current) = self.candidates.pop() {
+            let frontier = self.nearest.peek().map_or(f32::MIN, |w| w.0.similarity);
+            if self.nearest.len() >= ef && current.similarity < frontier {
+                break;
+            }
+            for &n in graph.neighbours(layer, current.id) {
+                if n as usize >= points || !self.visit(n) {
+                    continue;
+                }
+                let scored = Scored {
+                    similarity: dot(query, graph.vector(n)),
+                    id: n,
+                };
+                self.offer(scored, ef);
+                seen(scored);
+            }
+        }
+    }
+}
+
+/// Per-thread search state, reused across queries so a query allocates nothing but its result.
+#[derive(Default)]
+struct Scratch {
+    frontier: Frontier,
+    /// The `k` best live points seen, worst first.
+    live: BinaryHeap<Reverse<Scored>>,
 }
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch state (a fresh one if it is already in use, which only
+/// happens when a `dead` callback itself searches on this thread).
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// The `k` most similar points to `query` for which `dead` is false, best first. `ef` (at
@@ -95,30 +188,24 @@ pub(super) fn search(
     if k == 0 || graph.points() == 0 || query.len() != graph.dimension() {
         return Vec::new();
     }
-    let entry = descend(graph, query);
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => beam(graph, query, entry, k, ef.max(k), dead, &mut scratch),
-        // Only reachable if `dead` itself searched on this thread: use a fresh state.
-        Err(_) => beam(
-            graph,
-            query,
-            entry,
-            k,
-            ef.max(k),
-            dead,
-            &mut Scratch::default(),
-        ),
-    })
-}
-
-/// Greedy descent (beam of one) from the entry point down to layer 1.
-fn descend(graph: &FlatGraph, query: &[f32]) -> Scored {
-    let points = graph.points();
-    let mut best = Scored {
+    let start = Scored {
         similarity: dot(query, graph.vector(graph.entry())),
         id: graph.entry(),
     };
-    for layer in (1..graph.layers()).rev() {
+    let entry = descend(graph, query, start, 1..=graph.layers() - 1);
+    with_scratch(|scratch| beam(graph, query, entry, k, ef.max(k), dead, scratch))
+}
+
+/// Greedy descent (beam of one) from `start` through `layers`, top to bottom.
+pub(super) fn descend<G: Layers + ?Sized>(
+    graph: &G,
+    query: &[f32],
+    start: Scored,
+    layers: RangeInclusive<usize>,
+) -> Scored {
+    let points = graph.points();
+    let mut best = start;
+    for layer in layers.rev() {
         loop {
             let mut moved = false;
             for &n in graph.neighbours(layer, best.id) {
@@ -139,7 +226,7 @@ fn descend(graph: &FlatGraph, query: &[f32]) -> Scored {
     best
 }
 
-/// Beam search on layer 0 from `entry`.
+/// Beam search on layer 0 from `entry`, keeping the `k` best live points.
 fn beam(
     graph: &FlatGraph,
     query: &[f32],
@@ -149,45 +236,38 @@ fn beam(
     dead: &dyn Fn(u32) -> bool,
     s: &mut Scratch,
 ) -> Vec<Scored> {
-    let points = graph.points();
-    s.begin(points);
-    s.visit(entry.id);
-    s.candidates.push(entry);
-    s.nearest.push(Reverse(entry));
-    if !dead(entry.id) {
-        s.live.push(Reverse(entry));
-    }
-    while let Some(current) = s.candidates.pop() {
-        let frontier = s.nearest.peek().map_or(f32::MIN, |w| w.0.similarity);
-        if s.nearest.len() >= ef && current.similarity < frontier {
-            break;
-        }
-        for &n in graph.neighbours(0, current.id) {
-            if n as usize >= points || !s.visit(n) {
-                continue;
-            }
-            let scored = Scored {
-                similarity: dot(query, graph.vector(n)),
-                id: n,
-            };
-            if s.nearest.len() < ef || s.nearest.peek().is_some_and(|w| scored > w.0) {
-                s.candidates.push(scored);
-                s.nearest.push(Reverse(scored));
-                if s.nearest.len() > ef {
-                    s.nearest.pop();
-                }
-            }
-            if (s.live.len() < k || s.live.peek().is_some_and(|w| scored > w.0)) && !dead(n) {
-                s.live.push(Reverse(scored));
-                if s.live.len() > k {
-                    s.live.pop();
-                }
+    let Scratch { frontier, live } = s;
+    live.clear();
+    let keep_live = |scored: Scored| {
+        if (live.len() < k || live.peek().is_some_and(|w| scored > w.0)) && !dead(scored.id) {
+            live.push(Reverse(scored));
+            if live.len() > k {
+                live.pop();
             }
         }
-    }
-    let mut hits: Vec<Scored> = s.live.drain().map(|r| r.0).collect();
+    };
+    frontier.walk(graph, query, &[entry], 0, ef, keep_live);
+    let mut hits: Vec<Scored> = live.drain().map(|r| r.0).collect();
     hits.sort_unstable_by(|a, b| b.cmp(a));
     hits
+}
+
+/// The `ef` points of `layer` most similar to `query` that a beam search from `entries` finds,
+/// best first; tombstoned points included (they are graph nodes). For building the graph.
+pub(super) fn search_layer<G: Layers + ?Sized>(
+    graph: &G,
+    query: &[f32],
+    entries: &[Scored],
+    layer: usize,
+    ef: usize,
+) -> Vec<Scored> {
+    with_scratch(|scratch| {
+        let frontier = &mut scratch.frontier;
+        frontier.walk(graph, query, entries, layer, ef.max(1), |_| {});
+        let mut found: Vec<Scored> = frontier.nearest.drain().map(|r| r.0).collect();
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found
+    })
 }
 
 /// The `k` most similar live points by brute force over every vector, best first.
@@ -273,7 +353,69 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use hnsw_rs::prelude::{DistDot, Hnsw};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::super::graph;
     use super::*;
+
+    fn unit(rng: &mut ChaCha8Rng, dimension: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..dimension)
+            .map(|_| rng.gen_range(-1.0f32..1.0))
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect()
+    }
+
+    /// Our search over the exported graph is as good as hnsw_rs's search over its own graph
+    /// (the same graph: hnsw_rs built it, inserting one at a time so it is deterministic).
+    #[test]
+    fn flat_search_matches_hnsw_rs_on_the_same_graph() {
+        let mut rng = ChaCha8Rng::seed_from_u64(31);
+        let vectors: Vec<Vec<f32>> = (0..2000).map(|_| unit(&mut rng, 128)).collect();
+        let hnsw: Hnsw<f32, DistDot> = Hnsw::new(24, vectors.len(), 16, 200, DistDot);
+        for (id, v) in vectors.iter().enumerate() {
+            hnsw.insert((v.as_slice(), id));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        graph::export(&hnsw, vectors.len(), dir.path()).unwrap();
+        let flat = FlatGraph::open(dir.path()).unwrap();
+        let queries: Vec<Vec<f32>> = (0..60)
+            .map(|i| {
+                let noise = unit(&mut rng, 128);
+                let q: Vec<f32> = vectors[i * 31]
+                    .iter()
+                    .zip(&noise)
+                    .map(|(a, b)| a + b)
+                    .collect();
+                let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+                q.into_iter().map(|x| x / norm).collect()
+            })
+            .collect();
+        let alive = |_: u32| false;
+        for ef in [16, 64] {
+            let (mut ours, mut theirs) = (0, 0);
+            for q in &queries {
+                let truth: Vec<u32> = exact(&flat, q, 10, &alive).iter().map(|s| s.id).collect();
+                ours += search(&flat, q, 10, ef, &alive)
+                    .iter()
+                    .filter(|s| truth.contains(&s.id))
+                    .count();
+                theirs += hnsw
+                    .search(q, 10, ef)
+                    .iter()
+                    .filter(|n| truth.contains(&(n.d_id as u32)))
+                    .count();
+            }
+            let (ours, theirs) = (ours as f64 / 600.0, theirs as f64 / 600.0);
+            eprintln!("ef {ef}: flat recall@10 {ours:.3}, hnsw_rs {theirs:.3}");
+            assert!(
+                ours + 0.01 >= theirs,
+                "ef {ef}: flat {ours:.3}, hnsw_rs {theirs:.3}"
+            );
+        }
+    }
 
     #[test]
     fn dot_matches_a_plain_sum_for_every_tail_length() {
@@ -288,7 +430,7 @@ mod tests {
 
     #[test]
     fn scratch_marks_each_point_once_per_query() {
-        let mut s = Scratch::default();
+        let mut s = Frontier::default();
         s.begin(4);
         assert!(s.visit(2) && !s.visit(2) && !s.visit(9));
         s.begin(4);
