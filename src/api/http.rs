@@ -329,7 +329,10 @@ pub struct TimingsJson {
     pub embed: f64,
     /// Whether the query vector came from the cache.
     pub embed_cached: bool,
-    /// Filters and keyword search.
+    /// Resolving the filters into allowed rows.
+    #[serde(default)]
+    pub filter: f64,
+    /// Keyword search (runs while the query is embedded).
     pub keyword: f64,
     /// Vector search.
     pub vector: f64,
@@ -471,6 +474,7 @@ impl MatchResponse {
             timings_ms: TimingsJson {
                 embed: ms(t.embed),
                 embed_cached: t.embed_cached,
+                filter: ms(t.filter),
                 keyword: ms(t.keyword),
                 vector: ms(t.vector),
                 fusion: ms(t.fusion),

@@ -260,7 +260,7 @@ impl Job<'_> {
         if self.cache.is_some() {
             tracing::info!(
                 cached = self.cached_vectors,
-                "passage vectors taken from those embedded during the sync"
+                "passage vectors taken from the cache instead of embedded"
             );
         }
         self.keyword.finish()?;

@@ -155,12 +155,49 @@ pub struct IndexStats {
     pub bytes_on_disk: u64,
 }
 
+/// The yes/no facts of a row that most queries filter on, one byte per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowFlags(u8);
+
+impl RowFlags {
+    const DELETED: u8 = 1;
+    const ARCHIVED: u8 = 2;
+    const HIRED: u8 = 4;
+
+    /// The flags of `row`.
+    pub fn of(row: &CandidateRow) -> RowFlags {
+        let bit = |on: bool, flag: u8| if on { flag } else { 0 };
+        RowFlags(
+            bit(row.deleted, Self::DELETED)
+                | bit(row.archived, Self::ARCHIVED)
+                | bit(row.hired, Self::HIRED),
+        )
+    }
+
+    /// Tombstoned: never returned.
+    pub fn deleted(self) -> bool {
+        self.0 & Self::DELETED != 0
+    }
+
+    /// Archived.
+    pub fn archived(self) -> bool {
+        self.0 & Self::ARCHIVED != 0
+    }
+
+    /// Archived with a hired-type reason.
+    pub fn hired(self) -> bool {
+        self.0 & Self::HIRED != 0
+    }
+}
+
 /// One opened index generation: read-only, `Send + Sync`.
 #[derive(Debug)]
 pub struct Indexes {
     dir: PathBuf,
     meta: generation::Meta,
     rows: Vec<CandidateRow>,
+    /// [`RowFlags`] of each row, packed densely so whole-pool filters scan 1 byte a row.
+    flags: Vec<RowFlags>,
     by_id: HashMap<String, u32>,
     keyword: KeywordIndex,
     vectors: VectorIndex,
@@ -181,16 +218,23 @@ impl Indexes {
         let keyword = KeywordIndex::open(&dir.join(build::KEYWORD_DIR))?;
         let vectors = VectorIndex::open(&dir)?;
         let by_id = live_ordinals(&rows);
+        let flags = rows.iter().map(RowFlags::of).collect();
         let bytes_on_disk = dir_size(&dir);
         Ok(Indexes {
             dir,
             meta,
             rows,
+            flags,
             by_id,
             keyword,
             vectors,
             bytes_on_disk,
         })
+    }
+
+    /// The flags of every row, by ordinal (same length as [`Indexes::rows`]).
+    pub fn row_flags(&self) -> &[RowFlags] {
+        &self.flags
     }
 
     /// The store generation this index was built from.

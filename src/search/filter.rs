@@ -5,7 +5,7 @@
 //! per-row check is a few comparisons and never allocates.
 
 use crate::domain::{Millis, ReferenceData};
-use crate::index::CandidateRow;
+use crate::index::{CandidateRow, RowFlags};
 
 use super::Error;
 
@@ -90,6 +90,23 @@ impl Filters {
 }
 
 impl RowFilter {
+    /// Whether the filter only looks at [`RowFlags`] (deleted, archived, hired): then
+    /// [`RowFilter::allows_flags`] decides alone, without reading the rows.
+    pub fn flags_only(&self) -> bool {
+        self.location.is_none()
+            && self.tags.is_empty()
+            && self.min_stage_order.is_none()
+            && self.interacted_since.is_none()
+            && self.min_rating.is_none()
+    }
+
+    /// The part of [`RowFilter::allows`] that reads only the flags.
+    pub fn allows_flags(&self, flags: RowFlags) -> bool {
+        !(flags.deleted()
+            || (self.archived_only && !flags.archived())
+            || (self.exclude_hired && flags.hired()))
+    }
+
     /// Whether a row passes every filter. Tombstoned rows never pass.
     pub fn allows(&self, row: &CandidateRow) -> bool {
         if row.deleted {
@@ -165,11 +182,35 @@ mod tests {
         }
     }
 
+    /// Whether `filters` allow `row`; the flags-only path must agree whenever it applies.
     fn check(filters: Filters, row: &CandidateRow) -> bool {
-        filters
-            .resolve(&reference(), 1_010 * DAY_MS)
-            .unwrap()
-            .allows(row)
+        let resolved = filters.resolve(&reference(), 1_010 * DAY_MS).unwrap();
+        let allowed = resolved.allows(row);
+        if resolved.flags_only() {
+            assert_eq!(resolved.allows_flags(RowFlags::of(row)), allowed);
+        }
+        allowed
+    }
+
+    #[test]
+    fn flags_only_is_true_only_without_row_filters() {
+        let resolve = |f: Filters| f.resolve(&reference(), 1_010 * DAY_MS).unwrap();
+        assert!(resolve(Filters::default()).flags_only());
+        assert!(
+            resolve(Filters {
+                archived_only: true,
+                exclude_hired: true,
+                ..Filters::default()
+            })
+            .flags_only()
+        );
+        assert!(
+            !resolve(Filters {
+                location: Some("berlin".into()),
+                ..Filters::default()
+            })
+            .flags_only()
+        );
     }
 
     #[test]

@@ -317,7 +317,9 @@ pub struct Timings {
     pub embed: Duration,
     /// Whether the query vector came from the cache.
     pub embed_cached: bool,
-    /// Filters and the keyword side.
+    /// Resolving the filters into the set of allowed rows (the Boolean keyword filter included).
+    pub filter: Duration,
+    /// The keyword side (term choice and scoring).
     pub keyword: Duration,
     /// The vector search.
     pub vector: Duration,
@@ -517,7 +519,12 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     let rows = ctx.indexes.rows();
     let now = query.now.unwrap_or_else(now_ms);
     let row_filter = query.filters.resolve(reference, now)?;
-    let mut allowed = Allowed::from_fn(rows.len(), |o| row_filter.allows(&rows[o as usize]));
+    let mut allowed = if row_filter.flags_only() {
+        let flags = ctx.indexes.row_flags();
+        Allowed::from_fn(rows.len(), |o| row_filter.allows_flags(flags[o as usize]))
+    } else {
+        Allowed::from_fn(rows.len(), |o| row_filter.allows(&rows[o as usize]))
+    };
     let keyword_filter = match &query.keywords {
         None => None,
         Some(text) => {
@@ -586,7 +593,7 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     let explain_started = Instant::now();
     let hits = explain_groups(ctx, &groups, &retrieval)?;
     let mut timings = retrieval.timings;
-    timings.keyword += filter_time;
+    timings.filter = filter_time;
     timings.fusion = fusion_time;
     timings.explain = explain_started.elapsed();
     timings.total = started.elapsed();

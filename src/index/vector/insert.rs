@@ -167,15 +167,14 @@ impl MutableGraph {
 
     /// The neighbour selection heuristic: going through `candidates` (best first, similarity
     /// to the point being linked), keep one only if it is more similar to that point than to
-    /// every neighbour already kept, up to `cap`; then fill what is left of `cap` with the best
-    /// pruned ones (hnsw_rs's `keep_pruned`, which full builds use: on clustered data the
-    /// heuristic alone keeps 3 or 4 links). With no more than `cap` candidates, all are kept.
+    /// every neighbour already kept, up to `cap`. With no more than `cap` candidates, all are
+    /// kept (as hnsw_rs and hnswlib do). Pruned candidates are not used to fill the list (see
+    /// `Graph::built` in the parent module: that strands duplicates).
     fn select(&self, candidates: &[Scored], cap: usize) -> Vec<u32> {
         if candidates.len() <= cap {
             return candidates.iter().map(|c| c.id).collect();
         }
         let mut kept: Vec<u32> = Vec::with_capacity(cap);
-        let mut pruned: Vec<u32> = Vec::new();
         for c in candidates {
             if kept.len() == cap {
                 break;
@@ -183,12 +182,8 @@ impl MutableGraph {
             let row = self.row(c.id);
             if kept.iter().all(|&k| dot(row, self.row(k)) < c.similarity) {
                 kept.push(c.id);
-            } else {
-                pruned.push(c.id);
             }
         }
-        let room = cap - kept.len();
-        kept.extend(pruned.into_iter().take(room));
         kept
     }
 
@@ -515,14 +510,9 @@ mod tests {
             .collect();
         candidates.sort_unstable_by(|x, y| y.cmp(x));
         assert_eq!(
-            graph.select(&candidates, 2),
-            vec![0, 2],
-            "b is skipped for c"
-        );
-        assert_eq!(
             graph.select(&candidates, 3),
-            vec![0, 2, 1],
-            "the best pruned one fills the cap"
+            vec![0, 2],
+            "b is skipped for c, and pruned ones do not fill the cap"
         );
         assert_eq!(
             graph.select(&candidates[..3], 4),
