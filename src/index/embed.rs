@@ -171,7 +171,13 @@ impl Embedder {
             .tokenizer
             .encode_batch(inputs.iter().map(|t| t.as_ref()).collect::<Vec<_>>(), true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let batches = length_buckets(&encodings);
+        let batches = if encodings.len() <= self.sessions.len() {
+            // Fewer texts than sessions (a query's chunks, a small update): one text per
+            // session, so every core works instead of one running a batch of all of them.
+            (0..encodings.len()).map(|i| vec![i]).collect()
+        } else {
+            length_buckets(&encodings)
+        };
         let results: Vec<(Vec<usize>, Vec<Vec<f32>>)> = batches
             .into_par_iter()
             .map(|batch| {
