@@ -169,7 +169,7 @@ impl MutableGraph {
     /// to the point being linked), keep one only if it is more similar to that point than to
     /// every neighbour already kept, up to `cap`. With no more than `cap` candidates, all are
     /// kept (as hnsw_rs and hnswlib do). Pruned candidates are not used to fill the list (see
-    /// `Graph::built` in the parent module: that strands duplicates).
+    /// `Graph::built` in the parent module: full lists strand clusters).
     fn select(&self, candidates: &[Scored], cap: usize) -> Vec<u32> {
         if candidates.len() <= cap {
             return candidates.iter().map(|c| c.id).collect();
