@@ -21,6 +21,8 @@ pub mod terms;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
+
 use crate::domain::Millis;
 use crate::index::Indexes;
 use crate::store::Store;
@@ -614,9 +616,7 @@ fn explain_groups(
     groups: &[group::Group],
     retrieval: &Retrieval,
 ) -> Result<Vec<Hit>, Error> {
-    let rows = ctx.indexes.rows();
     let index = ctx.indexes.keyword();
-    let reference = ctx.store.reference();
     let keyword_docs: HashMap<u32, tantivy::DocAddress> = retrieval
         .keyword
         .iter()
@@ -651,64 +651,90 @@ fn explain_groups(
     let present: Vec<tantivy::DocAddress> = docs.iter().flatten().copied().collect();
     let mut matched_iter = keyword::matched_terms(index, &present, &retrieval.terms)?.into_iter();
 
-    let mut hits = Vec::with_capacity(groups.len());
-    for (group, doc) in groups.iter().zip(&docs) {
-        let matched: Vec<usize> = if doc.is_some() {
-            matched_iter.next().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let row = &rows[group.best.key as usize];
-        let Some(candidate) = ctx.store.get(&row.opportunity_id)? else {
-            // Deleted from the store after this index generation was built: never show it.
-            continue;
-        };
-        let matched_terms: Vec<MatchedTerm> = matched
-            .iter()
-            .map(|&t| {
-                let q = &retrieval.terms[t];
-                MatchedTerm {
-                    word: q.word.clone(),
-                    token: q.term.token.clone(),
-                    exact: explain::is_exact(q.term.field),
-                }
-            })
-            .collect();
-        let snippet = explain::snippet(&explain::snippet_source(&candidate), &matched_terms);
-        let semantic = match (group.best.semantic, best_chunk.get(&group.best.key)) {
-            (Some(side), Some(&chunk)) => Some(SemanticReason {
-                rank: side.rank,
-                similarity: side.score,
-                passage: ctx.indexes.vectors().chunk_text(chunk).to_owned(),
-                passage_source: (&ctx.indexes.vectors().chunk(chunk).kind).into(),
-            }),
-            _ => None,
-        };
-        hits.push(Hit {
-            rank: hits.len() as u32 + 1,
-            score: group.best.score,
-            opportunity_id: row.opportunity_id.clone(),
-            contact_id: row.contact_id.clone(),
-            name: candidate.name.clone(),
-            headline: candidate.headline.clone(),
-            other_opportunity_ids: group
-                .others
-                .iter()
-                .map(|&o| rows[o as usize].opportunity_id.clone())
-                .collect(),
-            explanation: Explanation {
-                keyword: group.best.keyword.map(|k| KeywordReason {
-                    rank: k.rank,
-                    score: k.score,
-                }),
-                semantic,
-                matched_terms,
-                snippet,
-                history: explain::history(&candidate, reference),
-            },
-        });
+    // The matched terms come in document order; pair them with their groups first, then
+    // hydrate and explain every person in parallel (a store read and a snippet each).
+    let work: Vec<(&group::Group, Vec<usize>)> = groups
+        .iter()
+        .zip(&docs)
+        .map(|(group, doc)| {
+            let matched = if doc.is_some() {
+                matched_iter.next().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            (group, matched)
+        })
+        .collect();
+    let explained: Vec<Option<Hit>> = work
+        .par_iter()
+        .map(|(group, matched)| explain_one(ctx, group, matched, retrieval, &best_chunk))
+        .collect::<Result<_, Error>>()?;
+    let mut hits: Vec<Hit> = explained.into_iter().flatten().collect();
+    for (i, hit) in hits.iter_mut().enumerate() {
+        hit.rank = i as u32 + 1;
     }
     Ok(hits)
+}
+
+/// The hit of one person, or `None` when the opportunity left the store after this index
+/// generation was built (never shown). `rank` is set by the caller.
+fn explain_one(
+    ctx: Context<'_>,
+    group: &group::Group,
+    matched: &[usize],
+    retrieval: &Retrieval,
+    best_chunk: &HashMap<u32, u32>,
+) -> Result<Option<Hit>, Error> {
+    let rows = ctx.indexes.rows();
+    let reference = ctx.store.reference();
+    let row = &rows[group.best.key as usize];
+    let Some(candidate) = ctx.store.get(&row.opportunity_id)? else {
+        return Ok(None);
+    };
+    let matched_terms: Vec<MatchedTerm> = matched
+        .iter()
+        .map(|&t| {
+            let q = &retrieval.terms[t];
+            MatchedTerm {
+                word: q.word.clone(),
+                token: q.term.token.clone(),
+                exact: explain::is_exact(q.term.field),
+            }
+        })
+        .collect();
+    let snippet = explain::snippet(&explain::snippet_source(&candidate), &matched_terms);
+    let semantic = match (group.best.semantic, best_chunk.get(&group.best.key)) {
+        (Some(side), Some(&chunk)) => Some(SemanticReason {
+            rank: side.rank,
+            similarity: side.score,
+            passage: ctx.indexes.vectors().chunk_text(chunk).to_owned(),
+            passage_source: (&ctx.indexes.vectors().chunk(chunk).kind).into(),
+        }),
+        _ => None,
+    };
+    Ok(Some(Hit {
+        rank: 0,
+        score: group.best.score,
+        opportunity_id: row.opportunity_id.clone(),
+        contact_id: row.contact_id.clone(),
+        name: candidate.name.clone(),
+        headline: candidate.headline.clone(),
+        other_opportunity_ids: group
+            .others
+            .iter()
+            .map(|&o| rows[o as usize].opportunity_id.clone())
+            .collect(),
+        explanation: Explanation {
+            keyword: group.best.keyword.map(|k| KeywordReason {
+                rank: k.rank,
+                score: k.score,
+            }),
+            semantic,
+            matched_terms,
+            snippet,
+            history: explain::history(&candidate, reference),
+        },
+    }))
 }
 
 /// Milliseconds since the Unix epoch, now.
