@@ -18,15 +18,20 @@ impl Allowed {
         }
     }
 
-    /// The set of ordinals for which `keep` holds.
+    /// The set of ordinals for which `keep` holds, built a 64-row word at a time.
     pub fn from_fn(rows: usize, mut keep: impl FnMut(u32) -> bool) -> Allowed {
-        let mut set = Allowed::none(rows);
-        for ordinal in 0..rows as u32 {
-            if keep(ordinal) {
-                set.insert(ordinal);
+        let mut words = vec![0u64; rows.div_ceil(64)];
+        let mut count = 0;
+        for (w, word) in words.iter_mut().enumerate() {
+            let base = w * 64;
+            let mut bits = 0u64;
+            for bit in 0..(rows - base).min(64) {
+                bits |= u64::from(keep((base + bit) as u32)) << bit;
             }
+            count += bits.count_ones() as usize;
+            *word = bits;
         }
-        set
+        Allowed { words, rows, count }
     }
 
     /// Adds an ordinal; ordinals past `rows` are ignored.
@@ -97,6 +102,19 @@ mod tests {
         assert!(set.contains(0) && set.contains(129));
         assert!(!set.contains(1) && !set.contains(500));
         assert_eq!(set.len(), 2);
+    }
+
+    #[test]
+    fn from_fn_matches_inserting_one_by_one() {
+        for rows in [0, 1, 63, 64, 65, 130] {
+            let keep = |o: u32| o % 3 == 0 || o == 64;
+            let set = Allowed::from_fn(rows, keep);
+            let mut one_by_one = Allowed::none(rows);
+            (0..rows as u32)
+                .filter(|&o| keep(o))
+                .for_each(|o| one_by_one.insert(o));
+            assert_eq!(set, one_by_one, "rows {rows}");
+        }
     }
 
     #[test]

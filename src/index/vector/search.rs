@@ -452,8 +452,14 @@ mod tests {
             let b: Vec<f32> = (0..len).map(|i| (i as f32 * 0.11).cos()).collect();
             let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             assert!((dot(&a, &b) - plain).abs() < 1e-4, "len {len}");
-            assert!((dot_lanes::<false>(&a, &b) - plain).abs() < 1e-4, "len {len}");
-            assert!((dot_lanes::<true>(&a, &b) - plain).abs() < 1e-4, "len {len}");
+            assert!(
+                (dot_lanes::<false>(&a, &b) - plain).abs() < 1e-4,
+                "len {len}"
+            );
+            assert!(
+                (dot_lanes::<true>(&a, &b) - plain).abs() < 1e-4,
+                "len {len}"
+            );
         }
     }
 
