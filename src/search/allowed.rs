@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn from_fn_matches_inserting_one_by_one() {
         for rows in [0, 1, 63, 64, 65, 130] {
-            let keep = |o: u32| o % 3 == 0 || o == 64;
+            let keep = |o: u32| o.is_multiple_of(3) || o == 64;
             let set = Allowed::from_fn(rows, keep);
             let mut one_by_one = Allowed::none(rows);
             (0..rows as u32)
