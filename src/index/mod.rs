@@ -174,6 +174,18 @@ impl RowFlags {
         )
     }
 
+    /// Bit of [`RowFlags::deleted`] in [`RowFlags::bits`].
+    pub const DELETED_BIT: u8 = Self::DELETED;
+    /// Bit of [`RowFlags::archived`] in [`RowFlags::bits`].
+    pub const ARCHIVED_BIT: u8 = Self::ARCHIVED;
+    /// Bit of [`RowFlags::hired`] in [`RowFlags::bits`].
+    pub const HIRED_BIT: u8 = Self::HIRED;
+
+    /// The flags as one byte, for filters that test many rows at once.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
     /// Tombstoned: never returned.
     pub fn deleted(self) -> bool {
         self.0 & Self::DELETED != 0
@@ -196,8 +208,8 @@ pub struct Indexes {
     dir: PathBuf,
     meta: generation::Meta,
     rows: Vec<CandidateRow>,
-    /// [`RowFlags`] of each row, packed densely so whole-pool filters scan 1 byte a row.
-    flags: Vec<RowFlags>,
+    /// [`RowFlags::bits`] of each row, packed densely so whole-pool filters scan 1 byte a row.
+    flag_bits: Vec<u8>,
     by_id: HashMap<String, u32>,
     keyword: KeywordIndex,
     vectors: VectorIndex,
@@ -218,13 +230,13 @@ impl Indexes {
         let keyword = KeywordIndex::open(&dir.join(build::KEYWORD_DIR))?;
         let vectors = VectorIndex::open(&dir)?;
         let by_id = live_ordinals(&rows);
-        let flags = rows.iter().map(RowFlags::of).collect();
+        let flag_bits = rows.iter().map(|r| RowFlags::of(r).bits()).collect();
         let bytes_on_disk = dir_size(&dir);
         Ok(Indexes {
             dir,
             meta,
             rows,
-            flags,
+            flag_bits,
             by_id,
             keyword,
             vectors,
@@ -232,9 +244,9 @@ impl Indexes {
         })
     }
 
-    /// The flags of every row, by ordinal (same length as [`Indexes::rows`]).
-    pub fn row_flags(&self) -> &[RowFlags] {
-        &self.flags
+    /// The [`RowFlags::bits`] of every row, by ordinal (same length as [`Indexes::rows`]).
+    pub fn row_flag_bits(&self) -> &[u8] {
+        &self.flag_bits
     }
 
     /// The store generation this index was built from.

@@ -34,6 +34,27 @@ impl Allowed {
         Allowed { words, rows, count }
     }
 
+    /// The rows whose flag byte passes `bits & (reject | require) == require` (see
+    /// `RowFilter::flag_masks`): a comparison per byte, which the compiler vectorises.
+    pub fn from_flag_bits(flags: &[u8], reject: u8, require: u8) -> Allowed {
+        let mask = reject | require;
+        let mut words = vec![0u64; flags.len().div_ceil(64)];
+        let mut count = 0;
+        for (word, block) in words.iter_mut().zip(flags.chunks(64)) {
+            let mut bits = 0u64;
+            for (bit, &f) in block.iter().enumerate() {
+                bits |= u64::from(f & mask == require) << bit;
+            }
+            count += bits.count_ones() as usize;
+            *word = bits;
+        }
+        Allowed {
+            words,
+            rows: flags.len(),
+            count,
+        }
+    }
+
     /// Adds an ordinal; ordinals past `rows` are ignored.
     pub fn insert(&mut self, ordinal: u32) {
         let i = ordinal as usize;
@@ -115,6 +136,16 @@ mod tests {
                 .for_each(|o| one_by_one.insert(o));
             assert_eq!(set, one_by_one, "rows {rows}");
         }
+    }
+
+    #[test]
+    fn flag_bits_pass_when_no_rejected_bit_and_every_required_bit() {
+        // Bits: 1 rejected, 2 required.
+        let flags: Vec<u8> = (0..130u32).map(|o| (o % 4) as u8).collect();
+        let set = Allowed::from_flag_bits(&flags, 1, 2);
+        let expected = Allowed::from_fn(130, |o| o % 4 == 2);
+        assert_eq!(set, expected);
+        assert_eq!(Allowed::from_flag_bits(&[], 1, 0).len(), 0);
     }
 
     #[test]

@@ -102,9 +102,22 @@ impl RowFilter {
 
     /// The part of [`RowFilter::allows`] that reads only the flags.
     pub fn allows_flags(&self, flags: RowFlags) -> bool {
-        !(flags.deleted()
-            || (self.archived_only && !flags.archived())
-            || (self.exclude_hired && flags.hired()))
+        let (reject, require) = self.flag_masks();
+        flags.bits() & (reject | require) == require
+    }
+
+    /// The flag bits a row must not have and must have to pass the flag filters: a row passes
+    /// when `bits & (reject | require) == require`.
+    pub fn flag_masks(&self) -> (u8, u8) {
+        let mut reject = RowFlags::DELETED_BIT;
+        let mut require = 0;
+        if self.archived_only {
+            require |= RowFlags::ARCHIVED_BIT;
+        }
+        if self.exclude_hired {
+            reject |= RowFlags::HIRED_BIT;
+        }
+        (reject, require)
     }
 
     /// Whether a row passes every filter. Tombstoned rows never pass.

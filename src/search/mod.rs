@@ -522,8 +522,8 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     let now = query.now.unwrap_or_else(now_ms);
     let row_filter = query.filters.resolve(reference, now)?;
     let mut allowed = if row_filter.flags_only() {
-        let flags = ctx.indexes.row_flags();
-        Allowed::from_fn(rows.len(), |o| row_filter.allows_flags(flags[o as usize]))
+        let (reject, require) = row_filter.flag_masks();
+        Allowed::from_flag_bits(ctx.indexes.row_flag_bits(), reject, require)
     } else {
         Allowed::from_fn(rows.len(), |o| row_filter.allows(&rows[o as usize]))
     };
