@@ -155,14 +155,18 @@ pub struct IndexStats {
     pub bytes_on_disk: u64,
 }
 
-/// The yes/no facts of a row that most queries filter on, one byte per row.
+/// The yes/no facts of a row that most queries filter on, packed in one byte per row so a
+/// whole-pool filter compares bytes against masks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowFlags(u8);
 
 impl RowFlags {
-    const DELETED: u8 = 1;
-    const ARCHIVED: u8 = 2;
-    const HIRED: u8 = 4;
+    /// Tombstoned: never returned.
+    pub const DELETED: u8 = 1;
+    /// Archived.
+    pub const ARCHIVED: u8 = 2;
+    /// Archived with a hired-type reason.
+    pub const HIRED: u8 = 4;
 
     /// The flags of `row`.
     pub fn of(row: &CandidateRow) -> RowFlags {
@@ -174,31 +178,9 @@ impl RowFlags {
         )
     }
 
-    /// Bit of [`RowFlags::deleted`] in [`RowFlags::bits`].
-    pub const DELETED_BIT: u8 = Self::DELETED;
-    /// Bit of [`RowFlags::archived`] in [`RowFlags::bits`].
-    pub const ARCHIVED_BIT: u8 = Self::ARCHIVED;
-    /// Bit of [`RowFlags::hired`] in [`RowFlags::bits`].
-    pub const HIRED_BIT: u8 = Self::HIRED;
-
-    /// The flags as one byte, for filters that test many rows at once.
+    /// The flags as one byte.
     pub fn bits(self) -> u8 {
         self.0
-    }
-
-    /// Tombstoned: never returned.
-    pub fn deleted(self) -> bool {
-        self.0 & Self::DELETED != 0
-    }
-
-    /// Archived.
-    pub fn archived(self) -> bool {
-        self.0 & Self::ARCHIVED != 0
-    }
-
-    /// Archived with a hired-type reason.
-    pub fn hired(self) -> bool {
-        self.0 & Self::HIRED != 0
     }
 }
 

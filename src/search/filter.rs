@@ -91,7 +91,7 @@ impl Filters {
 
 impl RowFilter {
     /// Whether the filter only looks at [`RowFlags`] (deleted, archived, hired): then
-    /// [`RowFilter::allows_flags`] decides alone, without reading the rows.
+    /// [`RowFilter::flag_masks`] decide alone, without reading the rows.
     pub fn flags_only(&self) -> bool {
         self.location.is_none()
             && self.tags.is_empty()
@@ -100,22 +100,16 @@ impl RowFilter {
             && self.min_rating.is_none()
     }
 
-    /// The part of [`RowFilter::allows`] that reads only the flags.
-    pub fn allows_flags(&self, flags: RowFlags) -> bool {
-        let (reject, require) = self.flag_masks();
-        flags.bits() & (reject | require) == require
-    }
-
     /// The flag bits a row must not have and must have to pass the flag filters: a row passes
     /// when `bits & (reject | require) == require`.
     pub fn flag_masks(&self) -> (u8, u8) {
-        let mut reject = RowFlags::DELETED_BIT;
+        let mut reject = RowFlags::DELETED;
         let mut require = 0;
         if self.archived_only {
-            require |= RowFlags::ARCHIVED_BIT;
+            require |= RowFlags::ARCHIVED;
         }
         if self.exclude_hired {
-            reject |= RowFlags::HIRED_BIT;
+            reject |= RowFlags::HIRED;
         }
         (reject, require)
     }
@@ -200,7 +194,13 @@ mod tests {
         let resolved = filters.resolve(&reference(), 1_010 * DAY_MS).unwrap();
         let allowed = resolved.allows(row);
         if resolved.flags_only() {
-            assert_eq!(resolved.allows_flags(RowFlags::of(row)), allowed);
+            let (reject, require) = resolved.flag_masks();
+            let fast = crate::search::Allowed::from_flag_bits(
+                &[RowFlags::of(row).bits()],
+                reject,
+                require,
+            );
+            assert_eq!(fast.contains(0), allowed);
         }
         allowed
     }
