@@ -642,6 +642,66 @@ fn keyword_filter_restricts_while_ranking_stays_hybrid() {
     assert!(err.is_user_error(), "{err}");
 }
 
+#[test]
+fn keyword_collectors_agree_on_hits_and_scores() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let keyword_hits = |text: &str, keywords: Option<&str>, collector| {
+        let response = engine
+            .search(&Query {
+                semantic: 0.0,
+                limit: 200,
+                keywords: keywords.map(str::to_owned),
+                collector,
+                ..query(text)
+            })
+            .unwrap();
+        response
+            .hits
+            .iter()
+            .map(|h| {
+                let score = h.explanation.keyword.as_ref().map(|k| k.score).unwrap();
+                let words: Vec<String> = h
+                    .explanation
+                    .matched_terms
+                    .iter()
+                    .map(|t| t.token.clone())
+                    .collect();
+                (h.opportunity_id.clone(), score, words)
+            })
+            .collect::<Vec<_>>()
+    };
+    let texts = [
+        RUST_POSTING,
+        SYNONYM_POSTING,
+        "Pastry chef with IFRS and C++ experience",
+    ];
+    for text in texts {
+        for keywords in [None, Some("rust OR chef OR nurse")] {
+            let taat = keyword_hits(text, keywords, search::KeywordCollector::TermAtATime);
+            let daat = keyword_hits(text, keywords, search::KeywordCollector::Exhaustive);
+            let wand = keyword_hits(text, keywords, search::KeywordCollector::TopDocsWand);
+            assert!(!taat.is_empty() || text == SYNONYM_POSTING, "{text}");
+            assert!(taat.iter().all(|(id, ..)| id != "rust-gone"), "deleted");
+            for other in [&daat, &wand] {
+                assert_eq!(taat.len(), other.len(), "{text} {keywords:?}");
+                for ((a, x, m), (b, y, n)) in taat.iter().zip(other.iter()) {
+                    assert_eq!(a, b, "{text} {keywords:?}: {taat:?} vs {other:?}");
+                    assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{a}: {x} vs {y}");
+                    // Recorded while scoring, or looked up in the postings afterwards.
+                    assert_eq!(m, n, "{a}: matched terms");
+                }
+            }
+        }
+    }
+    let rust = keyword_hits(RUST_POSTING, None, search::KeywordCollector::TermAtATime);
+    assert!(
+        rust.len() >= 4 && rust[0].1 > rust[rust.len() - 1].1,
+        "{rust:?}"
+    );
+    assert!(rust[0].2.iter().any(|t| t == "rust"), "{rust:?}");
+}
+
 // ---- reasons -------------------------------------------------------------------------------
 
 fn all_text(c: &Candidate) -> String {

@@ -4,6 +4,8 @@
 //! Everything here is read from the data (the index postings, the passage text, the stored
 //! candidate); nothing is invented. The snippet is a window of the candidate's own text.
 
+use std::borrow::Cow;
+
 use crate::domain::{ArchiveReasonType, Candidate, Millis, ReferenceData};
 use crate::index::ChunkKind;
 
@@ -176,9 +178,9 @@ pub fn history(candidate: &Candidate, reference: &ReferenceData) -> History {
 }
 
 /// The text a snippet is cut from: the resume when there is one, else the profile and notes.
-pub fn snippet_source(candidate: &Candidate) -> String {
+pub fn snippet_source(candidate: &Candidate) -> Cow<'_, str> {
     if let Some(resume) = candidate.resume_text() {
-        return resume.to_owned();
+        return Cow::Borrowed(resume);
     }
     let mut text = candidate.headline.clone();
     for resume in &candidate.resumes {
@@ -192,7 +194,7 @@ pub fn snippet_source(candidate: &Candidate) -> String {
             text.push_str(comment);
         }
     }
-    text
+    Cow::Owned(text)
 }
 
 /// Finds the window of `text` holding the most distinct matched terms and highlights them.
@@ -272,6 +274,20 @@ fn word_spans(text: &str) -> Vec<(usize, usize)> {
 }
 
 fn matching_term(word: &str, terms: &[MatchedTerm]) -> Option<usize> {
+    if word.is_ascii() {
+        // The common case, compared in place: tokens are lower case already.
+        let word = word.as_bytes();
+        return terms.iter().position(|t| {
+            let token = t.token.as_bytes();
+            if t.exact {
+                word.eq_ignore_ascii_case(token)
+            } else {
+                word.len() >= token.len()
+                    && word[..token.len()].eq_ignore_ascii_case(token)
+                    && word[token.len()..].iter().all(u8::is_ascii_alphanumeric)
+            }
+        });
+    }
     let lower = word.to_lowercase();
     terms.iter().position(|t| {
         if t.exact {

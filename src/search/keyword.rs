@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
+use tantivy::fieldnorm::FieldNormReader;
+use tantivy::query::{
+    Bm25Weight, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocAddress, DocId, DocSet, Score, SegmentOrdinal, SegmentReader, Term};
 
@@ -25,12 +28,18 @@ const TITLE_FIELD_BOOST: f32 = 1.5;
 /// At most this many words of a posting are scanned to name a stemmed term by a word.
 const SURFACE_SCAN_WORDS: usize = 4_000;
 
-/// How the keyword side collects its top hits.
+/// How the keyword side scores and collects its top hits. All three give the same BM25 scores
+/// (up to float rounding); benches/search.rs measures them on long postings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeywordCollector {
-    /// A custom collector that scores every matching document and keeps a top-k heap, checking
-    /// the filters while collecting. Measured faster for long OR queries (see benches/search.rs).
+    /// Term at a time: each term's postings are read block by block and their BM25 scores added
+    /// into one dense array per segment, then the best allowed documents are picked from it.
+    /// No merging of posting lists and no per-document dispatch: the fastest for a posting's
+    /// few dozen weighted terms, several of them common.
     #[default]
+    TermAtATime,
+    /// Document at a time through tantivy's `BooleanQuery` scorer, into a custom collector that
+    /// keeps a top-k heap and checks the filters while collecting.
     Exhaustive,
     /// tantivy's `TopDocs`, which prunes with block-max WAND; filters are applied afterwards.
     TopDocsWand,
@@ -152,7 +161,7 @@ fn field_of(index: &KeywordIndex, field: TermField) -> Field {
 /// Builds the weighted OR query of the terms, intersected with the keyword filter if any.
 ///
 /// Returns `None` when there are no terms: nothing can match on the keyword side.
-pub fn build_query(
+fn build_query(
     index: &KeywordIndex,
     terms: &[QueryTerm],
     filter: Option<Box<dyn Query>>,
@@ -160,22 +169,10 @@ pub fn build_query(
     if terms.is_empty() {
         return None;
     }
-    let fields = index.fields();
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2);
-    for QueryTerm { term, .. } in terms {
-        let field = field_of(index, term.field);
-        clauses.push((
-            Occur::Should,
-            boosted(Term::from_field_text(field, &term.token), term.boost),
-        ));
-        if term.field == TermField::Text {
-            let title = Term::from_field_text(fields.title, &term.token);
-            clauses.push((
-                Occur::Should,
-                boosted(title, term.boost * TITLE_FIELD_BOOST),
-            ));
-        }
-    }
+    let clauses: Vec<(Occur, Box<dyn Query>)> = clauses(index, terms)
+        .into_iter()
+        .map(|clause| (Occur::Should, boosted(clause.term, clause.boost)))
+        .collect();
     let weighted: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
     Some(match filter {
         None => weighted,
@@ -189,22 +186,207 @@ pub fn build_query(
     })
 }
 
+/// One weighted clause of the query.
+struct Clause {
+    term: Term,
+    boost: f32,
+    /// The index of the query term when this is the term in its own field (what
+    /// [`matched_terms`] looks at); `None` for the title-field copy.
+    own: Option<usize>,
+}
+
+/// The weighted clauses of the query: each term in its field, and a text term in the title
+/// field as well, boosted by [`TITLE_FIELD_BOOST`].
+fn clauses(index: &KeywordIndex, terms: &[QueryTerm]) -> Vec<Clause> {
+    let fields = index.fields();
+    let mut clauses = Vec::with_capacity(terms.len() * 2);
+    for (i, QueryTerm { term, .. }) in terms.iter().enumerate() {
+        let field = field_of(index, term.field);
+        clauses.push(Clause {
+            term: Term::from_field_text(field, &term.token),
+            boost: term.boost,
+            own: Some(i),
+        });
+        if term.field == TermField::Text {
+            clauses.push(Clause {
+                term: Term::from_field_text(fields.title, &term.token),
+                boost: term.boost * TITLE_FIELD_BOOST,
+                own: None,
+            });
+        }
+    }
+    clauses
+}
+
+/// Most query terms whose matches the term-at-a-time search records (one bit each).
+const MAX_RECORDED_TERMS: usize = 32;
+
+/// Which query terms each document of the index contains, recorded by the term-at-a-time
+/// search while it scores, so explaining a hit needs no further posting lookups.
+#[derive(Debug, Clone, Default)]
+pub struct TermMatches {
+    /// Per segment, per document: bit `t` is set when the document holds query term `t`.
+    masks: Vec<Vec<u32>>,
+}
+
+impl TermMatches {
+    /// The indexes of the query terms `doc` contains, in order.
+    pub fn of(&self, doc: DocAddress) -> Vec<usize> {
+        let mask = self
+            .masks
+            .get(doc.segment_ord as usize)
+            .and_then(|masks| masks.get(doc.doc_id as usize))
+            .copied()
+            .unwrap_or(0);
+        (0..MAX_RECORDED_TERMS)
+            .filter(|t| mask & (1 << t) != 0)
+            .collect()
+    }
+}
+
+/// What the keyword side found.
+#[derive(Debug, Clone, Default)]
+pub struct KeywordResult {
+    /// The best allowed hits, best first.
+    pub hits: Vec<KeywordHit>,
+    /// The terms every document contains, when the search recorded them.
+    pub matches: Option<TermMatches>,
+}
+
+/// The [`KeywordCollector::TermAtATime`] search: for each segment, every clause's postings
+/// add `boost * BM25` into a dense score array (the weights are tantivy's, from the same
+/// index-wide statistics, so the scores are those of the `BooleanQuery`) and set the term's
+/// bit in the document's mask; then the best live, allowed documents are kept. Postings are
+/// read block by block, with no merging of posting lists and no dispatch per document.
+fn term_at_a_time(
+    index: &KeywordIndex,
+    terms: &[QueryTerm],
+    allowed: &Allowed,
+    depth: usize,
+) -> Result<KeywordResult, Error> {
+    if depth == 0 || terms.is_empty() {
+        return Ok(KeywordResult::default());
+    }
+    let searcher = index.searcher();
+    let record = terms.len() <= MAX_RECORDED_TERMS;
+    let weighted: Vec<(Clause, Bm25Weight)> = clauses(index, terms)
+        .into_iter()
+        .map(|clause| {
+            let weight = Bm25Weight::for_terms(&searcher, std::slice::from_ref(&clause.term))?;
+            let boost = clause.boost;
+            Ok((clause, weight.boost_by(boost)))
+        })
+        .collect::<tantivy::Result<_>>()
+        .map_err(Error::keyword)?;
+    let ordinal_field = ordinal_field_name(index);
+    let mut heap: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(depth + 1);
+    let mut matches = TermMatches::default();
+    for (segment, reader) in searcher.segment_readers().iter().enumerate() {
+        // Per document: the score so far and the bits of the terms seen, side by side.
+        let mut acc: Vec<(Score, u32)> = vec![(0.0, 0); reader.max_doc() as usize];
+        for (clause, weight) in &weighted {
+            let bit = match clause.own {
+                Some(t) if record => 1u32 << t,
+                _ => 0,
+            };
+            let field = clause.term.field();
+            let inverted = reader.inverted_index(field).map_err(Error::keyword)?;
+            let postings = inverted
+                .read_block_postings(&clause.term, IndexRecordOption::WithFreqs)
+                .map_err(|e| Error::keyword(e.into()))?;
+            let Some(mut postings) = postings else {
+                continue;
+            };
+            let norms = match reader
+                .fieldnorms_readers()
+                .get_field(field)
+                .map_err(Error::keyword)?
+            {
+                Some(norms) => norms,
+                None => FieldNormReader::constant(reader.max_doc(), 1),
+            };
+            while !postings.docs().is_empty() {
+                for (&doc, &freq) in postings.docs().iter().zip(postings.freqs()) {
+                    if let Some((total, mask)) = acc.get_mut(doc as usize) {
+                        *total += weight.score(norms.fieldnorm_id(doc), freq);
+                        *mask |= bit;
+                    }
+                }
+                postings.advance();
+            }
+        }
+        let ordinals = reader
+            .fast_fields()
+            .u64(&ordinal_field)
+            .map_err(Error::keyword)?;
+        let alive = reader.alive_bitset();
+        for (doc, &(score, _)) in acc.iter().enumerate() {
+            if score <= 0.0
+                || (heap.len() >= depth && heap.peek().is_some_and(|Reverse(w)| score <= w.0.score))
+            {
+                continue;
+            }
+            let doc = doc as DocId;
+            if alive.is_some_and(|bits| !bits.is_alive(doc)) {
+                continue;
+            }
+            let Some(ordinal) = ordinals.first(doc) else {
+                continue;
+            };
+            let ordinal = ordinal as u32;
+            if !allowed.contains(ordinal) {
+                continue;
+            }
+            heap.push(Reverse(Ranked(KeywordHit {
+                ordinal,
+                score,
+                doc: DocAddress::new(segment as SegmentOrdinal, doc),
+            })));
+            if heap.len() > depth {
+                heap.pop();
+            }
+        }
+        if record {
+            matches
+                .masks
+                .push(acc.into_iter().map(|(_, mask)| mask).collect());
+        }
+    }
+    let mut hits: Vec<Ranked> = heap.into_iter().map(|Reverse(r)| r).collect();
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(KeywordResult {
+        hits: hits.into_iter().map(|r| r.0).collect(),
+        matches: record.then_some(matches),
+    })
+}
+
 fn boosted(term: Term, boost: f32) -> Box<dyn Query> {
     let query = Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
     Box::new(BoostQuery::new(query, boost))
 }
 
-/// Runs the keyword query and returns the `depth` best allowed hits, best first.
+/// Runs the weighted query of `terms` and returns the `depth` best allowed hits, best first.
+///
+/// `allowed` must already exclude what the keyword filter rejects: the term-at-a-time path
+/// scores the terms alone, and the tantivy paths intersect `filter` as well.
 pub fn search(
     index: &KeywordIndex,
-    query: &dyn Query,
+    terms: &[QueryTerm],
+    filter: Option<Box<dyn Query>>,
     allowed: &Arc<Allowed>,
     depth: usize,
     collector: KeywordCollector,
-) -> Result<Vec<KeywordHit>, Error> {
+) -> Result<KeywordResult, Error> {
+    if collector == KeywordCollector::TermAtATime {
+        return term_at_a_time(index, terms, allowed, depth);
+    }
+    let Some(query) = build_query(index, terms, filter) else {
+        return Ok(KeywordResult::default());
+    };
+    let query = query.as_ref();
     let searcher = index.searcher();
     let mut hits = match collector {
-        KeywordCollector::Exhaustive => {
+        KeywordCollector::TermAtATime | KeywordCollector::Exhaustive => {
             let collector = FilteredTopK {
                 depth,
                 allowed: Arc::clone(allowed),
@@ -233,7 +415,10 @@ pub fn search(
         }
     };
     hits.truncate(depth);
-    Ok(hits)
+    Ok(KeywordResult {
+        hits,
+        matches: None,
+    })
 }
 
 fn ordinal_field_name(index: &KeywordIndex) -> String {

@@ -342,6 +342,8 @@ pub struct Retrieval {
     pub semantic: Vec<semantic::SemanticHit>,
     /// The keyword terms used.
     pub terms: Vec<QueryTerm>,
+    /// The terms each document holds, when the keyword side recorded them while scoring.
+    pub term_matches: Option<keyword::TermMatches>,
     /// Why the semantic side is missing, if it was wanted.
     pub degraded: Option<String>,
     /// Step timings (fusion and explain left at zero).
@@ -404,7 +406,8 @@ pub fn retrieve(
         None => None,
     };
     if let Some(keyword) = keyword {
-        out.keyword = keyword.hits;
+        out.keyword = keyword.found.hits;
+        out.term_matches = keyword.found.matches;
         out.terms = keyword.terms;
         out.timings.keyword = keyword.took;
     }
@@ -456,7 +459,7 @@ fn semantic_side(
 
 /// What the keyword side found, the terms it used, and how long it took.
 struct KeywordSide {
-    hits: Vec<keyword::KeywordHit>,
+    found: keyword::KeywordResult,
     terms: Vec<QueryTerm>,
     took: Duration,
 }
@@ -471,12 +474,9 @@ fn keyword_side(
     let index = indexes.keyword();
     let terms = keyword::choose_terms(index, spec.title, spec.body, spec.terms);
     let filter = keyword_filter.map(|f| f.box_clone());
-    let hits = match keyword::build_query(index, &terms, filter) {
-        Some(query) => keyword::search(index, query.as_ref(), allowed, spec.depth, spec.collector)?,
-        None => Vec::new(),
-    };
+    let found = keyword::search(index, &terms, filter, allowed, spec.depth, spec.collector)?;
     Ok(KeywordSide {
-        hits,
+        found,
         terms,
         took: started.elapsed(),
     })
@@ -649,7 +649,11 @@ fn explain_groups(
         .map(|o| keyword_docs.get(o).or_else(|| lookup.get(o)).copied())
         .collect();
     let present: Vec<tantivy::DocAddress> = docs.iter().flatten().copied().collect();
-    let mut matched_iter = keyword::matched_terms(index, &present, &retrieval.terms)?.into_iter();
+    let matched = match &retrieval.term_matches {
+        Some(matches) => present.iter().map(|&doc| matches.of(doc)).collect(),
+        None => keyword::matched_terms(index, &present, &retrieval.terms)?,
+    };
+    let mut matched_iter = matched.into_iter();
 
     // The matched terms come in document order; pair them with their groups first, then
     // hydrate and explain every person in parallel (a store read and a snippet each).
