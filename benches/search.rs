@@ -487,7 +487,7 @@ fn run_queries(
         .iter()
         .map(|text| {
             let query = Query {
-                semantic,
+                semantic: Some(semantic),
                 collector,
                 limit: 20,
                 ..Query::text(text.clone())

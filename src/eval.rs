@@ -79,11 +79,22 @@ pub struct EvalOptions {
 pub struct Setting {
     /// The fusion method.
     pub fusion: Fusion,
-    /// The semantic weight.
+    /// The semantic weight (ignored when `by_length`).
     pub weight: f32,
+    /// The product's default: the weight [`search::default_semantic`] picks for each query.
+    pub by_length: bool,
 }
 
 impl Setting {
+    /// The semantic weight of this setting for one query.
+    pub fn weight_for(&self, title: &str, body: &str) -> f32 {
+        if self.by_length {
+            search::default_semantic(title, body)
+        } else {
+            self.weight
+        }
+    }
+
     /// A short label such as `rrf W=0.50`.
     pub fn label(&self) -> String {
         let method = match self.fusion {
@@ -95,6 +106,13 @@ impl Setting {
                 normalize: Normalize::ZScore,
             } => "zscore",
         };
+        if self.by_length {
+            return format!(
+                "default: {method} W={:.2} (short) / {:.2} (long)",
+                search::SHORT_QUERY_SEMANTIC,
+                search::DEFAULT_SEMANTIC
+            );
+        }
         match self.weight {
             w if w <= 0.0 => "keyword only".to_owned(),
             w if w >= 1.0 => "semantic only".to_owned(),
@@ -150,10 +168,17 @@ pub fn settings(weights: &[f32]) -> Vec<Setting> {
         Setting {
             fusion: Fusion::default(),
             weight: 0.0,
+            by_length: false,
         },
         Setting {
             fusion: Fusion::default(),
             weight: 1.0,
+            by_length: false,
+        },
+        Setting {
+            fusion: Fusion::default(),
+            weight: search::DEFAULT_SEMANTIC,
+            by_length: true,
         },
     ];
     for fusion in [
@@ -166,7 +191,11 @@ pub fn settings(weights: &[f32]) -> Vec<Setting> {
         },
     ] {
         for &weight in weights.iter().filter(|w| **w > 0.0 && **w < 1.0) {
-            out.push(Setting { fusion, weight });
+            out.push(Setting {
+                fusion,
+                weight,
+                by_length: false,
+            });
         }
     }
     out
@@ -264,7 +293,7 @@ fn title_task(
     for (title, truth) in &queries {
         let (kw, sem) = both_sides(&indexes, query_embedder, title, "", TITLE_DEPTH, &allowed)?;
         for (i, setting) in settings.iter().enumerate() {
-            let fused = fusion::fuse(&kw, &sem, setting.weight, setting.fusion);
+            let fused = fusion::fuse(&kw, &sem, setting.weight_for(title, ""), setting.fusion);
             if let Some(rank) = fused
                 .iter()
                 .position(|f| ids[f.key as usize] == truth.as_str())
@@ -363,7 +392,7 @@ fn cv_task(
         let text: String = text.chars().take(search::MAX_QUERY_BYTES / 4).collect();
         let (kw, sem) = both_sides(&indexes, query_embedder, "", &text, 5, &allowed)?;
         for (i, setting) in settings.iter().enumerate() {
-            let fused = fusion::fuse(&kw, &sem, setting.weight, setting.fusion);
+            let fused = fusion::fuse(&kw, &sem, setting.weight_for("", &text), setting.fusion);
             let system = system_ranks(&fused, &position);
             rho1[i] += spearman(&system, truth1);
             ndcg1[i] += ndcg(&system, truth1);
@@ -683,9 +712,19 @@ mod tests {
     #[test]
     fn settings_cover_both_ends_and_every_method() {
         let all = settings(&[0.0, 0.5, 1.0]);
-        assert_eq!(all.len(), 2 + 3);
+        assert_eq!(all.len(), 3 + 3);
         assert_eq!(all[0].label(), "keyword only");
         assert_eq!(all[1].label(), "semantic only");
-        assert_eq!(all[2].label(), "rrf W=0.50");
+        assert!(
+            all[2].label().starts_with("default: rrf"),
+            "{}",
+            all[2].label()
+        );
+        assert_eq!(all[3].label(), "rrf W=0.50");
+        // The default row weighs each query as the product does.
+        assert_eq!(all[2].weight_for("Nurse", ""), search::SHORT_QUERY_SEMANTIC);
+        let posting = "word ".repeat(40);
+        assert_eq!(all[2].weight_for("", &posting), search::DEFAULT_SEMANTIC);
+        assert_eq!(all[3].weight_for("Nurse", ""), 0.5);
     }
 }

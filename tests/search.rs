@@ -363,7 +363,7 @@ fn rust_posting_ranks_rust_backend_people_first() {
     for semantic in [0.0, 0.5, 1.0] {
         let response = engine
             .search(&Query {
-                semantic,
+                semantic: Some(semantic),
                 ..query(RUST_POSTING)
             })
             .unwrap();
@@ -385,6 +385,28 @@ fn rust_posting_ranks_rust_backend_people_first() {
         );
         assert!(response.degraded.is_none());
     }
+}
+
+#[test]
+fn without_a_weight_a_title_leans_semantic_and_a_posting_keyword() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let weight = |q: Query| engine.search(&q).unwrap().semantic_weight;
+    assert_eq!(weight(query("Rust engineer")), search::SHORT_QUERY_SEMANTIC);
+    assert_eq!(weight(query(RUST_POSTING)), search::DEFAULT_SEMANTIC);
+    let chosen = Query {
+        semantic: Some(0.3),
+        ..query("Rust engineer")
+    };
+    assert_eq!(weight(chosen), 0.3);
+    // The synonym posting ranks the physician through the semantic side at the title's weight.
+    let response = engine.search(&query("Physician")).unwrap();
+    assert_eq!(
+        ids(&response).first(),
+        Some(&"doctor-ed"),
+        "{:?}",
+        ids(&response)
+    );
 }
 
 #[test]
@@ -432,7 +454,7 @@ fn synonym_posting_finds_the_doctor_through_the_semantic_side_only() {
     let keyword_only = fx
         .engine()
         .search(&Query {
-            semantic: 0.0,
+            semantic: Some(0.0),
             ..query(SYNONYM_POSTING)
         })
         .unwrap();
@@ -469,7 +491,7 @@ fn a_deleted_candidate_never_appears() {
     for semantic in [0.0, 0.5, 1.0] {
         let response = engine
             .search(&Query {
-                semantic,
+                semantic: Some(semantic),
                 limit: 200,
                 ..query(RUST_POSTING)
             })
@@ -477,7 +499,7 @@ fn a_deleted_candidate_never_appears() {
         assert!(!ids(&response).contains(&"rust-gone"), "W={semantic}");
         let filtered = engine
             .search(&Query {
-                semantic,
+                semantic: Some(semantic),
                 keywords: Some("kafka".into()),
                 ..query(RUST_POSTING)
             })
@@ -649,7 +671,7 @@ fn keyword_collectors_agree_on_hits_and_scores() {
     let keyword_hits = |text: &str, keywords: Option<&str>, collector| {
         let response = engine
             .search(&Query {
-                semantic: 0.0,
+                semantic: Some(0.0),
                 limit: 200,
                 keywords: keywords.map(str::to_owned),
                 collector,
@@ -844,7 +866,7 @@ fn repeated_query_is_not_embedded_again_and_missing_model_degrades() {
     );
     let keyword_only = engine
         .search(&Query {
-            semantic: 0.0,
+            semantic: Some(0.0),
             ..query(RUST_POSTING)
         })
         .unwrap();
@@ -916,7 +938,7 @@ fn bad_input_gives_clear_user_errors() {
         ),
         (
             Query {
-                semantic: 2.0,
+                semantic: Some(2.0),
                 ..query("rust")
             },
             "semantic",

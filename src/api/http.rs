@@ -284,9 +284,7 @@ impl MatchRequest {
         if let Some(limit) = self.limit {
             query.limit = limit;
         }
-        if let Some(semantic) = self.semantic {
-            query.semantic = semantic;
-        }
+        query.semantic = self.semantic;
         query.keywords = self.keywords;
         query.filters = self.filters.into();
         if let Some(name) = self.fusion {
@@ -318,6 +316,8 @@ pub struct MatchResponse {
     pub generation: u64,
     /// The keyword terms used, as words of the query.
     pub terms: Vec<String>,
+    /// The semantic weight the ranking used (the request's, or the default for its length).
+    pub semantic: f32,
     /// Time per step in milliseconds.
     pub timings_ms: TimingsJson,
 }
@@ -471,6 +471,7 @@ impl MatchResponse {
             degraded_reason: response.degraded.clone(),
             generation: response.generation,
             terms: response.terms.iter().map(|t| t.word.clone()).collect(),
+            semantic: response.semantic_weight,
             timings_ms: TimingsJson {
                 embed: ms(t.embed),
                 embed_cached: t.embed_cached,
@@ -728,7 +729,7 @@ pub fn openapi() -> serde_json::Value {
             "text": {"type": "string", "maxLength": search::MAX_QUERY_BYTES},
             "posting_id": {"type": "string"},
             "limit": {"type": "integer", "minimum": 1, "maximum": search::MAX_LIMIT, "default": search::DEFAULT_LIMIT},
-            "semantic": {"type": "number", "minimum": 0, "maximum": 1, "default": search::DEFAULT_SEMANTIC},
+            "semantic": {"type": "number", "minimum": 0, "maximum": 1, "description": format!("semantic weight W; when absent, {} for a query of at most {} words and {} for a longer one", search::SHORT_QUERY_SEMANTIC, search::SHORT_QUERY_WORDS, search::DEFAULT_SEMANTIC)},
             "keywords": {"type": "string", "description": "Boolean filter: AND, OR, NOT, \"phrases\""},
             "fusion": {"type": "string", "enum": ["rrf", "minmax", "zscore"]},
             "filters": {"$ref": "#/components/schemas/Filters"}}});
@@ -765,7 +766,7 @@ pub fn openapi() -> serde_json::Value {
     let match_response = json!({"type": "object", "required": ["results", "took_ms"], "properties": {
         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
         "took_ms": {"type": "number"}, "degraded": {"type": "boolean"},
-        "degraded_reason": {"type": "string"}, "generation": {"type": "integer"},
+        "degraded_reason": {"type": "string"}, "generation": {"type": "integer"}, "semantic": {"type": "number", "description": "the semantic weight used"},
         "terms": {"type": "array", "items": {"type": "string"}},
         "timings_ms": {"type": "object"}}});
     let schemas = json!({

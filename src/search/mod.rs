@@ -40,13 +40,29 @@ pub use terms::TermOptions;
 pub const DEFAULT_LIMIT: usize = 20;
 /// The most results a query may ask for.
 pub const MAX_LIMIT: usize = 200;
-/// The default semantic weight `W` (with RRF), chosen by `rediscover eval`: the largest weight
-/// at which fused ranking is at least as good as the better single side on both data sets.
-/// On JobBERT titles -> ESCO (2,000 titles) fused MRR is 0.337 here against 0.305 keyword only
-/// and 0.331 semantic only, rising to 0.356 at `W = 0.5`; on the Vanetik CVs (30 CVs) the
+/// The default semantic weight `W` (with RRF) of a long query (a posting, a job description),
+/// chosen by `rediscover eval`: on the Vanetik CVs, ranked against whole vacancies, the
 /// semantic side alone disagrees with annotator 1 (rho -0.24) and any `W` above 0.2 falls
-/// below keyword only (rho 0.33), so the default stays at 0.2.
+/// below keyword only (rho 0.33).
 pub const DEFAULT_SEMANTIC: f32 = 0.2;
+/// The default semantic weight of a short query (a title, a few words), chosen by
+/// `rediscover eval`: on JobBERT titles -> ESCO (2,000 titles) fused MRR peaks there (see
+/// benches/README.md), where a few words give the keyword side little to rank by.
+pub const SHORT_QUERY_SEMANTIC: f32 = 0.5;
+/// A query of at most this many words is short (the longest first line read as a title).
+pub const SHORT_QUERY_WORDS: usize = 12;
+
+/// The semantic weight used when the query does not set one: [`SHORT_QUERY_SEMANTIC`] for a
+/// query of at most [`SHORT_QUERY_WORDS`] words, else [`DEFAULT_SEMANTIC`].
+pub fn default_semantic(title: &str, body: &str) -> f32 {
+    let words = title.split_whitespace().count()
+        + body.split_whitespace().take(SHORT_QUERY_WORDS + 1).count();
+    if words <= SHORT_QUERY_WORDS {
+        SHORT_QUERY_SEMANTIC
+    } else {
+        DEFAULT_SEMANTIC
+    }
+}
 /// The longest query text accepted, in bytes (a long posting is about 10 KB).
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 /// The longest keyword filter accepted, in bytes.
@@ -176,8 +192,9 @@ pub struct Query {
     pub input: QueryInput,
     /// How many people to return (1 to [`MAX_LIMIT`]).
     pub limit: usize,
-    /// Semantic weight `W`: 0 keyword only, 1 semantic only.
-    pub semantic: f32,
+    /// Semantic weight `W`: 0 keyword only, 1 semantic only; `None` lets
+    /// [`default_semantic`] choose by the length of the query.
+    pub semantic: Option<f32>,
     /// Optional Boolean keyword filter (AND, OR, NOT, quoted phrases) restricting the results.
     pub keywords: Option<String>,
     /// Structured filters.
@@ -207,7 +224,7 @@ impl Query {
         Query {
             input,
             limit: DEFAULT_LIMIT,
-            semantic: DEFAULT_SEMANTIC,
+            semantic: None,
             keywords: None,
             filters: Filters::default(),
             fusion: Fusion::default(),
@@ -225,10 +242,10 @@ impl Query {
                 max: MAX_LIMIT,
             });
         }
-        if !(0.0..=1.0).contains(&self.semantic) {
-            return Err(Error::BadWeight {
-                weight: self.semantic,
-            });
+        if let Some(weight) = self.semantic
+            && !(0.0..=1.0).contains(&weight)
+        {
+            return Err(Error::BadWeight { weight });
         }
         if let Some(keywords) = &self.keywords {
             let bytes = keywords.trim().len();
@@ -287,6 +304,9 @@ pub struct SearchResponse {
     pub keyword_hits: usize,
     /// How many opportunities the semantic side returned before fusion.
     pub semantic_hits: usize,
+    /// The semantic weight the ranking used: the query's, or the default for its length (0
+    /// when the semantic side could not run).
+    pub semantic_weight: f32,
     /// Where the time went.
     pub timings: Timings,
 }
@@ -486,11 +506,11 @@ fn keyword_side(
 pub fn split_title(text: &str) -> (&str, &str) {
     let text = text.trim();
     match text.split_once('\n') {
-        Some((first, rest)) if first.split_whitespace().count() <= 12 => {
+        Some((first, rest)) if first.split_whitespace().count() <= SHORT_QUERY_WORDS => {
             (first.trim(), rest.trim())
         }
         Some(_) => ("", text),
-        None if text.split_whitespace().count() <= 12 => (text, ""),
+        None if text.split_whitespace().count() <= SHORT_QUERY_WORDS => (text, ""),
         None => ("", text),
     }
 }
@@ -501,7 +521,7 @@ pub fn depth_for(limit: usize) -> usize {
 }
 
 /// Answers a query: retrieval, fusion, grouping by person and explanations.
-#[tracing::instrument(target = "search::hybrid", skip_all, fields(limit = query.limit, semantic = query.semantic))]
+#[tracing::instrument(target = "search::hybrid", skip_all, fields(limit = query.limit, semantic = ?query.semantic))]
 pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> {
     let started = Instant::now();
     query.validate()?;
@@ -516,6 +536,9 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
         }
     };
     check_text(&format!("{title}\n{body}"))?;
+    let semantic = query
+        .semantic
+        .unwrap_or_else(|| default_semantic(title, body));
 
     let filter_started = Instant::now();
     let rows = ctx.indexes.rows();
@@ -545,8 +568,8 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     let spec = RetrievalSpec {
         title,
         body,
-        keyword: query.semantic < 1.0,
-        semantic: query.semantic > 0.0,
+        keyword: semantic < 1.0,
+        semantic: semantic > 0.0,
         depth: depth_for(query.limit),
         collector: query.collector,
         terms: query.terms,
@@ -561,7 +584,7 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     let weight = if retrieval.degraded.is_some() {
         0.0
     } else {
-        query.semantic
+        semantic
     };
 
     let fusion_started = Instant::now();
@@ -607,6 +630,7 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
         terms: retrieval.terms,
         degraded: retrieval.degraded,
         generation: ctx.indexes.generation(),
+        semantic_weight: weight,
         timings,
     })
 }
@@ -753,6 +777,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_short_query_leans_semantic_and_a_posting_keyword() {
+        assert_eq!(default_semantic("Rust Engineer", ""), SHORT_QUERY_SEMANTIC);
+        let twelve = "one two three four five six seven eight nine ten eleven twelve";
+        assert_eq!(default_semantic(twelve, ""), SHORT_QUERY_SEMANTIC);
+        assert_eq!(default_semantic(twelve, "thirteen"), DEFAULT_SEMANTIC);
+        let (title, body) = split_title(
+            "Rust Engineer\nWe build and run the backend services of our shop in Rust on Linux.",
+        );
+        assert_eq!(default_semantic(title, body), DEFAULT_SEMANTIC);
+        assert!(SHORT_QUERY_SEMANTIC > DEFAULT_SEMANTIC);
+    }
+
+    #[test]
     fn short_first_line_is_the_title() {
         assert_eq!(
             split_title("Rust Engineer\nWe build things."),
@@ -784,14 +821,14 @@ mod tests {
         ));
         assert!(matches!(
             bad(Query {
-                semantic: 1.5,
+                semantic: Some(1.5),
                 ..ok.clone()
             }),
             Error::BadWeight { .. }
         ));
         assert!(matches!(
             bad(Query {
-                semantic: f32::NAN,
+                semantic: Some(f32::NAN),
                 ..ok.clone()
             }),
             Error::BadWeight { .. }

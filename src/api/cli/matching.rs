@@ -44,9 +44,11 @@ pub struct Args {
     /// How many people to return (1 to 200).
     #[arg(long, default_value_t = search::DEFAULT_LIMIT)]
     pub limit: usize,
-    /// Semantic weight: 0 keyword only, 1 semantic only.
-    #[arg(long, default_value_t = search::DEFAULT_SEMANTIC)]
-    pub semantic: f32,
+    /// Semantic weight W: 0 keyword only, 1 semantic only. By default 0.5 for a query of at
+    /// most 12 words (a title) and 0.2 for a longer one (a posting), as measured by
+    /// `rediscover eval`.
+    #[arg(long, value_name = "W")]
+    pub semantic: Option<f32>,
     /// Boolean keyword filter restricting the results, e.g. `rust AND (kafka OR "event sourcing")`.
     #[arg(long)]
     pub keywords: Option<String>,
@@ -141,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         search::Error::EmptyQuery => Ok(()),
         e => Err(e),
     })?;
-    let embedder = if args.semantic > 0.0 {
+    let embedder = if args.semantic != Some(0.0) {
         Some(load_embedder(args.models.as_deref())?)
     } else {
         None
