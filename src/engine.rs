@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::domain::{Candidate, Posting};
 use crate::index::{Embedder, Indexes};
-use crate::search::{self, Context, People, Query, QueryEmbedder, SearchResponse};
+use crate::search::{self, Context, People, Query, QueryEmbedder, SearchResponse, TermCache};
 use crate::store::Store;
 
 /// How many query vectors the engine remembers.
@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub store: Store,
     /// Every opportunity of each person in the index.
     pub people: People,
+    /// The terms chosen for recent postings in this generation.
+    pub term_cache: TermCache,
 }
 
 impl Snapshot {
@@ -37,6 +39,7 @@ impl Snapshot {
             indexes,
             store,
             people,
+            term_cache: TermCache::default(),
         })
     }
 
@@ -170,6 +173,7 @@ impl Engine {
             store: &snapshot.store,
             embedder: self.embedder.as_ref(),
             people: Some(&snapshot.people),
+            term_cache: Some(&snapshot.term_cache),
         };
         Ok(search::search(ctx, query)?)
     }

@@ -108,7 +108,7 @@ impl Setting {
         };
         if self.by_length {
             return format!(
-                "default: {method} W={:.2} (short) / {:.2} (long)",
+                "default {method} W={:.1}|{:.1}",
                 search::SHORT_QUERY_SEMANTIC,
                 search::DEFAULT_SEMANTIC
             );
@@ -590,6 +590,7 @@ fn both_sides(
         depth,
         collector: KeywordCollector::default(),
         terms: TermOptions::default(),
+        term_cache: None,
     };
     let retrieval = search::retrieve(indexes, Some(embedder), spec, allowed, None)?;
     if let Some(reason) = retrieval.degraded {
@@ -715,11 +716,7 @@ mod tests {
         assert_eq!(all.len(), 3 + 3);
         assert_eq!(all[0].label(), "keyword only");
         assert_eq!(all[1].label(), "semantic only");
-        assert!(
-            all[2].label().starts_with("default: rrf"),
-            "{}",
-            all[2].label()
-        );
+        assert_eq!(all[2].label(), "default rrf W=0.5|0.2");
         assert_eq!(all[3].label(), "rrf W=0.50");
         // The default row weighs each query as the product does.
         assert_eq!(all[2].weight_for("Nurse", ""), search::SHORT_QUERY_SEMANTIC);

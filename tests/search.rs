@@ -854,6 +854,7 @@ fn repeated_query_is_not_embedded_again_and_missing_model_degrades() {
         store: &snapshot.store,
         embedder: None,
         people: None,
+        term_cache: None,
     };
     let degraded = search::search(ctx, &query(RUST_POSTING)).unwrap();
     assert!(degraded.degraded.is_some());

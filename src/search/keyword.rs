@@ -6,7 +6,8 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
@@ -21,6 +22,7 @@ use crate::index::KeywordIndex;
 
 use super::Error;
 use super::allowed::Allowed;
+use super::lru::Lru;
 use super::terms::{self, AnalyzedText, TermField, TermOptions, WeightedTerm};
 
 /// How much a term found in the title field adds, relative to the prose field.
@@ -104,6 +106,63 @@ pub fn choose_terms(
             QueryTerm { term, word }
         })
         .collect()
+}
+
+/// How many postings' chosen terms a [`TermCache`] remembers.
+const TERM_CACHE: usize = 512;
+
+/// The terms chosen for recent postings, for one index generation (document frequencies
+/// change with the index), so a posting queried again skips term selection: analysing the
+/// posting and a dictionary lookup per distinct word and segment.
+pub struct TermCache {
+    lru: Mutex<Lru<Arc<Vec<QueryTerm>>>>,
+}
+
+impl std::fmt::Debug for TermCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TermCache").finish_non_exhaustive()
+    }
+}
+
+impl Default for TermCache {
+    fn default() -> Self {
+        TermCache {
+            lru: Mutex::new(Lru::new(TERM_CACHE)),
+        }
+    }
+}
+
+impl TermCache {
+    /// [`choose_terms`], remembered by title, body and options.
+    pub fn choose(
+        &self,
+        index: &KeywordIndex,
+        title: &str,
+        body: &str,
+        options: TermOptions,
+    ) -> Arc<Vec<QueryTerm>> {
+        let key = {
+            let mut hasher = DefaultHasher::new();
+            (
+                title,
+                body,
+                options.max_terms,
+                options.title_boost.to_bits(),
+            )
+                .hash(&mut hasher);
+            hasher.finish()
+        };
+        // A poisoned lock only means another query panicked; the map is still whole.
+        let cached = self.lru.lock().unwrap_or_else(|p| p.into_inner()).get(key);
+        cached.unwrap_or_else(|| {
+            let terms = Arc::new(choose_terms(index, title, body, options));
+            self.lru
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .put(key, Arc::clone(&terms));
+            terms
+        })
+    }
 }
 
 /// Documents holding `token` in `field`, read from the term dictionaries (a lookup per segment;

@@ -15,6 +15,7 @@ pub mod filter;
 pub mod fusion;
 pub mod group;
 pub mod keyword;
+mod lru;
 pub mod semantic;
 pub mod terms;
 
@@ -32,7 +33,7 @@ pub use explain::{Explanation, History, KeywordReason, MatchedTerm, SemanticReas
 pub use filter::{Filters, RowFilter};
 pub use fusion::{Fusion, Normalize, RRF_K};
 pub use group::People;
-pub use keyword::{KeywordCollector, QueryTerm};
+pub use keyword::{KeywordCollector, QueryTerm, TermCache};
 pub use semantic::QueryEmbedder;
 pub use terms::TermOptions;
 
@@ -287,6 +288,8 @@ pub struct Context<'a> {
     pub embedder: Option<&'a QueryEmbedder>,
     /// Every opportunity of each person, to list a person's whole history; optional.
     pub people: Option<&'a People>,
+    /// The terms chosen for recent postings in this index generation; optional.
+    pub term_cache: Option<&'a TermCache>,
 }
 
 /// The answer to a query.
@@ -387,6 +390,8 @@ pub struct RetrievalSpec<'q> {
     pub collector: KeywordCollector,
     /// Keyword term selection.
     pub terms: TermOptions,
+    /// Terms chosen for earlier queries of this index generation, reused when given.
+    pub term_cache: Option<&'q TermCache>,
 }
 
 /// Runs the keyword and semantic sides over the allowed rows, at the same time when both are
@@ -492,7 +497,13 @@ fn keyword_side(
 ) -> Result<KeywordSide, Error> {
     let started = Instant::now();
     let index = indexes.keyword();
-    let terms = keyword::choose_terms(index, spec.title, spec.body, spec.terms);
+    let terms = match spec.term_cache {
+        Some(cache) => cache
+            .choose(index, spec.title, spec.body, spec.terms)
+            .as_ref()
+            .clone(),
+        None => keyword::choose_terms(index, spec.title, spec.body, spec.terms),
+    };
     let filter = keyword_filter.map(|f| f.box_clone());
     let found = keyword::search(index, &terms, filter, allowed, spec.depth, spec.collector)?;
     Ok(KeywordSide {
@@ -573,6 +584,7 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
         depth: depth_for(query.limit),
         collector: query.collector,
         terms: query.terms,
+        term_cache: ctx.term_cache,
     };
     let retrieval = retrieve(
         ctx.indexes,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::index::{Embedder, VectorIndex};
 
 use super::allowed::Allowed;
+use super::lru::Lru;
 
 /// At most this many chunks of a long posting are embedded; the rest is left to the keyword side.
 const MAX_QUERY_CHUNKS: usize = 8;
@@ -24,7 +25,7 @@ pub const PASSAGES_PER_OPPORTUNITY: usize = 2;
 /// Embeds query texts, remembering the last few so a repeated posting is not embedded again.
 pub struct QueryEmbedder {
     embedder: Arc<Embedder>,
-    cache: Mutex<Lru>,
+    cache: Mutex<Lru<Arc<Vec<f32>>>>,
 }
 
 impl std::fmt::Debug for QueryEmbedder {
@@ -101,7 +102,7 @@ impl QueryEmbedder {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru<Arc<Vec<f32>>>> {
         // A poisoned cache only means another query panicked mid-update; its content is still a
         // set of valid vectors.
         self.cache
@@ -194,50 +195,6 @@ fn cache_key(title: &str, body: &str) -> u64 {
     hasher.finish()
 }
 
-/// A small least-recently-used map from text hash to query vector.
-struct Lru {
-    capacity: usize,
-    tick: u64,
-    entries: HashMap<u64, (Arc<Vec<f32>>, u64)>,
-}
-
-impl Lru {
-    fn new(capacity: usize) -> Lru {
-        Lru {
-            capacity,
-            tick: 0,
-            entries: HashMap::with_capacity(capacity),
-        }
-    }
-
-    fn get(&mut self, key: u64) -> Option<Arc<Vec<f32>>> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.entries.get_mut(&key).map(|(v, used)| {
-            *used = tick;
-            Arc::clone(v)
-        })
-    }
-
-    fn put(&mut self, key: u64, vector: Arc<Vec<f32>>) {
-        if self.capacity == 0 {
-            return;
-        }
-        self.tick += 1;
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            let oldest = self
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| *k);
-            if let Some(oldest) = oldest {
-                self.entries.remove(&oldest);
-            }
-        }
-        self.entries.insert(key, (vector, self.tick));
-    }
-}
-
 /// One opportunity found by the semantic side.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SemanticHit {
@@ -316,18 +273,6 @@ mod tests {
             parts,
             vec!["Build APIs.", "Use Rust!", "Version 1.5 is fine;", "ok"]
         );
-    }
-
-    #[test]
-    fn lru_evicts_the_least_recently_used() {
-        let mut lru = Lru::new(2);
-        let v = |x: f32| Arc::new(vec![x]);
-        lru.put(1, v(1.0));
-        lru.put(2, v(2.0));
-        assert!(lru.get(1).is_some());
-        lru.put(3, v(3.0));
-        assert!(lru.get(2).is_none(), "2 was least recently used");
-        assert!(lru.get(1).is_some() && lru.get(3).is_some());
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "(a) JobBERT titles -> ESCO occupations: {} titles (seed {}), {} occupations, {:.0} s",
         report.titles, args.seed, report.occupations, report.seconds.0
     )?;
-    writeln!(out, "{:<18} {:>7} {:>10}", "setting", "MRR", "recall@10")?;
+    writeln!(out, "{:<26} {:>7} {:>10}", "setting", "MRR", "recall@10")?;
     for TitleScore {
         setting,
         mrr,
@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         writeln!(
             out,
-            "{:<18} {:>7.4} {:>10.4}",
+            "{:<26} {:>7.4} {:>10.4}",
             setting.label(),
             mrr,
             recall_at_10
@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "{:<18} {:>12} {:>12} {:>9}",
+        "{:<26} {:>12} {:>12} {:>9}",
         "setting", "rho(ann.1)", "rho(ann.2)", "NDCG@5"
     )?;
     for CvScore {
@@ -87,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         writeln!(
             out,
-            "{:<18} {:>12.4} {:>12.4} {:>9.4}",
+            "{:<26} {:>12.4} {:>12.4} {:>9.4}",
             setting.label(),
             spearman_a1,
             spearman_a2,
