@@ -1,13 +1,16 @@
-//! The keyword side of a query: weighted terms of the posting as one tantivy `BooleanQuery`,
-//! restricted by the optional Boolean keyword filter and the row filters, collected top-k.
+//! The keyword side of a query: the weighted terms of the posting, scored with BM25 a term at
+//! a time (or, to compare, as one tantivy `BooleanQuery`), restricted by the row filters (which
+//! include the optional Boolean keyword filter), the best kept.
 //!
-//! Free text is never parsed as query syntax: the query is built from analysed terms with
-//! `TermQuery`. Only the user's keyword filter goes through `KeywordIndex::parse_boolean`.
+//! Free text is never parsed as query syntax: the query is built from analysed terms. Only the
+//! user's keyword filter goes through `KeywordIndex::parse_boolean`.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
 
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
@@ -338,14 +341,61 @@ fn term_at_a_time(
         .collect::<tantivy::Result<_>>()
         .map_err(Error::keyword)?;
     let ordinal_field = ordinal_field_name(index);
-    let mut heap: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(depth + 1);
+    // Segments are scored in parallel: a thread that finished its side of the query (or
+    // another segment) takes the next one.
+    let per_segment: Vec<(Vec<Ranked>, Vec<u32>)> = searcher
+        .segment_readers()
+        .par_iter()
+        .enumerate()
+        .map(|(segment, reader)| {
+            let segment = segment as SegmentOrdinal;
+            let scan = SegmentScan {
+                weighted: &weighted,
+                ordinal_field: &ordinal_field,
+                allowed,
+                depth,
+                record,
+            };
+            scan.run(segment, reader)
+        })
+        .collect::<Result<_, Error>>()?;
+    let mut hits: Vec<Ranked> = Vec::with_capacity(depth * per_segment.len());
     let mut matches = TermMatches::default();
-    for (segment, reader) in searcher.segment_readers().iter().enumerate() {
+    for (best, masks) in per_segment {
+        hits.extend(best);
+        matches.masks.push(masks);
+    }
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    hits.truncate(depth);
+    Ok(KeywordResult {
+        hits: hits.into_iter().map(|r| r.0).collect(),
+        matches: record.then_some(matches),
+    })
+}
+
+/// The term-at-a-time scoring of one segment.
+struct SegmentScan<'a> {
+    weighted: &'a [(Clause, Bm25Weight)],
+    ordinal_field: &'a str,
+    allowed: &'a Allowed,
+    depth: usize,
+    /// Whether to keep each document's mask of matched terms.
+    record: bool,
+}
+
+impl SegmentScan<'_> {
+    /// The segment's `depth` best live, allowed documents, and the term masks of all its
+    /// documents (empty unless recording).
+    fn run(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> Result<(Vec<Ranked>, Vec<u32>), Error> {
         // Per document: the score so far and the bits of the terms seen, side by side.
         let mut acc: Vec<(Score, u32)> = vec![(0.0, 0); reader.max_doc() as usize];
-        for (clause, weight) in &weighted {
+        for (clause, weight) in self.weighted {
             let bit = match clause.own {
-                Some(t) if record => 1u32 << t,
+                Some(t) if self.record => 1u32 << t,
                 _ => 0,
             };
             let field = clause.term.field();
@@ -376,9 +426,11 @@ fn term_at_a_time(
         }
         let ordinals = reader
             .fast_fields()
-            .u64(&ordinal_field)
+            .u64(self.ordinal_field)
             .map_err(Error::keyword)?;
         let alive = reader.alive_bitset();
+        let depth = self.depth;
+        let mut heap: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(depth + 1);
         for (doc, &(score, _)) in acc.iter().enumerate() {
             if score <= 0.0
                 || (heap.len() >= depth && heap.peek().is_some_and(|Reverse(w)| score <= w.0.score))
@@ -393,30 +445,25 @@ fn term_at_a_time(
                 continue;
             };
             let ordinal = ordinal as u32;
-            if !allowed.contains(ordinal) {
+            if !self.allowed.contains(ordinal) {
                 continue;
             }
             heap.push(Reverse(Ranked(KeywordHit {
                 ordinal,
                 score,
-                doc: DocAddress::new(segment as SegmentOrdinal, doc),
+                doc: DocAddress::new(segment, doc),
             })));
             if heap.len() > depth {
                 heap.pop();
             }
         }
-        if record {
-            matches
-                .masks
-                .push(acc.into_iter().map(|(_, mask)| mask).collect());
-        }
+        let masks = if self.record {
+            acc.into_iter().map(|(_, mask)| mask).collect()
+        } else {
+            Vec::new()
+        };
+        Ok((heap.into_iter().map(|Reverse(r)| r).collect(), masks))
     }
-    let mut hits: Vec<Ranked> = heap.into_iter().map(|Reverse(r)| r).collect();
-    hits.sort_unstable_by(|a, b| b.cmp(a));
-    Ok(KeywordResult {
-        hits: hits.into_iter().map(|r| r.0).collect(),
-        matches: record.then_some(matches),
-    })
 }
 
 fn boosted(term: Term, boost: f32) -> Box<dyn Query> {
