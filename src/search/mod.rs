@@ -64,6 +64,7 @@ pub fn default_semantic(title: &str, body: &str) -> f32 {
         DEFAULT_SEMANTIC
     }
 }
+
 /// The longest query text accepted, in bytes (a long posting is about 10 KB).
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 /// The longest keyword filter accepted, in bytes.
