@@ -457,6 +457,29 @@ mod tests {
     }
 
     #[test]
+    fn the_semantic_help_states_the_defaults_the_search_uses() {
+        use clap::CommandFactory;
+        let command = crate::api::cli::Cli::command();
+        let matching = command.find_subcommand("match").unwrap();
+        let help = matching
+            .get_arguments()
+            .find(|a| a.get_id() == "semantic")
+            .and_then(|a| a.get_help())
+            .unwrap()
+            .to_string();
+        for stated in [
+            format!(
+                "{} for a query of at most {} words",
+                search::SHORT_QUERY_SEMANTIC,
+                search::SHORT_QUERY_WORDS
+            ),
+            format!("{} for a longer one", search::DEFAULT_SEMANTIC),
+        ] {
+            assert!(help.contains(&stated), "{help:?} lacks {stated:?}");
+        }
+    }
+
+    #[test]
     fn oversized_input_is_refused_without_reading_it_all() {
         let big = vec![b'a'; search::MAX_QUERY_BYTES + 10];
         assert!(read_limited(big.as_slice()).is_err());
