@@ -483,42 +483,41 @@ pub fn search(
     depth: usize,
     collector: KeywordCollector,
 ) -> Result<KeywordResult, Error> {
-    if collector == KeywordCollector::TermAtATime {
-        return term_at_a_time(index, terms, allowed, depth);
-    }
+    let wand = match collector {
+        KeywordCollector::TermAtATime => return term_at_a_time(index, terms, allowed, depth),
+        KeywordCollector::Exhaustive => false,
+        KeywordCollector::TopDocsWand => true,
+    };
     let Some(query) = build_query(index, terms, filter) else {
         return Ok(KeywordResult::default());
     };
     let query = query.as_ref();
     let searcher = index.searcher();
-    let mut hits = match collector {
-        KeywordCollector::TermAtATime | KeywordCollector::Exhaustive => {
-            let collector = FilteredTopK {
-                depth,
-                allowed: Arc::clone(allowed),
-                ordinal_field: ordinal_field_name(index),
-            };
-            searcher.search(query, &collector).map_err(Error::keyword)?
-        }
-        KeywordCollector::TopDocsWand => {
-            // WAND cannot see the row filters: over-fetch, then filter.
-            let fetch = if allowed.is_everything() {
-                depth
-            } else {
-                depth.saturating_mul(4)
-            };
-            let top = searcher
-                .search(query, &TopDocs::with_limit(fetch.max(1)).order_by_score())
-                .map_err(Error::keyword)?;
-            top.into_iter()
-                .map(|(score, doc)| KeywordHit {
-                    ordinal: index.ordinal_of(doc),
-                    score,
-                    doc,
-                })
-                .filter(|hit| allowed.contains(hit.ordinal))
-                .collect()
-        }
+    let mut hits = if wand {
+        // WAND cannot see the row filters: over-fetch, then filter.
+        let fetch = if allowed.is_everything() {
+            depth
+        } else {
+            depth.saturating_mul(4)
+        };
+        let top = searcher
+            .search(query, &TopDocs::with_limit(fetch.max(1)).order_by_score())
+            .map_err(Error::keyword)?;
+        top.into_iter()
+            .map(|(score, doc)| KeywordHit {
+                ordinal: index.ordinal_of(doc),
+                score,
+                doc,
+            })
+            .filter(|hit| allowed.contains(hit.ordinal))
+            .collect()
+    } else {
+        let collector = FilteredTopK {
+            depth,
+            allowed: Arc::clone(allowed),
+            ordinal_field: ordinal_field_name(index),
+        };
+        searcher.search(query, &collector).map_err(Error::keyword)?
     };
     hits.truncate(depth);
     Ok(KeywordResult {
