@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use rediscover::index::Embedder;
+use rediscover::index::embed::Graph;
+use rediscover::index::fused_model::Fused;
 
 /// The models folder of this checkout; CI runs `models/fetch.sh` before the tests.
 fn models_dir() -> PathBuf {
@@ -69,6 +71,45 @@ fn embeddings_match_python_onnxruntime_reference() {
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     assert!(diff <= 1e-4, "query vs passage diff {diff}");
+}
+
+#[test]
+fn the_fused_graph_gives_the_shipped_graphs_vectors() {
+    let fused = embedder();
+    assert_eq!(
+        fused.fused(),
+        Fused {
+            attention: 6,
+            gelu: 6
+        },
+        "the load-time rewrite no longer matches every block of the shipped model"
+    );
+    let shipped = Embedder::load_graph(&models_dir(), 1, Graph::AsShipped).unwrap();
+    assert_eq!(shipped.fused(), Fused::default());
+    // Lengths from 3 to 256 tokens in one batch, so padding and the attention mask matter.
+    let long = "Kubernetes platform engineer, on call for payments. ".repeat(40);
+    let texts = [
+        "nurse",
+        "Senior C++ developer with CI/CD and .NET experience in Berlin",
+        long.as_str(),
+    ];
+    let want = shipped.embed_passages(&texts).unwrap();
+    let got = fused.embed_passages(&texts).unwrap();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let diff = g
+            .iter()
+            .zip(w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff <= 1e-5, "text {i}: max abs diff {diff}");
+    }
+    let query = fused.embed_query(texts[1]).unwrap();
+    let diff = query
+        .iter()
+        .zip(&want[1])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff <= 1e-5, "query session: max abs diff {diff}");
 }
 
 #[test]

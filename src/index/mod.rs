@@ -10,10 +10,12 @@ mod build;
 pub mod cache;
 pub mod chunk;
 pub mod embed;
+pub mod fused_model;
 pub mod generation;
 pub mod keyword;
 pub mod model;
 mod progress;
+mod protobuf;
 pub mod rows;
 pub mod vector;
 

@@ -47,6 +47,10 @@ pub struct Manifest {
     /// Text prepended to passages.
     #[serde(default)]
     pub passage_prefix: String,
+    /// Attention heads per layer. When given, each self-attention block of a BERT-style graph
+    /// runs as one fused ONNX Runtime `Attention` operator (see `index::fused_model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_heads: Option<usize>,
 }
 
 fn default_output() -> String {
