@@ -6,7 +6,8 @@
 //! runs its fused graph; the model as shipped is measured beside it, so the rewrite's own gain
 //! shows too.
 //!
-//! Run: `cargo bench --bench embed` (env `BENCH_SECONDS`, default 10 per measurement).
+//! Run: `cargo bench --bench embed` (env `BENCH_SECONDS`, default 10 per measurement;
+//! `BENCH_ROUNDS`, default 3 paired rounds per length, reported with their medians).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -98,37 +99,59 @@ fn main() {
         fused.attention,
         fused.gelu
     );
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     for tokens in [128usize, 256] {
         let texts = texts_of(&embedder, tokens, TEXTS);
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let budget = Duration::from_secs(seconds);
-        let rust = measure(budget, || {
-            embedder.embed_passages(&refs).map(|v| v.len()).unwrap_or(0)
-        });
-        let as_shipped = measure(budget, || {
-            shipped.embed_passages(&refs).map(|v| v.len()).unwrap_or(0)
-        });
         let share = |texts_per_s: f64| {
             100.0 * texts_per_s * tokens as f64 * flops_per_token(tokens) / 1e9 / peak
         };
-        println!(
-            "rust   {tokens:>3} tokens: {rust:7.1} texts/s {:8.0} tokens/s  {:.0}% of peak",
-            rust * tokens as f64,
-            share(rust)
-        );
-        println!(
-            "  as shipped {tokens:>3} tokens: {as_shipped:7.1} texts/s  {:.0}% of peak  fused/shipped = {:.2}",
-            share(as_shipped),
-            rust / as_shipped
-        );
-        match python(&models, &texts, seconds) {
-            Some(py) => println!(
-                "python {tokens:>3} tokens: {py:7.1} texts/s {:8.0} tokens/s  rust/python = {:.2}",
-                py * tokens as f64,
-                rust / py
-            ),
-            None => println!("python {tokens:>3} tokens: skipped (no python with onnxruntime)"),
+        // Paired rounds: the machine's load drifts, so each ratio compares neighbours in time.
+        let mut fused_ratios = Vec::new();
+        let mut python_ratios = Vec::new();
+        for round in 1..=rounds {
+            let rust = measure(budget, || {
+                embedder.embed_passages(&refs).map(|v| v.len()).unwrap_or(0)
+            });
+            let as_shipped = measure(budget, || {
+                shipped.embed_passages(&refs).map(|v| v.len()).unwrap_or(0)
+            });
+            fused_ratios.push(rust / as_shipped);
+            println!(
+                "{tokens:>3} tokens, round {round}: rust {rust:6.1} texts/s ({:6.0} tokens/s, {:.0}% of peak); \
+                 as shipped {as_shipped:6.1} ({:.0}%), fused/shipped {:.2}",
+                rust * tokens as f64,
+                share(rust),
+                share(as_shipped),
+                rust / as_shipped
+            );
+            match python(&models, &texts, seconds) {
+                Some(py) => {
+                    python_ratios.push(rust / py);
+                    println!(
+                        "{tokens:>3} tokens, round {round}: python {py:6.1} texts/s ({:6.0} tokens/s, {:.0}% of peak), rust/python {:.2}",
+                        py * tokens as f64,
+                        share(py),
+                        rust / py
+                    );
+                }
+                None => println!("python {tokens:>3} tokens: skipped (no python with onnxruntime)"),
+            }
         }
+        println!(
+            "{tokens:>3} tokens: median over {rounds} rounds: fused/shipped {:.2}, rust/python {}",
+            median(&mut fused_ratios),
+            if python_ratios.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.2}", median(&mut python_ratios))
+            }
+        );
     }
     query_latency(&embedder, &models, peak);
 }
@@ -164,6 +187,11 @@ fn query_latency(embedder: &Embedder, models: &std::path::Path, peak: f64) {
             ms[RUNS * 9 / 10]
         );
     }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// Runs `f` repeatedly for about `budget`; returns items per second.

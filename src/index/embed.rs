@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use ort::environment::Environment;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::{Session, SessionInputValue};
 use ort::value::Tensor;
 use rayon::prelude::*;
@@ -115,10 +115,18 @@ impl Embedder {
             Graph::Fused => fused_graph(&model_bytes, &manifest),
             Graph::AsShipped => (Cow::Borrowed(model_bytes.as_slice()), Fused::default()),
         };
-        let tuned = graph == Graph::Fused;
+        // The tuned sessions share one copy of their prepacked weights.
+        let shared = (graph == Graph::Fused).then(PrepackedWeights::new);
         let threads = sessions.max(1);
         let session = |threads| {
-            new_session(&environment, &graph_bytes, &model_path, threads, tuned).map(Mutex::new)
+            new_session(
+                &environment,
+                &graph_bytes,
+                &model_path,
+                threads,
+                shared.as_ref(),
+            )
+            .map(Mutex::new)
         };
         let sessions = (0..threads)
             .map(|_| session(1))
@@ -498,14 +506,15 @@ fn fused_graph<'a>(model: &'a [u8], manifest: &Manifest) -> (Cow<'a, [u8]>, Fuse
 }
 
 /// A session whose operators run on `threads` threads (which do not spin while idle, so an
-/// idle multi-threaded session never takes a core from the others); `tuned` leaves off the
-/// optimisers in [`DISABLED_OPTIMIZERS`].
+/// idle multi-threaded session never takes a core from the others). A tuned session (given
+/// `shared` prepacked weights) leaves off the optimisers in [`DISABLED_OPTIMIZERS`] and keeps
+/// its prepacked weights in `shared`.
 fn new_session(
     env: &Environment,
     model: &[u8],
     path: &Path,
     threads: usize,
-    tuned: bool,
+    shared: Option<&PrepackedWeights>,
 ) -> Result<Session, Error> {
     let model_error = |e: String| Error::Model {
         path: path.to_path_buf(),
@@ -524,12 +533,13 @@ fn new_session(
     let builder = builder
         .with_inter_threads(1)
         .map_err(|e| model_error(e.to_string()))?;
-    let mut builder = if tuned {
-        builder
+    let mut builder = match shared {
+        Some(weights) => builder
             .with_disabled_optimizers(DISABLED_OPTIMIZERS)
             .map_err(|e| model_error(e.to_string()))?
-    } else {
-        builder
+            .with_prepacked_weights(weights)
+            .map_err(|e| model_error(e.to_string()))?,
+        None => builder,
     };
     builder
         .commit_from_memory(model)
