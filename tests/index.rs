@@ -32,6 +32,14 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 #[derive(serde::Deserialize)]
 struct Reference {
     model_sha256: String,
@@ -55,21 +63,12 @@ fn embeddings_match_python_onnxruntime_reference() {
     let got = e.embed_passages(&texts).unwrap();
     assert!(reference.tokens.iter().any(|&t| t == e.max_tokens()));
     for (i, (g, r)) in got.iter().zip(&reference.vectors).enumerate() {
-        assert_eq!(g.len(), r.len());
-        let diff = g
-            .iter()
-            .zip(r)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let diff = max_abs_diff(g, r);
         assert!(diff <= 1e-4, "text {i}: max abs diff {diff}");
     }
     // The query path (single text, no batching) agrees with the batched path.
     let q = e.embed_query(texts[2]).unwrap();
-    let diff = q
-        .iter()
-        .zip(&got[2])
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let diff = max_abs_diff(&q, &got[2]);
     assert!(diff <= 1e-4, "query vs passage diff {diff}");
 }
 
@@ -96,19 +95,11 @@ fn the_fused_graph_gives_the_shipped_graphs_vectors() {
     let want = shipped.embed_passages(&texts).unwrap();
     let got = fused.embed_passages(&texts).unwrap();
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        let diff = g
-            .iter()
-            .zip(w)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let diff = max_abs_diff(g, w);
         assert!(diff <= 1e-5, "text {i}: max abs diff {diff}");
     }
     let query = fused.embed_query(texts[1]).unwrap();
-    let diff = query
-        .iter()
-        .zip(&want[1])
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let diff = max_abs_diff(&query, &want[1]);
     assert!(diff <= 1e-5, "query session: max abs diff {diff}");
 }
 

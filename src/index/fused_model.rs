@@ -229,7 +229,16 @@ struct Tensor<'a> {
     fields: Vec<Field<'a>>,
 }
 
-impl Tensor<'_> {
+impl<'a> Tensor<'a> {
+    /// Its `raw_data` field, if it has one.
+    fn raw_data(&self) -> Option<&'a [u8]> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|f| f.number == 9)
+            .and_then(Field::bytes)
+    }
+
     /// Its values as f32 (float and int8 tensors stored in the model file).
     fn values(&self) -> Option<Vec<f32>> {
         let external = self
@@ -239,13 +248,7 @@ impl Tensor<'_> {
         if external {
             return None;
         }
-        let raw = self
-            .fields
-            .iter()
-            .rev()
-            .find(|f| f.number == 9)
-            .and_then(Field::bytes);
-        match (self.data_type, raw) {
+        match (self.data_type, self.raw_data()) {
             (FLOAT, Some(raw)) => Some(
                 raw.chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -495,13 +498,7 @@ impl<'a> Graph<'a> {
 
     fn constant_ints(&self, name: &str) -> Option<Vec<i64>> {
         let tensor = self.initializers.get(name)?;
-        let raw = tensor
-            .fields
-            .iter()
-            .rev()
-            .find(|f| f.number == 9)
-            .and_then(Field::bytes);
-        match (tensor.data_type, raw) {
+        match (tensor.data_type, tensor.raw_data()) {
             (7, Some(raw)) => Some(
                 raw.chunks_exact(8)
                     .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
@@ -934,18 +931,19 @@ impl NodeBuilder {
     }
 
     fn int(&mut self, name: &str, value: i64) {
-        let mut attribute = Vec::new();
-        protobuf::put_bytes(&mut attribute, 1, name.as_bytes());
-        protobuf::put_int(&mut attribute, 3, value);
-        protobuf::put_int(&mut attribute, 20, ATTR_INT);
-        protobuf::put_bytes(&mut self.bytes, 5, &attribute);
+        self.attribute(name, ATTR_INT, |a| protobuf::put_int(a, 3, value));
     }
 
     fn float(&mut self, name: &str, value: f32) {
+        self.attribute(name, ATTR_FLOAT, |a| protobuf::put_f32(a, 2, value));
+    }
+
+    /// Adds an `AttributeProto` of type `kind` whose value `value` writes.
+    fn attribute(&mut self, name: &str, kind: i64, value: impl FnOnce(&mut Vec<u8>)) {
         let mut attribute = Vec::new();
         protobuf::put_bytes(&mut attribute, 1, name.as_bytes());
-        protobuf::put_f32(&mut attribute, 2, value);
-        protobuf::put_int(&mut attribute, 20, ATTR_FLOAT);
+        value(&mut attribute);
+        protobuf::put_int(&mut attribute, 20, kind);
         protobuf::put_bytes(&mut self.bytes, 5, &attribute);
     }
 
