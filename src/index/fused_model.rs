@@ -624,11 +624,11 @@ impl<'a> Graph<'a> {
         if !merge.is("Transpose") || merge.ints_attribute("perm")? != [0, 2, 1, 3] {
             return None;
         }
-        let last_index = *self.consumers.get(merge.output())?.first()?;
-        let last = &self.nodes[last_index];
-        if !last.is("Reshape") || self.consumers(merge.output()).len() != 1 {
+        let last = self.sole_consumer(merge.output())?;
+        if !last.is("Reshape") {
             return None;
         }
+        let last_index = *self.producer.get(last.output())?;
         let (query, q_steps, q_factor) = self.trace(scores.inputs.first().copied()?)?;
         let (key, k_steps, k_factor) = self.trace(scores.inputs.get(1).copied()?)?;
         let (value, v_steps, v_factor) = self.trace(mix.inputs.get(1).copied()?)?;
@@ -725,19 +725,12 @@ impl<'a> Graph<'a> {
             (self.producer(product).is_some_and(|n| n.is("MatMul")) && is_vector)
                 .then_some((product, bias))
         });
-        Some(match biased {
-            Some((product, bias)) => Gelu {
-                input: product,
-                bias: Some(bias),
-                last,
-                output: second.output(),
-            },
-            None => Gelu {
-                input: x,
-                bias: None,
-                last,
-                output: second.output(),
-            },
+        let (input, bias) = biased.map_or((*x, None), |(product, bias)| (product, Some(bias)));
+        Some(Gelu {
+            input,
+            bias,
+            last,
+            output: second.output(),
         })
     }
 
@@ -879,20 +872,18 @@ impl Plan {
         if self.replacements.contains_key(&gelu.last) {
             return;
         }
-        let node = match gelu.bias {
-            Some(bias) => NodeBuilder::new(
-                "BiasGelu",
-                MS_DOMAIN,
-                vec![gelu.input.to_owned(), bias.to_owned()],
-                vec![gelu.output.to_owned()],
-            ),
-            None => NodeBuilder::new(
-                "Gelu",
-                MS_DOMAIN,
-                vec![gelu.input.to_owned()],
-                vec![gelu.output.to_owned()],
-            ),
+        let op = if gelu.bias.is_some() {
+            "BiasGelu"
+        } else {
+            "Gelu"
         };
+        let inputs = std::iter::once(gelu.input).chain(gelu.bias);
+        let node = NodeBuilder::new(
+            op,
+            MS_DOMAIN,
+            inputs.map(str::to_owned).collect(),
+            vec![gelu.output.to_owned()],
+        );
         self.replacements.insert(gelu.last, node.finish());
         self.fused.gelu += 1;
     }
