@@ -3,15 +3,19 @@
 //!
 //! The API layer holds one `Engine` and never touches tantivy, hnsw_rs or the store directly.
 //! A query works on one [`Snapshot`] from start to end, so a reload never mixes generations.
+//! Opportunities that a webhook reported deleted are hidden from every answer from the moment
+//! the notice is in the inbox until a sync purges them.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::domain::{Candidate, Posting};
 use crate::index::{Embedder, Indexes};
 use crate::search::{self, Context, People, Query, QueryEmbedder, SearchResponse, TermCache};
 use crate::store::Store;
+use crate::sync::inbox::Inbox;
 
 /// How many query vectors the engine remembers.
 const QUERY_CACHE: usize = 512;
@@ -60,6 +64,14 @@ pub struct CandidateDetails {
     pub other_opportunity_ids: Vec<String>,
 }
 
+/// Opportunity ids of the `candidateDeleted` notices in the inbox, and the inbox file's stamp
+/// when they were read.
+#[derive(Default)]
+struct PendingDeletions {
+    stamp: Option<(u64, SystemTime)>,
+    ids: Arc<HashSet<String>>,
+}
+
 /// The query side of rediscover, shared by the CLI and the HTTP server.
 pub struct Engine {
     data_dir: PathBuf,
@@ -67,6 +79,8 @@ pub struct Engine {
     current: RwLock<Option<Arc<Snapshot>>>,
     last_check: Mutex<Option<Instant>>,
     check_every: Duration,
+    inbox: Inbox,
+    pending_deletions: Mutex<PendingDeletions>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -87,6 +101,8 @@ impl Engine {
             current: RwLock::new(None),
             last_check: Mutex::new(None),
             check_every: DEFAULT_RELOAD_CHECK,
+            inbox: Inbox::new(data_dir),
+            pending_deletions: Mutex::new(PendingDeletions::default()),
         };
         engine.reload_if_changed(true)?;
         Ok(engine)
@@ -129,7 +145,43 @@ impl Engine {
             .clone()
     }
 
-    /// Looks for a new generation (at most every `check_every`) and opens it.
+    /// Rereads the deletions reported by webhooks if the inbox changed (the webhook route
+    /// calls this after each notice; queries do, with new generations, every `check_every`).
+    /// An unreadable inbox keeps the last ids read, and is logged.
+    pub fn refresh_pending_deletions(&self) {
+        let stamp = self.inbox.stamp();
+        let mut pending = self
+            .pending_deletions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if pending.stamp == stamp {
+            return;
+        }
+        match self.inbox.read() {
+            Ok(read) => {
+                pending.ids = Arc::new(read.deleted_ids());
+                pending.stamp = stamp;
+            }
+            Err(err) => tracing::warn!(error = %err, "webhook inbox unreadable"),
+        }
+    }
+
+    /// Rows of `snapshot` that webhooks reported deleted and no sync has purged yet.
+    fn hidden_rows(&self, snapshot: &Snapshot) -> Vec<u32> {
+        let ids = Arc::clone(
+            &self
+                .pending_deletions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ids,
+        );
+        ids.iter()
+            .filter_map(|id| snapshot.indexes.ordinal(id))
+            .collect()
+    }
+
+    /// Looks for a new generation and new webhook deletions (at most every `check_every`) and
+    /// opens the generation.
     ///
     /// If opening the new generation fails, the previous snapshot keeps serving and the error
     /// is logged; with no previous snapshot the error is returned.
@@ -141,6 +193,7 @@ impl Engine {
             }
             *last = Some(Instant::now());
         }
+        self.refresh_pending_deletions();
         let published = Indexes::current_generation(&self.data_dir)?;
         let current = self.read_current();
         let loaded = current.as_ref().map(|s| s.generation());
@@ -168,12 +221,14 @@ impl Engine {
     /// Answers a query on the current snapshot.
     pub fn search(&self, query: &Query) -> crate::Result<SearchResponse> {
         let snapshot = self.snapshot()?;
+        let hidden = self.hidden_rows(&snapshot);
         let ctx = Context {
             indexes: &snapshot.indexes,
             store: &snapshot.store,
             embedder: self.embedder.as_ref(),
             people: Some(&snapshot.people),
             term_cache: Some(&snapshot.term_cache),
+            hidden: &hidden,
         };
         Ok(search::search(ctx, query)?)
     }
@@ -193,10 +248,11 @@ impl Engine {
             .indexes
             .ordinal(opportunity_id)
             .ok_or_else(unknown)?;
+        let hidden = self.hidden_rows(&snapshot);
         let rows = snapshot.indexes.rows();
         let row = rows
             .get(ordinal as usize)
-            .filter(|r| !r.deleted)
+            .filter(|r| !r.deleted && !hidden.contains(&ordinal))
             .ok_or_else(unknown)?;
         let candidate = snapshot.store.get(opportunity_id)?.ok_or_else(unknown)?;
         let history = search::explain::history(&candidate, snapshot.store.reference());
@@ -204,7 +260,7 @@ impl Engine {
             .people
             .opportunities(&row.contact_id)
             .iter()
-            .filter(|&&o| o != ordinal)
+            .filter(|&&o| o != ordinal && !hidden.contains(&o))
             .filter_map(|&o| rows.get(o as usize).map(|r| r.opportunity_id.clone()))
             .collect();
         Ok(CandidateDetails {

@@ -1,6 +1,7 @@
 //! End to end through the `rediscover` binary, as a recruiter (or cron) would run it:
 //! `mock-lever` in a child process, then `sync` (which indexes), `status`, `match`, a deletion
-//! in Lever and an incremental `sync` that purges it from every answer.
+//! in Lever (hidden at once by its webhook notice) and an incremental `sync` that purges it from
+//! every answer.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -196,8 +197,24 @@ fn sync_index_match_then_a_deletion_in_lever_is_purged_everywhere() {
         "/_mock/mutate",
         serde_json::json!({"op": "delete", "opportunity_id": victim}),
     );
+    // Lever's candidateDeleted webhook, as `serve` queues it: answers drop the candidate
+    // before any sync runs.
+    rediscover::sync::inbox::Inbox::new(&data)
+        .append(&rediscover::sync::inbox::Notice {
+            event: "candidateDeleted".into(),
+            opportunity_id: victim.clone(),
+            triggered_at: None,
+        })
+        .expect("queue a notice");
+    assert!(!match_ids(&data, query).contains(&victim));
+    let status = last_json_line(&run_ok(
+        rediscover().args(["status", "--json", "--data"]).arg(&data),
+    ));
+    assert_eq!(status["webhook_notices_waiting"], 1, "{status}");
+
     let second = sync(&mock, &data);
     assert_eq!(second["opportunities_deleted"], 1, "{second}");
+    assert_eq!(second["webhook_notices"], 1, "{second}");
     assert_eq!(second["index_action"], "updated", "{second}");
 
     let after = match_ids(&data, query);
@@ -209,6 +226,7 @@ fn sync_index_match_then_a_deletion_in_lever_is_purged_everywhere() {
         rediscover().args(["status", "--json", "--data"]).arg(&data),
     ));
     assert_eq!(status["opportunities"], 39, "{status}");
+    assert_eq!(status["webhook_notices_waiting"], 0, "{status}");
 }
 
 #[test]

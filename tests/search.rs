@@ -855,6 +855,7 @@ fn repeated_query_is_not_embedded_again_and_missing_model_degrades() {
         embedder: None,
         people: None,
         term_cache: None,
+        hidden: &[],
     };
     let degraded = search::search(ctx, &query(RUST_POSTING)).unwrap();
     assert!(degraded.degraded.is_some());
@@ -1134,6 +1135,102 @@ async fn http_match_postings_candidates_health_and_errors() {
     let (status, json) = call(&router, "GET", "/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(json["paths"]["/v1/match"]["post"].is_object());
+}
+
+/// A delivery body as Lever signs it (§9.3) with `signature_token`, about `opportunity_id`
+/// (none: a test ping's empty `data`).
+fn delivery(signature_token: &str, event: &str, opportunity_id: Option<&str>) -> String {
+    let token = "9b2e7d41c6a05f38e1d4b7a29c60f5e83d1a7b4c2e9f6d05";
+    let at = 1_718_000_000_123_i64;
+    let data = match opportunity_id {
+        Some(id) => serde_json::json!({"opportunityId": id, "candidateId": id}),
+        None => serde_json::json!({}),
+    };
+    serde_json::json!({"event": event, "triggeredAt": at, "token": token, "data": data,
+        "signature": rediscover::lever::webhook::sign(signature_token, token, at)})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_webhooks_are_verified_queued_and_hide_a_deletion_at_once() {
+    use rediscover::sync::inbox::{Inbox, TOKENS_FILE};
+    let fx = tokio::task::spawn_blocking(Fixture::new).await.unwrap();
+    let engine = Arc::new(fx.engine());
+    let router = app(AppState::new(engine, Some("s3cret".into())));
+    let tok = Some("s3cret");
+    let match_body = serde_json::json!({"text": RUST_POSTING, "limit": 20}).to_string();
+    let matched = |json: &serde_json::Value| -> Vec<String> {
+        json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["opportunity_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, before) = call(&router, "POST", "/v1/match", Some(match_body.clone()), tok).await;
+    let before = matched(&before);
+    let (victim, bystander) = (before[0].clone(), before[1].clone());
+    let hook = |body: String| call(&router, "POST", "/webhooks/lever", Some(body), None);
+
+    // Not set up yet: nothing is accepted.
+    let (status, json) = hook(delivery("tok-b", "candidateDeleted", Some(&victim))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{json}");
+    assert!(json["error"].as_str().unwrap().contains(TOKENS_FILE));
+
+    std::fs::write(
+        fx.data.join(TOKENS_FILE),
+        "# one per webhook\ntok-a\n\ntok-b\n",
+    )
+    .unwrap();
+    let (status, _) = hook(delivery("tok-x", "candidateDeleted", Some(&victim))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a foreign key");
+    let tampered = delivery("tok-b", "candidateDeleted", Some(&victim))
+        .replace("1718000000123", "1718000000124");
+    let (status, _) = hook(tampered).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a changed triggeredAt");
+    let unsigned =
+        serde_json::json!({"event": "candidateDeleted", "data": {"opportunityId": victim}});
+    let (status, _) = hook(unsigned.to_string()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no signature");
+    let (status, _) = hook("not json".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, json) = hook(delivery("tok-a", "candidateHired", None)).await;
+    assert_eq!(
+        (status, json["queued"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "a test ping"
+    );
+    let inbox = Inbox::new(&fx.data);
+    assert!(inbox.read().unwrap().notices.is_empty());
+
+    // Signed deliveries are queued; a deletion is hidden from the next answer.
+    let (status, json) = hook(delivery("tok-a", "candidateStageChange", Some(&bystander))).await;
+    assert_eq!(
+        (status, json["queued"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (status, json) = hook(delivery("tok-b", "candidateDeleted", Some(&victim))).await;
+    assert_eq!(
+        (status, json["queued"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    assert_eq!(inbox.read().unwrap().notices.len(), 2);
+    let (_, after) = call(&router, "POST", "/v1/match", Some(match_body.clone()), tok).await;
+    let after = matched(&after);
+    assert!(
+        !after.contains(&victim),
+        "a deleted candidate is still answered"
+    );
+    assert!(after.contains(&bystander), "only the deletion hides");
+    let uri = format!("/v1/candidates/{victim}");
+    let (status, _) = call(&router, "GET", &uri, None, tok).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Hiding lasts as long as the notice waits: once a sync has acted on it, the index decides.
+    let pending = inbox.read().unwrap();
+    inbox.consume(&pending, |_| false).unwrap();
+    let (status, _) = call(&router, "GET", &uri, None, tok).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1011,3 +1011,126 @@ async fn oauth_401_refreshes_once_and_retries_with_the_rotated_token() {
         "the rotated refresh token is persisted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lever_webhooks_reach_the_inbox_and_the_next_sync_acts_on_them() {
+    use rediscover::api::http::{AppState, app};
+    use rediscover::sync::inbox::{Inbox, Notice, TOKENS_FILE};
+
+    let lever = mock(generate_pool(40, 21), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    run(fast_options(data, &lever.base_url(), 5_000.0))
+        .await
+        .expect("full");
+
+    // rediscover's server, where Lever delivers (no index yet: the route does not need one).
+    let engine = rediscover::engine::Engine::open(data, None).expect("engine");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/webhooks/lever",
+        listener.local_addr().expect("addr")
+    );
+    tokio::spawn(axum::serve(listener, app(AppState::new(Arc::new(engine), None))).into_future());
+
+    // Subscribe through Lever's API; each webhook has its own signature token.
+    let mut tokens = String::new();
+    for event in ["candidateDeleted", "candidateStageChange"] {
+        let created: Value = reqwest::Client::new()
+            .post(format!("{}/webhooks", lever.base_url()))
+            .basic_auth(KEY, Some(""))
+            .json(&json!({"url": url, "event": event}))
+            .send()
+            .await
+            .expect("subscribe")
+            .json()
+            .await
+            .expect("subscription");
+        let token = created["data"]["configuration"]["signatureToken"]
+            .as_str()
+            .expect("signature token");
+        tokens.push_str(token);
+        tokens.push('\n');
+    }
+    std::fs::write(data.join(TOKENS_FILE), tokens).expect("tokens");
+
+    let pool = lever.pool();
+    let ids: Vec<String> = pool
+        .opportunities()
+        .iter()
+        .map(|o| o.id().to_owned())
+        .collect();
+    let stage = pool
+        .stages()
+        .last()
+        .map(|s| str_of(s, "id").to_owned())
+        .expect("stage");
+    lever
+        .mutate(MutateOp::Delete {
+            opportunity_id: ids[0].clone(),
+        })
+        .expect("delete");
+    lever
+        .mutate(MutateOp::MoveStage {
+            opportunity_id: ids[1].clone(),
+            stage_id: stage,
+        })
+        .expect("move");
+
+    let inbox = Inbox::new(data);
+    let mut waited = Duration::ZERO;
+    let notices = loop {
+        let pending = inbox.read().expect("inbox");
+        if pending.notices.len() >= 2 || waited > Duration::from_secs(20) {
+            break pending.notices;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    };
+    let mut seen: Vec<(&str, &str)> = notices
+        .iter()
+        .map(|n| (n.event.as_str(), n.opportunity_id.as_str()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("candidateDeleted", ids[0].as_str()),
+            ("candidateStageChange", ids[1].as_str())
+        ]
+    );
+
+    let report = run(fast_options(data, &lever.base_url(), 5_000.0))
+        .await
+        .expect("incremental");
+    assert_eq!(report.webhook_notices, 2);
+    assert_eq!(report.commit.deleted, vec![ids[0].clone()]);
+    assert!(report.commit.changed.contains(&ids[1]));
+    assert!(inbox.read().expect("inbox").notices.is_empty());
+    assert_store_matches_pool(data, &lever.pool());
+
+    // A notice about an opportunity whose timestamps did not move still has its children
+    // fetched again; nothing else is.
+    let quiet = pool
+        .opportunities()
+        .iter()
+        .skip(2)
+        .find(|o| o.updated_at().is_some())
+        .map(|o| o.id().to_owned())
+        .expect("an opportunity with updatedAt");
+    inbox
+        .append(&Notice {
+            event: "interviewCreated".into(),
+            opportunity_id: quiet,
+            triggered_at: None,
+        })
+        .expect("append");
+    let forced = run(fast_options(data, &lever.base_url(), 5_000.0))
+        .await
+        .expect("forced");
+    assert_eq!(forced.webhook_notices, 1);
+    assert_eq!(forced.opportunities_fetched, 1);
+    assert!(inbox.read().expect("inbox").notices.is_empty());
+}

@@ -2,13 +2,15 @@
 //! `--json` output shares. Only this file knows our JSON; the engine knows nothing of HTTP.
 //!
 //! Routes: `POST /v1/match`, `GET /v1/postings`, `GET /v1/candidates/{opportunity_id}`,
-//! `GET /healthz`, `GET /openapi.json`. `/v1/*` needs `Authorization: Bearer <token>` when a
-//! token is configured. User errors are 4xx `{"error": "..."}`; faults are a generic 500 whose
+//! `GET /healthz`, `GET /openapi.json`, and `POST /webhooks/lever` for Lever's deliveries.
+//! `/v1/*` needs `Authorization: Bearer <token>` when a token is configured; a webhook is
+//! authenticated by its own signature instead. User errors are 4xx `{"error": "..."}`; faults are a generic 500 whose
 //! detail is logged once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
@@ -22,7 +24,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::engine::{CandidateDetails, Engine};
+use crate::lever::webhook::parse_event;
 use crate::search::{self, Filters, Fusion, Hit, Normalize, Query, SearchResponse};
+use crate::sync::inbox::{self, Inbox, Notice};
 
 /// The largest request body accepted (a long posting is about 10 KB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -67,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .merge(v1)
         .route("/healthz", get(health_handler))
         .route("/openapi.json", get(openapi_handler))
+        .route("/webhooks/lever", post(webhook_handler))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -96,6 +101,14 @@ impl ApiError {
 
     fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A fault; its detail goes to the server log, never to the caller.
+    fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the server log",
+        )
     }
 }
 
@@ -129,10 +142,7 @@ impl From<crate::Error> for ApiError {
             e if e.is_user_error() => StatusCode::BAD_REQUEST,
             _ => {
                 tracing::error!(error = %err, "request failed");
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error; see the server log",
-                );
+                return ApiError::internal();
             }
         };
         ApiError::new(status, err.to_string())
@@ -151,18 +161,15 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// Runs CPU-bound engine work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> crate::Result<T> + Send + 'static,
+/// Runs CPU-bound or file work off the async threads.
+async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(ApiError::from),
+        Ok(result) => result.map_err(Into::into),
         Err(join) => {
-            tracing::error!(error = %join, "query task failed");
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error; see the server log",
-            ))
+            tracing::error!(error = %join, "request task failed");
+            Err(ApiError::internal())
         }
     }
 }
@@ -640,6 +647,14 @@ pub struct HealthJson {
     pub model: bool,
 }
 
+/// The answer to a webhook delivery.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WebhookAck {
+    /// Whether the delivery named an opportunity and was queued for the next sync (a test
+    /// ping or a contact event is accepted without).
+    pub queued: bool,
+}
+
 // ---- handlers -----------------------------------------------------------------------------
 
 async fn match_handler(
@@ -697,6 +712,62 @@ async fn health_handler(State(state): State<AppState>) -> Json<HealthJson> {
         generation,
         model: state.engine.has_embedder(),
     })
+}
+
+/// `POST /webhooks/lever`: one Lever webhook delivery, checked against the signature tokens
+/// in `DATA/webhook-tokens` (404 without that file). A delivery naming an opportunity is on
+/// disk in the inbox before the 200; any other answer makes Lever deliver it again.
+async fn webhook_handler(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<WebhookAck>, ApiError> {
+    let engine = Arc::clone(&state.engine);
+    blocking(move || receive_webhook(&engine, &body))
+        .await
+        .map(Json)
+}
+
+fn receive_webhook(engine: &Engine, body: &[u8]) -> Result<WebhookAck, ApiError> {
+    let tokens = match inbox::signature_tokens(engine.data_dir()) {
+        Ok(Some(tokens)) if !tokens.is_empty() => tokens,
+        Ok(_) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "webhooks are not set up: put each webhook's signature token on a line of {}",
+                    inbox::TOKENS_FILE
+                ),
+            ));
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "webhook tokens unreadable");
+            return Err(ApiError::internal());
+        }
+    };
+    let event = parse_event(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !tokens.iter().any(|t| event.verify(t)) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong webhook signature",
+        ));
+    }
+    let Some(opportunity_id) = event.opportunity_id().filter(|id| !id.trim().is_empty()) else {
+        return Ok(WebhookAck { queued: false });
+    };
+    let notice = Notice {
+        event: event.event.clone(),
+        opportunity_id: opportunity_id.to_owned(),
+        triggered_at: event.triggered_at,
+    };
+    if let Err(err) = Inbox::new(engine.data_dir()).append(&notice) {
+        tracing::error!(error = %err, "webhook notice not kept; Lever delivers it again");
+        return Err(ApiError::internal());
+    }
+    if notice.is_deletion() {
+        engine.refresh_pending_deletions();
+    }
+    tracing::info!(event = %notice.event, "webhook notice queued");
+    Ok(WebhookAck { queued: true })
 }
 
 async fn openapi_handler() -> Json<serde_json::Value> {
@@ -786,6 +857,11 @@ pub fn openapi() -> serde_json::Value {
             "parameters": [{"name": "opportunity_id", "in": "path", "required": true, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "the candidate"}, "401": unauthorized,
                           "404": {"description": "unknown opportunity"}}}},
+        "/webhooks/lever": {"post": {"summary": "A Lever webhook delivery (signed; queued for the next sync, deletions hidden at once)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": {"description": "accepted", "content": {"application/json": {"schema": {"type": "object", "properties": {"queued": {"type": "boolean"}}}}}},
+                          "400": {"description": "malformed delivery"}, "401": {"description": "missing or wrong signature"},
+                          "404": {"description": "webhooks not set up"}}}},
         "/healthz": {"get": {"summary": "Liveness and the loaded index generation",
             "responses": {"200": {"description": "status"}}}},
         "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3"}}}}

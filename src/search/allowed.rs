@@ -68,6 +68,19 @@ impl Allowed {
         }
     }
 
+    /// Removes an ordinal; ordinals past `rows` are ignored.
+    pub fn remove(&mut self, ordinal: u32) {
+        let i = ordinal as usize;
+        if i >= self.rows {
+            return;
+        }
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        if self.words[word] & bit != 0 {
+            self.words[word] &= !bit;
+            self.count -= 1;
+        }
+    }
+
     /// Keeps only the ordinals also in `other`.
     pub fn intersect(&mut self, other: &Allowed) {
         let mut count = 0;

@@ -291,6 +291,9 @@ pub struct Context<'a> {
     pub people: Option<&'a People>,
     /// The terms chosen for recent postings in this index generation; optional.
     pub term_cache: Option<&'a TermCache>,
+    /// Rows never to return, whatever the filters: opportunities Lever reported deleted that
+    /// no sync has purged yet.
+    pub hidden: &'a [u32],
 }
 
 /// The answer to a query.
@@ -562,6 +565,9 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     } else {
         Allowed::from_fn(rows.len(), |o| row_filter.allows(&rows[o as usize]))
     };
+    for &ordinal in ctx.hidden {
+        allowed.remove(ordinal);
+    }
     let keyword_filter = match &query.keywords {
         None => None,
         Some(text) => {
@@ -625,6 +631,9 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     );
     if let Some(people) = ctx.people {
         group::complete_groups(&mut groups, rows, people);
+        for group in &mut groups {
+            group.others.retain(|o| !ctx.hidden.contains(o));
+        }
     }
     let fusion_time = fusion_started.elapsed();
 

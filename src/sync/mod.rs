@@ -2,11 +2,14 @@
 //! incrementally after, pipelined under the shared rate limiter, resumable after a crash.
 //!
 //! One run = one store [`Batch`]: reference data, then deletions (incremental runs), then the
-//! opportunity listing, whose records fan out into bounded concurrent child fetches (resumes,
-//! notes, feedback). Every finished opportunity is journaled at once, so a killed run resumes
-//! where it stopped; only [`Batch::commit`] makes the run's work visible.
+//! opportunities named by webhook notices ([`inbox`]), then the opportunity listing, whose
+//! records fan out into bounded concurrent child fetches (resumes, notes, feedback). Every
+//! finished opportunity is journaled at once, so a killed run resumes where it stopped; only
+//! [`Batch::commit`] makes the run's work visible, and only after it are the notices acted on
+//! removed from the inbox.
 
 mod children;
+pub mod inbox;
 mod progress;
 mod reference;
 
@@ -19,11 +22,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::domain::{Candidate, Millis};
+use crate::lever::client::path_segment;
 use crate::lever::wire::{DeletedOpportunity, Opportunity};
 use crate::lever::{ClientConfig, Credentials, LeverClient, MalformedRecord};
 use crate::store::{Batch, Commit, Store, SyncState};
 
 use children::ChildOutcome;
+use inbox::{Inbox, Pending};
 use progress::Progress;
 
 /// Checkpoint key holding the start time of the run in progress (kept across a resume).
@@ -42,6 +47,9 @@ pub enum Error {
     /// The local store failed.
     #[error("store: {0}")]
     Store(#[from] crate::store::Error),
+    /// The webhook inbox could not be read.
+    #[error(transparent)]
+    Inbox(#[from] inbox::Error),
     /// A worker task panicked or was cancelled.
     #[error("sync worker failed: {0}")]
     Worker(String),
@@ -120,6 +128,8 @@ pub struct SyncReport {
     pub opportunities_changed: u64,
     /// Opportunities removed from the store (from the commit).
     pub opportunities_deleted: u64,
+    /// Webhook notices this run acted on (their opportunities were fetched again or purged).
+    pub webhook_notices: u64,
     /// Opportunities that could not be synced this run (kept as they were; retried next run).
     pub opportunities_failed: u64,
     /// Ids of the failed opportunities.
@@ -202,6 +212,9 @@ pub async fn run_with_client(
     if confidential_access {
         query.push(("confidentiality", "all".into()));
     }
+    let inbox = Inbox::new(&options.data_dir);
+    let notices = inbox.read()?;
+    let notified = fetch_notified(client, &mut batch, &notices, &query, &mut tally).await?;
     if let (SyncMode::Incremental, Some(last)) = (mode, previous.last_run_started_at) {
         query.push(("updated_at_start", (last - overlap).to_string()));
     }
@@ -210,6 +223,7 @@ pub async fn run_with_client(
     let listing_complete = sync_opportunities(
         client,
         &mut batch,
+        notified,
         query,
         options.concurrency,
         options.fetched.as_ref(),
@@ -250,6 +264,11 @@ pub async fn run_with_client(
     };
     let commit = batch.commit(sync_state)?;
     let total = Store::open(&options.data_dir)?.len() as u64;
+    // The notices are acted on; those of opportunities that failed wait for the next run.
+    let failed: HashSet<&str> = tally.failed_ids.iter().map(String::as_str).collect();
+    if let Err(e) = inbox.consume(&notices, |n| failed.contains(n.opportunity_id.as_str())) {
+        tracing::warn!(error = %e, "webhook notices stay in the inbox; the next run acts on them again");
+    }
 
     let stats = client.stats();
     let report = SyncReport {
@@ -263,6 +282,7 @@ pub async fn run_with_client(
         opportunities_resumed: tally.resumed,
         opportunities_changed: commit.changed.len() as u64,
         opportunities_deleted: commit.deleted.len() as u64,
+        webhook_notices: notices.notices.len() as u64,
         opportunities_failed: tally.failed_ids.len() as u64,
         failed_ids: tally.failed_ids,
         malformed_records: tally.malformed.len() as u64,
@@ -298,6 +318,9 @@ pub async fn run_with_client(
 #[derive(Default)]
 struct Tally {
     seen: HashSet<String>,
+    /// Opportunities named by webhook notices: their children are fetched even when Lever's
+    /// timestamps say nothing changed.
+    forced: HashSet<String>,
     /// Listed records that could not be read (never purged because of that).
     unreadable: HashSet<String>,
     fetched: u64,
@@ -329,6 +352,36 @@ async fn purge_deleted(
     Ok(())
 }
 
+/// Fetches each opportunity a webhook notice names: a 404 purges it at once, the others are
+/// returned for the listing to dispatch first (marked forced). Failures are counted and keep
+/// their notices for the next run.
+async fn fetch_notified(
+    client: &LeverClient,
+    batch: &mut Batch,
+    notices: &Pending,
+    query: &[(&'static str, String)],
+    tally: &mut Tally,
+) -> Result<Vec<Opportunity>, Error> {
+    let query: Vec<(&str, String)> = query.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let mut found = Vec::new();
+    for id in notices.opportunity_ids() {
+        let path = format!("/opportunities/{}", path_segment(&id));
+        match client.get::<Opportunity>(&path, &query).await {
+            Ok(opp) => {
+                tally.forced.insert(opp.id.clone());
+                found.push(opp);
+            }
+            Err(crate::lever::Error::NotFound { .. }) => batch.delete(&id)?,
+            Err(e) if e.is_auth() => return Err(Error::Lever(e)),
+            Err(e) => {
+                tracing::warn!(id = %id, error = %e, "could not fetch an opportunity named by a webhook; it is retried next run");
+                tally.failed_ids.push(id);
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Messages from the listing task to the writer.
 enum Listed {
     Opportunity(Box<Opportunity>),
@@ -337,12 +390,14 @@ enum Listed {
     Restarted,
 }
 
-/// Lists opportunities (own task, one page ahead) and fans their child fetches out to at most
-/// `concurrency` tasks; this task alone writes the batch. Returns whether the listing was read
-/// to the end without a malformed page.
+/// Lists opportunities (own task, one page ahead, after the `first` ones) and fans their child
+/// fetches out to at most `concurrency` tasks; this task alone writes the batch. Returns
+/// whether the listing was read to the end without a malformed page.
+#[allow(clippy::too_many_arguments)]
 async fn sync_opportunities(
     client: &LeverClient,
     batch: &mut Batch,
+    first: Vec<Opportunity>,
     query: Vec<(&'static str, String)>,
     concurrency: usize,
     fetched: Option<&std::sync::mpsc::SyncSender<Candidate>>,
@@ -352,6 +407,15 @@ async fn sync_opportunities(
     let (sender, mut receiver) = mpsc::channel::<Listed>(256);
     let lister_client = client.clone();
     let mut lister = tokio::spawn(async move {
+        for opp in first {
+            if sender
+                .send(Listed::Opportunity(Box::new(opp)))
+                .await
+                .is_err()
+            {
+                return Ok(false);
+            }
+        }
         let mut listing = lister_client.list::<Opportunity>("/opportunities", query);
         loop {
             let page = match listing.next_page().await {
@@ -436,7 +500,8 @@ async fn sync_opportunities(
 }
 
 /// Decides what to do with one listed opportunity: skip (already staged or seen), keep its
-/// stored children (unchanged), or fetch its children in a new task.
+/// stored children (unchanged), or fetch its children in a new task. A forced one (named by a
+/// webhook) is always fetched once.
 fn dispatch(
     client: &LeverClient,
     batch: &mut Batch,
@@ -447,13 +512,17 @@ fn dispatch(
     if !tally.seen.insert(opp.id.clone()) {
         return Ok(());
     }
-    if batch.is_staged(&opp.id) {
+    let forced = tally.forced.contains(&opp.id);
+    if batch.is_staged(&opp.id) && !forced {
         tally.resumed += 1;
         return Ok(());
     }
     let stored = batch.base().get(&opp.id)?;
     let mut candidate = opp.to_candidate();
-    if let Some(stored) = stored.as_ref().filter(|s| unchanged(s, &candidate)) {
+    if let Some(stored) = stored
+        .as_ref()
+        .filter(|s| !forced && unchanged(s, &candidate))
+    {
         candidate.resumes = stored.resumes.clone();
         candidate.notes = stored.notes.clone();
         candidate.feedback = stored.feedback.clone();

@@ -43,7 +43,14 @@ pub enum Command {
     Index(index::Args),
     /// Rank past candidates for a posting or a free-text job description.
     Match(matching::Args),
-    /// Serve the HTTP query API.
+    /// Serve the HTTP query API, and receive Lever's webhooks for the next sync.
+    ///
+    /// Webhooks: point Lever's webhooks (candidate stage change, archive change, hired,
+    /// deleted, ...) at `https://<your host>/webhooks/lever` (Lever delivers only over HTTPS,
+    /// so put a TLS proxy or tunnel in front) and write each webhook's signature token on its
+    /// own line of `DATA/webhook-tokens`. Signed deliveries wait in `DATA/webhook-inbox.jsonl`
+    /// for the next `rediscover sync`, which fetches those opportunities again; a deleted
+    /// candidate is hidden from answers at once.
     Serve(serve::Args),
     /// Measure ranking quality on the real evaluation data sets.
     Eval(eval::Args),

@@ -1,5 +1,6 @@
 //! `rediscover serve`: the HTTP query API on a local address, with bearer-token auth from
-//! `REDISCOVER_TOKEN`, hot reload of new index generations and graceful shutdown.
+//! `REDISCOVER_TOKEN`, hot reload of new index generations, Lever's webhook deliveries
+//! (`POST /webhooks/lever`) and graceful shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

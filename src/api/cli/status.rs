@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::index;
 use crate::store::Store;
+use crate::sync::inbox::Inbox;
 use anyhow::Context;
 use serde_json::json;
 
@@ -28,6 +29,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let counts = store.counts();
     let sync = store.sync_state();
     let index = index::current_stats(&args.data).context("cannot read the index metadata")?;
+    let notices = Inbox::new(&args.data)
+        .read()
+        .context("cannot read the webhook inbox")?
+        .notices
+        .len();
     if args.json {
         let value = json!({
             "data": args.data,
@@ -41,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "last_sync_started_at": sync.last_run_started_at,
             "last_sync_at": sync.last_success_at,
             "sync_runs": sync.runs,
+            "webhook_notices_waiting": notices,
             "index": index,
             "index_behind_store": index.is_none_or(|i| i.generation != store.generation()),
         });
@@ -59,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             render::utc_or_never(sync.last_success_at)
         );
         println!("sync runs          {}", sync.runs);
+        println!("webhook notices    {notices} waiting for the next sync");
         match index {
             Some(i) => {
                 println!("index generation   {}", i.generation);

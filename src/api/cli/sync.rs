@@ -180,6 +180,9 @@ pub(super) fn print_summary(r: &SyncReport) {
         "  {} resume files downloaded, {} could not be read",
         r.resumes_downloaded, r.resume_text_failed
     );
+    if r.webhook_notices > 0 {
+        println!("  {} webhook notices acted on", r.webhook_notices);
+    }
     if r.malformed_records > 0 {
         println!("  {} malformed records skipped:", r.malformed_records);
         for m in &r.malformed {

@@ -1,0 +1,315 @@
+//! The webhook inbox: Lever's "something changed on opportunity X" notices, kept in the data
+//! folder until a sync run has acted on them (re-fetched the opportunity, or purged it on 404).
+//!
+//! Invariants:
+//! - A notice is appended and flushed to disk before the receiver answers 2xx, so Lever
+//!   redelivers anything that was not kept.
+//! - Appends and [`Inbox::consume`] hold the same file lock, and a run removes only the lines it
+//!   read, so a notice that arrives while a sync runs waits for the next run.
+//! - Lines hold an event name, an opportunity id and a time: no personal data.
+//! - A torn last line (a crash mid-append) is skipped, never glued to the next notice.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// The inbox file in the data folder: one JSON [`Notice`] per line.
+pub const INBOX_FILE: &str = "webhook-inbox.jsonl";
+/// The lock taken around every append and consume.
+const LOCK_FILE: &str = "webhook-inbox.lock";
+/// The signature tokens deliveries are checked against, one per line, in the data folder.
+pub const TOKENS_FILE: &str = "webhook-tokens";
+/// The event Lever sends when a candidate is deleted.
+pub const DELETED_EVENT: &str = "candidateDeleted";
+
+/// An inbox file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("webhook inbox {path}: {source}")]
+pub struct Error {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+/// One webhook delivery worth a sync's attention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notice {
+    /// Lever's event name, e.g. `candidateStageChange`.
+    pub event: String,
+    /// The opportunity concerned.
+    pub opportunity_id: String,
+    /// When Lever triggered the event (ms), if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_at: Option<i64>,
+}
+
+impl Notice {
+    /// Whether Lever says the candidate was deleted.
+    pub fn is_deletion(&self) -> bool {
+        self.event == DELETED_EVENT
+    }
+}
+
+/// What [`Inbox::read`] found: the notices and how many bytes of the file they span.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// The readable notices, in arrival order.
+    pub notices: Vec<Notice>,
+    /// Lines that could not be read (dropped at the next consume).
+    pub unreadable: usize,
+    /// Bytes of whole lines read; what [`Inbox::consume`] may remove.
+    read_bytes: u64,
+}
+
+impl Pending {
+    /// The distinct opportunity ids, in first-arrival order.
+    pub fn opportunity_ids(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.notices
+            .iter()
+            .filter(|n| seen.insert(n.opportunity_id.as_str()))
+            .map(|n| n.opportunity_id.clone())
+            .collect()
+    }
+
+    /// The ids Lever reported deleted.
+    pub fn deleted_ids(&self) -> HashSet<String> {
+        self.notices
+            .iter()
+            .filter(|n| n.is_deletion())
+            .map(|n| n.opportunity_id.clone())
+            .collect()
+    }
+}
+
+/// The inbox of one data folder.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl Inbox {
+    /// The inbox in `data_dir` (nothing is created until the first append).
+    pub fn new(data_dir: &Path) -> Inbox {
+        Inbox {
+            path: data_dir.join(INBOX_FILE),
+            lock_path: data_dir.join(LOCK_FILE),
+        }
+    }
+
+    /// Appends one notice durably (written and synced before this returns).
+    pub fn append(&self, notice: &Notice) -> Result<(), Error> {
+        let mut line = serde_json::to_vec(notice).map_err(|e| self.error(e.into()))?;
+        line.push(b'\n');
+        let _lock = self.lock()?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| self.error(e))?;
+        if !ends_with_newline(&mut file).map_err(|e| self.error(e))? {
+            // A crash tore the last line: end it, so this notice starts a line of its own.
+            line.insert(0, b'\n');
+        }
+        file.write_all(&line).map_err(|e| self.error(e))?;
+        file.sync_data().map_err(|e| self.error(e))
+    }
+
+    /// Every whole line now in the inbox (empty when there is no inbox).
+    pub fn read(&self) -> Result<Pending, Error> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Pending::default()),
+            Err(e) => return Err(self.error(e)),
+        };
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let mut pending = Pending {
+            read_bytes: whole as u64,
+            ..Pending::default()
+        };
+        for line in bytes[..whole].split(|&b| b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Notice>(line) {
+                Ok(notice) => pending.notices.push(notice),
+                Err(_) => pending.unreadable += 1,
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Removes what `read` returned, except the notices `keep` holds on to; whatever arrived
+    /// after the read stays.
+    pub fn consume(&self, read: &Pending, keep: impl Fn(&Notice) -> bool) -> Result<(), Error> {
+        if read.read_bytes == 0 && read.notices.is_empty() {
+            return Ok(());
+        }
+        let _lock = self.lock()?;
+        let mut later = Vec::new();
+        match File::open(&self.path) {
+            Ok(mut file) => {
+                file.seek(SeekFrom::Start(read.read_bytes))
+                    .and_then(|_| file.read_to_end(&mut later))
+                    .map_err(|e| self.error(e))?;
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(self.error(e)),
+        }
+        let mut kept = Vec::new();
+        for notice in read.notices.iter().filter(|n| keep(n)) {
+            kept.extend(serde_json::to_vec(notice).map_err(|e| self.error(e.into()))?);
+            kept.push(b'\n');
+        }
+        kept.extend(later);
+        let temporary = self.path.with_extension("jsonl.tmp");
+        std::fs::write(&temporary, &kept)
+            .and_then(|()| File::open(&temporary)?.sync_all())
+            .and_then(|()| std::fs::rename(&temporary, &self.path))
+            .map_err(|e| self.error(e))
+    }
+
+    /// The inbox file's length and modification time, to notice changes cheaply; `None` when
+    /// there is no inbox.
+    pub fn stamp(&self) -> Option<(u64, SystemTime)> {
+        let meta = std::fs::metadata(&self.path).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    }
+
+    fn lock(&self) -> Result<File, Error> {
+        if let Some(dir) = self.lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| self.error(e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(|e| self.error(e))?;
+        // Released when the file is dropped.
+        file.lock().map_err(|e| self.error(e))?;
+        Ok(file)
+    }
+
+    fn error(&self, source: std::io::Error) -> Error {
+        Error {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// The webhook signature tokens in `data_dir/webhook-tokens` (blank lines and `#` comments
+/// skipped); `None` when the file does not exist, which means webhooks are not set up.
+pub fn signature_tokens(data_dir: &Path) -> Result<Option<Vec<String>>, Error> {
+    let path = data_dir.join(TOKENS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect(),
+        )),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error { path, source }),
+    }
+}
+
+fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(event: &str, id: &str) -> Notice {
+        Notice {
+            event: event.into(),
+            opportunity_id: id.into(),
+            triggered_at: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_missing_inbox_reads_empty_and_consumes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        let pending = inbox.read().expect("read");
+        assert!(pending.notices.is_empty());
+        inbox.consume(&pending, |_| false).expect("consume");
+        assert!(!dir.path().join(INBOX_FILE).exists());
+    }
+
+    #[test]
+    fn consume_removes_what_was_read_but_keeps_later_and_kept_notices() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        inbox
+            .append(&notice("candidateStageChange", "a"))
+            .expect("append");
+        inbox.append(&notice(DELETED_EVENT, "b")).expect("append");
+        inbox
+            .append(&notice("candidateHired", "a"))
+            .expect("append");
+        let pending = inbox.read().expect("read");
+        assert_eq!(pending.opportunity_ids(), ["a", "b"]);
+        assert_eq!(pending.deleted_ids(), HashSet::from(["b".to_owned()]));
+
+        // Arrives while the sync runs.
+        inbox
+            .append(&notice("candidateArchiveChange", "c"))
+            .expect("append");
+        inbox
+            .consume(&pending, |n| n.opportunity_id == "b")
+            .expect("consume");
+        let left = inbox.read().expect("read");
+        assert_eq!(
+            left.notices,
+            [
+                notice(DELETED_EVENT, "b"),
+                notice("candidateArchiveChange", "c")
+            ]
+        );
+        inbox.consume(&left, |_| false).expect("consume");
+        assert!(inbox.read().expect("read").notices.is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_never_swallows_the_next_notice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        inbox
+            .append(&notice("candidateHired", "a"))
+            .expect("append");
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(INBOX_FILE))
+            .expect("open");
+        file.write_all(br#"{"event":"candidateDel"#).expect("tear");
+        assert_eq!(inbox.read().expect("read").notices.len(), 1);
+
+        inbox.append(&notice(DELETED_EVENT, "b")).expect("append");
+        let pending = inbox.read().expect("read");
+        assert_eq!(
+            pending.notices,
+            [notice("candidateHired", "a"), notice(DELETED_EVENT, "b")]
+        );
+        assert_eq!(pending.unreadable, 1);
+    }
+}
