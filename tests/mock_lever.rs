@@ -752,7 +752,27 @@ async fn fixture_round_trip_keeps_the_pool_identical() {
         text: "new text".into(),
     })
     .unwrap();
+    let applicant = mock
+        .pool()
+        .opportunities()
+        .iter()
+        .skip(2)
+        .find(|o| !o.applications.is_empty())
+        .map(|o| o.id().to_owned())
+        .unwrap();
+    let gone = mock
+        .mutate(MutateOp::DeleteApplication {
+            opportunity_id: applicant.clone(),
+            application_id: None,
+        })
+        .unwrap();
     let pool = mock.pool();
+    assert!(
+        pool.opportunity(&applicant)
+            .unwrap()
+            .applications
+            .is_empty()
+    );
     let dir = tempfile::tempdir().unwrap();
     pool.save_fixture(dir.path()).unwrap();
     let loaded = Pool::load_fixture(dir.path()).unwrap();
@@ -769,6 +789,13 @@ async fn fixture_round_trip_keeps_the_pool_identical() {
     ))
     .await;
     assert_eq!(records.len(), pool.opportunities().len());
+    let (deleted, _) = walk(&format!("{}/applications/deleted", served.base_url())).await;
+    assert!(
+        deleted
+            .iter()
+            .any(|a| a["id"] == gone["applicationId"] && a["opportunityId"] == applicant.as_str()),
+        "{deleted:?}"
+    );
     let (postings, _) = walk(&format!("{}/postings?include=content", served.base_url())).await;
     assert_eq!(postings.len(), pool.postings().len());
     assert!(

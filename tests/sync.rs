@@ -833,6 +833,22 @@ async fn incremental_sync_picks_up_exactly_the_changes() {
             opportunity_id: ids[5].clone(),
         })
         .expect("delete");
+    // An application deleted on its own leaves the opportunity's updatedAt alone: only
+    // `/applications/deleted` tells.
+    let applicant = pool
+        .opportunities()
+        .iter()
+        .skip(6)
+        .find(|o| !o.applications.is_empty())
+        .map(|o| o.id().to_owned())
+        .expect("an opportunity with an application");
+    lever
+        .mutate(MutateOp::DeleteApplication {
+            opportunity_id: applicant.clone(),
+            application_id: None,
+        })
+        .expect("delete application");
+    expected_changed.insert(applicant.clone());
     let added = lever
         .mutate(MutateOp::AddCandidates { count: 3, seed: 99 })
         .expect("add");
@@ -854,9 +870,21 @@ async fn incremental_sync_picks_up_exactly_the_changes() {
     let changed: HashSet<String> = report.commit.changed.iter().cloned().collect();
     assert_eq!(changed, expected_changed);
     assert_eq!(report.commit.deleted, vec![ids[5].clone()]);
-    // Only the changed ones were fetched: a few list pages plus children of 8 opportunities.
-    assert!(report.api_calls < 60, "{} calls", report.api_calls);
+    // Only the changed ones were fetched: a few list pages plus children of 9 opportunities.
+    assert!(report.api_calls < 65, "{} calls", report.api_calls);
     assert_store_matches_pool(dir.path(), &lever.pool());
+    let now_stored = stored(dir.path());
+    let expected_postings: Vec<String> = lever
+        .pool()
+        .opportunity(&applicant)
+        .map(|o| {
+            o.applications
+                .iter()
+                .filter_map(|a| a["posting"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .expect("applicant");
+    assert_eq!(now_stored[&applicant].posting_ids, expected_postings);
 
     // Nothing changed: nothing to do.
     let quiet = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))

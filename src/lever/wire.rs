@@ -316,6 +316,22 @@ pub struct DeletedOpportunity {
     pub deleted_at: Option<Millis>,
 }
 
+/// An item of `GET /applications/deleted` (its fields are unverified: the opportunity id may
+/// be missing).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedApplication {
+    /// The deleted application's id.
+    #[serde(deserialize_with = "required_id")]
+    pub id: String,
+    /// The opportunity it belonged to.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub opportunity_id: Option<String>,
+    /// When it was deleted.
+    #[serde(default, deserialize_with = "lenient_millis")]
+    pub deleted_at: Option<Millis>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resumes.
 

@@ -19,6 +19,7 @@ const STAGES: &str = "stages.jsonl";
 const ARCHIVE_REASONS: &str = "archive_reasons.jsonl";
 const USERS: &str = "users.jsonl";
 const DELETED: &str = "deleted.jsonl";
+const DELETED_APPLICATIONS: &str = "deleted_applications.jsonl";
 
 impl Pool {
     /// Loads a fixture directory (format in the module docs of [`crate::mock_lever`]).
@@ -67,6 +68,8 @@ impl Pool {
             None => Vec::new(),
         };
         let deleted = read_optional(&dir.join(DELETED))?.unwrap_or_default();
+        let deleted_applications =
+            read_optional(&dir.join(DELETED_APPLICATIONS))?.unwrap_or_default();
         let mut pool = Pool {
             opportunities,
             postings,
@@ -74,6 +77,7 @@ impl Pool {
             archive_reasons,
             users,
             deleted,
+            deleted_applications,
         };
         derive_reference_data(&mut pool);
         Ok(pool)
@@ -95,6 +99,12 @@ impl Pool {
             self.archive_reasons.iter().cloned(),
         )?;
         write_lines(&dir.join(USERS), self.users.iter().cloned())?;
+        if !self.deleted_applications.is_empty() {
+            write_lines(
+                &dir.join(DELETED_APPLICATIONS),
+                self.deleted_applications.iter().cloned(),
+            )?;
+        }
         if !self.deleted.is_empty() {
             write_lines(&dir.join(DELETED), self.deleted.iter().cloned())?;
         }

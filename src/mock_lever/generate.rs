@@ -36,6 +36,7 @@ pub fn generate_pool(candidates: usize, seed: u64) -> Pool {
         archive_reasons: default_archive_reasons(),
         users,
         deleted: Vec::new(),
+        deleted_applications: Vec::new(),
     };
     let span = Span {
         end: ANCHOR_MS,

@@ -49,7 +49,9 @@
 //!   `{"op":"add_note","opportunity_id":ID,"text":T}`,
 //!   `{"op":"move_stage","opportunity_id":ID,"stage_id":S}`,
 //!   `{"op":"archive","opportunity_id":ID,"reason_id":R|null}` (null unarchives),
-//!   `{"op":"delete","opportunity_id":ID}`, `{"op":"add_candidates","count":N,"seed":S}`,
+//!   `{"op":"delete","opportunity_id":ID}`,
+//!   `{"op":"delete_application","opportunity_id":ID,"application_id":A?}`,
+//!   `{"op":"add_candidates","count":N,"seed":S}`,
 //!   `{"op":"update_resume_text","opportunity_id":ID,"resume_id":R?,"text":T}`,
 //!   `{"op":"add_tags","opportunity_id":ID,"tags":[...]}`. Answers `{"data":[result...]}`.
 //! * `GET /_mock/stats` ([`Stats`]), `POST /_mock/stats/reset`.
@@ -66,7 +68,8 @@
 //!   ids or full application objects (§8.8, as `expand=applications` shows them).
 //! * `DIR/postings.jsonl`: one posting object (§8.12) per line.
 //! * Optional: `stages.jsonl`, `archive_reasons.jsonl`, `users.jsonl` (defaults: the generated
-//!   account's), `deleted.jsonl` (deleted opportunities with `deletedAt`). Stages, archive
+//!   account's), `deleted.jsonl` (deleted opportunities with `deletedAt`),
+//!   `deleted_applications.jsonl` (applications deleted from live opportunities). Stages, archive
 //!   reasons and users that records reference but these lists lack are added.
 //! * Only `id` is required; absent optional fields get defaults (`[]`, `null`, `""`,
 //!   `non-confidential`, the first stage, the first user...).

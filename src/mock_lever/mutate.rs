@@ -38,6 +38,16 @@ pub enum MutateOp {
         /// Opportunity id.
         opportunity_id: String,
     },
+    /// Deletes an opportunity's application (its first one when `application_id` is absent):
+    /// it moves to `/applications/deleted`. The opportunity's `updatedAt` does not move (Lever
+    /// does not document that it would), which is why a sync has to read that list.
+    DeleteApplication {
+        /// Opportunity id.
+        opportunity_id: String,
+        /// Application id; default the opportunity's first application.
+        #[serde(default)]
+        application_id: Option<String>,
+    },
     /// Generates `count` new opportunities created during the last week.
     AddCandidates {
         /// How many opportunities.
@@ -125,6 +135,13 @@ pub(crate) fn apply(pool: &mut Pool, op: MutateOp, now: i64) -> Result<(Value, V
         MutateOp::Delete { opportunity_id } => {
             let events = delete_opportunity(pool, &opportunity_id, first_user.as_deref(), now)?;
             Ok((json!({"opportunityId": opportunity_id}), events))
+        }
+        MutateOp::DeleteApplication {
+            opportunity_id,
+            application_id,
+        } => {
+            let id = delete_application(pool, &opportunity_id, application_id.as_deref(), now)?;
+            Ok((json!({"applicationId": id}), Vec::new()))
         }
         MutateOp::AddCandidates { count, seed } => {
             let (ids, events) = add_candidates(pool, count, seed, now);
@@ -368,6 +385,36 @@ pub(crate) fn delete_opportunity(
         &opp,
         json!({"deletedBy": user}),
     )])
+}
+
+/// Removes one application from an opportunity into the deleted-applications list.
+fn delete_application(
+    pool: &mut Pool,
+    opportunity_id: &str,
+    application_id: Option<&str>,
+    now: i64,
+) -> Result<String, Error> {
+    let opp = find(pool, opportunity_id)?;
+    let position = opp
+        .applications
+        .iter()
+        .position(|a| application_id.is_none_or(|id| str_field(a, "id") == id))
+        .ok_or_else(|| Error::NotFound {
+            kind: "applications",
+            id: application_id.unwrap_or("(any)").to_owned(),
+        })?;
+    let application = opp.applications.remove(position);
+    let id = str_field(&application, "id").to_owned();
+    if let Some(ids) = opp.opportunity["applications"].as_array_mut() {
+        ids.retain(|a| a.as_str() != Some(id.as_str()));
+    }
+    pool.deleted_applications.push(json!({
+        "id": id,
+        "deletedAt": now,
+        "opportunityId": opportunity_id,
+        "postingId": application["posting"],
+    }));
+    Ok(id)
 }
 
 /// Generates new opportunities (fresh records: `updatedAt` set).

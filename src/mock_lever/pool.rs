@@ -98,6 +98,8 @@ pub struct Pool {
     pub(crate) archive_reasons: Vec<Value>,
     pub(crate) users: Vec<Value>,
     pub(crate) deleted: Vec<Value>,
+    /// Applications deleted from live opportunities: `{id, deletedAt, opportunityId, postingId}`.
+    pub(crate) deleted_applications: Vec<Value>,
 }
 
 impl fmt::Debug for Pool {
@@ -109,6 +111,7 @@ impl fmt::Debug for Pool {
             .field("archive_reasons", &self.archive_reasons.len())
             .field("users", &self.users.len())
             .field("deleted", &self.deleted.len())
+            .field("deleted_applications", &self.deleted_applications.len())
             .finish()
     }
 }
@@ -180,6 +183,7 @@ impl Pool {
             .chain(
                 self.deleted
                     .iter()
+                    .chain(&self.deleted_applications)
                     .filter_map(|d| d.get("deletedAt").and_then(Value::as_i64)),
             )
             .max()

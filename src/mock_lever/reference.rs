@@ -165,33 +165,38 @@ pub(crate) async fn postings_deleted(State(shared): S, RawQuery(raw): RawQuery) 
     paged(&shared, "/v1/postings/deleted", &params, Vec::new())
 }
 
-/// `GET /applications/deleted`: applications of deleted opportunities.
+/// `GET /applications/deleted`: applications of deleted opportunities, and applications
+/// deleted on their own.
 pub(crate) async fn applications_deleted(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let start = params.millis("deleted_at_start")?;
     let end = params.millis("deleted_at_end")?;
-    let items = shared
-        .read()
-        .deleted
-        .iter()
-        .flat_map(|d| {
-            let at = d["deletedAt"].as_i64().unwrap_or(0);
-            let opp = str_field(d, "id").to_owned();
-            d["applications"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(move |a| {
-                    let id = a.as_str()?.to_owned();
-                    Some((
-                        (0, at, id.clone()),
-                        json!({"id": id, "deletedAt": at, "opportunityId": opp}),
-                    ))
-                })
-        })
+    let pool = shared.read();
+    let with_opportunities = pool.deleted.iter().flat_map(|d| {
+        let at = d["deletedAt"].as_i64().unwrap_or(0);
+        let opp = str_field(d, "id").to_owned();
+        d["applications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(move |a| {
+                let id = a.as_str()?.to_owned();
+                Some((
+                    (0, at, id.clone()),
+                    json!({"id": id, "deletedAt": at, "opportunityId": opp}),
+                ))
+            })
+    });
+    let alone = pool.deleted_applications.iter().map(|d| {
+        let at = d["deletedAt"].as_i64().unwrap_or(0);
+        ((0, at, str_field(d, "id").to_owned()), d.clone())
+    });
+    let items = with_opportunities
+        .chain(alone)
         .filter(|((_, at, _), _)| start.is_none_or(|s| *at >= s) && end.is_none_or(|e| *at < e))
         .collect();
+    drop(pool);
     paged(&shared, "/v1/applications/deleted", &params, items)
 }
 

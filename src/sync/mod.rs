@@ -2,7 +2,8 @@
 //! incrementally after, pipelined under the shared rate limiter, resumable after a crash.
 //!
 //! One run = one store [`Batch`]: reference data, then deletions (incremental runs), then the
-//! opportunities named by webhook notices ([`inbox`]), then the opportunity listing, whose
+//! opportunities named by deleted applications or webhook notices ([`inbox`]), then the
+//! opportunity listing, whose
 //! records fan out into bounded concurrent child fetches (resumes, notes, feedback). Every
 //! finished opportunity is journaled at once, so a killed run resumes where it stopped; only
 //! [`Batch::commit`] makes the run's work visible, and only after it are the notices acted on
@@ -23,12 +24,12 @@ use tokio::task::JoinSet;
 
 use crate::domain::{Candidate, Millis};
 use crate::lever::client::path_segment;
-use crate::lever::wire::{DeletedOpportunity, Opportunity};
+use crate::lever::wire::{DeletedApplication, DeletedOpportunity, Opportunity};
 use crate::lever::{ClientConfig, Credentials, LeverClient, MalformedRecord};
 use crate::store::{Batch, Commit, Store, SyncState};
 
 use children::ChildOutcome;
-use inbox::{Inbox, Pending};
+use inbox::Inbox;
 use progress::Progress;
 
 /// Checkpoint key holding the start time of the run in progress (kept across a resume).
@@ -197,12 +198,13 @@ pub async fn run_with_client(
     tracing::info!(?mode, resumed, stored = batch.base().len(), "sync started");
     batch.set_reference(reference)?;
 
+    let mut named = Vec::new();
     if mode == SyncMode::Incremental {
         let since = previous
             .deleted_checkpoint
             .or(previous.last_run_started_at.map(|t| t - overlap))
             .unwrap_or(0);
-        purge_deleted(client, &mut batch, since, &mut tally).await?;
+        named = purge_deleted(client, &mut batch, since, &mut tally).await?;
     }
 
     let mut query: Vec<(&'static str, String)> = vec![
@@ -214,7 +216,8 @@ pub async fn run_with_client(
     }
     let inbox = Inbox::new(&options.data_dir);
     let notices = inbox.read()?;
-    let notified = fetch_notified(client, &mut batch, &notices, &query, &mut tally).await?;
+    named.extend(notices.opportunity_ids());
+    let named = fetch_named(client, &mut batch, named, &query, &mut tally).await?;
     if let (SyncMode::Incremental, Some(last)) = (mode, previous.last_run_started_at) {
         query.push(("updated_at_start", (last - overlap).to_string()));
     }
@@ -223,7 +226,7 @@ pub async fn run_with_client(
     let listing_complete = sync_opportunities(
         client,
         &mut batch,
-        notified,
+        named,
         query,
         options.concurrency,
         options.fetched.as_ref(),
@@ -332,39 +335,61 @@ struct Tally {
     resume_text_failed: u64,
 }
 
-/// Deletes what `/opportunities/deleted` lists since `since`.
+/// Deletes what `/opportunities/deleted` lists since `since`, and returns the live
+/// opportunities whose applications `/applications/deleted` lists since then: an application
+/// can go without its opportunity's `updatedAt` moving. An account without that newer list
+/// (404) has nothing there.
 async fn purge_deleted(
     client: &LeverClient,
     batch: &mut Batch,
     since: Millis,
     tally: &mut Tally,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
+    let since = vec![("deleted_at_start", since.max(0).to_string())];
     let (deleted, malformed) = client
-        .list_all::<DeletedOpportunity>(
-            "/opportunities/deleted",
-            vec![("deleted_at_start", since.max(0).to_string())],
-        )
+        .list_all::<DeletedOpportunity>("/opportunities/deleted", since.clone())
         .await?;
     tally.malformed.extend(malformed);
-    for item in deleted {
-        batch.delete(&item.id)?;
+    let applications = match client
+        .list_all::<DeletedApplication>("/applications/deleted", since)
+        .await
+    {
+        Ok((applications, malformed)) => {
+            tally.malformed.extend(malformed);
+            applications
+        }
+        Err(crate::lever::Error::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let gone: HashSet<String> = deleted.into_iter().map(|d| d.id).collect();
+    for id in &gone {
+        batch.delete(id)?;
     }
-    Ok(())
+    Ok(applications
+        .into_iter()
+        .filter_map(|a| a.opportunity_id)
+        .filter(|id| !gone.contains(id))
+        .collect())
 }
 
-/// Fetches each opportunity a webhook notice names: a 404 purges it at once, the others are
-/// returned for the listing to dispatch first (marked forced). Failures are counted and keep
-/// their notices for the next run.
-async fn fetch_notified(
+/// Fetches each opportunity named by a deleted application or a webhook notice: a 404 purges
+/// it at once, the others are returned for the listing to dispatch first (marked forced, so
+/// their children are fetched again). Failures are counted, and keep their notices for the
+/// next run.
+async fn fetch_named(
     client: &LeverClient,
     batch: &mut Batch,
-    notices: &Pending,
+    ids: Vec<String>,
     query: &[(&'static str, String)],
     tally: &mut Tally,
 ) -> Result<Vec<Opportunity>, Error> {
     let query: Vec<(&str, String)> = query.iter().map(|(k, v)| (*k, v.clone())).collect();
     let mut found = Vec::new();
-    for id in notices.opportunity_ids() {
+    let mut asked = HashSet::new();
+    for id in ids {
+        if !asked.insert(id.clone()) {
+            continue;
+        }
         let path = format!("/opportunities/{}", path_segment(&id));
         match client.get::<Opportunity>(&path, &query).await {
             Ok(opp) => {
