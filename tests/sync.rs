@@ -1136,6 +1136,9 @@ async fn lever_webhooks_reach_the_inbox_and_the_next_sync_acts_on_them() {
     assert_eq!(report.webhook_notices, 2);
     assert_eq!(report.commit.deleted, vec![ids[0].clone()]);
     assert!(report.commit.changed.contains(&ids[1]));
+    // The notices stay (the deletion hidden) until the caller has updated the indexes.
+    assert_eq!(inbox.read().expect("inbox").notices.len(), 2);
+    report.release_notices(data).expect("release");
     assert!(inbox.read().expect("inbox").notices.is_empty());
     assert_store_matches_pool(data, &lever.pool());
 
@@ -1160,5 +1163,6 @@ async fn lever_webhooks_reach_the_inbox_and_the_next_sync_acts_on_them() {
         .expect("forced");
     assert_eq!(forced.webhook_notices, 1);
     assert_eq!(forced.opportunities_fetched, 1);
+    forced.release_notices(data).expect("release");
     assert!(inbox.read().expect("inbox").notices.is_empty());
 }

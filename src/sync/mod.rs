@@ -6,8 +6,9 @@
 //! opportunity listing, whose
 //! records fan out into bounded concurrent child fetches (resumes, notes, feedback). Every
 //! finished opportunity is journaled at once, so a killed run resumes where it stopped; only
-//! [`Batch::commit`] makes the run's work visible, and only after it are the notices acted on
-//! removed from the inbox.
+//! [`Batch::commit`] makes the run's work visible. The notices acted on leave the inbox when
+//! the caller has brought the indexes up to date too ([`SyncReport::release_notices`]), so a
+//! deletion stays hidden from answers until the index no longer holds it.
 
 mod children;
 pub mod inbox;
@@ -29,7 +30,7 @@ use crate::lever::{ClientConfig, Credentials, LeverClient, MalformedRecord};
 use crate::store::{Batch, Commit, Store, SyncState};
 
 use children::ChildOutcome;
-use inbox::Inbox;
+use inbox::{Inbox, Pending};
 use progress::Progress;
 
 /// Checkpoint key holding the start time of the run in progress (kept across a resume).
@@ -156,6 +157,21 @@ pub struct SyncReport {
     /// What the commit changed (for the indexes).
     #[serde(skip)]
     pub commit: Commit,
+    /// The webhook notices this run read from the inbox.
+    #[serde(skip)]
+    pub notices: Pending,
+}
+
+impl SyncReport {
+    /// Removes from the inbox of `data_dir` the notices this run acted on (those of
+    /// opportunities that failed stay for the next run). Call it once the indexes are up to
+    /// date with this run: until then a deleted candidate must stay hidden from answers.
+    pub fn release_notices(&self, data_dir: &std::path::Path) -> Result<(), inbox::Error> {
+        let failed: HashSet<&str> = self.failed_ids.iter().map(String::as_str).collect();
+        Inbox::new(data_dir).consume(&self.notices, |n| {
+            failed.contains(n.opportunity_id.as_str())
+        })
+    }
 }
 
 /// Runs one sync: see the module docs. Returns the report after the commit.
@@ -214,8 +230,7 @@ pub async fn run_with_client(
     if confidential_access {
         query.push(("confidentiality", "all".into()));
     }
-    let inbox = Inbox::new(&options.data_dir);
-    let notices = inbox.read()?;
+    let notices = Inbox::new(&options.data_dir).read()?;
     named.extend(notices.opportunity_ids());
     let named = fetch_named(client, &mut batch, named, &query, &mut tally).await?;
     if let (SyncMode::Incremental, Some(last)) = (mode, previous.last_run_started_at) {
@@ -267,11 +282,6 @@ pub async fn run_with_client(
     };
     let commit = batch.commit(sync_state)?;
     let total = Store::open(&options.data_dir)?.len() as u64;
-    // The notices are acted on; those of opportunities that failed wait for the next run.
-    let failed: HashSet<&str> = tally.failed_ids.iter().map(String::as_str).collect();
-    if let Err(e) = inbox.consume(&notices, |n| failed.contains(n.opportunity_id.as_str())) {
-        tracing::warn!(error = %e, "webhook notices stay in the inbox; the next run acts on them again");
-    }
 
     let stats = client.stats();
     let report = SyncReport {
@@ -302,6 +312,7 @@ pub async fn run_with_client(
         server_errors: stats.server_errors - calls_before.server_errors,
         wall_seconds: started.elapsed().as_secs_f64(),
         commit,
+        notices,
     };
     tracing::info!(
         generation = report.generation,

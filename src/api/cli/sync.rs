@@ -82,13 +82,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
         Some((embedder, prefetcher)) => {
             let cache = prefetcher.finish();
-            Some(super::index::after_sync(
+            let outcome = super::index::after_sync(
                 &args.data,
                 &embedder,
                 Some(&cache),
                 &report.commit,
                 !args.json,
-            )?)
+            )?;
+            // The indexes now show what the webhook notices asked for: they can go. (With
+            // --no-index they stay, and keep deleted candidates hidden, until a sync indexes.)
+            if let Err(e) = report.release_notices(&args.data) {
+                tracing::warn!(error = %e, "webhook notices stay in the inbox; the next sync acts on them again");
+            }
+            Some(outcome)
         }
     };
     if args.json {
