@@ -4,21 +4,29 @@
 //! Then a sync followed by indexing, with and without embedding while fetching (the
 //! `pipeline::Prefetcher`), in the same run.
 //!
+//! Webhook intake: signed deliveries per second into the inbox through `serve`'s route, each
+//! on disk before its answer.
+//!
 //! `cargo bench --bench sync` (release). Sizes: `SYNC_BENCH_CANDIDATES` (default 2000) for the
 //! rate-limited run, `SYNC_BENCH_FAST_CANDIDATES` (default 2000) for the unthrottled run,
+//! `SYNC_BENCH_WEBHOOKS` (default 2000) deliveries from 4 senders,
 //! `SYNC_BENCH_INDEX_CANDIDATES` (default 400) at `SYNC_BENCH_INDEX_RATE` calls/s (default 40)
 //! for sync + index (needs the model files).
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
+use rediscover::api::http::{AppState, app};
 use rediscover::domain::Candidate;
+use rediscover::engine::Engine;
 use rediscover::index::{Embedder, Progress};
 use rediscover::lever::{ApiKey, ClientConfig, Credentials};
 use rediscover::mock_lever::{MockConfig, MockLever, generate_pool};
 use rediscover::pipeline::{self, Prefetcher};
 use rediscover::store::Store;
+use rediscover::sync::inbox::{Inbox, TOKENS_FILE};
 use rediscover::sync::{SyncOptions, SyncReport, run};
 
 const KEY: &str = "bench-key";
@@ -103,6 +111,57 @@ fn sync_and_index(
     (synced, whole - synced, whole)
 }
 
+/// `deliveries` signed Lever deliveries from `senders` concurrent clients to `/webhooks/lever`
+/// of a server on loopback; returns deliveries/s and each delivery's latency in ms.
+async fn webhook_intake(deliveries: usize, senders: usize) -> (f64, Vec<f64>) {
+    const SIGNATURE_TOKEN: &str = "bench-signature-token";
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(TOKENS_FILE), SIGNATURE_TOKEN).expect("tokens");
+    let engine = Engine::open(dir.path(), None).expect("engine");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/webhooks/lever",
+        listener.local_addr().expect("addr")
+    );
+    let server = tokio::spawn(
+        axum::serve(listener, app(AppState::new(Arc::new(engine), None))).into_future(),
+    );
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..senders)
+        .map(|sender| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                for i in (sender..deliveries).step_by(senders) {
+                    let token = format!("{i:048}");
+                    let at = 1_718_000_000_000 + i as i64;
+                    let body = serde_json::json!({
+                        "event": "candidateStageChange", "triggeredAt": at, "token": token,
+                        "signature": rediscover::lever::webhook::sign(SIGNATURE_TOKEN, &token, at),
+                        "data": {"opportunityId": format!("opportunity-{i}")}});
+                    let sent = Instant::now();
+                    let response = client.post(&url).json(&body).send().await.expect("post");
+                    assert!(response.status().is_success(), "{}", response.status());
+                    latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("sender"));
+    }
+    let per_second = deliveries as f64 / started.elapsed().as_secs_f64();
+    server.abort();
+    let kept = Inbox::new(dir.path()).read().expect("inbox").notices.len();
+    assert_eq!(kept, deliveries, "every delivery is in the inbox");
+    (per_second, latencies)
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -144,6 +203,17 @@ fn main() {
             "  calls per s         {:.0}",
             report.api_calls as f64 / report.wall_seconds
         );
+    }
+    let deliveries = env_usize("SYNC_BENCH_WEBHOOKS", 2000);
+    if deliveries > 0 {
+        let (per_second, mut latencies) = runtime.block_on(webhook_intake(deliveries, 4));
+        latencies.sort_by(f64::total_cmp);
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+        println!(
+            "webhooks: {deliveries} signed deliveries from 4 senders, each synced to the inbox before its 200"
+        );
+        println!("  deliveries per s    {per_second:.0}");
+        println!("  latency p50 / p99   {:.2} / {:.2} ms", at(0.5), at(0.99));
     }
     let indexed = env_usize("SYNC_BENCH_INDEX_CANDIDATES", 400);
     if indexed > 0 {
