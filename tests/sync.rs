@@ -600,6 +600,22 @@ fn assert_store_matches_pool(data: &Path, pool: &Pool) {
     }
 }
 
+/// The pool's live opportunity ids, in order.
+fn opportunity_ids(pool: &Pool) -> Vec<String> {
+    pool.opportunities()
+        .iter()
+        .map(|o| o.id().to_owned())
+        .collect()
+}
+
+/// The id of the pool's last pipeline stage.
+fn last_stage(pool: &Pool) -> String {
+    pool.stages()
+        .last()
+        .map(|s| str_of(s, "id").to_owned())
+        .expect("stage")
+}
+
 fn fast_options(data: &Path, url: &str, rate: f64) -> SyncOptions {
     let mut options = options(data, url, KEY);
     options.client.rate = rate;
@@ -770,11 +786,7 @@ async fn incremental_sync_picks_up_exactly_the_changes() {
         .await
         .expect("full");
     let pool = lever.pool();
-    let ids: Vec<String> = pool
-        .opportunities()
-        .iter()
-        .map(|o| o.id().to_owned())
-        .collect();
+    let ids = opportunity_ids(&pool);
     let with_resume = pool
         .opportunities()
         .iter()
@@ -785,11 +797,7 @@ async fn incremental_sync_picks_up_exactly_the_changes() {
         })
         .map(|o| o.id().to_owned())
         .expect("an opportunity with a resume file");
-    let stage = pool
-        .stages()
-        .last()
-        .map(|s| str_of(s, "id").to_owned())
-        .expect("stage");
+    let stage = last_stage(&pool);
     let reason = pool.archive_reasons()[0]["id"]
         .as_str()
         .expect("reason")
@@ -1085,16 +1093,8 @@ async fn lever_webhooks_reach_the_inbox_and_the_next_sync_acts_on_them() {
     std::fs::write(data.join(TOKENS_FILE), tokens).expect("tokens");
 
     let pool = lever.pool();
-    let ids: Vec<String> = pool
-        .opportunities()
-        .iter()
-        .map(|o| o.id().to_owned())
-        .collect();
-    let stage = pool
-        .stages()
-        .last()
-        .map(|s| str_of(s, "id").to_owned())
-        .expect("stage");
+    let ids = opportunity_ids(&pool);
+    let stage = last_stage(&pool);
     lever
         .mutate(MutateOp::Delete {
             opportunity_id: ids[0].clone(),
