@@ -3,8 +3,8 @@
 //!
 //! The API layer holds one `Engine` and never touches tantivy, hnsw_rs or the store directly.
 //! A query works on one [`Snapshot`] from start to end, so a reload never mixes generations.
-//! Opportunities that a webhook reported deleted are hidden from every answer from the moment
-//! the notice is in the inbox until a sync purges them.
+//! Opportunities that a webhook reported deleted are hidden from every answer for as long as
+//! the notice is in the inbox: from its arrival until a sync has purged them from the indexes.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -166,7 +166,7 @@ impl Engine {
         }
     }
 
-    /// Rows of `snapshot` that webhooks reported deleted and no sync has purged yet.
+    /// Rows of `snapshot` whose deletion notices are still in the webhook inbox.
     fn hidden_rows(&self, snapshot: &Snapshot) -> Vec<u32> {
         let ids = Arc::clone(
             &self

@@ -4,8 +4,8 @@
 //! Routes: `POST /v1/match`, `GET /v1/postings`, `GET /v1/candidates/{opportunity_id}`,
 //! `GET /healthz`, `GET /openapi.json`, and `POST /webhooks/lever` for Lever's deliveries.
 //! `/v1/*` needs `Authorization: Bearer <token>` when a token is configured; a webhook is
-//! authenticated by its own signature instead. User errors are 4xx `{"error": "..."}`; faults are a generic 500 whose
-//! detail is logged once.
+//! authenticated by its own signature instead. User errors are 4xx `{"error": "..."}`; faults
+//! are a generic 500 whose detail is logged once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -291,8 +291,8 @@ pub struct Context<'a> {
     pub people: Option<&'a People>,
     /// The terms chosen for recent postings in this index generation; optional.
     pub term_cache: Option<&'a TermCache>,
-    /// Rows never to return, whatever the filters: opportunities Lever reported deleted that
-    /// no sync has purged yet.
+    /// Rows never to return, whatever the filters: opportunities Lever reported deleted (by
+    /// webhook) that are not yet purged from the indexes.
     pub hidden: &'a [u32],
 }
 

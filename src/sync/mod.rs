@@ -3,12 +3,12 @@
 //!
 //! One run = one store [`Batch`]: reference data, then deletions (incremental runs), then the
 //! opportunities named by deleted applications or webhook notices ([`inbox`]), then the
-//! opportunity listing, whose
-//! records fan out into bounded concurrent child fetches (resumes, notes, feedback). Every
-//! finished opportunity is journaled at once, so a killed run resumes where it stopped; only
-//! [`Batch::commit`] makes the run's work visible. The notices acted on leave the inbox when
-//! the caller has brought the indexes up to date too ([`SyncReport::release_notices`]), so a
-//! deletion stays hidden from answers until the index no longer holds it.
+//! opportunity listing, whose records fan out into bounded concurrent child fetches (resumes,
+//! notes, feedback). Every finished opportunity is journaled at once, so a killed run resumes
+//! where it stopped; only [`Batch::commit`] makes the run's work visible. The notices acted on
+//! leave the inbox when the caller has brought the indexes up to date too
+//! ([`SyncReport::release_notices`]), so a deletion stays hidden from answers until the index
+//! no longer holds it.
 
 mod children;
 pub mod inbox;
@@ -332,8 +332,8 @@ pub async fn run_with_client(
 #[derive(Default)]
 struct Tally {
     seen: HashSet<String>,
-    /// Opportunities named by webhook notices: their children are fetched even when Lever's
-    /// timestamps say nothing changed.
+    /// Opportunities named by webhook notices or deleted applications: their children are
+    /// fetched even when Lever's timestamps say nothing changed.
     forced: HashSet<String>,
     /// Listed records that could not be read (never purged because of that).
     unreadable: HashSet<String>,
@@ -370,6 +370,15 @@ async fn purge_deleted(
             applications
         }
         Err(crate::lever::Error::NotFound { .. }) => Vec::new(),
+        // Its shape is unverified: an unreadable page is reported, not fatal.
+        Err(crate::lever::Error::Malformed { path, reason }) => {
+            tally.malformed.push(MalformedRecord {
+                path,
+                id: None,
+                reason,
+            });
+            Vec::new()
+        }
         Err(e) => return Err(e.into()),
     };
     let gone: HashSet<String> = deleted.into_iter().map(|d| d.id).collect();
@@ -383,10 +392,10 @@ async fn purge_deleted(
         .collect())
 }
 
-/// Fetches each opportunity named by a deleted application or a webhook notice: a 404 purges
-/// it at once, the others are returned for the listing to dispatch first (marked forced, so
-/// their children are fetched again). Failures are counted, and keep their notices for the
-/// next run.
+/// Fetches each opportunity named by a deleted application or a webhook notice, all at once
+/// under the shared limiter: a 404 purges it, the others are returned for the listing to
+/// dispatch first (marked forced, so their children are fetched again). Failures are counted,
+/// and keep their notices for the next run.
 async fn fetch_named(
     client: &LeverClient,
     batch: &mut Batch,
@@ -394,15 +403,24 @@ async fn fetch_named(
     query: &[(&'static str, String)],
     tally: &mut Tally,
 ) -> Result<Vec<Opportunity>, Error> {
-    let query: Vec<(&str, String)> = query.iter().map(|(k, v)| (*k, v.clone())).collect();
-    let mut found = Vec::new();
+    let query: Vec<(&'static str, String)> = query.to_vec();
     let mut asked = HashSet::new();
+    let mut fetches = JoinSet::new();
     for id in ids {
         if !asked.insert(id.clone()) {
             continue;
         }
-        let path = format!("/opportunities/{}", path_segment(&id));
-        match client.get::<Opportunity>(&path, &query).await {
+        let (client, query) = (client.clone(), query.clone());
+        fetches.spawn(async move {
+            let path = format!("/opportunities/{}", path_segment(&id));
+            let result = client.get::<Opportunity>(&path, &query).await;
+            (id, result)
+        });
+    }
+    let mut found = Vec::new();
+    while let Some(joined) = fetches.join_next().await {
+        let (id, result) = joined.map_err(|e| Error::Worker(e.to_string()))?;
+        match result {
             Ok(opp) => {
                 tally.forced.insert(opp.id.clone());
                 found.push(opp);
@@ -410,7 +428,7 @@ async fn fetch_named(
             Err(crate::lever::Error::NotFound { .. }) => batch.delete(&id)?,
             Err(e) if e.is_auth() => return Err(Error::Lever(e)),
             Err(e) => {
-                tracing::warn!(id = %id, error = %e, "could not fetch an opportunity named by a webhook; it is retried next run");
+                tracing::warn!(id = %id, error = %e, "could not fetch an opportunity named by a webhook or a deleted application; it is retried next run");
                 tally.failed_ids.push(id);
             }
         }
@@ -537,7 +555,7 @@ async fn sync_opportunities(
 
 /// Decides what to do with one listed opportunity: skip (already staged or seen), keep its
 /// stored children (unchanged), or fetch its children in a new task. A forced one (named by a
-/// webhook) is always fetched once.
+/// webhook or a deleted application) is always fetched once.
 fn dispatch(
     client: &LeverClient,
     batch: &mut Batch,
