@@ -267,8 +267,92 @@ fn help_teaches_every_command() {
         "index",
         "match",
         "serve",
+        "webhooks",
         "eval",
     ] {
         assert!(help.contains(command), "--help does not mention {command}");
     }
+}
+
+#[test]
+fn webhooks_subscribe_keeps_each_signature_token_and_never_subscribes_twice() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mock = MockProcess::start(5, 3);
+    let url = "http://127.0.0.1:9/webhooks/lever";
+    let subscribe = || {
+        run_ok(
+            rediscover()
+                .env("LEVER_API_KEY", KEY)
+                .args(["webhooks", "subscribe", "--url", url, "--lever-url"])
+                .arg(&mock.base_url)
+                .arg("--data")
+                .arg(&data),
+        )
+    };
+    let first = String::from_utf8_lossy(&subscribe().stdout).to_string();
+    assert_eq!(first.matches("subscribed ").count(), 5, "{first}");
+
+    let listed = run_ok(
+        rediscover()
+            .env("LEVER_API_KEY", KEY)
+            .args(["webhooks", "list", "--lever-url"])
+            .arg(&mock.base_url)
+            .arg("--data")
+            .arg(&data),
+    );
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let rows: Vec<&str> = listed.lines().collect();
+    assert_eq!(rows.len(), 5, "{listed}");
+    assert!(rows.iter().all(|r| r.ends_with(url)), "{listed}");
+    for event in [
+        "candidateDeleted",
+        "candidateStageChange",
+        "applicationCreated",
+    ] {
+        assert!(listed.contains(event), "{listed}");
+    }
+
+    let tokens_path = data.join(rediscover::sync::inbox::TOKENS_FILE);
+    let tokens = rediscover::sync::inbox::signature_tokens(&data)
+        .expect("tokens")
+        .expect("a tokens file");
+    assert_eq!(tokens.len(), 5);
+    assert!(tokens.iter().all(|t| t.len() >= 32), "{tokens:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tokens_path)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the tokens are secrets");
+    }
+
+    // Again: every event is already delivered to that URL.
+    let second = String::from_utf8_lossy(&subscribe().stdout).to_string();
+    assert_eq!(second.matches("already subscribed ").count(), 5, "{second}");
+    let again = rediscover::sync::inbox::signature_tokens(&data)
+        .expect("tokens")
+        .expect("a tokens file");
+    assert_eq!(again, tokens);
+
+    let bad = rediscover()
+        .env("LEVER_API_KEY", KEY)
+        .args([
+            "webhooks",
+            "subscribe",
+            "--url",
+            "ftp://example.com/x",
+            "--lever-url",
+        ])
+        .arg(&mock.base_url)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("https"), "{stderr}");
 }

@@ -212,12 +212,26 @@ impl LeverClient {
         let body = self
             .fetch(path, query, None, self.inner.config.timeout)
             .await?;
-        let envelope: super::wire::Single<T> =
-            serde_json::from_slice(&body).map_err(|e| Error::Malformed {
-                path: path.to_owned(),
-                reason: safe_reason(&e),
-            })?;
-        Ok(envelope.data)
+        single(path, &body)
+    }
+
+    /// POSTs a JSON body to a create endpoint and returns the answer's `data`. Only a 429 is
+    /// sent again: after any other failure Lever may have done the work already.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T> {
+        let answer = self
+            .send(
+                Method::Post(body),
+                path,
+                &[],
+                None,
+                self.inner.config.timeout,
+            )
+            .await?;
+        single(path, &answer)
     }
 
     /// Downloads a file (raw bytes), e.g. `/opportunities/ID/resumes/RID/download`.
@@ -271,6 +285,19 @@ impl LeverClient {
         offset: Option<&str>,
         timeout: Duration,
     ) -> Result<Vec<u8>> {
+        self.send(Method::Get, path, query, offset, timeout).await
+    }
+
+    /// Sends one request with retries (a POST only after a 429) and returns the body of the
+    /// 2xx answer.
+    async fn send(
+        &self,
+        method: Method<'_>,
+        path: &str,
+        query: &[(&str, String)],
+        offset: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
         let url = self.url(path, query, offset)?;
         let inner = &self.inner;
         let mut attempt = 0u32;
@@ -282,9 +309,11 @@ impl LeverClient {
             inner.limiter.acquire().await;
             inner.counters.api_calls.fetch_add(1, Ordering::Relaxed);
             let (auth, generation) = inner.credentials.header().await?;
-            let sent = inner
-                .http
-                .get(url.clone())
+            let request = match method {
+                Method::Get => inner.http.get(url.clone()),
+                Method::Post(body) => inner.http.post(url.clone()).json(body),
+            };
+            let sent = request
                 .header(AUTHORIZATION, auth)
                 .timeout(timeout)
                 .send()
@@ -348,7 +377,11 @@ impl LeverClient {
             } else {
                 failed += 1;
             }
-            if failed >= inner.config.max_attempts || throttled >= inner.config.max_rate_limited {
+            let post_may_have_run = matches!(method, Method::Post(_)) && !failure.rate_limited;
+            if post_may_have_run
+                || failed >= inner.config.max_attempts
+                || throttled >= inner.config.max_rate_limited
+            {
                 return Err(Error::RetriesExhausted {
                     path: path.to_owned(),
                     attempts: attempt,
@@ -446,6 +479,24 @@ impl LeverClient {
         }
         url::Url::parse(&raw).map_err(|_| Error::Config(format!("cannot build a URL for {path}")))
     }
+}
+
+/// What a request sends.
+#[derive(Clone, Copy)]
+enum Method<'a> {
+    Get,
+    /// A JSON body.
+    Post(&'a serde_json::Value),
+}
+
+/// The `data` of a single-object answer (`{"data": {...}}`).
+fn single<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T> {
+    let envelope: super::wire::Single<T> =
+        serde_json::from_slice(body).map_err(|e| Error::Malformed {
+            path: path.to_owned(),
+            reason: safe_reason(&e),
+        })?;
+    Ok(envelope.data)
 }
 
 /// Encodes one id as a URL path segment.

@@ -1,10 +1,34 @@
-//! Webhook deliveries: signature verification (HMAC-SHA256 over `token` followed by the decimal
-//! `triggeredAt`, keyed by the subscription's signature token) and lenient event parsing. Pure.
+//! Webhooks: subscriptions through the API (section 8.17), and deliveries: signature
+//! verification (HMAC-SHA256 over `token` followed by the decimal `triggeredAt`, keyed by the
+//! subscription's signature token) and lenient event parsing, which are pure.
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+use super::wire::{Webhook, new_webhook};
+use super::{Error, LeverClient};
+
+/// The candidate events worth a sync's attention, in the order they are subscribed.
+pub const CANDIDATE_EVENTS: &[&str] = &[
+    "candidateStageChange",
+    "candidateArchiveChange",
+    "candidateHired",
+    "candidateDeleted",
+    "applicationCreated",
+];
+
+/// Creates a webhook delivering `event` to `url`; the answer holds its signature token.
+pub async fn subscribe(client: &LeverClient, url: &str, event: &str) -> Result<Webhook, Error> {
+    client.post("/webhooks", &new_webhook(url, event)).await
+}
+
+/// The account's webhooks created through the API.
+pub async fn subscriptions(client: &LeverClient) -> Result<Vec<Webhook>, Error> {
+    let (webhooks, _malformed) = client.list_all::<Webhook>("/webhooks", Vec::new()).await?;
+    Ok(webhooks)
+}
 
 /// A webhook delivery. Every field is optional except the event name, so a test ping with
 /// `data: {}` parses.

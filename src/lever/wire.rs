@@ -332,6 +332,38 @@ pub struct DeletedApplication {
     pub deleted_at: Option<Millis>,
 }
 
+/// A webhook subscription (`GET /webhooks` item, `POST /webhooks` answer, section 8.17).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// The subscription's id.
+    #[serde(deserialize_with = "required_id")]
+    pub id: String,
+    /// The event it delivers.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub event: String,
+    /// Where Lever delivers it.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub url: String,
+    /// Its configuration; the signature token appears only in the answer to the create call.
+    #[serde(default)]
+    pub configuration: WebhookConfiguration,
+}
+
+/// `configuration` of a [`Webhook`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookConfiguration {
+    /// The key of the deliveries' HMAC signatures (a secret).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub signature_token: Option<String>,
+}
+
+/// The body of `POST /webhooks`: deliver `event` to `url`.
+pub fn new_webhook(url: &str, event: &str) -> Value {
+    serde_json::json!({"url": url, "event": event})
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resumes.
 

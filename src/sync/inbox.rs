@@ -223,6 +223,32 @@ pub fn signature_tokens(data_dir: &Path) -> Result<Option<Vec<String>>, Error> {
     }
 }
 
+/// Adds a webhook's signature token to `data_dir/webhook-tokens` (created readable by its
+/// owner only), after a `# comment` line; a token already there is not added twice.
+pub fn save_signature_token(data_dir: &Path, token: &str, comment: &str) -> Result<(), Error> {
+    let path = data_dir.join(TOKENS_FILE);
+    let error = |source| Error {
+        path: path.clone(),
+        source,
+    };
+    if signature_tokens(data_dir)?
+        .unwrap_or_default()
+        .iter()
+        .any(|t| t == token)
+    {
+        return Ok(());
+    }
+    std::fs::create_dir_all(data_dir).map_err(error)?;
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(error)?;
+    file.write_all(format!("# {comment}\n{token}\n").as_bytes())
+        .and_then(|()| file.sync_data())
+        .map_err(error)
+}
+
 fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
     let len = file.metadata()?.len();
     if len == 0 {

@@ -15,6 +15,7 @@ mod render;
 mod serve;
 mod status;
 mod sync;
+mod webhooks;
 
 /// Find the right past candidates in your Lever talent pool for a new posting, on your machine.
 ///
@@ -48,10 +49,13 @@ pub enum Command {
     /// Webhooks: point Lever's webhooks (candidate stage change, archive change, hired,
     /// deleted, ...) at `https://<your host>/webhooks/lever` (Lever delivers only over HTTPS,
     /// so put a TLS proxy or tunnel in front) and write each webhook's signature token on its
-    /// own line of `DATA/webhook-tokens`. Signed deliveries wait in `DATA/webhook-inbox.jsonl`
+    /// own line of `DATA/webhook-tokens` (`rediscover webhooks subscribe --url URL` does both
+    /// through Lever's API). Signed deliveries wait in `DATA/webhook-inbox.jsonl`
     /// for the next `rediscover sync`, which fetches those opportunities again; a deleted
     /// candidate is hidden from answers at once.
     Serve(serve::Args),
+    /// Subscribe `serve` to Lever's candidate webhooks, or list the subscriptions.
+    Webhooks(webhooks::Args),
     /// Measure ranking quality on the real evaluation data sets.
     Eval(eval::Args),
 }
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(args) => index::run(args),
         Command::Match(args) => matching::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Webhooks(args) => webhooks::run(args),
         Command::Eval(args) => eval::run(args),
     }
 }

@@ -1,7 +1,7 @@
 //! `rediscover sync`: copy the Lever talent pool into the local store (full first, then
 //! incremental), print a summary, or one JSON object as the last stdout line with `--json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -48,7 +48,7 @@ pub struct Args {
 
 /// Runs `rediscover sync`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let credentials = credentials(&args)?;
+    let credentials = credentials(&args.data)?;
     let client = ClientConfig {
         base_url: args.lever_url.clone(),
         rate: args.rate,
@@ -113,7 +113,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn credentials(args: &Args) -> anyhow::Result<Credentials> {
+/// The Lever credential from the environment: `LEVER_API_KEY`, else OAuth (its rotating
+/// refresh token kept in `data`).
+pub(super) fn credentials(data: &Path) -> anyhow::Result<Credentials> {
     if let Some(key) = std::env::var("LEVER_API_KEY").ok().and_then(ApiKey::new) {
         return Ok(Credentials::ApiKey(key));
     }
@@ -129,7 +131,7 @@ fn credentials(args: &Args) -> anyhow::Result<Credentials> {
             .unwrap_or_else(|_| DEFAULT_TOKEN_URL.into()),
         client_id,
         client_secret,
-        token_file: args.data.join(TOKEN_FILE_NAME),
+        token_file: data.join(TOKEN_FILE_NAME),
     };
     let session = if config.token_file.exists() {
         OAuthSession::load(config)?
@@ -187,7 +189,7 @@ pub(super) fn print_summary(r: &SyncReport) {
         r.resumes_downloaded, r.resume_text_failed
     );
     if r.webhook_notices > 0 {
-        println!("  {} webhook notices acted on", r.webhook_notices);
+        println!("  webhook notices acted on: {}", r.webhook_notices);
     }
     if r.malformed_records > 0 {
         println!("  {} malformed records skipped:", r.malformed_records);
