@@ -442,6 +442,63 @@ async fn a_stale_paging_token_restarts_the_listing_without_duplicates() {
     assert_eq!(stored(dir.path()).len(), 7);
 }
 
+#[tokio::test]
+async fn a_post_is_sent_again_after_a_429_but_never_after_a_5xx() {
+    use axum::routing::post;
+    use rediscover::lever::{LeverClient, webhook};
+    // Answers 429, then 503, then 201, counting the POSTs.
+    let posts = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&posts);
+    let app = Router::new().route(
+        "/v1/webhooks",
+        post(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => reply(429, r#"{"code":"TooManyRequests","message":"slow down"}"#),
+                    1 => reply(503, "{}"),
+                    _ => reply(
+                        201,
+                        json!({"data": {"id": "w1", "event": "candidateDeleted", "url": "https://x/y",
+                                        "configuration": {"signatureToken": "secret-token"}}})
+                        .to_string(),
+                    ),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = LeverClient::new(
+        options(Path::new("/nonexistent"), &url, KEY).client,
+        Credentials::ApiKey(ApiKey::new(KEY).expect("key")),
+    )
+    .expect("client");
+
+    let failed = webhook::subscribe(&client, "https://x/y", "candidateDeleted").await;
+    assert!(
+        failed.is_err(),
+        "a 503 after a POST may hide a created webhook"
+    );
+    assert_eq!(
+        posts.load(Ordering::SeqCst),
+        2,
+        "the 429 was sent again, the 503 was not"
+    );
+
+    let created = webhook::subscribe(&client, "https://x/y", "candidateDeleted")
+        .await
+        .expect("created");
+    assert_eq!(created.id, "w1");
+    assert_eq!(
+        created.configuration.signature_token.as_deref(),
+        Some("secret-token")
+    );
+}
+
 #[test]
 fn real_docx_resumes_extract_to_readable_text() {
     let dir = cv_dir();
