@@ -356,13 +356,13 @@ async fn purge_deleted(
     since: Millis,
     tally: &mut Tally,
 ) -> Result<Vec<String>, Error> {
-    let since = vec![("deleted_at_start", since.max(0).to_string())];
+    let window = vec![("deleted_at_start", since.max(0).to_string())];
     let (deleted, malformed) = client
-        .list_all::<DeletedOpportunity>("/opportunities/deleted", since.clone())
+        .list_all::<DeletedOpportunity>("/opportunities/deleted", window.clone())
         .await?;
     tally.malformed.extend(malformed);
     let applications = match client
-        .list_all::<DeletedApplication>("/applications/deleted", since)
+        .list_all::<DeletedApplication>("/applications/deleted", window)
         .await
     {
         Ok((applications, malformed)) => {
