@@ -167,6 +167,12 @@ impl KeywordIndex {
     /// and title fields; terms are required unless joined by `OR`. Words such as `C++` or
     /// `.NET` are quoted first so the query grammar does not read `+` or `.` as syntax.
     pub fn parse_boolean(&self, query: &str) -> Result<Box<dyn Query>, Error> {
+        // The query grammar recurses once per parenthesis: a deep nest would overflow the stack.
+        if nesting_depth(query) > MAX_NESTING {
+            return Err(Error::BadQuery {
+                reason: format!("parentheses nested more than {MAX_NESTING} deep"),
+            });
+        }
         let mut parser = QueryParser::for_index(
             &self.index,
             vec![self.fields.text, self.fields.exact, self.fields.title],
@@ -186,6 +192,25 @@ impl KeywordIndex {
             .and_then(|c| c.first(doc.doc_id))
             .map_or(u32::MAX, |o| o as u32)
     }
+}
+
+/// Deepest parenthesis nesting a boolean keyword query may use.
+const MAX_NESTING: usize = 16;
+
+/// How deep the parentheses of `query` nest (unbalanced closing ones are ignored).
+fn nesting_depth(query: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in query.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Rewrites `AND NOT` as `NOT` (see below) and turns bare words holding `+`, `#`, `/` or an inner or leading `.` into exact-field phrases
@@ -209,8 +234,10 @@ fn quote_special_words(query: &str) -> String {
         let open = rest.len() - rest.trim_start_matches('(').len();
         let close = rest.len() - rest.trim_end_matches(')').len();
         let core = &rest[open..rest.len() - close];
-        let special = core.len() > 1
-            && (core.starts_with('.') || core[1..].contains(['+', '#', '/', '.']))
+        // After the first character (which may take several bytes: `Øyvind`).
+        let tail = core.char_indices().nth(1).map_or("", |(i, _)| &core[i..]);
+        let special = !tail.is_empty()
+            && (core.starts_with('.') || tail.contains(['+', '#', '/', '.']))
             && !core.contains(':');
         if special {
             out.push(format!(
@@ -455,5 +482,27 @@ mod tests {
             quote_special_words("C++ AND (.NET OR node.js) -C# \"a b\" rust"),
             "exact:\"C++\" AND (exact:\".NET\" OR exact:\"node.js\") -exact:\"C#\" \"a b\" rust"
         );
+    }
+
+    #[test]
+    fn words_starting_with_a_multibyte_letter_are_read_whole() {
+        assert_eq!(
+            quote_special_words("Øyvind Ärzte (日本 Zoë/x é.net"),
+            "Øyvind Ärzte (日本 exact:\"Zoë/x\" exact:\"é.net\""
+        );
+    }
+
+    #[test]
+    fn deeply_nested_queries_are_refused_not_recursed() {
+        let dir = tempfile::tempdir().unwrap();
+        KeywordWriter::create(dir.path()).unwrap().finish().unwrap();
+        assert_eq!(nesting_depth("(a OR (b AND c)) ) (d"), 2);
+        let reader = KeywordIndex::open(dir.path()).unwrap();
+        let deep = format!("{}rust{}", "(".repeat(2000), ")".repeat(2000));
+        assert!(matches!(
+            reader.parse_boolean(&deep),
+            Err(Error::BadQuery { .. })
+        ));
+        assert!(reader.parse_boolean("((rust OR go) AND linux)").is_ok());
     }
 }
