@@ -6,7 +6,7 @@
 //! Opportunities that a webhook reported deleted are hidden from every answer for as long as
 //! the notice is in the inbox: from its arrival until a sync has purged them from the indexes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -66,10 +66,24 @@ pub struct CandidateDetails {
 
 /// Opportunity ids of the `candidateDeleted` notices in the inbox, and the inbox file's stamp
 /// when they were read.
+///
+/// A notice leaves the inbox once a sync has published a generation without its opportunity,
+/// but a query may still run on an older snapshot (a reload in progress, a new generation that
+/// failed to open). So an id that left stays hidden, in `leaving`, from every snapshot older
+/// than the generation published when it left.
 #[derive(Default)]
 struct PendingDeletions {
     stamp: Option<(u64, SystemTime)>,
     ids: Arc<HashSet<String>>,
+    /// Ids gone from the inbox, with the generation published when they went.
+    leaving: Arc<HashMap<String, u64>>,
+}
+
+impl PendingDeletions {
+    /// Whether `id` is to be hidden from a snapshot of `generation`.
+    fn hides(&self, id: &str, generation: u64) -> bool {
+        self.ids.contains(id) || self.leaving.get(id).is_some_and(|&g| generation < g)
+    }
 }
 
 /// The query side of rediscover, shared by the CLI and the HTTP server.
@@ -147,7 +161,7 @@ impl Engine {
 
     /// Rereads the deletions reported by webhooks if the inbox changed (the webhook route
     /// calls this after each notice; queries do, with new generations, every `check_every`).
-    /// An unreadable inbox keeps the last ids read, and is logged.
+    /// An unreadable inbox (or generation pointer) keeps the last ids read, and is logged.
     pub fn refresh_pending_deletions(&self) {
         let stamp = self.inbox.stamp();
         let mut pending = self
@@ -157,27 +171,61 @@ impl Engine {
         if pending.stamp == stamp {
             return;
         }
-        match self.inbox.read() {
-            Ok(read) => {
-                pending.ids = Arc::new(read.deleted_ids());
-                pending.stamp = stamp;
+        let read = match self.inbox.read() {
+            Ok(read) => read,
+            Err(err) => {
+                tracing::warn!(error = %err, "webhook inbox unreadable");
+                return;
             }
-            Err(err) => tracing::warn!(error = %err, "webhook inbox unreadable"),
+        };
+        // Read after the inbox: a notice is released only once its generation is published.
+        let published = match Indexes::current_generation(&self.data_dir) {
+            Ok(published) => published.unwrap_or(0),
+            Err(err) => {
+                tracing::warn!(error = %err, "index generation unreadable");
+                return;
+            }
+        };
+        let ids = read.deleted_ids();
+        let mut leaving = HashMap::clone(&pending.leaving);
+        leaving.retain(|id, _| !ids.contains(id));
+        for id in pending.ids.iter().filter(|id| !ids.contains(*id)) {
+            leaving.insert(id.clone(), published);
         }
+        pending.ids = Arc::new(ids);
+        pending.leaving = Arc::new(leaving);
+        pending.stamp = stamp;
     }
 
-    /// Rows of `snapshot` whose deletion notices are still in the webhook inbox.
+    /// Rows of `snapshot` hidden by deletion notices: those still in the webhook inbox, and
+    /// those released by a generation newer than `snapshot`.
     fn hidden_rows(&self, snapshot: &Snapshot) -> Vec<u32> {
-        let ids = Arc::clone(
-            &self
-                .pending_deletions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .ids,
-        );
-        ids.iter()
+        let pending = self
+            .pending_deletions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let generation = snapshot.generation();
+        pending
+            .ids
+            .iter()
+            .chain(pending.leaving.keys())
+            .filter(|id| pending.hides(id, generation))
             .filter_map(|id| snapshot.indexes.ordinal(id))
             .collect()
+    }
+
+    /// Forgets released deletions that no snapshot from `generation` on needs hidden (called
+    /// with the generation being replaced, which queries already running may still use).
+    fn forget_released(&self, generation: u64) {
+        let mut pending = self
+            .pending_deletions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if pending.leaving.values().any(|&g| g <= generation) {
+            let mut leaving = HashMap::clone(&pending.leaving);
+            leaving.retain(|_, g| *g > generation);
+            pending.leaving = Arc::new(leaving);
+        }
     }
 
     /// Looks for a new generation and new webhook deletions (at most every `check_every`) and
@@ -202,6 +250,9 @@ impl Engine {
         }
         match Snapshot::open(&self.data_dir) {
             Ok(snapshot) => {
+                if let Some(replaced) = loaded {
+                    self.forget_released(replaced);
+                }
                 tracing::info!(
                     generation = snapshot.generation(),
                     rows = snapshot.indexes.rows().len(),

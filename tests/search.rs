@@ -915,6 +915,85 @@ fn engine_picks_up_a_new_generation_without_restart() {
     assert!(response.generation > before);
 }
 
+/// A released deletion notice keeps its candidate hidden from a snapshot older than the
+/// generation that purged it (a query running while the engine has not reloaded yet).
+#[test]
+fn a_released_deletion_stays_hidden_until_the_purging_generation_is_served() {
+    use rediscover::sync::inbox::{DELETED_EVENT, Inbox, Notice};
+    let fx = Fixture::new();
+    // Checks for new generations only hourly: it keeps serving the snapshot it opened.
+    let engine = Engine::open(&fx.data, Some(Arc::clone(&fx.embedder)))
+        .unwrap()
+        .with_reload_check(Duration::from_secs(3600));
+    let served = engine.snapshot().unwrap().generation();
+    let answered = |engine: &Engine| {
+        let response = engine.search(&query(RUST_POSTING)).unwrap();
+        ids(&response)
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = answered(&engine);
+    let (victim, bystander) = (before[0].clone(), before[1].clone());
+
+    let inbox = Inbox::new(&fx.data);
+    inbox
+        .append(&Notice {
+            event: DELETED_EVENT.into(),
+            opportunity_id: victim.clone(),
+            triggered_at: Some(1),
+        })
+        .unwrap();
+    engine.refresh_pending_deletions();
+    assert!(!answered(&engine).contains(&victim), "hidden on arrival");
+
+    // A sync purges it and publishes the next generation, then releases the notice.
+    let mut batch = Store::begin(&fx.data).unwrap();
+    batch.delete(&victim).unwrap();
+    let commit = batch.commit(SyncState::default()).unwrap();
+    let store = Store::open(&fx.data).unwrap();
+    index::update(
+        &fx.data,
+        commit.generation,
+        std::iter::empty(),
+        &commit.deleted,
+        store.reference(),
+        &fx.embedder,
+        None,
+        &index::Progress::none(),
+    )
+    .unwrap();
+    let pending = inbox.read().unwrap();
+    inbox.consume(&pending, |_| false).unwrap();
+    engine.refresh_pending_deletions();
+
+    assert_eq!(
+        engine.snapshot().unwrap().generation(),
+        served,
+        "not reloaded"
+    );
+    let after = answered(&engine);
+    assert!(!after.contains(&victim), "the old snapshot shows it again");
+    assert!(after.contains(&bystander));
+    assert!(engine.candidate(&victim).unwrap_err().is_user_error());
+
+    // A notice released without a purge (the sync found the candidate alive) hides no more.
+    inbox
+        .append(&Notice {
+            event: DELETED_EVENT.into(),
+            opportunity_id: bystander.clone(),
+            triggered_at: Some(2),
+        })
+        .unwrap();
+    engine.refresh_pending_deletions();
+    assert!(!answered(&engine).contains(&bystander));
+    let pending = inbox.read().unwrap();
+    inbox.consume(&pending, |_| false).unwrap();
+    let fresh = fx.engine();
+    assert!(answered(&fresh).contains(&bystander));
+    assert!(!answered(&fresh).contains(&victim));
+}
+
 // ---- bad input: library --------------------------------------------------------------------
 
 #[test]
