@@ -242,10 +242,16 @@ impl Engine {
             *last = Some(Instant::now());
         }
         self.refresh_pending_deletions();
-        let published = Indexes::current_generation(&self.data_dir)?;
+        // By directory, not generation number: `rediscover index` rebuilds the same generation
+        // into a new directory and removes the one being served.
+        let published = Indexes::current_dir_name(&self.data_dir)?;
         let current = self.read_current();
         let loaded = current.as_ref().map(|s| s.generation());
-        if published.is_none() || published == loaded {
+        let loaded_dir = current
+            .as_ref()
+            .and_then(|s| s.indexes.dir().file_name())
+            .map(|name| name.to_string_lossy().into_owned());
+        if published.is_none() || published == loaded_dir {
             return Ok(());
         }
         match Snapshot::open(&self.data_dir) {

@@ -915,6 +915,27 @@ fn engine_picks_up_a_new_generation_without_restart() {
     assert!(response.generation > before);
 }
 
+/// `rediscover index` rebuilds the same store generation into a new directory (and removes
+/// the one served): the engine must move to it.
+#[test]
+fn engine_picks_up_a_rebuild_of_the_same_generation() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let before = engine.snapshot().unwrap();
+    let store = Store::open(&fx.data).unwrap();
+    rediscover::pipeline::rebuild(&fx.data, &store, &fx.embedder, &index::Progress::none())
+        .unwrap();
+    let after = engine.snapshot().unwrap();
+    assert_eq!(after.generation(), before.generation());
+    assert_ne!(
+        after.indexes.dir(),
+        before.indexes.dir(),
+        "still on the removed directory"
+    );
+    assert!(after.indexes.dir().exists());
+    assert!(!engine.search(&query(RUST_POSTING)).unwrap().hits.is_empty());
+}
+
 /// A released deletion notice keeps its candidate hidden from a snapshot older than the
 /// generation that purged it (a query running while the engine has not reloaded yet).
 #[test]

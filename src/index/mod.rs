@@ -244,6 +244,12 @@ impl Indexes {
             .and_then(|name| generation::generation_of(&name)))
     }
 
+    /// The directory name `CURRENT` points at, without opening it (cheap: for hot reload; a
+    /// rebuild of the same generation gets a new name).
+    pub fn current_dir_name(data_dir: &Path) -> Result<Option<String>, Error> {
+        generation::current_dir_name(data_dir)
+    }
+
     /// Counts and size of this generation.
     pub fn stats(&self) -> IndexStats {
         IndexStats {
