@@ -936,6 +936,23 @@ fn engine_picks_up_a_rebuild_of_the_same_generation() {
     assert!(!engine.search(&query(RUST_POSTING)).unwrap().hits.is_empty());
 }
 
+/// An index built by another model than the one loaded is searched by keyword only, and the
+/// answer says why (a query vector of one model against vectors of another ranks nonsense).
+#[test]
+fn an_index_of_another_model_degrades_to_keyword_results() {
+    let fx = Fixture::new();
+    let dir = fx.engine().snapshot().unwrap().indexes.dir().to_owned();
+    let meta_path = dir.join("meta.json");
+    let meta = std::fs::read_to_string(&meta_path).unwrap();
+    let sha = fx.embedder.model_sha256();
+    assert!(meta.contains(sha));
+    std::fs::write(&meta_path, meta.replace(sha, &"0".repeat(64))).unwrap();
+    let response = fx.engine().search(&query(RUST_POSTING)).unwrap();
+    let reason = response.degraded.expect("degraded");
+    assert!(reason.contains("another model"), "{reason}");
+    assert!(!response.hits.is_empty(), "keyword results still come");
+}
+
 /// A released deletion notice keeps its candidate hidden from a snapshot older than the
 /// generation that purged it (a query running while the engine has not reloaded yet).
 #[test]

@@ -470,6 +470,17 @@ fn semantic_side(
         out.degraded = Some("no embedding model is loaded".to_owned());
         return out;
     };
+    // Vectors of two models are not comparable (a long-running server whose model files were
+    // replaced, then the index rebuilt with the new ones).
+    let loaded = embedder.embedder().model_sha256();
+    if indexes.model_sha256() != loaded {
+        out.degraded = Some(format!(
+            "the index was built with another model ({}) than the one loaded ({}); restart to load it",
+            short_sha(indexes.model_sha256()),
+            short_sha(loaded)
+        ));
+        return out;
+    }
     match embedder.embed(spec.title, spec.body) {
         Ok(query) => {
             out.embed = started.elapsed();
@@ -484,6 +495,11 @@ fn semantic_side(
         }
     }
     out
+}
+
+/// The first 12 hex digits of a checksum, for messages.
+fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 /// What the keyword side found, the terms it used, and how long it took.
