@@ -953,6 +953,35 @@ fn an_index_of_another_model_degrades_to_keyword_results() {
     assert!(!response.hits.is_empty(), "keyword results still come");
 }
 
+/// With the store ahead of the index (`sync --no-index`), an opportunity gone from the store is
+/// left out before the page is cut: the page stays full.
+#[test]
+fn a_store_ahead_of_the_index_still_fills_the_page() {
+    let fx = Fixture::new();
+    let five = |engine: &Engine| {
+        let response = engine
+            .search(&Query {
+                limit: 5,
+                ..query(RUST_POSTING)
+            })
+            .unwrap();
+        ids(&response)
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = five(&fx.engine());
+    assert_eq!(before.len(), 5);
+    let mut batch = Store::begin(&fx.data).unwrap();
+    batch.delete(&before[0]).unwrap();
+    batch.commit(SyncState::default()).unwrap();
+    let after = five(&fx.engine());
+    assert_eq!(after.len(), 5, "{after:?}");
+    assert!(!after.contains(&before[0]));
+    // The others keep their places; the gone opportunity's person may stay through another.
+    assert!(before[1..].iter().all(|id| after.contains(id)), "{after:?}");
+}
+
 /// A released deletion notice keeps its candidate hidden from a snapshot older than the
 /// generation that purged it (a query running while the engine has not reloaded yet).
 #[test]

@@ -639,7 +639,15 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
             score: h.similarity,
         })
         .collect();
-    let fused = fusion::fuse(&kw, &sem, weight, query.fusion);
+    let mut fused = fusion::fuse(&kw, &sem, weight, query.fusion);
+    // A store ahead of the index (`sync --no-index`, a failed index step) may have dropped
+    // opportunities this generation still holds: they are left out before the page is cut, so
+    // a page stays full and a person's next opportunity can take the place of a gone one.
+    let store_ahead = ctx.store.generation() != ctx.indexes.generation();
+    let in_store = |o: u32| !store_ahead || ctx.store.contains(&rows[o as usize].opportunity_id);
+    if store_ahead {
+        fused.retain(|f| in_store(f.key));
+    }
     let mut groups = group::group_by_person(
         &fused,
         |o| rows[o as usize].contact_id.as_str(),
@@ -648,7 +656,9 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     if let Some(people) = ctx.people {
         group::complete_groups(&mut groups, rows, people);
         for group in &mut groups {
-            group.others.retain(|o| !ctx.hidden.contains(o));
+            group
+                .others
+                .retain(|&o| !ctx.hidden.contains(&o) && in_store(o));
         }
     }
     let fusion_time = fusion_started.elapsed();

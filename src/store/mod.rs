@@ -312,6 +312,11 @@ impl Store {
         self.catalog.iter().map(|e| e.id.as_str())
     }
 
+    /// Whether the store holds an opportunity (a map lookup).
+    pub fn contains(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
     /// The content fingerprint of an opportunity's stored record.
     pub fn fingerprint(&self, id: &str) -> Option<u64> {
         self.by_id.get(id).map(|&i| self.catalog[i].fingerprint)
