@@ -262,6 +262,9 @@ pub fn bring_up_to_date(
             Err(index::Error::ModelChanged { .. }) => {
                 rebuild_reason = Some("the embedding model changed since the last build");
             }
+            Err(index::Error::StagesChanged) => {
+                rebuild_reason = Some("Lever's stage list changed since the last build");
+            }
             Err(index::Error::VersionMismatch { .. }) => {
                 rebuild_reason = Some("the index was written by another version of rediscover");
             }

@@ -982,6 +982,51 @@ fn a_store_ahead_of_the_index_still_fills_the_page() {
     assert!(before[1..].iter().all(|id| after.contains(id)), "{after:?}");
 }
 
+/// Rows hold a stage position in Lever's list; when the list changes, the next sync rebuilds
+/// rather than mix positions of two lists, and the minimum-stage filter stays right.
+#[test]
+fn a_changed_stage_list_rebuilds_and_the_stage_filter_stays_right() {
+    let fx = Fixture::new();
+    let onsite = |engine: &Engine| {
+        filtered(
+            engine,
+            Filters {
+                min_stage: Some("On-site interview".into()),
+                ..Filters::default()
+            },
+        )
+    };
+    let before = onsite(&fx.engine());
+    assert!(!before.is_empty());
+    // An admin adds a stage before the on-site one; one candidate changes in the same sync.
+    let mut reference = reference();
+    reference.stages.insert(
+        2,
+        rediscover::domain::Stage {
+            id: "tech".into(),
+            text: "Technical screen".into(),
+        },
+    );
+    let store = Store::open(&fx.data).unwrap();
+    let changed = store.candidates().next().unwrap().unwrap();
+    let mut batch = Store::begin(&fx.data).unwrap();
+    batch.set_reference(reference).unwrap();
+    batch.upsert(changed).unwrap();
+    let commit = batch.commit(SyncState::default()).unwrap();
+    let store = Store::open(&fx.data).unwrap();
+    let outcome = rediscover::pipeline::bring_up_to_date(
+        &fx.data,
+        &store,
+        Some(&commit),
+        &fx.embedder,
+        None,
+        &index::Progress::none(),
+    )
+    .unwrap();
+    assert_eq!(outcome.action, rediscover::pipeline::IndexAction::Rebuilt);
+    assert_eq!(onsite(&fx.engine()), before);
+}
+
 /// A released deletion notice keeps its candidate hidden from a snapshot older than the
 /// generation that purged it (a query running while the engine has not reloaded yet).
 #[test]

@@ -112,6 +112,11 @@ pub fn update(
             loaded: embedder.model_sha256().chars().take(12).collect(),
         });
     }
+    // Rows keep their furthest stage as a position in Lever's stage list: once the list
+    // changes, the positions of unchanged rows no longer compare with new ones.
+    if meta.stage_ids.as_deref() != Some(stage_ids(reference).as_slice()) {
+        return Err(Error::StagesChanged);
+    }
     // Last version wins when a candidate appears twice.
     let mut changed: Vec<Candidate> = changed.collect();
     let mut seen = HashSet::new();
@@ -167,6 +172,11 @@ pub fn update(
         job.finish(&dir, generation)
     })();
     finish_generation(data_dir, &name, &dir, written)
+}
+
+/// The ids of Lever's pipeline stages, in order.
+fn stage_ids(reference: &ReferenceData) -> Vec<String> {
+    reference.stages.iter().map(|s| s.id.clone()).collect()
 }
 
 /// Switches to a fully written generation, or removes a failed one.
@@ -282,6 +292,7 @@ impl Job<'_> {
                 tombstones,
                 hnsw_basename: None,
                 written_at: generation::now_ms(),
+                stage_ids: Some(stage_ids(self.reference)),
             },
         )?;
         generation::sync_dir(dir)?;

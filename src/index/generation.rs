@@ -53,6 +53,10 @@ pub struct Meta {
     pub hnsw_basename: Option<String>,
     /// When this generation was written, ms since the epoch.
     pub written_at: i64,
+    /// Lever's pipeline stage ids, in order, when this generation was first built: rows hold
+    /// positions in this list. `None` in generations written before it was recorded.
+    #[serde(default)]
+    pub stage_ids: Option<Vec<String>>,
 }
 
 /// The index root under a data folder.
@@ -236,6 +240,7 @@ mod tests {
             tombstones: 0,
             hnsw_basename: None,
             written_at: 0,
+            stage_ids: Some(vec!["lead-new".to_owned()]),
         };
         for version in OLDEST_READABLE_FORMAT..=FORMAT_VERSION {
             write_meta(tmp.path(), &meta(version)).unwrap();

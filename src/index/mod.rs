@@ -96,6 +96,12 @@ pub enum Error {
         /// sha256 prefix of the loaded model.
         loaded: String,
     },
+    /// Lever's pipeline stage list changed since the index was built, so its rows' stage
+    /// positions are stale: a full rebuild is needed (the sync does it).
+    #[error(
+        "Lever's stage list changed since the index was built; run `rediscover index` to rebuild it"
+    )]
+    StagesChanged,
     /// An index file is damaged.
     #[error("index file {path} is damaged: {reason}; run `rediscover index` to rebuild it")]
     Corrupt {
@@ -137,6 +143,7 @@ impl Error {
             Error::Missing { .. }
                 | Error::VersionMismatch { .. }
                 | Error::ModelChanged { .. }
+                | Error::StagesChanged
                 | Error::BadQuery { .. }
         )
     }
