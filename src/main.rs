@@ -8,6 +8,7 @@ use rediscover::api::cli::{Cli, run};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    hide_panic_messages();
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -30,6 +31,25 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// A panic message can quote the data being handled (a query word, a resume line), and
+/// candidate data is never logged: panics print where they happened, not what they said,
+/// unless `REDISCOVER_SHOW_PANICS=1` is set while debugging.
+fn hide_panic_messages() {
+    if std::env::var_os("REDISCOVER_SHOW_PANICS").is_some_and(|v| v == "1") {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "rediscover: internal error{at} (a bug; its message is hidden because it may quote \
+             candidate data: rerun with REDISCOVER_SHOW_PANICS=1 to see it)"
+        );
+    }));
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

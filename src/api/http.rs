@@ -168,7 +168,8 @@ async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(Into::into),
         Err(join) => {
-            tracing::error!(error = %join, "request task failed");
+            // Not the panic's message: it may quote candidate data.
+            tracing::error!(panicked = join.is_panic(), "request task failed");
             Err(ApiError::internal())
         }
     }
