@@ -137,7 +137,7 @@ async fn webhook_intake(deliveries: usize, senders: usize) -> (f64, Vec<f64>) {
                 let mut latencies = Vec::new();
                 for i in (sender..deliveries).step_by(senders) {
                     let token = format!("{i:048}");
-                    let at = 1_718_000_000_000 + i as i64;
+                    let at = rediscover::index::generation::now_ms() - 60_000 + i as i64;
                     let body = serde_json::json!({
                         "event": "candidateStageChange", "triggeredAt": at, "token": token,
                         "signature": rediscover::lever::webhook::sign(SIGNATURE_TOKEN, &token, at),

@@ -1330,9 +1330,27 @@ async fn http_match_postings_candidates_health_and_errors() {
 
 /// A delivery body as Lever signs it (§9.3) with `signature_token`, about `opportunity_id`
 /// (none: a test ping's empty `data`).
+/// A signed delivery triggered a minute ago, with a token of its own.
 fn delivery(signature_token: &str, event: &str, opportunity_id: Option<&str>) -> String {
-    let token = "9b2e7d41c6a05f38e1d4b7a29c60f5e83d1a7b4c2e9f6d05";
-    let at = 1_718_000_000_123_i64;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let at = rediscover::index::generation::now_ms() - 60_000;
+    delivery_at(
+        signature_token,
+        event,
+        opportunity_id,
+        &format!("{n:048}"),
+        at,
+    )
+}
+
+fn delivery_at(
+    signature_token: &str,
+    event: &str,
+    opportunity_id: Option<&str>,
+    token: &str,
+    at: i64,
+) -> String {
     let data = match opportunity_id {
         Some(id) => serde_json::json!({"opportunityId": id, "candidateId": id}),
         None => serde_json::json!({}),
@@ -1375,8 +1393,9 @@ async fn http_webhooks_are_verified_queued_and_hide_a_deletion_at_once() {
     .unwrap();
     let (status, _) = hook(delivery("tok-x", "candidateDeleted", Some(&victim))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a foreign key");
-    let tampered = delivery("tok-b", "candidateDeleted", Some(&victim))
-        .replace("1718000000123", "1718000000124");
+    let at = rediscover::index::generation::now_ms();
+    let tampered = delivery_at("tok-b", "candidateDeleted", Some(&victim), "t1", at)
+        .replace(&at.to_string(), &(at + 1).to_string());
     let (status, _) = hook(tampered).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a changed triggeredAt");
     let unsigned =
@@ -1406,6 +1425,31 @@ async fn http_webhooks_are_verified_queued_and_hide_a_deletion_at_once() {
         (StatusCode::OK, Some(true))
     );
     assert_eq!(inbox.read().unwrap().notices.len(), 2);
+
+    // Lever signs only the token and the time: a captured delivery sent again, even rewritten
+    // to delete another candidate, is not queued; nor is one older than the window.
+    let at = rediscover::index::generation::now_ms() - 1_000;
+    let first = delivery_at("tok-a", "candidateStageChange", Some(&bystander), "t2", at);
+    let (_, json) = hook(first.clone()).await;
+    assert_eq!(json["queued"].as_bool(), Some(true), "{json}");
+    let (status, json) = hook(first).await;
+    assert_eq!(
+        (status, json["queued"].as_bool(), json["ignored"].as_str()),
+        (StatusCode::OK, Some(false), Some("repeat")),
+        "a retry of a kept delivery"
+    );
+    let forged = delivery_at("tok-a", "candidateDeleted", Some(&bystander), "t2", at);
+    let (_, json) = hook(forged).await;
+    assert_eq!(
+        json["ignored"].as_str(),
+        Some("repeat"),
+        "a rewritten replay"
+    );
+    let old = rediscover::index::generation::now_ms() - rediscover::sync::replay::WINDOW_MS - 1;
+    let stale = delivery_at("tok-b", "candidateDeleted", Some(&bystander), "t3", old);
+    let (_, json) = hook(stale).await;
+    assert_eq!(json["ignored"].as_str(), Some("stale"));
+    assert_eq!(inbox.read().unwrap().notices.len(), 3);
     let (_, after) = call(&router, "POST", "/v1/match", Some(match_body.clone()), tok).await;
     let after = matched(&after);
     assert!(

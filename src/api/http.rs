@@ -27,6 +27,7 @@ use crate::engine::{CandidateDetails, Engine};
 use crate::lever::webhook::parse_event;
 use crate::search::{self, Filters, Fusion, Hit, Normalize, Query, SearchResponse};
 use crate::sync::inbox::{self, Inbox, Notice};
+use crate::sync::replay::{ReplayGuard, Verdict};
 
 /// The largest request body accepted (a long posting is about 10 KB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -38,6 +39,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AppState {
     engine: Arc<Engine>,
     token: Option<Arc<str>>,
+    /// The webhook deliveries already received.
+    replay: Arc<ReplayGuard>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -56,7 +59,12 @@ impl AppState {
         let token = token
             .filter(|t| !t.trim().is_empty())
             .map(|t| Arc::from(t.trim()));
-        AppState { engine, token }
+        let replay = Arc::new(ReplayGuard::new(engine.data_dir()));
+        AppState {
+            engine,
+            token,
+            replay,
+        }
     }
 }
 
@@ -654,6 +662,26 @@ pub struct WebhookAck {
     /// Whether the delivery named an opportunity and was queued for the next sync (a test
     /// ping or a contact event is accepted without).
     pub queued: bool,
+    /// Why a signed delivery was not queued: `repeat` (its token was already received) or
+    /// `stale` (triggered before the replay window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}
+
+impl WebhookAck {
+    fn queued(queued: bool) -> WebhookAck {
+        WebhookAck {
+            queued,
+            ignored: None,
+        }
+    }
+
+    fn ignored(reason: &str) -> WebhookAck {
+        WebhookAck {
+            queued: false,
+            ignored: Some(reason.to_owned()),
+        }
+    }
 }
 
 // ---- handlers -----------------------------------------------------------------------------
@@ -723,12 +751,17 @@ async fn webhook_handler(
     body: Bytes,
 ) -> Result<Json<WebhookAck>, ApiError> {
     let engine = Arc::clone(&state.engine);
-    blocking(move || receive_webhook(&engine, &body))
+    let replay = Arc::clone(&state.replay);
+    blocking(move || receive_webhook(&engine, &replay, &body))
         .await
         .map(Json)
 }
 
-fn receive_webhook(engine: &Engine, body: &[u8]) -> Result<WebhookAck, ApiError> {
+fn receive_webhook(
+    engine: &Engine,
+    replay: &ReplayGuard,
+    body: &[u8],
+) -> Result<WebhookAck, ApiError> {
     let tokens = match inbox::signature_tokens(engine.data_dir()) {
         Ok(Some(tokens)) if !tokens.is_empty() => tokens,
         Ok(_) => {
@@ -753,8 +786,23 @@ fn receive_webhook(engine: &Engine, body: &[u8]) -> Result<WebhookAck, ApiError>
         ));
     }
     let Some(opportunity_id) = event.opportunity_id().filter(|id| !id.trim().is_empty()) else {
-        return Ok(WebhookAck { queued: false });
+        return Ok(WebhookAck::queued(false));
     };
+    // `verify` succeeded, so the delivery has a token and a time.
+    let (token, triggered_at) = (
+        event.token.as_deref().unwrap_or_default(),
+        event.triggered_at.unwrap_or_default(),
+    );
+    let now = crate::index::generation::now_ms();
+    match replay.check(token, triggered_at, now) {
+        Ok(Verdict::Fresh) => {}
+        Ok(Verdict::Repeat) => return Ok(WebhookAck::ignored("repeat")),
+        Ok(Verdict::Stale) => return Ok(WebhookAck::ignored("stale")),
+        Err(err) => {
+            tracing::error!(error = %err, "webhook replay record unreadable; Lever delivers it again");
+            return Err(ApiError::internal());
+        }
+    }
     let notice = Notice {
         event: event.event.clone(),
         opportunity_id: opportunity_id.to_owned(),
@@ -764,11 +812,15 @@ fn receive_webhook(engine: &Engine, body: &[u8]) -> Result<WebhookAck, ApiError>
         tracing::error!(error = %err, "webhook notice not kept; Lever delivers it again");
         return Err(ApiError::internal());
     }
+    if let Err(err) = replay.record(token, triggered_at, now) {
+        // The notice is kept: only this token's replay protection is lost.
+        tracing::error!(error = %err, "webhook token not recorded");
+    }
     if notice.is_deletion() {
         engine.refresh_pending_deletions();
     }
     tracing::info!(event = %notice.event, "webhook notice queued");
-    Ok(WebhookAck { queued: true })
+    Ok(WebhookAck::queued(true))
 }
 
 async fn openapi_handler() -> Json<serde_json::Value> {
@@ -860,7 +912,7 @@ pub fn openapi() -> serde_json::Value {
                           "404": {"description": "unknown opportunity"}}}},
         "/webhooks/lever": {"post": {"summary": "A Lever webhook delivery (signed; queued for the next sync, deletions hidden at once)",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {"200": {"description": "accepted", "content": {"application/json": {"schema": {"type": "object", "properties": {"queued": {"type": "boolean"}}}}}},
+            "responses": {"200": {"description": "accepted", "content": {"application/json": {"schema": {"type": "object", "properties": {"queued": {"type": "boolean"}, "ignored": {"type": "string", "enum": ["repeat", "stale"]}}}}}},
                           "400": {"description": "malformed delivery"}, "401": {"description": "missing or wrong signature"},
                           "404": {"description": "webhooks not set up"}}}},
         "/healthz": {"get": {"summary": "Liveness and the loaded index generation",

@@ -14,6 +14,7 @@ mod children;
 pub mod inbox;
 mod progress;
 mod reference;
+pub mod replay;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
