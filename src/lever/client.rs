@@ -364,8 +364,7 @@ impl LeverClient {
                         } else {
                             inner.counters.server_errors.fetch_add(1, Ordering::Relaxed);
                         }
-                        let retry_after =
-                            retry_after(&response).map(|d| d.min(inner.config.retry_after_max));
+                        let retry_after = retry_after(&response, inner.config.retry_after_max);
                         Retryable::status(status, retry_after)
                     } else {
                         return Err(self.client_error(path, status, response).await);
@@ -550,11 +549,20 @@ fn is_retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
-/// `Retry-After` in seconds (HTTP dates are not used by Lever and are ignored).
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+/// `Retry-After` in seconds, at most `max` (HTTP dates are not used by Lever and are ignored).
+fn retry_after(response: &reqwest::Response, max: Duration) -> Option<Duration> {
     let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, max)
+}
+
+/// A `Retry-After` value in seconds, clamped to `max`; a negative or non-numeric one is ignored.
+/// A huge one is clamped before it becomes a `Duration`, which would overflow.
+fn parse_retry_after(value: &str, max: Duration) -> Option<Duration> {
     let seconds: f64 = value.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    if seconds.is_nan() || seconds < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(seconds).map_or(max, |d| d.min(max)))
 }
 
 fn transport_kind(e: &reqwest::Error) -> &'static str {
@@ -615,21 +623,32 @@ impl<T: DeserializeOwned> Listing<T> {
                     path: self.path.clone(),
                     reason: safe_reason(&e),
                 })?;
-            let page = self.parse_records(envelope.data, restarted);
+            if envelope.data.is_null() {
+                // A page without records cannot be told from a cut-short listing.
+                return Err(self.malformed("the page has no data"));
+            }
             let next = envelope.next.filter(|n| !n.is_empty());
-            match next {
-                Some(next) if envelope.has_next.unwrap_or(false) => {
+            match (envelope.has_next.unwrap_or(false), next) {
+                (true, Some(next)) => {
                     if self.next.as_deref() == Some(next.as_str()) {
-                        return Err(Error::Malformed {
-                            path: self.path.clone(),
-                            reason: "the paging token did not advance".into(),
-                        });
+                        return Err(self.malformed("the paging token did not advance"));
                     }
                     self.next = Some(next);
                 }
-                _ => self.done = true,
+                (true, None) => {
+                    // More pages that cannot be asked for: the listing is not complete.
+                    return Err(self.malformed("hasNext is true but there is no next token"));
+                }
+                (false, _) => self.done = true,
             }
-            return Ok(Some(page));
+            return Ok(Some(self.parse_records(envelope.data, restarted)));
+        }
+    }
+
+    fn malformed(&self, reason: &str) -> Error {
+        Error::Malformed {
+            path: self.path.clone(),
+            reason: reason.to_owned(),
         }
     }
 
@@ -650,7 +669,6 @@ impl<T: DeserializeOwned> Listing<T> {
                     }
                 }
             }
-            serde_json::Value::Null => {}
             _ => malformed.push(MalformedRecord {
                 path: self.path.clone(),
                 id: None,
@@ -680,6 +698,85 @@ mod tests {
             "0.14148.a6070140-33db"
         );
         assert_eq!(offset_query_value("[3,\"a b\"]"), "%5B3%2C%22a%20b%22%5D");
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_clamped_not_a_panic() {
+        let max = Duration::from_secs(120);
+        assert_eq!(parse_retry_after("1e20", max), Some(max));
+        assert_eq!(parse_retry_after("inf", max), Some(max));
+        assert_eq!(
+            parse_retry_after(" 2.5 ", max),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(parse_retry_after("0", max), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-1", max), None);
+        assert_eq!(parse_retry_after("NaN", max), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", max),
+            None
+        );
+    }
+
+    /// Serves `pages` (raw bodies) in turn for every request on 127.0.0.1 port 0.
+    async fn serve_pages(pages: Vec<&'static str>) -> String {
+        use std::sync::atomic::AtomicUsize;
+        let served = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().fallback(move || {
+            let n = served.fetch_add(1, Ordering::SeqCst);
+            let body = pages.get(n).copied().unwrap_or("{}");
+            async move {
+                axum::response::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(body))
+                    .expect("response")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    async fn list_pages(pages: Vec<&'static str>) -> Result<(Vec<serde_json::Value>, usize)> {
+        let config = ClientConfig {
+            base_url: serve_pages(pages).await,
+            rate: 1000.0,
+            ..ClientConfig::default()
+        };
+        let key = super::super::ApiKey::new("k").expect("key");
+        let client = LeverClient::new(config, Credentials::ApiKey(key)).expect("client");
+        let (items, malformed) = client
+            .list_all::<serde_json::Value>("/opportunities", Vec::new())
+            .await?;
+        Ok((items, malformed.len()))
+    }
+
+    #[tokio::test]
+    async fn a_cut_short_listing_is_malformed_not_complete() {
+        let first = r#"{"data": [{"id": "a"}], "hasNext": true, "next": "t1"}"#;
+        for last in [
+            r#"{"hasNext": false}"#,
+            r#"{"data": null, "hasNext": false}"#,
+            r#"{"data": [{"id": "b"}], "hasNext": true}"#,
+            r#"{"data": [{"id": "b"}], "hasNext": true, "next": ""}"#,
+        ] {
+            let result = list_pages(vec![first, last]).await;
+            assert!(
+                matches!(result, Err(Error::Malformed { .. })),
+                "{last}: {result:?}"
+            );
+        }
+        let (items, malformed) = list_pages(vec![first, r#"{"data": [{"id": "b"}]}"#])
+            .await
+            .expect("a missing hasNext ends the listing");
+        assert_eq!((items.len(), malformed), (2, 0));
+        let (items, malformed) = list_pages(vec![r#"{"data": {"id": "x"}, "hasNext": false}"#])
+            .await
+            .expect("a data object is reported");
+        assert_eq!((items.len(), malformed), (0, 1));
     }
 
     #[test]
