@@ -8,15 +8,23 @@ use std::time::{Duration, Instant};
 ///
 /// Implemented as a generic cell rate algorithm: each acquisition reserves the next slot on a
 /// shared timeline and sleeps until it, so callers are served in arrival order and never more
-/// than `burst` requests go out back to back.
+/// than `burst` requests go out back to back. A [`RateLimiter::pause`] holds every request until
+/// it ends, including those already asleep on a slot reserved before it.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
     tolerance: Duration,
     rate: f64,
     burst: u32,
+    timeline: Mutex<Timeline>,
+}
+
+#[derive(Debug)]
+struct Timeline {
     /// Theoretical arrival time of the next request.
-    next_slot: Mutex<Instant>,
+    next_slot: Instant,
+    /// No request goes out before this (the end of the latest pause).
+    paused_until: Option<Instant>,
 }
 
 impl RateLimiter {
@@ -36,7 +44,10 @@ impl RateLimiter {
             tolerance: interval * (burst - 1),
             rate,
             burst,
-            next_slot: Mutex::new(Instant::now()),
+            timeline: Mutex::new(Timeline {
+                next_slot: Instant::now(),
+                paused_until: None,
+            }),
         }
     }
 
@@ -55,37 +66,60 @@ impl RateLimiter {
         self.burst
     }
 
-    /// Waits until one more request may go out.
+    /// Waits until one more request may go out. A pause that starts while this request sleeps
+    /// on its slot holds it too: it then reserves a slot after the pause.
     pub async fn acquire(&self) {
-        let wait = self.reserve(Instant::now());
-        if !wait.is_zero() {
+        loop {
+            let wait = self.reserve(Instant::now());
+            if wait.is_zero() {
+                return;
+            }
             tokio::time::sleep(wait).await;
+            if !self.is_paused(Instant::now()) {
+                return;
+            }
         }
     }
 
-    /// Holds every request back for `pause` (used after Lever answers 429).
+    /// Holds every request back for `pause` (used after Lever answers 429), those already
+    /// waiting for a slot included.
     pub fn pause(&self, pause: Duration) {
-        let now = Instant::now();
-        let mut slot = self.lock();
+        self.pause_at(Instant::now(), pause);
+    }
+
+    fn pause_at(&self, now: Instant, pause: Duration) {
+        let mut timeline = self.lock();
         let resume = now + pause;
-        if *slot < resume {
-            *slot = resume;
+        if timeline.next_slot < resume {
+            timeline.next_slot = resume;
+        }
+        if timeline.paused_until.is_none_or(|until| until < resume) {
+            timeline.paused_until = Some(resume);
         }
     }
 
-    /// Reserves the next slot at `now` and returns how long to wait for it.
+    /// Whether a pause holds requests at `now`.
+    fn is_paused(&self, now: Instant) -> bool {
+        self.lock().paused_until.is_some_and(|until| until > now)
+    }
+
+    /// Reserves the next slot at `now` and returns how long to wait for it (never less than
+    /// what is left of a pause, whatever burst the bucket holds).
     fn reserve(&self, now: Instant) -> Duration {
-        let mut slot = self.lock();
-        let tat = (*slot).max(now);
-        let allowed_at = tat.checked_sub(self.tolerance).unwrap_or(now);
-        *slot = tat + self.interval;
+        let mut timeline = self.lock();
+        let tat = timeline.next_slot.max(now);
+        let mut allowed_at = tat.checked_sub(self.tolerance).unwrap_or(now);
+        if let Some(until) = timeline.paused_until {
+            allowed_at = allowed_at.max(until);
+        }
+        timeline.next_slot = tat + self.interval;
         allowed_at.saturating_duration_since(now)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Instant> {
-        // A poisoned lock only means another task panicked mid-update of a plain Instant,
-        // which is always a valid value: keep going with it.
-        self.next_slot
+    fn lock(&self) -> std::sync::MutexGuard<'_, Timeline> {
+        // A poisoned lock only means another task panicked mid-update of two plain Instants,
+        // which are always valid values: keep going with them.
+        self.timeline
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -131,6 +165,54 @@ mod tests {
         limiter.pause(Duration::from_millis(500));
         let wait = limiter.reserve(Instant::now());
         assert!(wait > Duration::from_millis(400), "{wait:?}");
+    }
+
+    #[test]
+    fn a_pause_holds_the_whole_burst() {
+        let limiter = RateLimiter::new(10.0, 5);
+        let start = Instant::now();
+        limiter.pause_at(start, Duration::from_secs(2));
+        for _ in 0..5 {
+            assert!(limiter.reserve(start) >= Duration::from_secs(2));
+        }
+    }
+
+    #[test]
+    fn a_pause_holds_requests_that_reserved_before_it() {
+        let limiter = RateLimiter::new(10.0, 1);
+        let start = Instant::now();
+        assert_eq!(limiter.reserve(start), Duration::ZERO);
+        // Reserved for start + 100 ms, then Lever answers 429 with a 1 s pause at + 10 ms.
+        assert_eq!(limiter.reserve(start), Duration::from_millis(100));
+        limiter.pause_at(start + Duration::from_millis(10), Duration::from_secs(1));
+        let woke = start + Duration::from_millis(100);
+        assert!(limiter.is_paused(woke));
+        assert!(limiter.reserve(woke) >= Duration::from_millis(910));
+        assert!(!limiter.is_paused(start + Duration::from_millis(1010)));
+    }
+
+    #[tokio::test]
+    async fn a_request_already_waiting_waits_out_a_later_pause() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(10.0, 1));
+        let start = Instant::now();
+        limiter.acquire().await;
+        // This one reserves the slot at + 100 ms and sleeps on it...
+        let queued = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter.acquire().await;
+                Instant::now()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // ...when a 429 pauses everyone for 400 ms.
+        limiter.pause(Duration::from_millis(400));
+        let went_at = queued.await.expect("task");
+        assert!(
+            went_at.duration_since(start) >= Duration::from_millis(420),
+            "{:?}",
+            went_at.duration_since(start)
+        );
     }
 
     #[tokio::test]
