@@ -188,6 +188,33 @@ async fn paging_walks_every_opportunity_exactly_once() {
 }
 
 #[tokio::test]
+async fn a_confidential_opportunity_asked_for_by_id_without_the_grant_is_403() {
+    let pool = generate_pool(230, 2);
+    let secret = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.opportunity["confidentiality"] == "confidential")
+        .map(|o| o.id().to_owned())
+        .expect("a confidential opportunity");
+    let config = MockConfig {
+        confidential_access: false,
+        ..fast_config()
+    };
+    let mock = MockLever::start(local(), pool, config).await.unwrap();
+    let base = format!("{}/opportunities/{secret}", mock.base_url());
+    for url in [
+        base.clone(),
+        format!("{base}/notes"),
+        format!("{base}/resumes"),
+    ] {
+        assert_eq!(get(&url).await.0, StatusCode::FORBIDDEN, "{url}");
+    }
+    let with_grant = start(230, 2).await;
+    let url = format!("{}/opportunities/{secret}", with_grant.base_url());
+    assert_eq!(get(&url).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn altered_or_foreign_offset_tokens_are_rejected() {
     let mock = start(30, 3).await;
     let base = mock.base_url();

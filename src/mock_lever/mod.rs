@@ -17,7 +17,8 @@
 //!   `GET /opportunities` is ordered by stage rank, then `createdAt`, then id (not by time).
 //! * `updated_at_*` filters skip opportunities whose `updatedAt` is null (about 60% of a
 //!   generated pool). Confidential opportunities (about 2%) only show with
-//!   `confidentiality=all|confidential`.
+//!   `confidentiality=all|confidential`; without confidential access, asking for one by id
+//!   (itself or its children) is a 403.
 //! * Resume downloads are rendered from the resume text as real PDF, DOCX or TXT files;
 //!   `file.status == "error"` answers 422, a resume without a file 404.
 //!   `legacy_resume_404` makes an empty resume list answer 404, as Lever once did.

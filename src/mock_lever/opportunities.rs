@@ -362,6 +362,8 @@ pub(crate) async fn deleted(State(shared): S, RawQuery(raw): RawQuery) -> ApiRes
     paged(&shared, "/v1/opportunities/deleted", &params, items)
 }
 
+/// Runs `f` on opportunity `id`: 404 when unknown, 403 when confidential and the key has no
+/// confidential access.
 pub(crate) fn with_opportunity<R>(
     shared: &Shared,
     id: &str,
@@ -371,6 +373,14 @@ pub(crate) fn with_opportunity<R>(
     let opp = pool
         .opportunity(id)
         .ok_or_else(|| ApiError::not_found("opportunities", id))?;
+    if str_field(&opp.opportunity, "confidentiality") == "confidential"
+        && !shared.config.confidential_access
+    {
+        // Asking for a confidential record by id without the grant (section 6.3).
+        return Err(ApiError::forbidden(
+            "this API key has no access to confidential data".into(),
+        ));
+    }
     f(&pool, opp)
 }
 
