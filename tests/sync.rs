@@ -54,6 +54,14 @@ struct Script {
     fail_first: AtomicU32,
     /// Reject the first page-2 token once with `Invalid offset token`.
     stale_token_once: AtomicBool,
+    /// Items of `/opportunities/deleted`.
+    deleted: Vec<Value>,
+    /// Items of `/applications/deleted`; absent means the route answers 404.
+    deleted_applications: Option<Vec<Value>>,
+    /// Opportunities this key may not see: they and their children answer 403.
+    forbidden: HashSet<String>,
+    /// The key lacks the notes permission: every note list answers 403.
+    notes_forbidden: bool,
     requests: AtomicU64,
     page_size: usize,
 }
@@ -117,6 +125,15 @@ async fn handle(State(s): State<Arc<Script>>, uri: Uri, headers: HeaderMap) -> R
         .unwrap_or_default();
     let path = uri.path().trim_start_matches("/v1/");
     let parts: Vec<&str> = path.split('/').collect();
+    let forbidden = reply(403, r#"{"code":"ForbiddenError","message":"no access"}"#);
+    if let ["opportunities", id, ..] = parts.as_slice()
+        && s.forbidden.contains(*id)
+    {
+        return forbidden;
+    }
+    if s.notes_forbidden && matches!(parts.as_slice(), ["opportunities", _, "notes"]) {
+        return forbidden;
+    }
     match parts.as_slice() {
         ["stages"] => list(&[json!({"id": "lead-new", "text": "New lead"})]),
         ["archive_reasons"] => {
@@ -127,8 +144,16 @@ async fn handle(State(s): State<Arc<Script>>, uri: Uri, headers: HeaderMap) -> R
         ["postings"] => {
             list(&[json!({"id": "p1", "text": "Engineer", "content": {"description": "Build."}})])
         }
-        ["opportunities", "deleted"] => list(&[]),
+        ["opportunities", "deleted"] => list(&s.deleted),
+        ["applications", "deleted"] => match &s.deleted_applications {
+            Some(items) => list(items),
+            None => reply(404, r#"{"code":"ResourceNotFound","message":"no route"}"#),
+        },
         ["opportunities"] => opportunities_page(&s, query.get("offset").map(String::as_str)),
+        ["opportunities", id] => match s.opportunities.iter().find(|o| o["id"] == *id) {
+            Some(opp) => reply(200, json!({"data": opp}).to_string()),
+            None => reply(404, r#"{"code":"ResourceNotFound","message":"not found"}"#),
+        },
         ["opportunities", id, "resumes"] => match s.resumes.get(*id) {
             Some(resumes) => list(resumes),
             None => reply(404, r#"{"code":"ResourceNotFound","message":"not found"}"#),
@@ -420,6 +445,9 @@ async fn malformed_records_and_pages_are_reported_and_skipped() {
     );
     let reported = serde_json::to_string(&report.malformed).expect("json");
     assert!(!reported.contains("Private Person") && !reported.contains("No Id Person"));
+    // The one with an id failed (retried next run); the others leave the listing incomplete.
+    assert_eq!(report.failed_ids, vec!["bad-type".to_string()]);
+    assert!(!report.listing_complete);
 }
 
 #[tokio::test]
@@ -497,6 +525,198 @@ async fn a_post_is_sent_again_after_a_429_but_never_after_a_5xx() {
         created.configuration.signature_token.as_deref(),
         Some("secret-token")
     );
+}
+
+/// A scripted Lever holding `ids`, each with an `updatedAt` (so a later run finds it unchanged
+/// and keeps its children), no resumes and one note.
+fn quiet_script(ids: &[&str]) -> Script {
+    let mut script = Script {
+        page_size: 10,
+        ..Script::default()
+    };
+    for id in ids {
+        let mut opp = opportunity(id);
+        opp["updatedAt"] = json!(1_700_000_000_000_i64);
+        script.opportunities.push(opp);
+        script.resumes.insert((*id).to_owned(), Vec::new());
+        script.notes.insert(
+            (*id).to_owned(),
+            vec![json!({"id": format!("n-{id}"), "fields": [{"value": format!("note on {id}")}]})],
+        );
+    }
+    script
+}
+
+async fn sync_with(script: Script, data: &Path) -> SyncReport {
+    let url = serve(Arc::new(script)).await;
+    run(options(data, &url, KEY)).await.expect("sync")
+}
+
+fn window(data: &Path) -> (Option<i64>, Option<i64>) {
+    let store = Store::open(data).expect("open");
+    let state = store.sync_state();
+    (state.last_run_started_at, state.deleted_checkpoint)
+}
+
+#[tokio::test]
+async fn an_unreadable_record_or_child_keeps_the_stored_version_and_the_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = sync_with(quiet_script(&["o1", "o2", "o3"]), dir.path()).await;
+    assert!(first.listing_complete && first.failed_ids.is_empty());
+    let before_window = window(dir.path());
+    assert!(before_window.0.is_some());
+    let before = stored(dir.path());
+
+    // Both changed in Lever: o1 now has an unreadable field, o2 an unreadable note.
+    let mut script = quiet_script(&["o1", "o2", "o3"]);
+    script.opportunities[0]["updatedAt"] = json!(1_800_000_000_000_i64);
+    script.opportunities[0]["stageChanges"] = json!("Private Person");
+    script.opportunities[1]["updatedAt"] = json!(1_800_000_000_000_i64);
+    script.opportunities[1]["headline"] = json!("Changed");
+    script
+        .notes
+        .get_mut("o2")
+        .expect("notes")
+        .push(json!({"id": "n-odd", "fields": "Private Note"}));
+    let second = sync_with(script, dir.path()).await;
+    let mut failed = second.failed_ids.clone();
+    failed.sort();
+    assert_eq!(failed, ["o1", "o2"], "{:?}", second.malformed);
+    assert!(second.listing_complete);
+    assert_eq!(second.malformed_records, 2, "{:?}", second.malformed);
+    // Kept as stored (o2 without its new headline and still with its note), retried next run.
+    assert_eq!(stored(dir.path()), before);
+    assert_eq!(window(dir.path()), before_window);
+    let reported = serde_json::to_string(&second.malformed).expect("json");
+    assert!(!reported.contains("Private"), "{reported}");
+
+    let third = sync_with(quiet_script(&["o1", "o2", "o3"]), dir.path()).await;
+    assert!(third.failed_ids.is_empty());
+    assert_ne!(window(dir.path()), before_window);
+}
+
+#[tokio::test]
+async fn a_cut_short_listing_purges_nothing_and_the_next_run_is_full_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A record without an id: the listing is incomplete, so the next run is full again.
+    let mut script = quiet_script(&["o1", "o2", "o3"]);
+    script.opportunities.push(json!({"name": "No Id Person"}));
+    let first = sync_with(script, dir.path()).await;
+    assert!(!first.listing_complete);
+    assert!(first.failed_ids.is_empty());
+    assert_eq!(first.opportunities_total, 3);
+    assert_eq!(window(dir.path()), (None, None));
+
+    let mut o1 = opportunity("o1");
+    o1["updatedAt"] = json!(1_700_000_000_000_i64);
+    let page1 = json!({"data": [o1], "hasNext": true, "next": "p1"}).to_string();
+    for last in [
+        json!({"data": null, "hasNext": false}),
+        json!({"hasNext": false}),
+        json!({"data": [], "hasNext": true}),
+    ] {
+        let script = Script {
+            raw_pages: Some(vec![page1.clone(), last.to_string()]),
+            resumes: [("o1".to_string(), vec![])].into(),
+            ..Script::default()
+        };
+        let report = sync_with(script, dir.path()).await;
+        assert_eq!(report.mode, SyncMode::Full, "{last}");
+        assert!(!report.listing_complete, "{last}");
+        assert_eq!(report.opportunities_deleted, 0, "{last}");
+        assert_eq!(stored(dir.path()).len(), 3, "{last}");
+    }
+
+    // A complete listing of o1 alone purges the others.
+    let report = sync_with(quiet_script(&["o1"]), dir.path()).await;
+    assert!(report.listing_complete);
+    assert_eq!(report.opportunities_deleted, 2);
+    assert!(window(dir.path()).0.is_some());
+}
+
+#[tokio::test]
+async fn unreadable_deletions_hold_the_window_and_deleted_applications_name_their_opportunity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    sync_with(quiet_script(&["o1", "o2", "o3"]), dir.path()).await;
+    let before_window = window(dir.path());
+
+    let mut script = quiet_script(&["o1", "o2", "o3"]);
+    script.deleted = vec![json!({"deletedAt": 5})];
+    script.deleted_applications = Some(vec![
+        json!({"id": "a1", "opportunity": "o1", "deletedAt": 5}),
+        json!({"id": "a2", "postingId": "p1", "deletedAt": 5}),
+    ]);
+    let report = sync_with(script, dir.path()).await;
+    assert_eq!(report.mode, SyncMode::Incremental);
+    assert!(!report.listing_complete);
+    assert!(report.failed_ids.is_empty());
+    assert_eq!(window(dir.path()), before_window);
+    // o1, named by its deleted application, has its children fetched again; the rest are kept.
+    assert_eq!(
+        (report.opportunities_fetched, report.opportunities_unchanged),
+        (1, 2)
+    );
+    assert!(
+        report
+            .malformed
+            .iter()
+            .any(|m| m.id.as_deref() == Some("a2") && m.reason == "no opportunity id"),
+        "{:?}",
+        report.malformed
+    );
+
+    let mut script = quiet_script(&["o1", "o2"]);
+    script.deleted = vec![json!({"id": "o3", "deletedAt": 5})];
+    script.deleted_applications = Some(vec![json!({"id": "a2", "deletedAt": 5})]);
+    let report = sync_with(script, dir.path()).await;
+    assert!(report.listing_complete);
+    assert_eq!(report.commit.deleted, vec!["o3".to_string()]);
+    assert_ne!(window(dir.path()), before_window);
+}
+
+#[tokio::test]
+async fn an_opportunity_the_key_may_not_see_is_purged_but_a_missing_permission_stops_the_run() {
+    use rediscover::sync::inbox::{Inbox, Notice};
+    let dir = tempfile::tempdir().expect("tempdir");
+    sync_with(quiet_script(&["o1", "o2", "o3", "o4"]), dir.path()).await;
+
+    // o2 changed, then became invisible to this key between the listing and its children;
+    // a webhook names o3, which this key may no longer see (nor list).
+    let inbox = Inbox::new(dir.path());
+    inbox
+        .append(&Notice {
+            event: "candidateStageChange".into(),
+            opportunity_id: "o3".into(),
+            triggered_at: None,
+        })
+        .expect("append");
+    let mut script = quiet_script(&["o1", "o2", "o4"]);
+    script.opportunities[1]["updatedAt"] = json!(1_800_000_000_000_i64);
+    script.forbidden = ["o2".to_string(), "o3".to_string()].into();
+    let report = sync_with(script, dir.path()).await;
+    assert_eq!(report.opportunities_not_visible, 2);
+    assert!(report.failed_ids.is_empty());
+    let mut deleted = report.commit.deleted.clone();
+    deleted.sort();
+    assert_eq!(deleted, ["o2", "o3"]);
+    report.release_notices(dir.path()).expect("release");
+    assert!(inbox.read().expect("inbox").notices.is_empty());
+
+    // A key without the notes permission is refused on every opportunity: the run stops.
+    let generation = Store::open(dir.path()).expect("open").generation();
+    let mut script = quiet_script(&["o1", "o4"]);
+    script.opportunities[0]["updatedAt"] = json!(1_900_000_000_000_i64);
+    script.notes_forbidden = true;
+    let url = serve(Arc::new(script)).await;
+    let err = run(options(dir.path(), &url, KEY))
+        .await
+        .expect_err("a missing permission is fatal");
+    assert!(err.to_string().contains("403"), "{err}");
+    assert_eq!(
+        Store::open(dir.path()).expect("open").generation(),
+        generation
+    );
+    assert_eq!(stored(dir.path()).len(), 2);
 }
 
 #[test]

@@ -104,6 +104,45 @@ pub(crate) fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<boo
     })
 }
 
+/// An optional part whose shape the documentation leaves open: anything that does not parse as
+/// `T` counts as absent rather than losing the whole record.
+fn lenient_opt<'de, D: Deserializer<'de>, T: de::DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(serde_json::from_value(Value::deserialize(d)?).ok())
+}
+
+/// A list of parts whose shape the documentation leaves open: items that do not parse as `T`
+/// are dropped rather than losing the whole record; a value that is not a list still fails.
+fn lenient_items<'de, D: Deserializer<'de>, T: de::DeserializeOwned>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    match Option::<Vec<Value>>::deserialize(d)? {
+        Some(items) => Ok(Some(
+            items
+                .into_iter()
+                .filter_map(|item| serde_json::from_value(item).ok())
+                .collect(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// [`lenient_items`] where a value that is not a list at all counts as absent too.
+fn lenient_list<'de, D: Deserializer<'de>, T: de::DeserializeOwned>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => Some(
+            items
+                .into_iter()
+                .filter_map(|item| serde_json::from_value(item).ok())
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
 /// Lever ids must be non-empty strings: the one thing a record cannot do without.
 fn required_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match Value::deserialize(d)? {
@@ -156,7 +195,7 @@ pub struct Opportunity {
     headline: String,
     #[serde(default)]
     stage: Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_items")]
     stage_changes: Option<Vec<WireStageChange>>,
     #[serde(default, deserialize_with = "lenient_string")]
     confidentiality: String,
@@ -188,7 +227,7 @@ pub struct Opportunity {
     pub last_interaction_at: Option<Millis>,
     #[serde(default, deserialize_with = "lenient_millis")]
     last_advanced_at: Option<Millis>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt")]
     urls: Option<WireUrls>,
 }
 
@@ -197,7 +236,7 @@ pub struct Opportunity {
 struct WireStageChange {
     #[serde(default)]
     to_stage_id: Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_millis")]
     to_stage_index: Option<i64>,
     #[serde(default, deserialize_with = "lenient_millis")]
     updated_at: Option<Millis>,
@@ -316,20 +355,34 @@ pub struct DeletedOpportunity {
     pub deleted_at: Option<Millis>,
 }
 
-/// An item of `GET /applications/deleted` (its fields are unverified: the opportunity id may
-/// be missing).
+/// An item of `GET /applications/deleted`. Its fields are unverified (section 8.8 assumes
+/// `opportunityId`), so the opportunity is also read from `opportunity` (an id or an expanded
+/// object, like `posting` on an application) and from `candidateId` (which equals the
+/// opportunity id everywhere); it may still be missing.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeletedApplication {
     /// The deleted application's id.
     #[serde(deserialize_with = "required_id")]
     pub id: String,
-    /// The opportunity it belonged to.
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub opportunity_id: Option<String>,
+    #[serde(default)]
+    opportunity_id: Value,
+    #[serde(default)]
+    opportunity: Value,
+    #[serde(default)]
+    candidate_id: Value,
     /// When it was deleted.
     #[serde(default, deserialize_with = "lenient_millis")]
     pub deleted_at: Option<Millis>,
+}
+
+impl DeletedApplication {
+    /// The opportunity the application belonged to, if the item names it.
+    pub fn opportunity_id(&self) -> Option<String> {
+        [&self.opportunity_id, &self.opportunity, &self.candidate_id]
+            .into_iter()
+            .find_map(|v| ref_id(v).filter(|id| !id.trim().is_empty()))
+    }
 }
 
 /// A webhook subscription (`GET /webhooks` item, `POST /webhooks` answer, section 8.17).
@@ -359,6 +412,17 @@ pub struct WebhookConfiguration {
     pub signature_token: Option<String>,
 }
 
+/// The `data` of the answer to `POST /webhooks`: the webhook, or, in the shape Lever's
+/// documentation shows (section 8.17), an object whose own `data` is the webhook.
+pub fn created_webhook(data: Value) -> Result<Webhook, serde_json::Error> {
+    match data {
+        Value::Object(mut map) if !map.contains_key("id") && map.contains_key("data") => {
+            serde_json::from_value(map.remove("data").unwrap_or_default())
+        }
+        other => serde_json::from_value(other),
+    }
+}
+
 /// The body of `POST /webhooks`: deliver `event` to `url`.
 pub fn new_webhook(url: &str, event: &str) -> Value {
     serde_json::json!({"url": url, "event": event})
@@ -379,7 +443,8 @@ pub struct WireResume {
     /// The uploaded file, when there is one.
     #[serde(default)]
     pub file: Option<WireFile>,
-    #[serde(default)]
+    /// Loosely specified (every leaf optional; other clients keep it opaque).
+    #[serde(default, deserialize_with = "lenient_opt")]
     parsed_data: Option<WireParsedData>,
 }
 
@@ -403,9 +468,9 @@ pub struct WireFile {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 struct WireParsedData {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_list")]
     positions: Option<Vec<WirePosition>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_list")]
     schools: Option<Vec<WireSchool>>,
 }
 
@@ -523,7 +588,7 @@ pub struct WireNote {
     created_at: Option<Millis>,
     #[serde(default)]
     user: Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_items")]
     fields: Option<Vec<WireNoteField>>,
     #[serde(default)]
     deleted_at: Value,
@@ -579,7 +644,8 @@ pub struct WireFeedback {
     completed_at: Option<Millis>,
     #[serde(default)]
     deleted_at: Value,
-    #[serde(default)]
+    /// Values are typed by each field's `type`, which varies: odd fields are dropped.
+    #[serde(default, deserialize_with = "lenient_items")]
     fields: Option<Vec<WireFeedbackField>>,
 }
 
@@ -593,7 +659,7 @@ struct WireFeedbackField {
     value: Value,
     #[serde(default, deserialize_with = "lenient_bool")]
     overall: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt")]
     scores: Option<Vec<Value>>,
 }
 
@@ -1047,6 +1113,88 @@ mod tests {
             "Own our platform.\n\nWhat you bring\n- Rust\n- K8s & Go\n\nThanks."
         );
         assert_eq!(posting.location, "");
+    }
+
+    #[test]
+    fn one_odd_part_does_not_lose_the_record() {
+        let opp: Opportunity = serde_json::from_value(json!({
+            "id": "o1", "urls": "not an object",
+            "stageChanges": [{"toStageId": "lead-new", "toStageIndex": "2", "updatedAt": 5}, "odd"]
+        }))
+        .expect("parse");
+        let c = opp.to_candidate();
+        assert_eq!(c.stage_changes.len(), 1);
+        assert_eq!(c.stage_changes[0].to_stage_index, 2);
+        assert_eq!(c.profile_url, "");
+        let r: WireResume = serde_json::from_value(json!({
+            "id": "r1", "parsedData": {"positions": [{"org": "Acme"}, 7], "schools": "odd"}
+        }))
+        .expect("parse");
+        assert_eq!(r.to_resume().positions.len(), 1);
+        let r: WireResume =
+            serde_json::from_value(json!({"id": "r2", "parsedData": [1]})).expect("parse");
+        assert!(r.to_resume().positions.is_empty());
+        let note: WireNote = serde_json::from_value(json!({
+            "id": "n1", "fields": [{"value": "kept"}, "odd", null]
+        }))
+        .expect("parse");
+        assert_eq!(note.to_note().comments, vec!["kept"]);
+        let feedback: WireFeedback = serde_json::from_value(json!({
+            "id": "f1", "fields": [{"type": "score-system", "value": "3 - Hire"}, 1,
+                                   {"type": "scorecard", "text": "S", "scores": "odd",
+                                    "value": [{"comment": "ok"}]}]
+        }))
+        .expect("parse");
+        let f = feedback.to_feedback();
+        assert_eq!(f.rating, Some(3));
+        assert_eq!(f.answers.len(), 1);
+        // A list field that is not a list at all is still a malformed record.
+        assert!(serde_json::from_value::<WireNote>(json!({"id": "n2", "fields": "odd"})).is_err());
+    }
+
+    #[test]
+    fn deleted_applications_name_their_opportunity_several_ways() {
+        let opp = |v: Value| {
+            serde_json::from_value::<DeletedApplication>(v)
+                .expect("parse")
+                .opportunity_id()
+        };
+        assert_eq!(
+            opp(json!({"id": "a", "opportunityId": "o1"})).as_deref(),
+            Some("o1")
+        );
+        assert_eq!(
+            opp(json!({"id": "a", "opportunity": "o2"})).as_deref(),
+            Some("o2")
+        );
+        assert_eq!(
+            opp(json!({"id": "a", "opportunity": {"id": "o3"}})).as_deref(),
+            Some("o3")
+        );
+        assert_eq!(
+            opp(json!({"id": "a", "candidateId": "o4"})).as_deref(),
+            Some("o4")
+        );
+        assert_eq!(
+            opp(json!({"id": "a", "opportunityId": null, "opportunity": "o5"})).as_deref(),
+            Some("o5")
+        );
+        assert_eq!(
+            opp(json!({"id": "a", "opportunityId": " ", "postingId": "p"})),
+            None
+        );
+    }
+
+    #[test]
+    fn a_created_webhook_is_read_from_either_documented_shape() {
+        let webhook = json!({"id": "w1", "event": "candidateHired", "url": "https://x/y",
+                             "configuration": {"signatureToken": "t"}});
+        for data in [webhook.clone(), json!({"data": webhook})] {
+            let created = created_webhook(data).expect("parse");
+            assert_eq!(created.id, "w1");
+            assert_eq!(created.configuration.signature_token.as_deref(), Some("t"));
+        }
+        assert!(created_webhook(json!({"data": {"event": "x"}})).is_err());
     }
 
     #[test]

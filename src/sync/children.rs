@@ -17,6 +17,9 @@ pub(super) enum ChildOutcome {
     },
     /// Lever no longer knows the opportunity (404 on its notes or feedback).
     Gone,
+    /// This credential may not see the opportunity (403 on a child list and on the
+    /// opportunity itself, e.g. it became confidential).
+    NotVisible,
 }
 
 /// Counters of one opportunity's fetch.
@@ -42,6 +45,20 @@ pub(super) async fn fetch(
         client.list_all::<WireNote>(&notes_path, Vec::new()),
         client.list_all::<WireFeedback>(&feedback_path, Vec::new()),
     );
+    let forbidden = [
+        resumes.as_ref().err(),
+        notes.as_ref().err(),
+        feedback.as_ref().err(),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|e| match e {
+        Error::Forbidden { path } => Some(path.clone()),
+        _ => None,
+    });
+    if let Some(path) = forbidden {
+        return visible_or_forbidden(client, &base, path).await;
+    }
     let (notes, notes_malformed) = match notes {
         Err(Error::NotFound { .. }) => return Ok(ChildOutcome::Gone),
         other => other?,
@@ -80,6 +97,24 @@ pub(super) async fn fetch(
         candidate: Box::new(candidate),
         stats,
     })
+}
+
+/// After a 403 on a child list: a 403 on the opportunity too means this credential may not see
+/// it; if the opportunity itself can be read, the credential lacks a permission on the child
+/// lists, for every opportunity alike, and the run stops on the 403.
+async fn visible_or_forbidden(
+    client: &LeverClient,
+    base: &str,
+    forbidden_path: String,
+) -> Result<ChildOutcome, Error> {
+    match client.get::<serde_json::Value>(base, &[]).await {
+        Err(Error::Forbidden { .. }) => Ok(ChildOutcome::NotVisible),
+        Err(Error::NotFound { .. }) => Ok(ChildOutcome::Gone),
+        Err(e) => Err(e),
+        Ok(_) => Err(Error::Forbidden {
+            path: forbidden_path,
+        }),
+    }
 }
 
 /// The resume with its file's text, or the reason why there is none.

@@ -137,7 +137,15 @@ pub struct SyncReport {
     pub opportunities_failed: u64,
     /// Ids of the failed opportunities.
     pub failed_ids: Vec<String>,
-    /// Records (or pages) Lever sent that could not be read and were skipped.
+    /// Opportunities this credential may not see (HTTP 403 on the opportunity itself, e.g. a
+    /// confidential one named by a webhook notice without confidential access): purged.
+    pub opportunities_not_visible: u64,
+    /// Whether the listings were read in full; when not, the incremental window did not
+    /// advance and a full run purged nothing.
+    pub listing_complete: bool,
+    /// Records (or pages) Lever sent that could not be read and were skipped. One with an id
+    /// counts its opportunity as failed; one without, or an unreadable page, leaves its listing
+    /// incomplete (the window does not advance, a full run purges nothing).
     pub malformed_records: u64,
     /// The first of them, by path and id.
     pub malformed: Vec<MalformedRecord>,
@@ -252,6 +260,7 @@ pub async fn run_with_client(
     .await?;
     progress.finish();
 
+    let listing_complete = listing_complete && !tally.incomplete;
     if mode == SyncMode::Full && listing_complete {
         // Whatever the store holds that a complete listing no longer shows is gone.
         let gone: Vec<String> = batch
@@ -299,6 +308,8 @@ pub async fn run_with_client(
         webhook_notices: notices.notices.len() as u64,
         opportunities_failed: tally.failed_ids.len() as u64,
         failed_ids: tally.failed_ids,
+        opportunities_not_visible: tally.not_visible,
+        listing_complete,
         malformed_records: tally.malformed.len() as u64,
         malformed: tally
             .malformed
@@ -321,7 +332,9 @@ pub async fn run_with_client(
         changed = report.opportunities_changed,
         deleted = report.opportunities_deleted,
         failed = report.opportunities_failed,
+        not_visible = report.opportunities_not_visible,
         malformed = report.malformed_records,
+        complete = listing_complete,
         api_calls = report.api_calls,
         wall_seconds = format!("{:.1}", report.wall_seconds),
         "sync finished"
@@ -338,19 +351,48 @@ struct Tally {
     forced: HashSet<String>,
     /// Listed records that could not be read (never purged because of that).
     unreadable: HashSet<String>,
+    /// A listing (opportunities or deleted opportunities) was not read in full: a page or a
+    /// record without an id could not be read.
+    incomplete: bool,
     fetched: u64,
     unchanged: u64,
     resumed: u64,
+    not_visible: u64,
     failed_ids: Vec<String>,
     malformed: Vec<MalformedRecord>,
     resumes_downloaded: u64,
     resume_text_failed: u64,
 }
 
+impl Tally {
+    /// Counts `id` as failed once: kept as stored, its notices kept, retried next run.
+    fn fail(&mut self, id: String) {
+        if !self.failed_ids.contains(&id) {
+            self.failed_ids.push(id);
+        }
+    }
+
+    /// A record of a listing that could not be read: with an id, that opportunity failed (what
+    /// the store has is kept); without one, the listing is incomplete.
+    fn unreadable_record(&mut self, record: MalformedRecord) {
+        tracing::warn!(path = %record.path, id = record.id.as_deref().unwrap_or("-"), reason = %record.reason, "skipped a malformed record");
+        match &record.id {
+            Some(id) => {
+                self.unreadable.insert(id.clone());
+                self.fail(id.clone());
+            }
+            None => self.incomplete = true,
+        }
+        self.malformed.push(record);
+    }
+}
+
 /// Deletes what `/opportunities/deleted` lists since `since`, and returns the live
 /// opportunities whose applications `/applications/deleted` lists since then: an application
 /// can go without its opportunity's `updatedAt` moving. An account without that newer list
-/// (404) has nothing there.
+/// (404) has nothing there. An unreadable item or page of the deleted opportunities leaves the
+/// run incomplete, so the deletion window does not move past it; the deleted applications,
+/// whose shape is unverified, are only reported.
 async fn purge_deleted(
     client: &LeverClient,
     batch: &mut Batch,
@@ -358,10 +400,29 @@ async fn purge_deleted(
     tally: &mut Tally,
 ) -> Result<Vec<String>, Error> {
     let window = vec![("deleted_at_start", since.max(0).to_string())];
-    let (deleted, malformed) = client
+    let deleted = match client
         .list_all::<DeletedOpportunity>("/opportunities/deleted", window.clone())
-        .await?;
-    tally.malformed.extend(malformed);
+        .await
+    {
+        Ok((deleted, malformed)) => {
+            for record in malformed {
+                // Not an opportunity that failed: a deletion that must be read again.
+                tracing::warn!(path = %record.path, id = record.id.as_deref().unwrap_or("-"), reason = %record.reason, "skipped a malformed deleted opportunity");
+                tally.incomplete = true;
+                tally.malformed.push(record);
+            }
+            deleted
+        }
+        Err(crate::lever::Error::Malformed { path, reason }) => {
+            tally.unreadable_record(MalformedRecord {
+                path,
+                id: None,
+                reason,
+            });
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let applications = match client
         .list_all::<DeletedApplication>("/applications/deleted", window)
         .await
@@ -386,17 +447,29 @@ async fn purge_deleted(
     for id in &gone {
         batch.delete(id)?;
     }
-    Ok(applications
-        .into_iter()
-        .filter_map(|a| a.opportunity_id)
-        .filter(|id| !gone.contains(id))
-        .collect())
+    let mut named = Vec::new();
+    for application in applications {
+        match application.opportunity_id() {
+            Some(id) if gone.contains(&id) => {}
+            Some(id) => named.push(id),
+            None => {
+                tracing::warn!(application = %application.id, "a deleted application names no opportunity");
+                tally.malformed.push(MalformedRecord {
+                    path: "/applications/deleted".into(),
+                    id: Some(application.id),
+                    reason: "no opportunity id".into(),
+                });
+            }
+        }
+    }
+    Ok(named)
 }
 
 /// Fetches each opportunity named by a deleted application or a webhook notice, all at once
-/// under the shared limiter: a 404 purges it, the others are returned for the listing to
-/// dispatch first (marked forced, so their children are fetched again). Failures are counted,
-/// and keep their notices for the next run.
+/// under the shared limiter: a 404 purges it, and so does a 403 (this credential may not see
+/// it, e.g. a confidential opportunity without confidential access); the others are returned
+/// for the listing to dispatch first (marked forced, so their children are fetched again).
+/// Failures are counted, and keep their notices for the next run.
 async fn fetch_named(
     client: &LeverClient,
     batch: &mut Batch,
@@ -427,10 +500,15 @@ async fn fetch_named(
                 found.push(opp);
             }
             Err(crate::lever::Error::NotFound { .. }) => batch.delete(&id)?,
+            Err(crate::lever::Error::Forbidden { .. }) => {
+                tracing::info!(id = %id, "an opportunity named by a webhook or a deleted application is not visible to this credential; purged");
+                tally.not_visible += 1;
+                batch.delete(&id)?;
+            }
             Err(e) if e.is_auth() => return Err(Error::Lever(e)),
             Err(e) => {
                 tracing::warn!(id = %id, error = %e, "could not fetch an opportunity named by a webhook or a deleted application; it is retried next run");
-                tally.failed_ids.push(id);
+                tally.fail(id);
             }
         }
     }
@@ -447,7 +525,8 @@ enum Listed {
 
 /// Lists opportunities (own task, one page ahead, after the `first` ones) and fans their child
 /// fetches out to at most `concurrency` tasks; this task alone writes the batch. Returns
-/// whether the listing was read to the end without a malformed page.
+/// whether the listing was read to the end (an unreadable page ends it early; one that could
+/// be skipped, or a record without an id, marks the tally incomplete).
 #[allow(clippy::too_many_arguments)]
 async fn sync_opportunities(
     client: &LeverClient,
@@ -525,14 +604,7 @@ async fn sync_opportunities(
                 match listed {
                     None => listing_open = false,
                     Some(Listed::Restarted) => {}
-                    Some(Listed::Malformed(record)) => {
-                        tracing::warn!(path = %record.path, id = record.id.as_deref().unwrap_or("-"), reason = %record.reason, "skipped a malformed record");
-                        if let Some(id) = &record.id {
-                            // Keep what the store has for it rather than treat it as deleted.
-                            tally.unreadable.insert(id.clone());
-                        }
-                        tally.malformed.push(record);
-                    }
+                    Some(Listed::Malformed(record)) => tally.unreadable_record(record),
                     Some(Listed::Opportunity(opp)) => {
                         if let Err(e) = dispatch(client, batch, *opp, tally, &mut in_flight) {
                             break Err(e);
@@ -602,8 +674,8 @@ fn unchanged(stored: &Candidate, listed: &Candidate) -> bool {
         && stored.last_interaction_at >= listed.last_interaction_at
 }
 
-/// Journals one finished child fetch; a credential error stops the run, any other failure is
-/// counted and the opportunity is left as stored.
+/// Journals one finished child fetch; a credential error stops the run, any other failure
+/// (a malformed child record included) is counted and the opportunity is left as stored.
 fn record_outcome(
     batch: &mut Batch,
     id: String,
@@ -612,11 +684,17 @@ fn record_outcome(
     tally: &mut Tally,
 ) -> Result<(), Error> {
     match result {
+        Ok(ChildOutcome::Synced { stats, .. }) if !stats.malformed.is_empty() => {
+            // Without that note or feedback form the record would be stored incomplete, and
+            // judged unchanged by later runs: keep the stored version and try again next run.
+            tracing::warn!(id = %id, malformed = stats.malformed.len(), "an opportunity has unreadable notes, feedback or resumes; it is retried next run");
+            tally.malformed.extend(stats.malformed);
+            tally.fail(id);
+        }
         Ok(ChildOutcome::Synced { candidate, stats }) => {
             tally.fetched += 1;
             tally.resumes_downloaded += stats.resumes_downloaded;
             tally.resume_text_failed += stats.resume_text_failed;
-            tally.malformed.extend(stats.malformed);
             if let Some(fetched) = fetched {
                 // Full or gone receiver: the index build embeds this candidate itself.
                 let _ = fetched.try_send(candidate.as_ref().clone());
@@ -627,10 +705,22 @@ fn record_outcome(
             tally.fetched += 1;
             batch.delete(&id)?;
         }
+        Ok(ChildOutcome::NotVisible) => {
+            tracing::info!(id = %id, "an opportunity is not visible to this credential; purged");
+            tally.not_visible += 1;
+            batch.delete(&id)?;
+        }
         Err(e) if e.is_auth() => return Err(Error::Lever(e)),
         Err(e) => {
             tracing::warn!(id = %id, error = %e, "could not sync an opportunity; it is retried next run");
-            tally.failed_ids.push(id);
+            if let crate::lever::Error::Malformed { path, reason } = e {
+                tally.malformed.push(MalformedRecord {
+                    path,
+                    id: Some(id.clone()),
+                    reason,
+                });
+            }
+            tally.fail(id);
         }
     }
     Ok(())

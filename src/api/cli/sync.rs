@@ -202,6 +202,17 @@ pub(super) fn print_summary(r: &SyncReport) {
             );
         }
     }
+    if r.opportunities_not_visible > 0 {
+        println!(
+            "  {} opportunities not visible to this credential (HTTP 403) were purged",
+            r.opportunities_not_visible
+        );
+    }
+    if !r.listing_complete {
+        println!(
+            "  Lever's listing could not be read in full: the next run lists the same window again"
+        );
+    }
     if r.opportunities_failed > 0 {
         println!(
             "  {} opportunities failed and will be retried next run: {}",
