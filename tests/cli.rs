@@ -337,6 +337,35 @@ fn webhooks_subscribe_keeps_each_signature_token_and_never_subscribes_twice() {
         .expect("a tokens file");
     assert_eq!(again, tokens);
 
+    // A webhook created at Lever whose token never reached the file (a timeout, a failed
+    // save): a rerun says so, and what to do, instead of calling it kept.
+    let text = std::fs::read_to_string(&tokens_path).expect("tokens file");
+    let lines: Vec<&str> = text.lines().collect();
+    let (kept, lost) = lines.split_at(lines.len() - 2);
+    let lost_id = lost[0].rsplit(' ').next().expect("webhook id").to_owned();
+    std::fs::write(&tokens_path, format!("{}\n", kept.join("\n"))).expect("rewrite");
+    let rerun = rediscover()
+        .env("LEVER_API_KEY", KEY)
+        .args(["webhooks", "subscribe", "--url", url, "--lever-url"])
+        .arg(&mock.base_url)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert!(!rerun.status.success());
+    let stdout = String::from_utf8_lossy(&rerun.stdout);
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert_eq!(stdout.matches("already subscribed ").count(), 4, "{stdout}");
+    assert!(!stdout.contains(&lost_id), "{stdout}");
+    assert!(
+        stderr.contains(&lost_id) && stderr.contains("delete"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&tokens[0]),
+        "no token is printed: {stderr}"
+    );
+
     let bad = rediscover()
         .env("LEVER_API_KEY", KEY)
         .args([

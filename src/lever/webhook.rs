@@ -7,7 +7,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::wire::{Webhook, new_webhook};
+use super::wire::{Webhook, created_webhook, new_webhook, safe_reason};
 use super::{Error, LeverClient};
 
 /// The candidate events worth a sync's attention, in the order they are subscribed.
@@ -21,7 +21,11 @@ pub const CANDIDATE_EVENTS: &[&str] = &[
 
 /// Creates a webhook delivering `event` to `url`; the answer holds its signature token.
 pub async fn subscribe(client: &LeverClient, url: &str, event: &str) -> Result<Webhook, Error> {
-    client.post("/webhooks", &new_webhook(url, event)).await
+    let data: serde_json::Value = client.post("/webhooks", &new_webhook(url, event)).await?;
+    created_webhook(data).map_err(|e| Error::Malformed {
+        path: "/webhooks".into(),
+        reason: safe_reason(&e),
+    })
 }
 
 /// The account's webhooks created through the API.

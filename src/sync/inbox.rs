@@ -223,6 +223,26 @@ pub fn signature_tokens(data_dir: &Path) -> Result<Option<Vec<String>>, Error> {
     }
 }
 
+/// Whether `data_dir/webhook-tokens` holds a token under a `#` comment naming webhook
+/// `webhook_id`, as [`save_signature_token`] writes it (`# <event> webhook <id>`).
+pub fn has_token_for_webhook(data_dir: &Path, webhook_id: &str) -> Result<bool, Error> {
+    let path = data_dir.join(TOKENS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(Error { path, source }),
+    };
+    let mut named = false;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.strip_prefix('#') {
+            Some(comment) => named = comment.split_whitespace().any(|w| w == webhook_id),
+            None if named => return Ok(true),
+            None => {}
+        }
+    }
+    Ok(false)
+}
+
 /// Adds a webhook's signature token to `data_dir/webhook-tokens` (created readable by its
 /// owner only), after a `# comment` line; a token already there is not added twice.
 pub fn save_signature_token(data_dir: &Path, token: &str, comment: &str) -> Result<(), Error> {
@@ -263,6 +283,24 @@ fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_found_by_the_comment_naming_its_webhook() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(!has_token_for_webhook(dir.path(), "w1").expect("no file"));
+        save_signature_token(dir.path(), "token-1", "candidateHired webhook w1").expect("save");
+        std::fs::write(
+            dir.path().join(TOKENS_FILE),
+            format!(
+                "{}# candidateDeleted webhook w2\n\n# by hand\ntoken-3\n",
+                std::fs::read_to_string(dir.path().join(TOKENS_FILE)).expect("read")
+            ),
+        )
+        .expect("write");
+        assert!(has_token_for_webhook(dir.path(), "w1").expect("read"));
+        assert!(!has_token_for_webhook(dir.path(), "w2").expect("read"));
+        assert!(!has_token_for_webhook(dir.path(), "w").expect("read"));
+    }
 
     fn notice(event: &str, id: &str) -> Notice {
         Notice {

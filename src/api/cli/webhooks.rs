@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::lever::webhook::{CANDIDATE_EVENTS, subscribe, subscriptions};
 use crate::lever::{ClientConfig, DEFAULT_BASE_URL, LeverClient};
-use crate::sync::inbox::{TOKENS_FILE, save_signature_token};
+use crate::sync::inbox::{TOKENS_FILE, has_token_for_webhook, save_signature_token};
 
 /// Subscribe to Lever's webhooks, or list them.
 #[derive(Debug, clap::Args)]
@@ -27,8 +27,9 @@ enum Action {
     ///
     /// URL is where Lever reaches `rediscover serve`'s `/webhooks/lever` route; Lever delivers
     /// only over HTTPS with a CA-signed certificate, so it is usually a TLS proxy or tunnel.
-    /// Events already delivered to URL are left as they are. Authenticates like
-    /// `rediscover sync`.
+    /// Events already delivered to URL are left as they are, provided DATA/webhook-tokens
+    /// holds their token (Lever shows it only once, at creation); one whose token was lost is
+    /// reported, with what to do, and the command fails. Authenticates like `rediscover sync`.
     Subscribe {
         /// The address Lever delivers to, e.g. https://rediscover.example.com/webhooks/lever.
         #[arg(long)]
@@ -102,26 +103,59 @@ async fn run_subscribe(
     let existing = subscriptions(&client)
         .await
         .context("listing the webhooks")?;
+    let tokens_path = data.join(TOKENS_FILE);
+    let mut without_token = Vec::new();
     for event in &events {
         if let Some(webhook) = existing.iter().find(|w| w.url == url && &w.event == event) {
             // Lever shows a signature token only when the webhook is created.
-            println!(
-                "already subscribed {event}: webhook {} (its token was kept when it was created)",
-                webhook.id
-            );
+            if has_token_for_webhook(data, &webhook.id)? {
+                println!(
+                    "already subscribed {event}: webhook {} (its token is kept)",
+                    webhook.id
+                );
+            } else {
+                eprintln!(
+                    "{event}: webhook {} exists but {} holds no signature token for it \
+                     (Lever shows the token only when a webhook is created), so its \
+                     deliveries would be rejected",
+                    webhook.id,
+                    tokens_path.display()
+                );
+                without_token.push(webhook.id.clone());
+            }
             continue;
         }
-        let webhook = subscribe(&client, url, event)
-            .await
-            .with_context(|| format!("subscribing to {event}"))?;
+        let webhook = subscribe(&client, url, event).await.with_context(|| {
+            format!(
+                "subscribing to {event} (Lever may have created the webhook anyway: \
+                 rerun to check)"
+            )
+        })?;
         let Some(token) = webhook.configuration.signature_token.as_deref() else {
             bail!(
                 "Lever created webhook {} for {event} without a signature token; delete it in Lever",
                 webhook.id
             );
         };
-        save_signature_token(data, token, &format!("{event} webhook {}", webhook.id))?;
+        save_signature_token(data, token, &format!("{event} webhook {}", webhook.id))
+            .with_context(|| {
+                format!(
+                    "keeping the signature token of webhook {} for {event}; delete that \
+                     webhook in Lever and rerun",
+                    webhook.id
+                )
+            })?;
         println!("subscribed {event}: webhook {}", webhook.id);
+    }
+    if !without_token.is_empty() {
+        bail!(
+            "no signature token kept for webhook(s) {}: delete them in Lever (Settings > \
+             Integrations and API, or DELETE /webhooks/ID) and run `rediscover webhooks \
+             subscribe` again; if you saved a token by hand, put a line `# webhook ID` above it \
+             in {}",
+            without_token.join(", "),
+            tokens_path.display()
+        );
     }
     println!(
         "signature tokens kept in {}; run `rediscover serve` where {url} reaches it",
