@@ -3,7 +3,7 @@
 //! The journal of a batch is the segment file the commit will publish (`seg-N.dat` with
 //! N = the manifest's `next_segment`); until a manifest names it, no reader looks at it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,9 +17,9 @@ use super::{
 };
 use crate::domain::{Candidate, ReferenceData};
 
-/// Segments are compacted once they hold this many times the live bytes (and are big enough).
-const COMPACT_RATIO: u64 = 2;
-const COMPACT_MIN_BYTES: u64 = 16 << 20;
+/// Rewritten segments are cut at about this size, so purging a record later rewrites a bounded
+/// amount of its neighbours (a record bigger than this gets a segment of its own).
+const SEGMENT_TARGET: u64 = 8 << 20;
 
 enum Staged {
     Upsert(CatalogEntry),
@@ -245,16 +245,25 @@ impl Batch {
         let reference = self.reference.filter(|r| r != self.base.reference());
         let content_changed = !changed.is_empty() || !deleted.is_empty() || reference.is_some();
         let mut next_segment = self.segment + 1;
-        if content_changed && needs_compaction(&self.base, &catalog, self.journal_len) {
-            let compacted = self.segment + 1;
-            compact(
+        // Without a content change the catalog keeps its records (and the generation its
+        // catalog file), so there is nothing new to purge.
+        let rewritten = if content_changed {
+            purge_dead_records(
                 &self.dir,
                 &self.base,
-                &journal_path,
-                compacted,
+                (self.segment, &journal_path, self.journal_len),
+                &mut next_segment,
                 &mut catalog,
-            )?;
-            next_segment = compacted + 1;
+            )?
+        } else {
+            0
+        };
+        if rewritten > 0 {
+            tracing::info!(
+                segments = rewritten,
+                deleted = deleted.len(),
+                "store segments rewritten without their dead records"
+            );
         }
         let generation = self.base.generation() + u64::from(content_changed);
         publish(
@@ -276,51 +285,103 @@ impl Batch {
     }
 }
 
-fn needs_compaction(base: &Store, catalog: &BTreeMap<String, CatalogEntry>, journal: u64) -> bool {
-    let live: u64 = catalog
-        .values()
-        .map(|e| HEADER_LEN as u64 + u64::from(e.len))
-        .sum();
-    let total: u64 = base.segments.values().map(|m| m.len() as u64).sum::<u64>() + journal;
-    total >= COMPACT_MIN_BYTES && total > COMPACT_RATIO * live
-}
-
-/// Copies every live record into one new segment and points the catalog at it.
-fn compact(
+/// Rewrites, live records only, every segment that would be published holding a record no
+/// catalog entry points to: a deleted opportunity, a replaced version, an unchanged copy, or the
+/// journal's checkpoints and reference data (and a journal bigger than [`SEGMENT_TARGET`]). The
+/// dead bytes go when the old files are removed
+/// after the manifest switch, so no published segment keeps a deleted or superseded record.
+///
+/// Live records of those segments are copied into new segments of about [`SEGMENT_TARGET`]
+/// bytes each, numbered from `next_segment` (advanced past them), fsynced with their folder
+/// before the caller publishes. Until then no manifest names them: a crash leaves the previous
+/// generation and the journal as they were. Returns how many segments were rewritten.
+fn purge_dead_records(
     dir: &Path,
     base: &Store,
-    journal_path: &Path,
-    segment: u64,
+    (journal_segment, journal_path, journal_len): (u64, &Path, u64),
+    next_segment: &mut u64,
     catalog: &mut BTreeMap<String, CatalogEntry>,
-) -> Result<()> {
-    let journal_file = File::open(journal_path).map_err(|e| Error::io(journal_path, e))?;
-    // SAFETY: the journal was fsynced and nothing writes it any more.
-    let journal = unsafe { Mmap::map(&journal_file) }.map_err(|e| Error::io(journal_path, e))?;
-    let journal_segment = base.manifest.next_segment.max(1);
-    let path = segment_path(dir, segment);
-    let mut out = std::io::BufWriter::new(File::create(&path).map_err(|e| Error::io(&path, e))?);
+) -> Result<usize> {
+    let mut live: HashMap<u64, u64> = HashMap::new();
+    for entry in catalog.values() {
+        *live.entry(entry.segment).or_default() += HEADER_LEN as u64 + u64::from(entry.len);
+    }
+    let size_of = |segment: u64| {
+        if segment == journal_segment {
+            Some(journal_len)
+        } else {
+            base.segments.get(&segment).map(|m| m.len() as u64)
+        }
+    };
+    // A journal bigger than a segment is cut too, so a later purge stays bounded.
+    let dirty: HashSet<u64> = live
+        .iter()
+        .filter(|&(&segment, &bytes)| {
+            size_of(segment).is_none_or(|size| size != bytes)
+                || (segment == journal_segment && bytes > SEGMENT_TARGET)
+        })
+        .map(|(&segment, _)| segment)
+        .collect();
+    if dirty.is_empty() {
+        return Ok(0);
+    }
+    let journal = if dirty.contains(&journal_segment) {
+        let file = File::open(journal_path).map_err(|e| Error::io(journal_path, e))?;
+        // SAFETY: the journal was fsynced and nothing writes it any more.
+        Some(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(journal_path, e))?)
+    } else {
+        None
+    };
+    let mut out: Option<(PathBuf, std::io::BufWriter<File>)> = None;
+    let mut out_segment = *next_segment;
     let mut offset = 0u64;
-    for entry in catalog.values_mut() {
+    for entry in catalog.values_mut().filter(|e| dirty.contains(&e.segment)) {
+        let source_path = segment_path(dir, entry.segment);
         let source: &[u8] = if entry.segment == journal_segment {
-            &journal
+            journal.as_deref().unwrap_or_default()
         } else {
             base.segments
                 .get(&entry.segment)
                 .map(|m| &m[..])
-                .ok_or_else(|| Error::corrupt(&path, "segment to compact is not open"))?
+                .ok_or_else(|| Error::corrupt(&source_path, "segment to rewrite is not open"))?
         };
         let start = entry.offset as usize;
         let end = start + HEADER_LEN + entry.len as usize;
-        let record = source
-            .get(start..end)
-            .ok_or_else(|| Error::corrupt(&path, "record to compact lies outside its segment"))?;
-        out.write_all(record).map_err(|e| Error::io(&path, e))?;
-        entry.segment = segment;
+        let record = source.get(start..end).ok_or_else(|| {
+            Error::corrupt(&source_path, "record to rewrite lies outside its segment")
+        })?;
+        if offset > 0 && offset + record.len() as u64 > SEGMENT_TARGET {
+            if let Some((path, writer)) = out.take() {
+                finish_segment(&path, writer)?;
+            }
+            out_segment += 1;
+            offset = 0;
+        }
+        let (path, writer) = match &mut out {
+            Some(open) => open,
+            None => {
+                let path = segment_path(dir, out_segment);
+                let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+                out.insert((path, std::io::BufWriter::new(file)))
+            }
+        };
+        writer.write_all(record).map_err(|e| Error::io(path, e))?;
+        entry.segment = out_segment;
         entry.offset = offset;
         offset += record.len() as u64;
     }
-    let file = out
+    if let Some((path, writer)) = out.take() {
+        finish_segment(&path, writer)?;
+        *next_segment = out_segment + 1;
+    }
+    super::sync_dir(dir)?;
+    Ok(dirty.len())
+}
+
+/// Flushes and fsyncs one rewritten segment.
+fn finish_segment(path: &Path, writer: std::io::BufWriter<File>) -> Result<()> {
+    let file = writer
         .into_inner()
-        .map_err(|e| Error::io(&path, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io(&path, e))
+        .map_err(|e| Error::io(path, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(path, e))
 }

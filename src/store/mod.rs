@@ -4,7 +4,8 @@
 //! - `MANIFEST`: JSON naming the committed generation, its catalog, reference data and segments.
 //!   It is replaced atomically (write, fsync, rename), so a reader sees a whole generation or the
 //!   previous one, never a half-written one.
-//! - `seg-N.dat`: append-only segment files of length-prefixed, checksummed bincode records.
+//! - `seg-N.dat`: segment files of length-prefixed, checksummed bincode records, never modified
+//!   once published.
 //! - `catalog-G.bin`: for generation G, every opportunity id with the segment and offset of its
 //!   current record, its content fingerprint and a few counts.
 //! - `reference-G.bin`: stages, archive reasons, postings, users and tags of generation G.
@@ -14,7 +15,11 @@
 //!   run resumes where it stopped; records torn by the kill fail their checksum and are dropped.
 //!
 //! Invariants: only a committed MANIFEST makes data visible; a record's bytes never change once
-//! written; one writer at a time (a lock file). The store knows nothing of Lever or of indexes.
+//! written; one writer at a time (a lock file). A published segment holds only records its
+//! catalog points to: a commit that deletes or replaces records rewrites the segments that held
+//! them (live records only) before it publishes, and the old files are removed after the switch,
+//! so no deleted or superseded version of a candidate stays on disk. The store knows nothing of
+//! Lever or of indexes.
 
 mod format;
 mod journal;
@@ -499,7 +504,8 @@ fn publish(dir: &Path, base: &Store, publication: Publication<'_>) -> Result<()>
     Ok(())
 }
 
-/// Removes files no manifest names any more. Failures only leave garbage behind.
+/// Removes files no manifest names any more, among them the segments that held deleted or
+/// replaced records. A failure leaves the file behind (logged); the next commit tries again.
 fn collect_garbage(dir: &Path, manifest: &Manifest) {
     let keep: HashSet<String> = manifest
         .segments
@@ -518,8 +524,11 @@ fn collect_garbage(dir: &Path, manifest: &Manifest) {
             || name.starts_with("catalog-")
             || name.starts_with("reference-")
             || name.ends_with(".tmp");
-        if ours && !keep.contains(&name) {
-            let _ = fs::remove_file(entry.path());
+        if ours
+            && !keep.contains(&name)
+            && let Err(e) = fs::remove_file(entry.path())
+        {
+            tracing::warn!(file = %name, error = %e, "could not remove an unused store file");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Unit tests of the store: commits, changes, resume after a kill, torn journals, compaction.
+//! Unit tests of the store: commits, changes, resume after a kill, torn journals, purging of
+//! deleted and replaced records.
 
 use super::*;
 use crate::domain::{Note, Posting, Resume, TextStatus};
@@ -272,4 +273,223 @@ fn a_corrupt_record_is_an_error_not_a_panic() {
     fs::write(&segment, bytes).expect("write");
     let store = Store::open(tmp.path()).expect("open");
     assert!(matches!(store.get("a"), Err(Error::Corrupt { .. })));
+}
+
+/// Files under `dir` (recursively) whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if fs::read(&path)
+                .expect("read file")
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+fn segment_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(store_dir(dir))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("seg-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_deleted_candidate_leaves_no_bytes_in_a_small_store() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut gone = candidate("gone", "c1", "resume of Quentin Zabriskie-Gone");
+    gone.emails = vec!["quentin.gone@example.org".into()];
+    commit_all(
+        tmp.path(),
+        &[gone, candidate("kept", "c2", "resume of Ottilie Keptwell")],
+    );
+    assert!(!files_containing(tmp.path(), "Zabriskie-Gone").is_empty());
+
+    let mut batch = Store::begin(tmp.path()).expect("begin");
+    batch.delete("gone").expect("delete");
+    let commit = batch.commit(SyncState::default()).expect("commit");
+    assert_eq!(commit.deleted, vec!["gone".to_string()]);
+
+    for needle in ["Zabriskie-Gone", "quentin.gone@example.org"] {
+        assert_eq!(
+            files_containing(tmp.path(), needle),
+            Vec::<PathBuf>::new(),
+            "{needle} is still on disk"
+        );
+    }
+    assert!(!files_containing(tmp.path(), "Ottilie Keptwell").is_empty());
+    let store = Store::open(tmp.path()).expect("open");
+    assert_eq!(store.ids().collect::<Vec<_>>(), vec!["kept"]);
+    assert_eq!(
+        store.get("kept").expect("get"),
+        Some(candidate("kept", "c2", "resume of Ottilie Keptwell"))
+    );
+}
+
+#[test]
+fn replaced_versions_and_unchanged_copies_of_a_deleted_candidate_are_purged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Run 1: the first version, next to a live candidate.
+    commit_all(
+        tmp.path(),
+        &[
+            candidate("gone", "c1", "old resume Xanthippe-Version-One"),
+            candidate("kept", "c2", "resume of Ottilie Keptwell"),
+        ],
+    );
+    // Run 2: a new version (an anonymisation, say) next to another live candidate.
+    commit_all(
+        tmp.path(),
+        &[
+            candidate("gone", "c1", "new resume Xanthippe-Version-Two"),
+            candidate("other", "c3", "resume of Bartholomew Otherly"),
+        ],
+    );
+    assert_eq!(
+        files_containing(tmp.path(), "Xanthippe-Version-One"),
+        Vec::<PathBuf>::new(),
+        "the replaced version is purged"
+    );
+    // Run 3: the same version again (not a change) while something else changes.
+    commit_all(
+        tmp.path(),
+        &[
+            candidate("gone", "c1", "new resume Xanthippe-Version-Two"),
+            candidate("other", "c3", "resume of Bartholomew Otherly, updated"),
+        ],
+    );
+    assert_eq!(
+        files_containing(tmp.path(), "Xanthippe-Version-Two").len(),
+        1
+    );
+    // Run 4: deleted.
+    let mut batch = Store::begin(tmp.path()).expect("begin");
+    batch.delete("gone").expect("delete");
+    batch.commit(SyncState::default()).expect("commit");
+
+    assert_eq!(
+        files_containing(tmp.path(), "Xanthippe"),
+        Vec::<PathBuf>::new()
+    );
+    assert!(!files_containing(tmp.path(), "Ottilie Keptwell").is_empty());
+    assert!(!files_containing(tmp.path(), "Otherly, updated").is_empty());
+    let store = Store::open(tmp.path()).expect("open");
+    assert_eq!(store.ids().collect::<Vec<_>>(), vec!["kept", "other"]);
+    for c in store.candidates() {
+        c.expect("readable");
+    }
+}
+
+#[test]
+fn a_candidate_upserted_then_deleted_in_one_run_leaves_no_bytes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    commit_all(tmp.path(), &[candidate("kept", "c2", "resume of Ottilie")]);
+    let mut batch = Store::begin(tmp.path()).expect("begin");
+    batch
+        .set_checkpoint("run_started_at", "42".into())
+        .expect("checkpoint");
+    batch
+        .upsert(candidate("gone", "c1", "Yevgenia-Fleeting"))
+        .expect("upsert");
+    batch
+        .upsert(candidate("new", "c3", "resume of Newcomb"))
+        .expect("upsert");
+    batch.delete("gone").expect("delete");
+    batch.commit(SyncState::default()).expect("commit");
+    assert_eq!(
+        files_containing(tmp.path(), "Yevgenia-Fleeting"),
+        Vec::<PathBuf>::new()
+    );
+    assert!(!files_containing(tmp.path(), "resume of Newcomb").is_empty());
+}
+
+#[test]
+fn published_segments_hold_live_records_only_and_stay_bounded() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let big = "word ".repeat(600_000); // 3 MB per record
+    let candidates: Vec<_> = (0..6)
+        .map(|i| candidate(&format!("id{i}"), "c", &format!("{i} {big}")))
+        .collect();
+    commit_all(tmp.path(), &candidates);
+    let store = Store::open(tmp.path()).expect("open");
+    let live: u64 = store
+        .catalog
+        .iter()
+        .map(|e| (format::HEADER_LEN as u64) + u64::from(e.len))
+        .sum();
+    let on_disk: u64 = segment_files(tmp.path())
+        .iter()
+        .map(|n| {
+            fs::metadata(store_dir(tmp.path()).join(n))
+                .expect("meta")
+                .len()
+        })
+        .sum();
+    assert_eq!(on_disk, live, "no byte but live records");
+    // 18 MB of records cut at about 8 MiB: two records per segment.
+    assert_eq!(segment_files(tmp.path()).len(), 3);
+    drop(store);
+
+    // Deleting one record rewrites its segment only.
+    let before = segment_files(tmp.path());
+    let mut batch = Store::begin(tmp.path()).expect("begin");
+    batch.delete("id5").expect("delete");
+    batch.commit(SyncState::default()).expect("commit");
+    let after = segment_files(tmp.path());
+    let kept: Vec<_> = before.iter().filter(|n| after.contains(n)).collect();
+    assert_eq!(kept.len(), 2, "{before:?} -> {after:?}");
+    let store = Store::open(tmp.path()).expect("open");
+    assert_eq!(store.len(), 5);
+    for c in store.candidates() {
+        c.expect("readable");
+    }
+}
+
+#[test]
+fn segments_left_by_a_commit_killed_before_publishing_are_harmless() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    commit_all(
+        tmp.path(),
+        &[
+            candidate("gone", "c1", "Zebulon-Crashed"),
+            candidate("kept", "c2", "Ottilie"),
+        ],
+    );
+    let mut batch = Store::begin(tmp.path()).expect("begin");
+    batch.delete("gone").expect("delete");
+    drop(batch);
+    // A rewritten segment of a commit killed before its manifest: garbage no one names.
+    let dir = store_dir(tmp.path());
+    let next = Store::open(tmp.path()).expect("open").manifest.next_segment;
+    fs::write(segment_path(&dir, next + 1), b"half a segment").expect("write");
+    fs::write(segment_path(&dir, next + 5), b"more").expect("write");
+    let store = Store::open(tmp.path()).expect("open");
+    assert_eq!(store.ids().collect::<Vec<_>>(), vec!["gone", "kept"]);
+
+    let batch = Store::begin(tmp.path()).expect("resume");
+    assert!(batch.resumed());
+    batch.commit(SyncState::default()).expect("commit");
+    let store = Store::open(tmp.path()).expect("open");
+    assert_eq!(store.ids().collect::<Vec<_>>(), vec!["kept"]);
+    assert_eq!(
+        files_containing(tmp.path(), "Zebulon-Crashed"),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(
+        segment_files(tmp.path()).len(),
+        store.manifest.segments.len()
+    );
 }
