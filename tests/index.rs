@@ -614,6 +614,200 @@ mod cli {
     }
 }
 
+/// A candidate deleted (or anonymised) in Lever leaves no byte behind in the data folder: not in
+/// the store's segments, the index rows, the passage texts, nor the keyword index's terms.
+mod purge {
+    use std::path::{Path, PathBuf};
+
+    use rediscover::domain::{Candidate, Resume, TextStatus};
+    use rediscover::index::{Indexes, Progress};
+    use rediscover::pipeline::{self, IndexAction};
+    use rediscover::store::{Commit, Store, SyncState};
+    use tantivy::Term;
+    use tantivy::schema::Field;
+
+    use super::embedder;
+    use crate::index::build::{pool, reference};
+
+    fn person(id: &str, word: &str) -> Candidate {
+        Candidate {
+            id: id.into(),
+            contact_id: format!("contact-{id}"),
+            name: format!("{word} Person"),
+            emails: vec![format!("{}@example.org", word.to_lowercase())],
+            headline: "Fermentation chemist".into(),
+            location: format!("{word}stadt"),
+            tags: vec![format!("{word}tag")],
+            stage_id: "lead-new".into(),
+            resumes: vec![Resume {
+                id: format!("resume-{id}"),
+                text: Some(format!(
+                    "Ran the {word} brewery lab for six years, scaling lager yeast propagation."
+                )),
+                text_status: TextStatus::Extracted,
+                ..Resume::default()
+            }],
+            ..Candidate::default()
+        }
+    }
+
+    /// Files under `dir` (recursively) whose bytes contain `needle`.
+    fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if std::fs::read(&path)
+                    .unwrap()
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_bytes())
+                {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    }
+
+    /// Segments of the keyword index holding `token` in `field`, deleted documents included.
+    fn segments_with_term(ix: &Indexes, field: Field, token: &str) -> usize {
+        let term = Term::from_field_text(field, token);
+        ix.keyword()
+            .searcher()
+            .segment_readers()
+            .iter()
+            .filter(|s| {
+                s.inverted_index(field)
+                    .unwrap()
+                    .get_term_info(&term)
+                    .unwrap()
+                    .is_some()
+            })
+            .count()
+    }
+
+    fn commit(data: &Path, upserts: Vec<Candidate>, deletes: &[&str]) -> Commit {
+        let mut batch = Store::begin(data).unwrap();
+        for c in upserts {
+            batch.upsert(c).unwrap();
+        }
+        for id in deletes {
+            batch.delete(id).unwrap();
+        }
+        batch.set_reference(reference()).unwrap();
+        batch.commit(SyncState::default()).unwrap()
+    }
+
+    fn index(data: &Path, commit: &Commit) -> IndexAction {
+        let store = Store::open(data).unwrap();
+        pipeline::bring_up_to_date(
+            data,
+            &store,
+            Some(commit),
+            embedder(),
+            None,
+            &Progress::none(),
+        )
+        .unwrap()
+        .action
+    }
+
+    #[test]
+    fn a_deleted_and_an_anonymised_candidate_leave_no_bytes_in_the_data_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path();
+        let mut first = pool();
+        first.push(person("opp-gone", "Quxborough"));
+        first.push(person("opp-anon", "Vexmoorfield"));
+        first.push(person("opp-kept", "Kestrelwyck"));
+        let first = commit(data, first, &[]);
+        assert_eq!(index(data, &first), IndexAction::Rebuilt);
+        // The scan finds what it looks for.
+        for word in ["Quxborough", "Vexmoorfield", "opp-gone"] {
+            assert!(!files_containing(data, word).is_empty(), "{word}");
+        }
+
+        // Lever deletes one candidate and anonymises another (a new version without the data).
+        let anonymised = person("opp-anon", "Anonymous");
+        let second = commit(data, vec![anonymised], &["opp-gone"]);
+        assert_eq!(second.deleted, vec!["opp-gone".to_string()]);
+        assert_eq!(index(data, &second), IndexAction::Updated);
+
+        // Store segments, index rows, passage texts, fast fields: no byte of either is left.
+        for word in ["Quxborough", "quxborough", "Vexmoorfield", "vexmoorfield"] {
+            assert_eq!(
+                files_containing(data, word),
+                Vec::<PathBuf>::new(),
+                "{word}"
+            );
+        }
+        assert_eq!(files_containing(data, "opp-gone"), Vec::<PathBuf>::new());
+        // The live candidates are all still there.
+        for word in [
+            "Kestrelwyck",
+            "kestrelwyck",
+            "Anonymous",
+            "opp-anon",
+            "opp-nurse",
+        ] {
+            assert!(!files_containing(data, word).is_empty(), "{word}");
+        }
+
+        let ix = Indexes::open(data).unwrap();
+        assert_eq!(ix.ordinal("opp-gone"), None);
+        assert!(ix.ordinal("opp-anon").is_some() && ix.ordinal("opp-kept").is_some());
+        // Tombstoned rows keep their ordinal and nothing else; no lookup finds them.
+        let tombstones: Vec<_> = ix.rows().iter().filter(|r| r.deleted).collect();
+        assert_eq!(tombstones.len(), 2);
+        assert!(
+            tombstones
+                .iter()
+                .all(|r| **r == rediscover::index::CandidateRow::tombstone())
+        );
+        assert_eq!(ix.ordinal(""), None);
+        // Tombstoned passages are blank.
+        let vectors = ix.vectors();
+        for chunk in (0..vectors.len() as u32).filter(|&c| vectors.is_tombstoned(c)) {
+            assert_eq!(vectors.chunk_text(chunk), "");
+        }
+        // The keyword index holds no deleted document and none of their terms (its term
+        // dictionary is an FST, which a byte scan would not see).
+        let searcher = ix.keyword().searcher();
+        assert!(
+            searcher
+                .segment_readers()
+                .iter()
+                .all(|s| s.num_deleted_docs() == 0)
+        );
+        let fields = *ix.keyword().fields();
+        for (field, token) in [
+            (fields.exact, "quxborough"),
+            (fields.exact, "vexmoorfield"),
+            (fields.exact, "quxboroughstadt"),
+            (fields.location, "quxboroughstadt"),
+            (fields.location, "vexmoorfieldstadt"),
+        ] {
+            assert_eq!(segments_with_term(&ix, field, token), 0, "{token}");
+        }
+        assert_eq!(segments_with_term(&ix, fields.exact, "kestrelwyck"), 1);
+        assert_eq!(
+            segments_with_term(&ix, fields.location, "kestrelwyckstadt"),
+            1
+        );
+        assert_eq!(segments_with_term(&ix, fields.exact, "anonymous"), 1);
+        // Only the new generation is left.
+        let generations = std::fs::read_dir(data.join("index"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("gen-"))
+            .count();
+        assert_eq!(generations, 1);
+    }
+}
+
 #[test]
 fn index_types_can_be_shared_across_threads() {
     fn shared<T: Send + Sync>() {}

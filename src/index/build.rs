@@ -83,9 +83,12 @@ where
 /// replace their previous rows, `deleted` opportunity ids are removed. Without a current
 /// generation this is a rebuild from `changed`.
 ///
-/// Replaced and deleted rows stay as tombstones (`deleted`); their vectors are tombstoned and
-/// never returned. When tombstones pass [`COMPACT_RATIO`] of all vectors the live vectors are
-/// copied into a fresh graph (no re-embedding). Passages whose vector is in `cache` are not
+/// Replaced and deleted rows stay as emptied tombstones ([`CandidateRow::tombstone`]: the
+/// ordinal is kept, nothing about the person); their vectors are tombstoned and never
+/// returned, and their passage texts blanked. Their keyword documents are deleted and the
+/// segments that held them merged, so no deleted document stays in the keyword index. When
+/// tombstones pass [`COMPACT_RATIO`] of all vectors the live vectors are copied into a fresh
+/// graph (no re-embedding). Passages whose vector is in `cache` are not
 /// embedded again.
 #[allow(clippy::too_many_arguments)]
 pub fn update(
@@ -132,8 +135,11 @@ pub fn update(
     let mut dropped: HashSet<u32> = HashSet::new();
     for (ordinal, row) in old_rows.iter_mut().enumerate() {
         if !row.deleted && gone.contains(row.opportunity_id.as_str()) {
-            row.deleted = true;
             dropped.insert(ordinal as u32);
+            *row = CandidateRow::tombstone();
+        } else if row.deleted && *row != CandidateRow::tombstone() {
+            // A tombstone written before tombstones were emptied.
+            *row = CandidateRow::tombstone();
         }
     }
 

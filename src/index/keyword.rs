@@ -30,6 +30,8 @@ const STEM_TOKENIZER: &str = "en_stem";
 const EXACT_PATTERN: &str = r"\.?[\p{L}\p{N}](?:[\p{L}\p{N}+#]|[./_\-][\p{L}\p{N}])*";
 /// Memory budget of the tantivy writer.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+/// Memory budget of the writer that only merges (tantivy's minimum per thread).
+const MERGE_WRITER_MEMORY: usize = 15_000_000;
 
 /// The fields of the keyword index.
 #[derive(Debug, Clone, Copy)]
@@ -373,12 +375,55 @@ impl KeywordWriter {
         ));
     }
 
-    /// Commits and waits for merges, leaving a complete index in the directory.
+    /// Commits and waits for merges, then merges away every segment that still holds deleted
+    /// documents (see [`purge_deleted`]), leaving a complete index in the directory.
     pub fn finish(mut self) -> Result<(), Error> {
         let err = keyword_error(&self.dir);
         self.writer.commit().map_err(&err)?;
-        self.writer.wait_merging_threads().map_err(&err)
+        let index = self.writer.index().clone();
+        self.writer.wait_merging_threads().map_err(&err)?;
+        purge_deleted(&index, &self.dir)
     }
+}
+
+/// Merges the segments that hold deleted documents, so their terms, positions and fast-field
+/// values (a deleted or replaced candidate's words, location) leave the index: tantivy only
+/// marks a deleted document in a `.del` file until its segment is merged. The merge writes new
+/// segment files and tantivy removes the old ones from this directory; the previous
+/// generation's directory, which shares them by hard links, is removed after the switch.
+///
+/// A merge rewrites the segments it takes: an update that deletes anything costs a rewrite of
+/// the segments its deleted documents were in.
+fn purge_deleted(index: &Index, dir: &Path) -> Result<(), Error> {
+    let err = keyword_error(dir);
+    let with_deletes: Vec<tantivy::index::SegmentId> = index
+        .searchable_segment_metas()
+        .map_err(&err)?
+        .iter()
+        .filter(|meta| meta.has_deletes())
+        .map(|meta| meta.id())
+        .collect();
+    if with_deletes.is_empty() {
+        return Ok(());
+    }
+    let mut writer: IndexWriter = index
+        .writer_with_num_threads(1, MERGE_WRITER_MEMORY)
+        .map_err(&err)?;
+    writer.merge(&with_deletes).wait().map_err(&err)?;
+    writer.wait_merging_threads().map_err(&err)?;
+    let left = index
+        .searchable_segment_metas()
+        .map_err(&err)?
+        .iter()
+        .filter(|meta| meta.has_deletes())
+        .count();
+    if left > 0 {
+        return Err(Error::Keyword {
+            path: dir.to_path_buf(),
+            reason: format!("{left} segments still hold deleted documents after merging"),
+        });
+    }
+    Ok(())
 }
 
 /// The tantivy document of one candidate.

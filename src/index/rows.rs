@@ -33,6 +33,7 @@ pub struct CandidateRow {
     /// Best overall feedback rating, 1 to 4.
     pub best_rating: Option<u8>,
     /// Tombstone: the opportunity was deleted or replaced by a newer row; never return it.
+    /// Every other field of a tombstoned row is empty ([`CandidateRow::tombstone`]).
     pub deleted: bool,
 }
 
@@ -58,6 +59,27 @@ impl CandidateRow {
             last_interaction_at: candidate.last_interaction_at,
             best_rating: candidate.best_rating(),
             deleted: false,
+        }
+    }
+}
+
+impl CandidateRow {
+    /// The row left at the ordinal of a deleted or replaced opportunity: only the ordinal and
+    /// the `deleted` flag remain, with empty ids, so it holds nothing about the person and
+    /// matches no lookup by opportunity or contact id (readers skip `deleted` rows anyway).
+    pub fn tombstone() -> CandidateRow {
+        CandidateRow {
+            opportunity_id: String::new(),
+            contact_id: String::new(),
+            archived: false,
+            hired: false,
+            archive_reason_id: None,
+            location: String::new(),
+            tags: Vec::new(),
+            furthest_stage_order: None,
+            last_interaction_at: None,
+            best_rating: None,
+            deleted: true,
         }
     }
 }

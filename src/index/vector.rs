@@ -10,7 +10,8 @@
 //!
 //! Files in a generation directory: `graph.bin` + `vectors.f32` (the flat graph, the only copy
 //! of the vectors), `chunks.bin` (bincode: chunk infos and text offsets), `chunks.txt`
-//! (passage texts, back to back) and `tombstones.bin` (bincode: sorted chunk ids). Format-2
+//! (passage texts, back to back; a tombstoned chunk's bytes are zeros) and `tombstones.bin`
+//! (bincode: sorted chunk ids). Format-2
 //! generations also hold an hnsw_rs dump (`vectors.hnsw.graph` + `vectors.hnsw.data`); it is
 //! ignored and not carried over.
 
@@ -129,9 +130,12 @@ impl VectorIndex {
         &self.table.infos[chunk as usize]
     }
 
-    /// The passage text of `chunk` (empty if out of range or not valid UTF-8).
+    /// The passage text of `chunk` (empty if out of range, tombstoned or not valid UTF-8).
     pub fn chunk_text(&self, chunk: u32) -> &str {
         let i = chunk as usize;
+        if self.tombstones.contains(i) {
+            return "";
+        }
         let (Some(text), Some(&start), Some(&end)) = (
             self.text.as_ref(),
             self.table.offsets.get(i),
@@ -407,7 +411,8 @@ fn flush(hnsw: &mut Hnsw<'static, f32, DistDot>, pending: &mut Vec<(Vec<f32>, us
 }
 
 /// Writes one generation's vector files: created fresh, or continuing the previous generation
-/// (its graph extended, its texts copied, its tombstones kept), or compacting it.
+/// (its graph extended, its texts copied with tombstoned ones blanked, its tombstones kept), or
+/// compacting it.
 pub struct VectorWriter {
     dir: PathBuf,
     graph: Graph,
@@ -456,7 +461,7 @@ impl VectorWriter {
             }
         }
         let old_graph = open_graph(prev, old_table.infos.len())?;
-        let old_text = read_file(&prev.join(TEXT_FILE))?;
+        let mut old_text = read_file(&prev.join(TEXT_FILE))?;
         let total = old_table.infos.len().max(1);
         let compact = tombstones.count as f64 > compact_ratio * total as f64;
         if compact {
@@ -482,6 +487,10 @@ impl VectorWriter {
             })?,
             None => MutableGraph::empty(MAX_CONNECTIONS),
         };
+        // The texts of tombstoned chunks are blanked (their offsets stay valid), so a deleted or
+        // replaced passage is not carried into the new generation. Their vectors stay: the graph
+        // routes through them until the next compaction.
+        blank_tombstoned(&old_table, &tombstones, &mut old_text);
         let mut writer = VectorWriter::with_graph(dir, Graph::Extended(graph))?;
         writer
             .text
@@ -580,6 +589,16 @@ impl VectorWriter {
     }
 }
 
+/// Overwrites the text of every tombstoned chunk with zero bytes.
+fn blank_tombstoned(table: &ChunkTable, tombstones: &Tombstones, text: &mut [u8]) {
+    for id in (0..table.infos.len()).filter(|&id| tombstones.contains(id)) {
+        let (start, end) = (table.offsets[id] as usize, table.offsets[id + 1] as usize);
+        if let Some(bytes) = text.get_mut(start..end) {
+            bytes.fill(0);
+        }
+    }
+}
+
 fn chunk_bytes<'a>(table: &ChunkTable, text: &'a [u8], id: usize) -> &'a [u8] {
     let (start, end) = (table.offsets[id] as usize, table.offsets[id + 1] as usize);
     text.get(start..end).unwrap_or(&[])
@@ -658,6 +677,11 @@ mod tests {
         w.finish().unwrap();
         let ix = VectorIndex::open(third.path()).unwrap();
         assert_eq!((ix.len(), ix.tombstones()), (6, 1));
+        // The tombstoned passage's text is blanked in place; the others keep their offsets.
+        let text = std::fs::read(third.path().join(TEXT_FILE)).unwrap();
+        let text = String::from_utf8_lossy(&text);
+        assert!(!text.contains("passage 2") && text.contains("passage 3"));
+        assert_eq!(ix.chunk_text(2), "");
         for i in 0..6 {
             let hits = ix.search(&axis(i), 3, 16);
             assert!(hits.iter().all(|h| h.chunk != 2));
