@@ -336,7 +336,11 @@ fn link_files(from: &Path, to: &Path) -> Result<(), Error> {
         }
         let target = to.join(&name);
         if std::fs::hard_link(entry.path(), &target).is_err() {
+            // A copy is a new file: it must be on disk before the generation is published.
             std::fs::copy(entry.path(), &target).map_err(io(&target))?;
+            std::fs::File::open(&target)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&target))?;
         }
     }
     Ok(())

@@ -288,8 +288,8 @@ impl Batch {
 /// Rewrites, live records only, every segment that would be published holding a record no
 /// catalog entry points to: a deleted opportunity, a replaced version, an unchanged copy, or the
 /// journal's checkpoints and reference data (and a journal bigger than [`SEGMENT_TARGET`]). The
-/// dead bytes go when the old files are removed
-/// after the manifest switch, so no published segment keeps a deleted or superseded record.
+/// dead bytes go when the old files are removed after the manifest switch, so no published
+/// segment keeps a deleted or superseded record.
 ///
 /// Live records of those segments are copied into new segments of about [`SEGMENT_TARGET`]
 /// bytes each, numbered from `next_segment` (advanced past them), fsynced with their folder
