@@ -1262,9 +1262,10 @@ async fn http_match_postings_candidates_health_and_errors() {
             serde_json::json!({"text": "a", "posting_id": "b"}),
             StatusCode::BAD_REQUEST,
         ),
+        (serde_json::json!({"txt": "typo"}), StatusCode::BAD_REQUEST),
         (
-            serde_json::json!({"txt": "typo"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({"text": "rust", "limit": -1}),
+            StatusCode::BAD_REQUEST,
         ),
         (
             serde_json::json!({"text": "x".repeat(100_000)}),
@@ -1287,6 +1288,32 @@ async fn http_match_postings_candidates_health_and_errors() {
     let (status, json) = call(&router, "POST", "/v1/match", Some("{not json".into()), tok).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
     assert!(json["error"].is_string());
+    let (_, json) = call(
+        &router,
+        "POST",
+        "/v1/match",
+        Some(serde_json::json!({"text": "rust", "limit": -1}).to_string()),
+        tok,
+    )
+    .await;
+    let error = json["error"].as_str().unwrap();
+    assert!(
+        error.contains("whole number") && !error.contains("usize"),
+        "{error}"
+    );
+    // A wrong method gets a JSON answer too.
+    let (status, json) = call(&router, "GET", "/v1/match", None, tok).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(json["error"].is_string(), "{json}");
+    // The scheme of the Authorization header is case-insensitive.
+    let request = Request::builder()
+        .method("GET")
+        .uri("/v1/postings")
+        .header("authorization", "bearer s3cret")
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 
     let (status, _) = call(&router, "POST", "/v1/match", Some(body), tok).await;
     assert_eq!(status, StatusCode::OK, "still serving after bad requests");

@@ -81,6 +81,12 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_handler))
         .route("/webhooks/lever", post(webhook_handler))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not take that method (see /openapi.json)",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -160,13 +166,38 @@ impl From<crate::Error> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         let status = rejection.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("request body is larger than {MAX_BODY_BYTES} bytes")
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                status,
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            );
+        }
+        // A well-formed body with a wrong value (`"limit": -1`) is a bad request like any other
+        // invalid value (`"limit": 100000`), told without Rust's type names.
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
         } else {
-            rejection.body_text()
+            status
         };
-        ApiError::new(status, message)
+        ApiError::new(status, plain_types(&rejection.body_text()))
     }
+}
+
+/// Replaces Rust's type names in a deserialisation message with what a user would write.
+fn plain_types(message: &str) -> String {
+    [
+        ("expected usize", "expected a whole number of at least 0"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u32", "expected a whole number of at least 0"),
+        ("expected u64", "expected a whole number of at least 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+    ]
+    .iter()
+    .fold(message.to_owned(), |m, (rust, plain)| {
+        m.replace(rust, plain)
+    })
 }
 
 /// Runs CPU-bound or file work off the async threads.
@@ -191,8 +222,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     match presented {
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => {
             next.run(request).await
@@ -208,6 +238,14 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
             response
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (the scheme in any case).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 // ---- requests -----------------------------------------------------------------------------
