@@ -329,6 +329,7 @@ impl LeverClient {
                 Ok(response) => {
                     let status = response.status();
                     if status.is_success() {
+                        inner.limiter.succeeded();
                         match self.read_body(response).await {
                             Ok(body) => return Ok(body),
                             Err(BodyError::TooLarge) => {
@@ -389,7 +390,9 @@ impl LeverClient {
             }
             let delay = failure.retry_after.unwrap_or_else(|| self.backoff(attempt));
             if failure.rate_limited {
-                // Everyone using this credential backs off, not just this request.
+                // Everyone using this credential backs off, not just this request, and goes on
+                // at a lower rate.
+                inner.limiter.throttled();
                 inner.limiter.pause(delay);
             }
             tracing::debug!(path, attempt, delay_ms = delay.as_millis() as u64, what = %failure.what, "retrying");

@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 /// shared timeline and sleeps until it, so callers are served in arrival order and never more
 /// than `burst` requests go out back to back. A [`RateLimiter::pause`] holds every request until
 /// it ends, including those already asleep on a slot reserved before it.
+///
+/// The rate adapts to what Lever accepts (additive increase, multiplicative decrease): a wave of
+/// 429s halves it (another integration may share the credential's budget, or `--rate` was set
+/// above Lever's limit), and each second's worth of successes adds back a tenth of the
+/// configured rate, never above it.
 #[derive(Debug)]
 pub struct RateLimiter {
-    interval: Duration,
-    tolerance: Duration,
+    /// The configured (and highest) sustained rate.
     rate: f64,
     burst: u32,
     timeline: Mutex<Timeline>,
@@ -25,7 +29,27 @@ struct Timeline {
     next_slot: Instant,
     /// No request goes out before this (the end of the latest pause).
     paused_until: Option<Instant>,
+    /// The sustained rate in force, at most the configured one.
+    rate: f64,
+    /// `1 / rate`.
+    interval: Duration,
+    /// How far ahead of the timeline a burst may go.
+    tolerance: Duration,
+    /// Successes since the rate last changed.
+    successes: u32,
 }
+
+impl Timeline {
+    fn set_rate(&mut self, rate: f64, burst: u32) {
+        self.rate = rate;
+        self.interval = Duration::from_secs_f64(1.0 / rate);
+        self.tolerance = self.interval * (burst - 1);
+        self.successes = 0;
+    }
+}
+
+/// The adapted rate never falls below this share of the configured one.
+const MIN_RATE_SHARE: f64 = 1.0 / 16.0;
 
 impl RateLimiter {
     /// A limiter allowing `rate` requests per second sustained and `burst` back to back.
@@ -38,16 +62,19 @@ impl RateLimiter {
             1.0
         };
         let burst = burst.max(1);
-        let interval = Duration::from_secs_f64(1.0 / rate);
+        let mut timeline = Timeline {
+            next_slot: Instant::now(),
+            paused_until: None,
+            rate,
+            interval: Duration::ZERO,
+            tolerance: Duration::ZERO,
+            successes: 0,
+        };
+        timeline.set_rate(rate, burst);
         RateLimiter {
-            interval,
-            tolerance: interval * (burst - 1),
             rate,
             burst,
-            timeline: Mutex::new(Timeline {
-                next_slot: Instant::now(),
-                paused_until: None,
-            }),
+            timeline: Mutex::new(timeline),
         }
     }
 
@@ -56,9 +83,43 @@ impl RateLimiter {
         (rate / 4.0).ceil().clamp(1.0, 10.0) as u32
     }
 
-    /// Sustained requests per second.
+    /// Sustained requests per second, as configured.
     pub fn rate(&self) -> f64 {
         self.rate
+    }
+
+    /// Sustained requests per second in force now (lower than [`RateLimiter::rate`] after 429s).
+    pub fn current_rate(&self) -> f64 {
+        self.lock().rate
+    }
+
+    /// Lever answered 429: halves the rate, once per wave (429s of requests sent before the
+    /// pause they caused are the same wave). Call before [`RateLimiter::pause`].
+    pub fn throttled(&self) {
+        self.throttled_at(Instant::now());
+    }
+
+    fn throttled_at(&self, now: Instant) {
+        let mut timeline = self.lock();
+        if timeline.paused_until.is_some_and(|until| until > now) {
+            return;
+        }
+        let lower = (timeline.rate / 2.0).max(self.rate * MIN_RATE_SHARE);
+        timeline.set_rate(lower, self.burst);
+    }
+
+    /// A request succeeded: after a second's worth of successes at the rate in force, the rate
+    /// climbs back by a tenth of the configured one.
+    pub fn succeeded(&self) {
+        let mut timeline = self.lock();
+        if timeline.rate >= self.rate {
+            return;
+        }
+        timeline.successes += 1;
+        if f64::from(timeline.successes) >= timeline.rate {
+            let higher = (timeline.rate + self.rate / 10.0).min(self.rate);
+            timeline.set_rate(higher, self.burst);
+        }
     }
 
     /// Requests allowed back to back.
@@ -108,11 +169,11 @@ impl RateLimiter {
     fn reserve(&self, now: Instant) -> Duration {
         let mut timeline = self.lock();
         let tat = timeline.next_slot.max(now);
-        let mut allowed_at = tat.checked_sub(self.tolerance).unwrap_or(now);
+        let mut allowed_at = tat.checked_sub(timeline.tolerance).unwrap_or(now);
         if let Some(until) = timeline.paused_until {
             allowed_at = allowed_at.max(until);
         }
-        timeline.next_slot = tat + self.interval;
+        timeline.next_slot = tat + timeline.interval;
         allowed_at.saturating_duration_since(now)
     }
 
@@ -165,6 +226,41 @@ mod tests {
         limiter.pause(Duration::from_millis(500));
         let wait = limiter.reserve(Instant::now());
         assert!(wait > Duration::from_millis(400), "{wait:?}");
+    }
+
+    #[test]
+    fn a_wave_of_429s_halves_the_rate_once_and_successes_restore_it() {
+        let limiter = RateLimiter::new(10.0, 1);
+        let start = Instant::now();
+        limiter.throttled_at(start);
+        limiter.pause_at(start, Duration::from_secs(1));
+        // The rest of the wave arrives during the pause it caused.
+        limiter.throttled_at(start + Duration::from_millis(50));
+        assert_eq!(limiter.current_rate(), 5.0);
+        let after = start + Duration::from_secs(2);
+        limiter.throttled_at(after);
+        assert_eq!(limiter.current_rate(), 2.5);
+        // Spaced at the lower rate now.
+        limiter.reserve(after + Duration::from_secs(5));
+        let wait = limiter.reserve(after + Duration::from_secs(5));
+        assert_eq!(wait, Duration::from_millis(400));
+        for _ in 0..3 {
+            limiter.succeeded();
+        }
+        assert_eq!(limiter.current_rate(), 3.5);
+        for _ in 0..200 {
+            limiter.succeeded();
+        }
+        assert_eq!(
+            limiter.current_rate(),
+            10.0,
+            "never above the configured rate"
+        );
+        assert_eq!(limiter.rate(), 10.0);
+        for _ in 0..20 {
+            limiter.throttled_at(after + Duration::from_secs(100));
+        }
+        assert_eq!(limiter.current_rate(), 10.0 / 16.0, "a floor");
     }
 
     #[test]
