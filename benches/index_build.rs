@@ -16,6 +16,13 @@
 //! `BENCH_RELOAD_CANDIDATES=N` instead measures the vector layer alone at scale: N candidates
 //! of random unit vectors, then in a fresh process reopen time, resident memory after reopen
 //! and after 100 queries, and recall@10 against exact search with latency for several `ef`.
+//!
+//! `BENCH_PURGE_DATA=DIR` instead measures what deleting candidates costs on a copy of the data
+//! folder DIR (store and index, e.g. the search bench's 100k pool): a rebuild first (which also
+//! brings an index of an older version up to this one), then rounds of `BENCH_PURGE_DELETES`
+//! (default 10) seeded deletions, each timed as the store commit (which rewrites the segments
+//! that held them) and the index update (tombstones emptied, segments holding deleted documents
+//! merged). The copy is removed afterwards; DIR is not changed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,6 +60,14 @@ fn main() {
         .and_then(|s| s.parse::<usize>().ok())
     {
         insert_rate(n);
+        return;
+    }
+    if let Some(dir) = std::env::var_os("BENCH_PURGE_DATA") {
+        let deletes = std::env::var("BENCH_PURGE_DELETES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        purge_cost(Path::new(&dir), deletes);
         return;
     }
     if let Some(n) = std::env::var("BENCH_RELOAD_CANDIDATES")
@@ -567,4 +582,98 @@ fn unit_vector(rng: &mut ChaCha8Rng) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= norm);
     v
+}
+
+/// See `BENCH_PURGE_DATA` in the file's doc. Run:
+/// `BENCH_PURGE_DATA=/work/bench100k/data cargo bench --bench index_build`.
+fn purge_cost(source: &Path, deletes: usize) {
+    use rediscover::pipeline;
+    use rediscover::store::Store;
+    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        eprintln!("index bench: {what}: {e}");
+        std::process::exit(1)
+    };
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| fail("no temp dir", &e));
+    let data = tmp.path().join("data");
+    copy_dir(source, &data).unwrap_or_else(|e| fail("cannot copy the data folder", &e));
+    let models = std::env::var_os("REDISCOVER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
+    let embedder = Embedder::load(&models).unwrap_or_else(|e| fail("cannot load the model", &e));
+    let store = Store::open(&data).unwrap_or_else(|e| fail("cannot open the store", &e));
+    let started = Instant::now();
+    pipeline::rebuild(&data, &store, &embedder, &Progress::none())
+        .unwrap_or_else(|e| fail("rebuild failed", &e));
+    println!(
+        "purge bench: {} candidates; rebuild from the previous vectors {:.1} s; store {:.1} MiB, index {:.1} MiB",
+        store.len(),
+        started.elapsed().as_secs_f64(),
+        mib(&data.join("store")),
+        mib(&data.join("index"))
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for round in 1..=3 {
+        let store = Store::open(&data).unwrap_or_else(|e| fail("cannot open the store", &e));
+        let ids: Vec<String> = store.ids().map(str::to_owned).collect();
+        let mut batch = Store::begin(&data).unwrap_or_else(|e| fail("cannot begin", &e));
+        for _ in 0..deletes {
+            let id = &ids[rng.gen_range(0..ids.len())];
+            batch
+                .delete(id)
+                .unwrap_or_else(|e| fail("delete failed", &e));
+        }
+        let started = Instant::now();
+        let commit = batch
+            .commit(store.sync_state().clone())
+            .unwrap_or_else(|e| fail("commit failed", &e));
+        let committed = started.elapsed().as_secs_f64();
+        let store = Store::open(&data).unwrap_or_else(|e| fail("cannot open the store", &e));
+        let started = Instant::now();
+        let outcome = pipeline::bring_up_to_date(
+            &data,
+            &store,
+            Some(&commit),
+            &embedder,
+            None,
+            &Progress::none(),
+        )
+        .unwrap_or_else(|e| fail("index update failed", &e));
+        println!(
+            "  round {round}: {} deletions: store commit {committed:.2} s, index {:?} in {:.2} s; store {:.1} MiB, index {:.1} MiB",
+            commit.deleted.len(),
+            outcome.action,
+            started.elapsed().as_secs_f64(),
+            mib(&data.join("store")),
+            mib(&data.join("index"))
+        );
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn mib(dir: &Path) -> f64 {
+    fn size(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => size(&e.path()),
+                _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+            })
+            .sum()
+    }
+    size(dir) as f64 / (1 << 20) as f64
 }
