@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rediscover::api::cli::{Cli, run};
+use rediscover::api::cli::{Cli, error_line, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("rediscover: {err:#}");
+            eprintln!("rediscover: {}", error_line(&err));
             ExitCode::from(2)
         }
     }

@@ -385,3 +385,35 @@ fn webhooks_subscribe_keeps_each_signature_token_and_never_subscribes_twice() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("https"), "{stderr}");
 }
+
+#[test]
+fn a_wrong_key_is_reported_once_and_a_url_without_v1_gets_a_hint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mock = MockProcess::start(3, 5);
+    let failing_sync = |url: &str, key: &str| {
+        let output = rediscover()
+            .args(["sync", "--no-index", "--lever-url", url])
+            .arg("--data")
+            .arg(&data)
+            .env("LEVER_API_KEY", key)
+            .output()
+            .expect("run");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        stderr
+    };
+
+    let stderr = failing_sync(&mock.base_url, "not-the-key");
+    assert_eq!(stderr.matches("HTTP 401").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("LEVER_API_KEY").count(), 1, "{stderr}");
+
+    let root = mock.base_url.trim_end_matches("/v1");
+    let stderr = failing_sync(root, KEY);
+    assert_eq!(stderr.matches("HTTP 404").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("--lever-url {root}/v1")),
+        "the missing /v1 is pointed out: {stderr}"
+    );
+}

@@ -60,6 +60,27 @@ pub enum Command {
     Eval(eval::Args),
 }
 
+/// The one line `main` prints for an error: each cause of the chain once, joined by `: `.
+///
+/// Many error types already quote their source in their own message (`{0}`, `{source}`), so a
+/// cause whose text is already in the line is left out instead of repeated.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    // One line, whatever a cause's message holds.
+    line.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -72,5 +93,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Webhooks(args) => webhooks::run(args),
         Command::Eval(args) => eval::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Quoting(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address already in use");
+        let err = anyhow::Error::new(Quoting(io)).context("binding 127.0.0.1:7700");
+        assert_eq!(
+            error_line(&err),
+            "binding 127.0.0.1:7700: address already in use"
+        );
+        let err = anyhow::anyhow!("first\nsecond").context("outer");
+        assert_eq!(error_line(&err), "outer: first second");
     }
 }

@@ -72,9 +72,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime
-        .block_on(crate::sync::run(options))
-        .with_context(|| format!("sync into {} failed", args.data.display()))?;
+    let report = match runtime.block_on(crate::sync::run(options)) {
+        Ok(report) => report,
+        Err(crate::sync::Error::Lever(err)) => {
+            return Err(with_url_hint(err, &args.lever_url, "/stages"))
+                .with_context(|| format!("sync into {} failed", args.data.display()));
+        }
+        Err(err) => {
+            return Err(err).with_context(|| format!("sync into {} failed", args.data.display()));
+        }
+    };
     if !args.json {
         print_summary(&report);
     }
@@ -111,6 +118,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A 404 on `first_path`, the first call a command makes, from a Lever URL whose path does not
+/// end in `/v1` almost always means the `/v1` was left out: the error says so.
+pub(super) fn with_url_hint(
+    err: crate::lever::Error,
+    lever_url: &str,
+    first_path: &str,
+) -> anyhow::Error {
+    let missing_v1 = url::Url::parse(lever_url)
+        .is_ok_and(|u| !u.path().trim_end_matches('/').ends_with("/v1"));
+    match &err {
+        crate::lever::Error::NotFound { path } if path == first_path && missing_v1 => {
+            let hint = format!(
+                "{err}: the Lever URL {lever_url} lacks the API's /v1; try --lever-url {}/v1",
+                lever_url.trim_end_matches('/')
+            );
+            anyhow::Error::new(err).context(hint)
+        }
+        _ => err.into(),
+    }
 }
 
 /// The Lever credential from the environment: `LEVER_API_KEY`, else OAuth (its rotating

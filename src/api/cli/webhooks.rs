@@ -102,6 +102,7 @@ async fn run_subscribe(
     let client = client(lever_url, data)?;
     let existing = subscriptions(&client)
         .await
+        .map_err(|e| super::sync::with_url_hint(e, lever_url, "/webhooks"))
         .context("listing the webhooks")?;
     let tokens_path = data.join(TOKENS_FILE);
     let mut without_token = Vec::new();
@@ -168,6 +169,7 @@ async fn run_list(lever_url: &str, data: &std::path::Path) -> anyhow::Result<Exi
     let client = client(lever_url, data)?;
     for webhook in subscriptions(&client)
         .await
+        .map_err(|e| super::sync::with_url_hint(e, lever_url, "/webhooks"))
         .context("listing the webhooks")?
     {
         println!("{}\t{}\t{}", webhook.id, webhook.event, webhook.url);
