@@ -417,3 +417,38 @@ fn a_wrong_key_is_reported_once_and_a_url_without_v1_gets_a_hint() {
         "the missing /v1 is pointed out: {stderr}"
     );
 }
+
+#[test]
+fn a_data_folder_without_a_store_is_an_error_not_an_empty_pool() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let missing = tmp.path().join("nope");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    for data in [&missing, &empty] {
+        for args in [
+            vec!["status"],
+            vec!["status", "--json"],
+            vec!["index"],
+            vec!["match", "--text", "rust"],
+            vec!["match", "--text", "rust", "--semantic", "0"],
+            vec!["serve", "--listen", "127.0.0.1:0", "--no-model"],
+        ] {
+            let output = rediscover()
+                .args(&args)
+                .arg("--data")
+                .arg(data)
+                .output()
+                .expect("run");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{args:?} on {data:?} succeeded");
+            assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("rediscover sync --data")
+                    && stderr.contains(&*data.to_string_lossy()),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    assert!(!missing.exists(), "a mistyped --data is not created");
+    assert_eq!(std::fs::read_dir(&empty).expect("read").count(), 0);
+}

@@ -1693,7 +1693,7 @@ fn cli_match_json_table_batch_and_errors() {
                 "--text",
                 "rust",
             ],
-            "rediscover index",
+            "rediscover sync",
         ),
     ];
     for (args, needle) in bad {

@@ -272,6 +272,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether a generation was ever committed under `data_dir/store` (without one,
+    /// [`Store::open`] opens an empty store).
+    pub fn exists(data_dir: &Path) -> bool {
+        store_dir(data_dir).join(MANIFEST).is_file()
+    }
+
     /// Starts a write batch (one sync run); see [`Batch`].
     pub fn begin(data_dir: &Path) -> Result<Batch> {
         Batch::begin(data_dir)

@@ -28,6 +28,7 @@ pub struct Args {
 
 /// Runs `rediscover index`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::require_store(&args.data)?;
     let store = Store::open(&args.data)
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
     let models = args.models.unwrap_or_else(Embedder::default_models_dir);

@@ -143,6 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         search::Error::EmptyQuery => Ok(()),
         e => Err(e),
     })?;
+    super::require_store(&args.data)?;
     let embedder = if args.semantic != Some(0.0) {
         Some(load_embedder(args.models.as_deref())?)
     } else {

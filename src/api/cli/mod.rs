@@ -60,6 +60,24 @@ pub enum Command {
     Eval(eval::Args),
 }
 
+/// Fails unless `data` holds a synced store: the commands that read a data folder would
+/// otherwise answer with zeros (or build an empty index) for a mistyped `--data`.
+pub(crate) fn require_store(data: &std::path::Path) -> anyhow::Result<()> {
+    if crate::store::Store::exists(data) {
+        return Ok(());
+    }
+    let what = if data.is_dir() {
+        "no synced store in"
+    } else {
+        "no data folder"
+    };
+    anyhow::bail!(
+        "{what} {}: run `rediscover sync --data {}` first (or pass the --data folder that sync wrote)",
+        data.display(),
+        data.display()
+    )
+}
+
 /// The one line `main` prints for an error: each cause of the chain once, joined by `: `.
 ///
 /// Many error types already quote their source in their own message (`{0}`, `{source}`), so a

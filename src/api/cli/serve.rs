@@ -60,6 +60,8 @@ async fn serve(args: Args, token: Option<String>) -> anyhow::Result<()> {
             args.listen
         );
     }
+    // Before the first index is built `serve` starts (and answers 503), but only on a store.
+    super::require_store(&args.data)?;
     let embedder = if args.no_model {
         None
     } else {

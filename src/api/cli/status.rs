@@ -24,6 +24,7 @@ pub struct Args {
 
 /// Runs `rediscover status`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::require_store(&args.data)?;
     let store = Store::open(&args.data)
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
     let counts = store.counts();

@@ -127,8 +127,8 @@ pub(super) fn with_url_hint(
     lever_url: &str,
     first_path: &str,
 ) -> anyhow::Error {
-    let missing_v1 = url::Url::parse(lever_url)
-        .is_ok_and(|u| !u.path().trim_end_matches('/').ends_with("/v1"));
+    let missing_v1 =
+        url::Url::parse(lever_url).is_ok_and(|u| !u.path().trim_end_matches('/').ends_with("/v1"));
     match &err {
         crate::lever::Error::NotFound { path } if path == first_path && missing_v1 => {
             let hint = format!(
