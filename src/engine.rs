@@ -259,11 +259,21 @@ impl Engine {
                 if let Some(replaced) = loaded {
                     self.forget_released(replaced);
                 }
-                tracing::info!(
-                    generation = snapshot.generation(),
-                    rows = snapshot.indexes.rows().len(),
-                    "index generation loaded"
-                );
+                // A replaced generation is news in a long-running `serve`; the first load is
+                // what every one-shot command does.
+                if loaded.is_some() {
+                    tracing::info!(
+                        generation = snapshot.generation(),
+                        rows = snapshot.indexes.rows().len(),
+                        "index generation loaded"
+                    );
+                } else {
+                    tracing::debug!(
+                        generation = snapshot.generation(),
+                        rows = snapshot.indexes.rows().len(),
+                        "index generation loaded"
+                    );
+                }
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(snapshot));
                 Ok(())
             }

@@ -178,6 +178,31 @@ fn sync_index_match_then_a_deletion_in_lever_is_purged_everywhere() {
         assert!(first.get(key).is_some(), "sync --json lacks {key}: {first}");
     }
 
+    for key in ["changed_ids", "deleted_ids"] {
+        assert!(first.get(key).is_none(), "a backfill lists no ids: {first}");
+    }
+    assert!(first["failed_ids"].is_array(), "{first}");
+
+    // A one-shot query logs nothing at info; at debug, plain text when stderr is no terminal.
+    for (level, expected) in [("rediscover=info", false), ("rediscover=debug", true)] {
+        let output = run_ok(
+            rediscover()
+                .args(["match", "--text", "engineer", "--semantic", "0", "--data"])
+                .arg(&data)
+                .env("RUST_LOG", level),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.contains("index generation loaded"),
+            expected,
+            "{level}: {stderr}"
+        );
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "no colour codes in a pipe: {stderr:?}"
+        );
+    }
+
     let status = last_json_line(&run_ok(
         rediscover().args(["status", "--json", "--data"]).arg(&data),
     ));

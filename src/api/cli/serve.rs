@@ -77,7 +77,8 @@ async fn serve(args: Args, token: Option<String>) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     // The first line on stdout names the bound address (port 0 picks a free one).
     println!("listening on http://{local}");
-    tracing::info!(%local, auth = token.is_some(), "serving the query API");
+    let generation = engine.snapshot().ok().map(|s| s.generation());
+    tracing::info!(%local, auth = token.is_some(), index_generation = ?generation, "serving the query API");
     let router = app(AppState::new(Arc::new(engine), token));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
