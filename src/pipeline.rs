@@ -10,13 +10,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::domain::Candidate;
-use crate::index::{self, Embedder, IndexStats, Indexes, Progress, VectorCache, chunk};
+use crate::index::{
+    self, Embedder, IndexStats, Indexes, Progress, ProgressEvent, VectorCache, chunk,
+};
 use crate::store::{Commit, Store};
 
 /// Candidates waiting to be embedded ahead; beyond this a fetched candidate is left to the
@@ -87,7 +88,9 @@ impl IndexLock {
 #[derive(Debug)]
 pub struct Prefetcher {
     sender: SyncSender<Candidate>,
-    stop: Arc<AtomicBool>,
+    /// [`Prefetcher::finish_with`] hands the worker its progress sink here, which tells it to
+    /// embed what is queued and stop.
+    finishing: Sender<Progress>,
     worker: JoinHandle<()>,
     cache: Arc<VectorCache>,
 }
@@ -96,17 +99,17 @@ impl Prefetcher {
     /// Starts the background embedding thread.
     pub fn start(embedder: Arc<Embedder>) -> std::io::Result<Prefetcher> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(PREFETCH_QUEUE);
-        let stop = Arc::new(AtomicBool::new(false));
+        let (finishing, finish_signal) = std::sync::mpsc::channel();
         let cache = Arc::new(VectorCache::new(&embedder));
         let worker = {
-            let (stop, cache) = (Arc::clone(&stop), Arc::clone(&cache));
+            let cache = Arc::clone(&cache);
             std::thread::Builder::new()
                 .name("prefetch-embed".into())
-                .spawn(move || prefetch(&embedder, &receiver, &stop, &cache))?
+                .spawn(move || prefetch(&embedder, &receiver, &finish_signal, &cache))?
         };
         Ok(Prefetcher {
             sender,
-            stop,
+            finishing,
             worker,
             cache,
         })
@@ -120,7 +123,15 @@ impl Prefetcher {
     /// Embeds what is still queued, stops and returns the cache. (The queue drains at the same
     /// speed the index step would embed it.)
     pub fn finish(self) -> Arc<VectorCache> {
-        self.stop.store(true, Ordering::Relaxed);
+        self.finish_with(Progress::none())
+    }
+
+    /// As [`Prefetcher::finish`], reporting on `progress` (phase `embedding`) how many of the
+    /// candidates received in this run are embedded, while what is still queued is embedded
+    /// (which can take a while when the sync fetched faster than the embedder kept up).
+    pub fn finish_with(self, progress: Progress) -> Arc<VectorCache> {
+        // Sent first: when the worker sees the queue closed, its signal is already there.
+        let _ = self.finishing.send(progress);
         drop(self.sender);
         if self.worker.join().is_err() {
             tracing::warn!(
@@ -131,20 +142,30 @@ impl Prefetcher {
     }
 }
 
-/// The prefetcher's loop: a batch of queued candidates at a time until stopped.
+/// The prefetcher's loop: a batch of queued candidates at a time until told to finish (or
+/// dropped, or failing).
 fn prefetch(
     embedder: &Embedder,
     receiver: &Receiver<Candidate>,
-    stop: &AtomicBool,
+    finish_signal: &Receiver<Progress>,
     cache: &VectorCache,
 ) {
+    let mut received = 0u64;
     let mut embedded = 0usize;
     loop {
+        match finish_signal.try_recv() {
+            Ok(progress) => {
+                embedded += drain(embedder, receiver, cache, received, &progress);
+                break;
+            }
+            // The prefetcher was dropped without finishing.
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {}
+        }
         let first = match receiver.recv_timeout(Duration::from_millis(50)) {
             Ok(candidate) => candidate,
-            Err(RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => break,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
+            // Closed: the finish signal (sent before the close) is read next turn.
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => continue,
         };
         let mut batch = vec![first];
         while batch.len() < PREFETCH_BATCH {
@@ -153,13 +174,8 @@ fn prefetch(
                 Err(_) => break,
             }
         }
-        let passages: Result<Vec<_>, _> =
-            batch.iter().map(|c| chunk::passages(c, embedder)).collect();
-        let filled = passages.and_then(|passages| {
-            let texts: Vec<&str> = passages.iter().flatten().map(|p| p.text.as_str()).collect();
-            cache.fill(embedder, &texts)
-        });
-        match filled {
+        received += batch.len() as u64;
+        match embed_ahead(embedder, &batch, cache) {
             Ok(n) => embedded += n,
             Err(e) => {
                 tracing::warn!(error = %e, "embedding ahead failed; the index step embeds the rest");
@@ -168,6 +184,60 @@ fn prefetch(
         }
     }
     tracing::debug!(passages = embedded, "embedded ahead of the index step");
+}
+
+/// Embeds what is still queued once the sync is over, reporting progress over every candidate
+/// received in the run (`received` of them already embedded). Returns the passages embedded.
+fn drain(
+    embedder: &Embedder,
+    receiver: &Receiver<Candidate>,
+    cache: &VectorCache,
+    received: u64,
+    progress: &Progress,
+) -> usize {
+    let rest: Vec<Candidate> = std::iter::from_fn(|| receiver.try_recv().ok()).collect();
+    let total = received + rest.len() as u64;
+    if total == 0 {
+        return 0;
+    }
+    if !rest.is_empty() {
+        tracing::info!(
+            candidates = rest.len(),
+            "embedding the last fetched candidates before indexing"
+        );
+    }
+    progress.emit(ProgressEvent::Start {
+        phase: "embedding",
+        total: Some(total),
+    });
+    progress.emit(ProgressEvent::Advance(received));
+    let mut embedded = 0;
+    for batch in rest.chunks(PREFETCH_BATCH) {
+        match embed_ahead(embedder, batch, cache) {
+            Ok(n) => embedded += n,
+            Err(e) => {
+                tracing::warn!(error = %e, "embedding ahead failed; the index step embeds the rest");
+                break;
+            }
+        }
+        progress.emit(ProgressEvent::Advance(batch.len() as u64));
+    }
+    progress.emit(ProgressEvent::Finish);
+    embedded
+}
+
+/// Embeds the passages of `batch` into `cache`; returns how many were embedded.
+fn embed_ahead(
+    embedder: &Embedder,
+    batch: &[Candidate],
+    cache: &VectorCache,
+) -> crate::Result<usize> {
+    let passages: Vec<_> = batch
+        .iter()
+        .map(|c| chunk::passages(c, embedder))
+        .collect::<Result<_, _>>()?;
+    let texts: Vec<&str> = passages.iter().flatten().map(|p| p.text.as_str()).collect();
+    Ok(cache.fill(embedder, &texts)?)
 }
 
 /// Rebuilds the indexes from the whole store, whatever generation they describe. Passages

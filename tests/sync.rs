@@ -939,8 +939,39 @@ async fn what_a_sync_fetches_is_embedded_while_it_fetches() {
     let mut options = fast_options(dir.path(), &lever.base_url(), 5_000.0);
     options.fetched = Some(prefetcher.sender());
     let report = run(options).await.expect("sync");
-    let cache = prefetcher.finish();
+    // Finishing reports progress over every candidate the run offered, whether embedded
+    // before the end of the sync or after it.
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let progress = {
+        let events = Arc::clone(&events);
+        rediscover::index::Progress::new(move |event| {
+            use rediscover::index::ProgressEvent;
+            let event = match event {
+                ProgressEvent::Start { phase, total } => format!("start {phase} {total:?}"),
+                ProgressEvent::Advance(n) => format!("advance {n}"),
+                ProgressEvent::Finish => "finish".to_owned(),
+            };
+            events.lock().unwrap().push(event);
+        })
+    };
+    let cache = prefetcher.finish_with(progress);
     assert_eq!(report.opportunities_fetched, 24);
+    let events = events.lock().unwrap().clone();
+    assert_eq!(
+        events.first().map(String::as_str),
+        Some("start embedding Some(24)"),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("finish"),
+        "{events:?}"
+    );
+    let advanced: u64 = events
+        .iter()
+        .filter_map(|e| e.strip_prefix("advance ")?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(advanced, 24, "{events:?}");
     let store = Store::open(dir.path()).expect("open");
     let mut passages = 0;
     for candidate in store.candidates() {

@@ -61,10 +61,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let prefetcher = super::index::start_prefetch(&embedder)?;
     let report = runtime.block_on(sync_from_mock(&args, prefetcher.sender()))?;
     super::sync::print_summary(&report);
-    let cache = prefetcher.finish();
-
     let outcome =
-        super::index::after_sync(&args.data, &embedder, Some(&cache), &report.commit, true)?;
+        super::index::after_sync(&args.data, &embedder, prefetcher, &report.commit, true)?;
     if outcome.generation.is_none() {
         bail!("nothing was indexed");
     }

@@ -71,20 +71,27 @@ pub(super) fn start_prefetch(embedder: &Arc<Embedder>) -> anyhow::Result<pipelin
 }
 
 /// Brings the indexes up to date after a sync commit, with a progress bar and a summary line.
-/// `cache` holds the passage vectors embedded while the sync was fetching.
+/// `prefetcher` first finishes embedding what the sync fetched (the candidates it had not
+/// reached yet), with its own progress bar; that time counts as indexing time.
 pub(super) fn after_sync(
     data: &Path,
     embedder: &Embedder,
-    cache: Option<&VectorCache>,
+    prefetcher: pipeline::Prefetcher,
     commit: &Commit,
     print: bool,
 ) -> anyhow::Result<IndexOutcome> {
+    let started = Instant::now();
+    let bar = progress_bar();
+    let cache: Arc<VectorCache> = prefetcher.finish_with(progress_for(bar.clone()));
+    bar.finish_and_clear();
+    let embedding_ahead = started.elapsed().as_secs_f64();
     let store = Store::open(data)
         .with_context(|| format!("cannot open the store in {}", data.display()))?;
     let bar = progress_bar();
-    let outcome = pipeline::bring_up_to_date(data, &store, Some(commit), embedder, cache, &progress_for(bar.clone()))
+    let mut outcome = pipeline::bring_up_to_date(data, &store, Some(commit), embedder, Some(&cache), &progress_for(bar.clone()))
         .context("the store is synced, but indexing failed; the previous index is still in place (run `rediscover index` to retry)")?;
     bar.finish_and_clear();
+    outcome.seconds += embedding_ahead;
     if print {
         let what = match outcome.action {
             IndexAction::UpToDate => "already up to date",

@@ -88,11 +88,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let indexed = match indexing {
         None => None,
         Some((embedder, prefetcher)) => {
-            let cache = prefetcher.finish();
             let outcome = super::index::after_sync(
                 &args.data,
                 &embedder,
-                Some(&cache),
+                prefetcher,
                 &report.commit,
                 !args.json,
             )?;
