@@ -297,6 +297,67 @@ fn help_teaches_every_command() {
     ] {
         assert!(help.contains(command), "--help does not mention {command}");
     }
+    for command in [
+        vec!["sync"],
+        vec!["index"],
+        vec!["match"],
+        vec!["serve"],
+        vec!["status"],
+        vec!["webhooks", "subscribe"],
+        vec!["demo"],
+        vec!["eval"],
+    ] {
+        let output = run_ok(rediscover().args(&command).arg("--help"));
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("Examples:"), "{command:?} --help: {help}");
+    }
+    let output = run_ok(rediscover().args(["webhooks", "subscribe", "--help"]));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for event in rediscover::lever::webhook::CANDIDATE_EVENTS {
+        assert!(help.contains(event), "{help}");
+    }
+    assert!(help.contains("comma-separated"), "{help}");
+}
+
+#[test]
+fn arguments_that_cannot_work_are_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let refused = |args: &[&str], needle: &str| {
+        let output = rediscover()
+            .args(args)
+            .arg("--data")
+            .arg(tmp.path())
+            .env("LEVER_API_KEY", KEY)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    };
+    refused(
+        &[
+            "sync",
+            "--lever-url",
+            "http://127.0.0.1:9/v1",
+            "--concurrency",
+            "0",
+        ],
+        "at least 1",
+    );
+    refused(
+        &[
+            "webhooks",
+            "subscribe",
+            "--url",
+            "https://rediscover.example.com/webhooks/lever",
+            "--lever-url",
+            "http://127.0.0.1:9/v1",
+            "--events",
+            "candidateDeleted,candidateDelete",
+        ],
+        "candidateDelete'",
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("read").count(), 0);
 }
 
 #[test]

@@ -27,6 +27,12 @@ const DEMO_CLIENT_RATE: f64 = 500.0;
 /// Nothing leaves this machine: the mock Lever listens on 127.0.0.1 only and is stopped at the
 /// end. Run it twice to see an incremental sync (nothing changed, nothing re-indexed).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  rediscover demo
+  rediscover demo --candidates 2000 --seed 3 --posting frontend --limit 5
+  # Afterwards, query the demo's data folder yourself:
+  rediscover match --data index/demo --text \"Site reliability engineer, Kubernetes\"")]
 pub struct Args {
     /// Candidates in the generated talent pool.
     #[arg(long, default_value_t = 300)]

@@ -11,6 +11,10 @@ use crate::eval::{self, CvScore, EvalOptions, TitleScore};
 
 /// Arguments of `rediscover eval`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  rediscover eval --shared ../shared/data --sample 2000
+  rediscover eval --sample 0 --weights 0.2,0.5")]
 pub struct Args {
     /// The shared data folder (jobbert_eval, esco_v1_en, vanetik_vacancy_resume).
     #[arg(long, default_value = "../shared/data")]
@@ -25,7 +29,11 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Semantic weights to measure besides 0 and 1 (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+    )]
     pub weights: Vec<f32>,
 }
 

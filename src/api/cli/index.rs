@@ -17,6 +17,13 @@ use super::render;
 
 /// Rebuild the keyword and vector indexes from the local store.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  rediscover index --data index
+  rediscover index --data index --models /opt/rediscover/models
+
+`rediscover sync` keeps the indexes up to date by itself; run this after `sync --no-index`,
+or to rebuild them from scratch.")]
 pub struct Args {
     /// Data folder (the store and the indexes live inside it).
     #[arg(long, default_value = "index", env = "REDISCOVER_DATA")]

@@ -17,6 +17,15 @@ use crate::search::{self, Filters, Fusion, Normalize, Query, SearchResponse};
 
 /// Arguments of `rediscover match`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  rediscover match --data index --posting-id 4c2a9e11-8d3b-4f60-a5e7-1b9c0d2e3f45
+  rediscover match --data index --text \"Senior backend engineer, Rust, Postgres\"
+  rediscover match --data index --file posting.txt --archived-only --exclude-hired --json
+  rediscover match --data index --text \"data engineer\" --keywords 'kafka AND (spark OR flink)'
+  cat posting.txt | rediscover match --data index - --within-days 730
+  # One JSON line {\"id\": ..., \"text\": ...} per query in, one JSON line of results per query out.
+  rediscover match --data index --batch queries.jsonl > results.jsonl")]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["posting_id", "text", "file", "stdin", "batch"])))]
 pub struct Args {
     /// The data folder (store and indexes).

@@ -122,6 +122,109 @@ mod tests {
     #[error("{0}")]
     struct Quoting(#[source] std::io::Error);
 
+    /// The `rediscover ...` command lines of every EXAMPLES section (continuations joined,
+    /// environment assignments, a leading pipe and output redirections left out), split into
+    /// words as a shell would.
+    fn example_command_lines() -> Vec<(String, Vec<String>)> {
+        use clap::CommandFactory;
+        fn walk(command: &clap::Command, out: &mut Vec<(String, Vec<String>)>) {
+            if let Some(help) = command.get_after_help() {
+                let text = help.to_string().replace("\\\n", " ");
+                for line in text.lines() {
+                    let Some(at) = line.find("rediscover ") else {
+                        continue;
+                    };
+                    if line.trim_start().starts_with('#') || line.contains('`') {
+                        continue;
+                    }
+                    let command_line = line[at..].split(" >").next().unwrap_or_default();
+                    out.push((line.to_owned(), shell_words(command_line)));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&Cli::command(), &mut out);
+        out
+    }
+
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word: Option<String> = None;
+        let mut quote = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    word.get_or_insert_with(String::new);
+                }
+                (None, c) if c.is_whitespace() => words.extend(word.take()),
+                (None, c) => word.get_or_insert_with(String::new).push(c),
+            }
+        }
+        words.extend(word);
+        words
+    }
+
+    #[test]
+    fn every_example_in_the_help_parses() {
+        use clap::Parser;
+        let examples = example_command_lines();
+        for name in [
+            "sync",
+            "index",
+            "match",
+            "serve",
+            "status",
+            "demo",
+            "eval",
+            "subscribe",
+        ] {
+            assert!(
+                examples
+                    .iter()
+                    .any(|(_, words)| words.iter().any(|w| w == name)),
+                "no example of {name}"
+            );
+        }
+        for (line, words) in examples {
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("the example {line:?} does not parse: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn eval_weights_default_to_what_the_help_shows() {
+        use clap::{CommandFactory, Parser};
+        let Command::Eval(args) = Cli::parse_from(["rediscover", "eval"]).command else {
+            panic!("not eval");
+        };
+        let shown = Cli::command()
+            .find_subcommand("eval")
+            .and_then(|c| c.get_arguments().find(|a| a.get_id() == "weights"))
+            .map(|a| {
+                a.get_default_values()
+                    .iter()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let typed = args
+            .weights
+            .iter()
+            .map(f32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(shown, typed, "the help shows the default as it is typed");
+        assert_eq!(args.weights.len(), 9);
+    }
+
     #[test]
     fn an_error_line_names_each_cause_once() {
         let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address already in use");

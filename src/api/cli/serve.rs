@@ -18,6 +18,16 @@ const TOKEN_VAR: &str = "REDISCOVER_TOKEN";
 /// Arguments of `rediscover serve`. The token comes only from `REDISCOVER_TOKEN`, so it never
 /// shows in the process list.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  # On this machine only (no token needed on loopback): http://127.0.0.1:7700
+  rediscover serve --data index
+  # For the team: a token is required off loopback.
+  REDISCOVER_TOKEN=secret rediscover serve --data index --listen 0.0.0.0:7700
+  curl -s -H 'Authorization: Bearer secret' -H 'Content-Type: application/json' \\
+    -d '{\"text\": \"Senior backend engineer, Rust\", \"limit\": 5}' http://127.0.0.1:7700/v1/match
+
+The API is described at /openapi.json.")]
 pub struct Args {
     /// The data folder (store and indexes).
     #[arg(long, env = "REDISCOVER_DATA", default_value = "index")]

@@ -13,6 +13,10 @@ use super::render;
 
 /// Show what the local store and the indexes hold.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  rediscover status --data index
+  rediscover status --data index --json")]
 pub struct Args {
     /// Data folder (the store and the indexes live inside it).
     #[arg(long, default_value = "index", env = "REDISCOVER_DATA")]

@@ -19,6 +19,16 @@ use crate::sync::{SyncOptions, SyncReport};
 /// `LEVER_OAUTH_CLIENT_ID` and `LEVER_OAUTH_CLIENT_SECRET` are set (the rotating refresh token
 /// lives in DATA/lever-oauth.json; seed it once with `LEVER_OAUTH_REFRESH_TOKEN`).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  # First run: a full backfill; the same command afterwards syncs what changed.
+  LEVER_API_KEY=... rediscover sync --data index
+  # Nightly from cron: one JSON report line, plain-text logs.
+  rediscover sync --data index --json >> sync.log 2>&1
+  # Only the store now; `rediscover index --data index` builds the indexes later.
+  rediscover sync --data index --no-index
+  # Against a local mock Lever (`rediscover mock-lever` prints its URL).
+  LEVER_API_KEY=demo rediscover sync --lever-url http://127.0.0.1:8900/v1 --data index --rate 10")]
 pub struct Args {
     /// Lever API base URL, including /v1.
     #[arg(long, env = "LEVER_URL", default_value = DEFAULT_BASE_URL)]
@@ -32,8 +42,8 @@ pub struct Args {
     /// Requests allowed back to back (default: a quarter second's worth, 1 to 10).
     #[arg(long)]
     pub burst: Option<u32>,
-    /// Opportunities whose resumes, notes and feedback are fetched at the same time.
-    #[arg(long, default_value_t = 32)]
+    /// Opportunities whose resumes, notes and feedback are fetched at the same time (at least 1).
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     pub concurrency: usize,
     /// Print one JSON object (the run's report) as the last line.
     #[arg(long)]
@@ -117,6 +127,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A count that must be at least 1.
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A 404 on `first_path`, the first call a command makes, from a Lever URL whose path does not

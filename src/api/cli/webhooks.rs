@@ -30,12 +30,20 @@ enum Action {
     /// Events already delivered to URL are left as they are, provided DATA/webhook-tokens
     /// holds their token (Lever shows it only once, at creation); one whose token was lost is
     /// reported, with what to do, and the command fails. Authenticates like `rediscover sync`.
+    #[command(after_help = "\
+Examples:
+  LEVER_API_KEY=... rediscover webhooks subscribe --data index \\
+    --url https://rediscover.example.com/webhooks/lever
+  LEVER_API_KEY=... rediscover webhooks subscribe --data index \\
+    --url https://rediscover.example.com/webhooks/lever --events candidateDeleted,candidateHired
+  # Then, behind the TLS proxy or tunnel that serves that URL:
+  rediscover serve --data index")]
     Subscribe {
         /// The address Lever delivers to, e.g. https://rediscover.example.com/webhooks/lever.
         #[arg(long)]
         url: String,
-        /// Events to subscribe to (default: the candidate events).
-        #[arg(long, value_delimiter = ',')]
+        /// Events to subscribe to, comma-separated (default: all of them).
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(CANDIDATE_EVENTS))]
         events: Vec<String>,
         /// Lever API base URL, including /v1.
         #[arg(long, env = "LEVER_URL", default_value = DEFAULT_BASE_URL)]
