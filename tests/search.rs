@@ -1650,6 +1650,52 @@ fn cli_match_json_table_batch_and_errors() {
     assert_eq!(lines[1]["results"].as_array().unwrap().len(), 2);
     assert!(lines[0]["results"][0]["opportunity_id"].is_string());
 
+    // A bad line is reported in place, like an empty text; the lines after it still run.
+    std::fs::write(
+        &batch,
+        format!(
+            "{}\nnot json at all\n{}\n{}\n{}\n",
+            serde_json::json!({"id": 1, "text": RUST_POSTING}),
+            serde_json::json!({"id": 3, "text": ""}),
+            serde_json::json!({"text": "rust"}),
+            serde_json::json!({"id": 5, "text": SYNONYM_POSTING})
+        ),
+    )
+    .unwrap();
+    let out = cli(
+        &[
+            "match",
+            "--data",
+            data,
+            "--batch",
+            batch.to_str().unwrap(),
+            "--limit",
+            "2",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("3 queries of the batch failed"), "{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines[0]["results"].as_array().unwrap().len(), 2);
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["id"].is_null());
+    assert!(lines[1]["error"].as_str().unwrap().contains("not JSON"));
+    assert_eq!(
+        (&lines[2]["id"], &lines[2]["line"]),
+        (&serde_json::json!(3), &serde_json::json!(3))
+    );
+    assert!(lines[2]["error"].is_string());
+    assert!(lines[3]["error"].as_str().unwrap().contains("id"));
+    assert_eq!(lines[4]["id"], 5);
+    assert_eq!(lines[4]["results"].as_array().unwrap().len(), 2);
+
     let big = fx.data.join("big.txt");
     std::fs::write(&big, "rust ".repeat(200_000)).unwrap();
     let empty_dir = tempfile::tempdir().unwrap();

@@ -47,7 +47,8 @@ pub struct Args {
     #[arg(value_name = "-")]
     pub stdin: Option<String>,
     /// Run many queries: a file of JSON lines `{"id": ..., "text": ...}`; prints one JSON line
-    /// `{"id": ..., "results": [...]}` per query.
+    /// `{"id": ..., "results": [...]}` per query, or `{"id": ..., "line": N, "error": "..."}`
+    /// for a line that fails (the others still run; the exit code is then 1).
     #[arg(long)]
     pub batch: Option<PathBuf>,
     /// How many people to return (1 to 200).
@@ -233,7 +234,6 @@ fn read_limited(reader: impl Read) -> anyhow::Result<String> {
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the posting is not UTF-8 text"))
 }
 
-#[derive(serde::Deserialize)]
 struct BatchLine {
     id: serde_json::Value,
     text: String,
@@ -242,12 +242,33 @@ struct BatchLine {
 #[derive(serde::Serialize)]
 struct BatchResult<'a> {
     id: &'a serde_json::Value,
+    /// The line of the batch file, given with an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     results: Option<Vec<ResultJson>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     took_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// One line of a batch file, or the id it names (`null` if none) and what is wrong with it.
+/// The error never quotes the line, which may hold a whole posting.
+fn parse_batch_line(line: &str) -> Result<BatchLine, (serde_json::Value, String)> {
+    const SHAPE: &str = r#"expected a JSON object {"id": ..., "text": "..."}"#;
+    let value: serde_json::Value = serde_json::from_str(line)
+        .map_err(|_| (serde_json::Value::Null, format!("not JSON: {SHAPE}")))?;
+    let id = value.get("id").cloned().unwrap_or(serde_json::Value::Null);
+    match value.get("text") {
+        _ if id.is_null() => Err((id, format!("no \"id\": {SHAPE}"))),
+        Some(serde_json::Value::String(text)) => Ok(BatchLine {
+            id,
+            text: text.clone(),
+        }),
+        Some(_) => Err((id, format!("\"text\" is not a string: {SHAPE}"))),
+        None => Err((id, format!("no \"text\": {SHAPE}"))),
+    }
 }
 
 fn run_batch(engine: &Engine, template: &Query, path: &Path) -> anyhow::Result<ExitCode> {
@@ -266,13 +287,24 @@ fn run_batch(engine: &Engine, template: &Query, path: &Path) -> anyhow::Result<E
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: BatchLine = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "line {} of {}: expected {{\"id\": ..., \"text\": ...}}",
-                n + 1,
-                path.display()
-            )
-        })?;
+        let parsed = match parse_batch_line(&line) {
+            Ok(parsed) => parsed,
+            Err((id, error)) => {
+                // Reported like a failed query; the other lines still run.
+                failed += 1;
+                let result = BatchResult {
+                    id: &id,
+                    line: Some(n + 1),
+                    results: None,
+                    took_ms: None,
+                    error: Some(error),
+                };
+                serde_json::to_writer(&mut out, &result)?;
+                writeln!(out)?;
+                out.flush()?;
+                continue;
+            }
+        };
         let query = Query {
             input: search::QueryInput::Text(parsed.text),
             ..template.clone()
@@ -283,6 +315,7 @@ fn run_batch(engine: &Engine, template: &Query, path: &Path) -> anyhow::Result<E
                 let json = MatchResponse::new(&response, started.elapsed());
                 BatchResult {
                     id: &parsed.id,
+                    line: None,
                     results: Some(json.results),
                     took_ms: Some(json.took_ms),
                     error: None,
@@ -292,6 +325,7 @@ fn run_batch(engine: &Engine, template: &Query, path: &Path) -> anyhow::Result<E
                 failed += 1;
                 BatchResult {
                     id: &parsed.id,
+                    line: Some(n + 1),
                     results: None,
                     took_ms: None,
                     error: Some(err.to_string()),
@@ -304,7 +338,10 @@ fn run_batch(engine: &Engine, template: &Query, path: &Path) -> anyhow::Result<E
         out.flush()?;
     }
     if failed > 0 {
-        eprintln!("rediscover: {failed} queries of the batch failed (see their \"error\")");
+        eprintln!(
+            "rediscover: {} of the batch failed (see their \"error\")",
+            super::render::count(failed as u64, "query", "queries")
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

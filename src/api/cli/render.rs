@@ -1,4 +1,4 @@
-//! Human-readable rendering shared by the subcommands: timestamps and byte sizes.
+//! Human-readable rendering shared by the subcommands: timestamps, byte sizes and counts.
 
 use crate::domain::Millis;
 
@@ -36,6 +36,12 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// `n` and the noun, singular or plural as `n` asks: `1 note`, `2 notes`, `0 notes`.
+pub fn count(n: impl Into<u64>, singular: &str, plural: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -59,6 +65,13 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(1_718_000_000_123), "2024-06-10 06:13 UTC");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1u32, "note", "notes"), "1 note");
+        assert_eq!(count(0u32, "note", "notes"), "0 notes");
+        assert_eq!(count(2u64, "query", "queries"), "2 queries");
     }
 
     #[test]
