@@ -49,9 +49,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "indexed {} candidates ({} vectors) from store generation {} in {:.1} s ({:.1} candidates/s), {} on disk",
-        stats.candidates,
-        stats.vectors,
+        "indexed {} ({}) from store generation {} in {:.1} s ({:.1} candidates/s), {} on disk",
+        render::count(stats.candidates, "candidate", "candidates"),
+        render::count(stats.vectors, "vector", "vectors"),
         stats.generation,
         secs,
         stats.candidates as f64 / secs.max(1e-9),

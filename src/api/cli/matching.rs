@@ -15,6 +15,8 @@ use crate::engine::Engine;
 use crate::index::Embedder;
 use crate::search::{self, Filters, Fusion, Normalize, Query, SearchResponse};
 
+use super::render::count;
+
 /// Arguments of `rediscover match`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -398,12 +400,8 @@ pub(super) fn print_table(
         } else if let Some(s) = &e.semantic {
             writeln!(out, "     passage: \"{}\"", shorten(&s.passage, 200))?;
         }
-        if !hit.other_opportunity_ids.is_empty() {
-            writeln!(
-                out,
-                "     other opportunities: {}",
-                hit.other_opportunity_ids.join(", ")
-            )?;
+        if let Some(line) = other_opportunities_line(&hit.other_opportunity_ids) {
+            writeln!(out, "     {line}")?;
         }
         if !e.history.profile_url.is_empty() {
             writeln!(out, "     {}", e.history.profile_url)?;
@@ -411,17 +409,32 @@ pub(super) fn print_table(
     }
     writeln!(
         out,
-        "{} people in {} ms (index generation {})",
-        response.hits.len(),
+        "{} in {} ms (index generation {})",
+        count(response.hits.len() as u64, "person", "people"),
         took.as_millis(),
         response.generation
     )
 }
 
+/// The person's other opportunities (listed once, under their best-ranked one), by id.
+fn other_opportunities_line(ids: &[String]) -> Option<String> {
+    if ids.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "also {} of this person: {} {}",
+        count(ids.len() as u64, "other opportunity", "other opportunities"),
+        if ids.len() == 1 { "id" } else { "ids" },
+        ids.join(", ")
+    ))
+}
+
 fn history_line(h: &search::History) -> String {
     let mut parts = Vec::new();
+    // Stage names are free text ("Reached out", "On-site"), so one is quoted, not put
+    // after a verb.
     if let Some(furthest) = h.stages_reached.last() {
-        parts.push(format!("reached {furthest}"));
+        parts.push(format!("furthest stage \"{furthest}\""));
     }
     match &h.archived {
         Some(a) if a.hired => parts.push(format!("archived: {} (hired)", a.reason)),
@@ -432,7 +445,7 @@ fn history_line(h: &search::History) -> String {
         let ratings: Vec<String> = h.feedback_ratings.iter().map(u8::to_string).collect();
         parts.push(format!("ratings {}/4", ratings.join(",")));
     }
-    parts.push(format!("{} notes", h.notes));
+    parts.push(count(h.notes as u64, "note", "notes"));
     if let Some(at) = h.last_interaction_at {
         parts.push(format!("last contact {}", date(at)));
     }
@@ -493,6 +506,35 @@ mod tests {
         assert_eq!(date(0), "1970-01-01");
         assert_eq!(date(1_700_000_000_000), "2023-11-14");
         assert_eq!(date(951_782_400_000), "2000-02-29");
+    }
+
+    #[test]
+    fn history_and_other_opportunities_read_well() {
+        let mut h = search::History {
+            stages_reached: vec!["New applicant".into(), "Reached out".into()],
+            archived: Some(search::explain::ArchiveInfo {
+                reason: "Underqualified".into(),
+                hired: false,
+                archived_at: 0,
+            }),
+            notes: 1,
+            ..search::History::default()
+        };
+        assert_eq!(
+            history_line(&h),
+            "furthest stage \"Reached out\", archived: Underqualified, 1 note"
+        );
+        h.notes = 2;
+        assert!(history_line(&h).ends_with(", 2 notes"));
+        assert_eq!(other_opportunities_line(&[]), None);
+        assert_eq!(
+            other_opportunities_line(&["a1".into()]).as_deref(),
+            Some("also 1 other opportunity of this person: id a1")
+        );
+        assert_eq!(
+            other_opportunities_line(&["a1".into(), "b2".into()]).as_deref(),
+            Some("also 2 other opportunities of this person: ids a1, b2")
+        );
     }
 
     #[test]

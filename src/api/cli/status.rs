@@ -77,8 +77,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("index generation   {}", i.generation);
                 println!("indexed candidates {}", i.candidates);
                 println!(
-                    "vectors            {} ({} tombstones)",
-                    i.vectors, i.tombstones
+                    "vectors            {} ({})",
+                    i.vectors,
+                    render::count(i.tombstones, "tombstone", "tombstones")
                 );
                 println!("index size         {}", render::bytes(i.bytes_on_disk));
                 if i.generation != store.generation() {

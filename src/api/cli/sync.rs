@@ -13,6 +13,8 @@ use crate::lever::{
 };
 use crate::sync::{SyncOptions, SyncReport};
 
+use super::render::count;
+
 /// Copy the Lever talent pool into the local store.
 ///
 /// Authenticates with `LEVER_API_KEY` (Basic, blank password), or with OAuth when
@@ -206,10 +208,10 @@ pub(super) fn print_summary(r: &SyncReport) {
         crate::sync::SyncMode::Incremental => "incremental",
     };
     println!(
-        "{mode} sync{} done in {:.1}s: {} opportunities stored (generation {})",
+        "{mode} sync{} done in {:.1}s: {} stored (generation {})",
         if r.resumed { " (resumed)" } else { "" },
         r.wall_seconds,
-        r.opportunities_total,
+        count(r.opportunities_total, "opportunity", "opportunities"),
         r.generation
     );
     println!(
@@ -221,22 +223,26 @@ pub(super) fn print_summary(r: &SyncReport) {
         r.opportunities_deleted
     );
     println!(
-        "  {} API calls ({:.1}/s), {} retries, {} rate limited, {} server errors",
-        r.api_calls,
+        "  {} ({:.1}/s), {}, {} rate limited, {}",
+        count(r.api_calls, "API call", "API calls"),
         r.api_calls as f64 / r.wall_seconds.max(1e-3),
-        r.retries,
+        count(r.retries, "retry", "retries"),
         r.rate_limited,
-        r.server_errors
+        count(r.server_errors, "server error", "server errors")
     );
     println!(
-        "  {} resume files downloaded, {} could not be read",
-        r.resumes_downloaded, r.resume_text_failed
+        "  {} downloaded, {} could not be read",
+        count(r.resumes_downloaded, "resume file", "resume files"),
+        r.resume_text_failed
     );
     if r.webhook_notices > 0 {
         println!("  webhook notices acted on: {}", r.webhook_notices);
     }
     if r.malformed_records > 0 {
-        println!("  {} malformed records skipped:", r.malformed_records);
+        println!(
+            "  {} skipped:",
+            count(r.malformed_records, "malformed record", "malformed records")
+        );
         for m in &r.malformed {
             println!(
                 "    {} {} ({})",
@@ -248,8 +254,8 @@ pub(super) fn print_summary(r: &SyncReport) {
     }
     if r.opportunities_not_visible > 0 {
         println!(
-            "  {} opportunities not visible to this credential (HTTP 403) were purged",
-            r.opportunities_not_visible
+            "  {} not visible to this credential (HTTP 403) purged",
+            count(r.opportunities_not_visible, "opportunity", "opportunities")
         );
     }
     if !r.listing_complete {
@@ -259,8 +265,8 @@ pub(super) fn print_summary(r: &SyncReport) {
     }
     if r.opportunities_failed > 0 {
         println!(
-            "  {} opportunities failed and will be retried next run: {}",
-            r.opportunities_failed,
+            "  {} failed and will be retried next run: {}",
+            count(r.opportunities_failed, "opportunity", "opportunities"),
             r.failed_ids.join(", ")
         );
     }
