@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.candidates == 0 {
         bail!("--candidates must be at least 1");
     }
-    let embedder = super::matching::load_embedder(args.models.as_deref())?;
+    let embedder = super::matching::load_embedder(args.models.as_deref(), None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -39,7 +39,7 @@ pub struct Args {
 
 /// Runs `rediscover eval`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let embedder = super::matching::load_embedder(args.models.as_deref())?;
+    let embedder = super::matching::load_embedder(args.models.as_deref(), None)?;
     let work_dir = std::env::temp_dir().join(format!("rediscover-eval-{}", std::process::id()));
     let options = EvalOptions {
         shared: args.shared.clone(),

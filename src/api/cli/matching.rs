@@ -157,7 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     super::require_store(&args.data)?;
     let embedder = if args.semantic != Some(0.0) {
-        Some(load_embedder(args.models.as_deref())?)
+        Some(load_embedder(args.models.as_deref(), Some("--semantic 0"))?)
     } else {
         None
     };
@@ -182,11 +182,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the embedding model, with a message saying where it was looked for.
-pub fn load_embedder(models: Option<&Path>) -> anyhow::Result<Arc<Embedder>> {
+/// Loads the embedding model, with a message saying where it was looked for and, when the
+/// command can do without it, the `option` that says so (`--semantic 0`, `--no-model`).
+pub fn load_embedder(models: Option<&Path>, option: Option<&str>) -> anyhow::Result<Arc<Embedder>> {
     let dir = models.map_or_else(Embedder::default_models_dir, Path::to_owned);
-    let embedder = Embedder::load(&dir)
-        .with_context(|| format!("loading the embedding model from {} (fetch it with models/fetch.sh, or pass --semantic 0 for keyword-only search)", dir.display()))?;
+    let or = option
+        .map(|o| format!(", or pass {o} for keyword-only search"))
+        .unwrap_or_default();
+    let embedder = Embedder::load(&dir).with_context(|| {
+        format!(
+            "loading the embedding model from {} (fetch it with models/fetch.sh{or})",
+            dir.display()
+        )
+    })?;
     Ok(Arc::new(embedder))
 }
 

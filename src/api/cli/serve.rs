@@ -75,7 +75,10 @@ async fn serve(args: Args, token: Option<String>) -> anyhow::Result<()> {
     let embedder = if args.no_model {
         None
     } else {
-        Some(super::matching::load_embedder(args.models.as_deref())?)
+        Some(super::matching::load_embedder(
+            args.models.as_deref(),
+            Some("--no-model"),
+        )?)
     };
     let data = args.data.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::open(&data, embedder))
