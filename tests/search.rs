@@ -1613,6 +1613,20 @@ fn cli_match_json_table_batch_and_errors() {
     );
 
     let batch = fx.data.join("batch.jsonl");
+    let run_batch = || {
+        cli(
+            &[
+                "match",
+                "--data",
+                data,
+                "--batch",
+                batch.to_str().unwrap(),
+                "--limit",
+                "2",
+            ],
+            None,
+        )
+    };
     std::fs::write(
         &batch,
         format!(
@@ -1622,18 +1636,7 @@ fn cli_match_json_table_batch_and_errors() {
         ),
     )
     .unwrap();
-    let out = cli(
-        &[
-            "match",
-            "--data",
-            data,
-            "--batch",
-            batch.to_str().unwrap(),
-            "--limit",
-            "2",
-        ],
-        None,
-    );
+    let out = run_batch();
     assert!(
         out.status.success(),
         "{}",
@@ -1662,18 +1665,7 @@ fn cli_match_json_table_batch_and_errors() {
         ),
     )
     .unwrap();
-    let out = cli(
-        &[
-            "match",
-            "--data",
-            data,
-            "--batch",
-            batch.to_str().unwrap(),
-            "--limit",
-            "2",
-        ],
-        None,
-    );
+    let out = run_batch();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("3 queries of the batch failed"), "{stderr}");

@@ -832,7 +832,7 @@ fn receive_webhook(
         event.triggered_at.unwrap_or_default(),
     );
     let now = crate::index::generation::now_ms();
-    match replay.check(token, triggered_at, now) {
+    match replay.claim(token, triggered_at, now) {
         Ok(Verdict::Fresh) => {}
         Ok(Verdict::Repeat) => return Ok(WebhookAck::ignored("repeat")),
         Ok(Verdict::Stale) => return Ok(WebhookAck::ignored("stale")),
@@ -847,6 +847,7 @@ fn receive_webhook(
         triggered_at: event.triggered_at,
     };
     if let Err(err) = Inbox::new(engine.data_dir()).append(&notice) {
+        replay.release(token);
         tracing::error!(error = %err, "webhook notice not kept; Lever delivers it again");
         return Err(ApiError::internal());
     }
@@ -876,7 +877,7 @@ pub fn openapi() -> serde_json::Value {
             .collect::<serde_json::Map<_, _>>()
             .into()
     };
-    let mut match_responses = errors(&["400", "401", "404", "413", "415", "422", "503"]);
+    let mut match_responses = errors(&["400", "401", "404", "405", "413", "415", "503"]);
     match_responses["200"] = json!({"description": "ranked people with reasons",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MatchResponse"}}}});
     let filters = json!({"type": "object", "additionalProperties": false, "properties": {

@@ -169,10 +169,11 @@ impl KeywordIndex {
     /// and title fields; terms are required unless joined by `OR`. Words such as `C++` or
     /// `.NET` are quoted first so the query grammar does not read `+` or `.` as syntax.
     pub fn parse_boolean(&self, query: &str) -> Result<Box<dyn Query>, Error> {
-        // The query grammar recurses once per parenthesis: a deep nest would overflow the stack.
+        // The query grammar recurses once per parenthesis and per `NOT`: a deep nest would
+        // overflow the stack.
         if nesting_depth(query) > MAX_NESTING {
             return Err(Error::BadQuery {
-                reason: format!("parentheses nested more than {MAX_NESTING} deep"),
+                reason: format!("parentheses and NOTs nested more than {MAX_NESTING} deep"),
             });
         }
         let mut parser = QueryParser::for_index(
@@ -199,7 +200,8 @@ impl KeywordIndex {
 /// Deepest parenthesis nesting a boolean keyword query may use.
 const MAX_NESTING: usize = 16;
 
-/// How deep the parentheses of `query` nest (unbalanced closing ones are ignored).
+/// How deep the grammar would recurse on `query`: its parentheses' nesting (unbalanced
+/// closing ones ignored) plus its `NOT`s, each of which the grammar also recurses on.
 fn nesting_depth(query: &str) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
     for c in query.chars() {
@@ -212,7 +214,7 @@ fn nesting_depth(query: &str) -> usize {
             _ => {}
         }
     }
-    deepest
+    deepest + query.split_whitespace().filter(|w| *w == "NOT").count()
 }
 
 /// Rewrites `AND NOT` as `NOT` (see below) and turns bare words holding `+`, `#`, `/` or an inner or leading `.` into exact-field phrases
@@ -542,6 +544,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         KeywordWriter::create(dir.path()).unwrap().finish().unwrap();
         assert_eq!(nesting_depth("(a OR (b AND c)) ) (d"), 2);
+        assert_eq!(nesting_depth("(a NOT b) NOT c"), 3);
         let reader = KeywordIndex::open(dir.path()).unwrap();
         let deep = format!("{}rust{}", "(".repeat(2000), ")".repeat(2000));
         assert!(matches!(
@@ -549,5 +552,10 @@ mod tests {
             Err(Error::BadQuery { .. })
         ));
         assert!(reader.parse_boolean("((rust OR go) AND linux)").is_ok());
+        let nots = format!("rust {}go", "NOT ".repeat(1000));
+        assert!(matches!(
+            reader.parse_boolean(&nots),
+            Err(Error::BadQuery { .. })
+        ));
     }
 }

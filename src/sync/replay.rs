@@ -7,8 +7,9 @@
 //! - The tokens of the window are kept in `DATA/webhook-seen`, one JSON line each, so a restart
 //!   forgets none of them (a crash may lose the last few: appends are not synced); older ones
 //!   are dropped when the file is rewritten (temp file, fsync, rename).
-//! - A token is recorded only after its notice is on disk: a delivery that failed and that Lever
-//!   retries with the same token is queued on the retry.
+//! - A token is claimed in memory before its notice is written, so copies arriving together
+//!   queue once; it is recorded in the file only after its notice is on disk, and given back if
+//!   the notice could not be kept, so a delivery Lever retries with the same token is queued.
 //! - Lines hold a token and a time: no personal data.
 
 use std::collections::HashMap;
@@ -90,21 +91,32 @@ impl ReplayGuard {
     }
 
     /// Judges a signed delivery with `token`, triggered at `triggered_at` (ms), at `now` (ms).
-    pub fn check(&self, token: &str, triggered_at: i64, now: i64) -> Result<Verdict, Error> {
+    /// A fresh token is claimed at once, so a copy arriving meanwhile is a [`Verdict::Repeat`]:
+    /// then [`ReplayGuard::record`] it once its notice is kept, or [`ReplayGuard::release`] it
+    /// if the notice could not be kept (Lever will deliver it again).
+    pub fn claim(&self, token: &str, triggered_at: i64, now: i64) -> Result<Verdict, Error> {
         if triggered_at < now.saturating_sub(WINDOW_MS) {
             return Ok(Verdict::Stale);
         }
         let mut guard = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = self.loaded(&mut guard, now)?;
-        Ok(if seen.tokens.contains_key(token) {
-            Verdict::Repeat
-        } else {
-            Verdict::Fresh
-        })
+        if seen.tokens.contains_key(token) {
+            return Ok(Verdict::Repeat);
+        }
+        seen.tokens.insert(token.to_owned(), triggered_at);
+        Ok(Verdict::Fresh)
     }
 
-    /// Records `token` as received (call once its notice is kept). The file is rewritten
-    /// without expired tokens when they make up most of it.
+    /// Gives a claimed token back: its notice was not kept.
+    pub fn release(&self, token: &str) {
+        let mut guard = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(seen) = guard.as_mut() {
+            seen.tokens.remove(token);
+        }
+    }
+
+    /// Records a claimed `token` in the file (call once its notice is kept). The file is
+    /// rewritten without expired tokens when they make up most of it.
     pub fn record(&self, token: &str, triggered_at: i64, now: i64) -> Result<(), Error> {
         let mut guard = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = self.loaded(&mut guard, now)?;
@@ -226,12 +238,17 @@ mod tests {
     fn a_token_is_queued_once_and_old_deliveries_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
         let guard = ReplayGuard::new(dir.path());
-        assert_eq!(guard.check("a", NOW - 5, NOW).unwrap(), Verdict::Fresh);
+        assert_eq!(guard.claim("a", NOW - 5, NOW).unwrap(), Verdict::Fresh);
+        // A copy arriving while the first is being kept is a repeat already.
+        assert_eq!(guard.claim("a", NOW - 5, NOW).unwrap(), Verdict::Repeat);
         guard.record("a", NOW - 5, NOW).unwrap();
-        assert_eq!(guard.check("a", NOW - 5, NOW).unwrap(), Verdict::Repeat);
-        assert_eq!(guard.check("b", NOW - 5, NOW).unwrap(), Verdict::Fresh);
+        assert_eq!(guard.claim("a", NOW - 5, NOW).unwrap(), Verdict::Repeat);
+        assert_eq!(guard.claim("b", NOW - 5, NOW).unwrap(), Verdict::Fresh);
+        // Not kept: Lever's next attempt with the same token is fresh.
+        guard.release("b");
+        assert_eq!(guard.claim("b", NOW - 5, NOW).unwrap(), Verdict::Fresh);
         assert_eq!(
-            guard.check("c", NOW - WINDOW_MS - 1, NOW).unwrap(),
+            guard.claim("c", NOW - WINDOW_MS - 1, NOW).unwrap(),
             Verdict::Stale
         );
         // A restart remembers, and a torn last line is skipped, not glued to the next.
@@ -241,10 +258,10 @@ mod tests {
             .unwrap();
         file.write_all(b"{\"at\":1,\"tok").unwrap();
         let again = ReplayGuard::new(dir.path());
-        assert_eq!(again.check("a", NOW - 5, NOW).unwrap(), Verdict::Repeat);
+        assert_eq!(again.claim("a", NOW - 5, NOW).unwrap(), Verdict::Repeat);
         again.record("d", NOW, NOW).unwrap();
         let third = ReplayGuard::new(dir.path());
-        assert_eq!(third.check("d", NOW, NOW).unwrap(), Verdict::Repeat);
+        assert_eq!(third.claim("d", NOW, NOW).unwrap(), Verdict::Repeat);
     }
 
     #[test]
@@ -262,7 +279,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(SEEN_FILE)).unwrap();
         assert!(!text.contains("old-"), "expired tokens kept");
         assert!(text.lines().count() <= 40 && text.contains("new-39"));
-        assert_eq!(guard.check("new-5", later, later).unwrap(), Verdict::Repeat);
+        assert_eq!(guard.claim("new-5", later, later).unwrap(), Verdict::Repeat);
         // A long-running server drops what expires while it runs, too.
         let much_later = later + WINDOW_MS + 10;
         for i in 0..100 {
