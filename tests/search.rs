@@ -1013,6 +1013,22 @@ fn a_changed_stage_list_rebuilds_and_the_stage_filter_stays_right() {
     batch.set_reference(reference).unwrap();
     batch.upsert(changed).unwrap();
     let commit = batch.commit(SyncState::default()).unwrap();
+    // The store is ahead of the index: stages resolve in the index's own list.
+    assert_eq!(onsite(&fx.engine()), before);
+    let err = fx
+        .engine()
+        .search(&Query {
+            filters: Filters {
+                min_stage: Some("Technical screen".into()),
+                ..Filters::default()
+            },
+            ..query(RUST_POSTING)
+        })
+        .unwrap_err();
+    assert!(
+        err.is_user_error() && err.to_string().contains("newer than the index"),
+        "{err}"
+    );
     let store = Store::open(&fx.data).unwrap();
     let outcome = rediscover::pipeline::bring_up_to_date(
         &fx.data,

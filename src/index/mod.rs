@@ -251,6 +251,12 @@ impl Indexes {
             .and_then(|name| generation::generation_of(&name)))
     }
 
+    /// Lever's stage ids, in order, that this generation's rows hold positions in (`None` for
+    /// a generation written before they were recorded).
+    pub fn stage_ids(&self) -> Option<&[String]> {
+        self.meta.stage_ids.as_deref()
+    }
+
     /// The directory name `CURRENT` points at, without opening it (cheap: for hot reload; a
     /// rebuild of the same generation gets a new name).
     pub fn current_dir_name(data_dir: &Path) -> Result<Option<String>, Error> {

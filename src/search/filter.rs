@@ -45,17 +45,38 @@ pub struct RowFilter {
 impl Filters {
     /// Resolves stage names and the recency window; fails on an unknown stage or a bad rating.
     pub fn resolve(&self, reference: &ReferenceData, now: Millis) -> Result<RowFilter, Error> {
+        self.resolve_for(reference, None, now)
+    }
+
+    /// [`Filters::resolve`] for rows whose stage positions are in `index_stages` (the stage ids
+    /// the index was built with), which may be older than `reference`'s list when the store is
+    /// ahead of the index.
+    pub fn resolve_for(
+        &self,
+        reference: &ReferenceData,
+        index_stages: Option<&[String]>,
+        now: Millis,
+    ) -> Result<RowFilter, Error> {
         let min_stage_order = match &self.min_stage {
             None => None,
             Some(wanted) => {
                 let wanted = wanted.trim();
-                let order = reference
+                let (order, stage) = reference
                     .stages
                     .iter()
-                    .position(|s| s.id == wanted || s.text.eq_ignore_ascii_case(wanted))
+                    .enumerate()
+                    .find(|(_, s)| s.id == wanted || s.text.eq_ignore_ascii_case(wanted))
                     .ok_or_else(|| Error::UnknownStage {
                         stage: wanted.to_owned(),
                     })?;
+                let order = match index_stages {
+                    None => order,
+                    Some(ids) => ids.iter().position(|id| *id == stage.id).ok_or_else(|| {
+                        Error::StageNotIndexed {
+                            stage: stage.text.clone(),
+                        }
+                    })?,
+                };
                 Some(order as u32)
             }
         };

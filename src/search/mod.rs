@@ -118,6 +118,12 @@ pub enum Error {
         /// The stage asked for.
         stage: String,
     },
+    /// The stage filter names a stage added after the index was built.
+    #[error("stage {stage:?} is newer than the index; run `rediscover sync` to update it")]
+    StageNotIndexed {
+        /// The stage asked for.
+        stage: String,
+    },
     /// The rating filter is not 1 to 4.
     #[error("minimum rating must be 1 to 4, got {rating}")]
     BadRating {
@@ -164,6 +170,7 @@ impl Error {
             | Error::BadWeight { .. }
             | Error::UnknownPosting { .. }
             | Error::UnknownStage { .. }
+            | Error::StageNotIndexed { .. }
             | Error::BadRating { .. }
             | Error::UnknownOpportunity { .. }
             | Error::NoIndex { .. } => true,
@@ -574,7 +581,9 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     let filter_started = Instant::now();
     let rows = ctx.indexes.rows();
     let now = query.now.unwrap_or_else(now_ms);
-    let row_filter = query.filters.resolve(reference, now)?;
+    let row_filter = query
+        .filters
+        .resolve_for(reference, ctx.indexes.stage_ids(), now)?;
     let mut allowed = if row_filter.flags_only() {
         let (reject, require) = row_filter.flag_masks();
         Allowed::from_flag_bits(ctx.indexes.row_flag_bits(), reject, require)
