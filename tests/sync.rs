@@ -22,6 +22,7 @@ use rediscover::index::{Embedder, chunk};
 use rediscover::lever::{ApiKey, ClientConfig, Credentials};
 use rediscover::pipeline::{self, Prefetcher};
 use rediscover::store::Store;
+use rediscover::sync::inbox::{Inbox, RETRY_EVENT};
 use rediscover::sync::{SyncMode, SyncOptions, SyncReport, run};
 
 const KEY: &str = "test-key";
@@ -584,15 +585,48 @@ async fn an_unreadable_record_or_child_keeps_the_stored_version_and_the_window()
     assert_eq!(failed, ["o1", "o2"], "{:?}", second.malformed);
     assert!(second.listing_complete);
     assert_eq!(second.malformed_records, 2, "{:?}", second.malformed);
-    // Kept as stored (o2 without its new headline and still with its note), retried next run.
+    // Kept as stored (o2 without its new headline and still with its note), queued for the
+    // next run; the window moves on for everything else.
     assert_eq!(stored(dir.path()), before);
-    assert_eq!(window(dir.path()), before_window);
+    let second_window = window(dir.path());
+    assert_ne!(second_window, before_window);
+    let queued = Inbox::new(dir.path()).read().expect("inbox");
+    let mut retried = queued.opportunity_ids();
+    retried.sort();
+    assert_eq!(retried, ["o1", "o2"]);
+    assert!(queued.notices.iter().all(|n| n.event == RETRY_EVENT));
     let reported = serde_json::to_string(&second.malformed).expect("json");
     assert!(!reported.contains("Private"), "{reported}");
 
-    let third = sync_with(quiet_script(&["o1", "o2", "o3"]), dir.path()).await;
-    assert!(third.failed_ids.is_empty());
-    assert_ne!(window(dir.path()), before_window);
+    // Still unreadable: fetched by id again, still queued (once), the window still moves.
+    let mut script = quiet_script(&["o1", "o2", "o3"]);
+    script.opportunities[0]["stageChanges"] = json!("Private Person");
+    let third = sync_with(script, dir.path()).await;
+    assert_eq!(third.failed_ids, ["o1"]);
+    third.release_notices(dir.path()).expect("release");
+    let queued = Inbox::new(dir.path()).read().expect("inbox");
+    assert_eq!(queued.opportunity_ids(), ["o1"]);
+    assert_eq!(queued.notices.len(), 1);
+    assert_ne!(window(dir.path()), second_window);
+
+    // Readable again, though Lever's updatedAt did not move since: fetched by id and stored.
+    let mut script = quiet_script(&["o1", "o2", "o3"]);
+    script.opportunities[0]["headline"] = json!("Fixed in Lever");
+    let fourth = sync_with(script, dir.path()).await;
+    assert!(fourth.failed_ids.is_empty());
+    fourth.release_notices(dir.path()).expect("release");
+    assert!(
+        Inbox::new(dir.path())
+            .read()
+            .expect("inbox")
+            .notices
+            .is_empty()
+    );
+    let store = Store::open(dir.path()).expect("open");
+    assert_eq!(
+        store.get("o1").expect("get").expect("o1").headline,
+        "Fixed in Lever"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! The webhook inbox: Lever's "something changed on opportunity X" notices, kept in the data
 //! folder until a sync run has acted on them (re-fetched the opportunity, or purged it on 404).
+//! A sync also leaves its own notices here for the opportunities it could not bring up to date,
+//! so the next run fetches them by id ([`RETRY_EVENT`]).
 //!
 //! Invariants:
 //! - A notice is appended and flushed to disk before the receiver answers 2xx, so Lever
@@ -25,6 +27,9 @@ const LOCK_FILE: &str = "webhook-inbox.lock";
 pub const TOKENS_FILE: &str = "webhook-tokens";
 /// The event Lever sends when a candidate is deleted.
 pub const DELETED_EVENT: &str = "candidateDeleted";
+/// Our own event: a sync could not bring this opportunity up to date (an error, an unreadable
+/// record), so the next run fetches it by id while the incremental window moves on.
+pub const RETRY_EVENT: &str = "rediscoverRetry";
 
 /// An inbox file could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,9 @@
 //! where it stopped; only [`Batch::commit`] makes the run's work visible. The notices acted on
 //! leave the inbox when the caller has brought the indexes up to date too
 //! ([`SyncReport::release_notices`]), so a deletion stays hidden from answers until the index
-//! no longer holds it.
+//! no longer holds it. An opportunity the run could not bring up to date keeps its stored
+//! version and is queued in the inbox for the next run, so the incremental window advances
+//! whenever the listings were read in full.
 
 mod children;
 pub mod inbox;
@@ -31,7 +33,7 @@ use crate::lever::{ClientConfig, Credentials, LeverClient, MalformedRecord};
 use crate::store::{Batch, Commit, Store, SyncState};
 
 use children::ChildOutcome;
-use inbox::{Inbox, Pending};
+use inbox::{Inbox, Notice, Pending};
 use progress::Progress;
 
 /// Checkpoint key holding the start time of the run in progress (kept across a resume).
@@ -274,8 +276,31 @@ pub async fn run_with_client(
         }
     }
 
-    // Advance the incremental window only when nothing was left behind.
-    let clean = listing_complete && tally.failed_ids.is_empty();
+    // Opportunities that failed are fetched by id next run (their stored versions stay as they
+    // are until then), so one that keeps failing never holds the window for all the others.
+    let retry: Vec<&String> = {
+        let queued: HashSet<&str> = notices
+            .notices
+            .iter()
+            .map(|n| n.opportunity_id.as_str())
+            .collect();
+        tally
+            .failed_ids
+            .iter()
+            .filter(|id| !queued.contains(id.as_str()))
+            .collect()
+    };
+    let inbox = Inbox::new(&options.data_dir);
+    for id in retry {
+        inbox.append(&Notice {
+            event: inbox::RETRY_EVENT.to_owned(),
+            opportunity_id: id.clone(),
+            triggered_at: Some(now),
+        })?;
+    }
+    // Advance the incremental window only when the listings were read in full: whatever
+    // failed in them is queued above.
+    let clean = listing_complete;
     let sync_state = SyncState {
         last_run_started_at: if clean {
             Some(run_started_at)
