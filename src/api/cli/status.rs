@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::index;
 use crate::store::Store;
-use crate::sync::inbox::Inbox;
+use crate::sync::inbox::{self, Inbox};
 use anyhow::Context;
 use serde_json::json;
 
@@ -34,11 +34,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let counts = store.counts();
     let sync = store.sync_state();
     let index = index::current_stats(&args.data).context("cannot read the index metadata")?;
-    let notices = Inbox::new(&args.data)
+    let pending = Inbox::new(&args.data)
         .read()
-        .context("cannot read the webhook inbox")?
+        .context("cannot read the webhook inbox")?;
+    let retries = pending
         .notices
-        .len();
+        .iter()
+        .filter(|n| n.event == inbox::RETRY_EVENT)
+        .count();
+    let notices = pending.notices.len() - retries;
     if args.json {
         let value = json!({
             "data": args.data,
@@ -53,6 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "last_sync_at": sync.last_success_at,
             "sync_runs": sync.runs,
             "webhook_notices_waiting": notices,
+            "retries_waiting": retries,
             "index": index,
             "index_behind_store": index.is_none_or(|i| i.generation != store.generation()),
         });
@@ -72,6 +77,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         println!("sync runs          {}", sync.runs);
         println!("webhook notices    {notices} waiting for the next sync");
+        if retries > 0 {
+            println!(
+                "retries            {retries} opportunities the last sync could not update (fetched again next sync)"
+            );
+        }
         match index {
             Some(i) => {
                 println!("index generation   {}", i.generation);
