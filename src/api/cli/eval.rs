@@ -32,9 +32,18 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+        default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+        value_parser = unit_weight
     )]
     pub weights: Vec<f32>,
+}
+
+/// A semantic weight: a number from 0 (keyword only) to 1 (semantic only).
+fn unit_weight(text: &str) -> Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(w) if (0.0..=1.0).contains(&w) => Ok(w),
+        _ => Err(format!("{text:?} is not a weight from 0 to 1")),
+    }
 }
 
 /// Runs `rediscover eval`.

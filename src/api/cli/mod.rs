@@ -199,6 +199,18 @@ mod tests {
     }
 
     #[test]
+    fn eval_weights_outside_zero_to_one_are_refused() {
+        use clap::Parser;
+        for bad in ["1.5", "-0.1", "x", "0.2,7"] {
+            assert!(
+                Cli::try_parse_from(["rediscover", "eval", "--weights", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(Cli::try_parse_from(["rediscover", "eval", "--weights", "0,0.25,1"]).is_ok());
+    }
+
+    #[test]
     fn eval_weights_default_to_what_the_help_shows() {
         use clap::{CommandFactory, Parser};
         let Command::Eval(args) = Cli::parse_from(["rediscover", "eval"]).command else {
