@@ -525,11 +525,7 @@ async fn fetch_named(
                 found.push(opp);
             }
             Err(crate::lever::Error::NotFound { .. }) => batch.delete(&id)?,
-            Err(crate::lever::Error::Forbidden { .. }) => {
-                tracing::info!(id = %id, "an opportunity named by a webhook or a deleted application is not visible to this credential; purged");
-                tally.not_visible += 1;
-                batch.delete(&id)?;
-            }
+            Err(crate::lever::Error::Forbidden { .. }) => purge_not_visible(batch, tally, &id)?,
             Err(e) if e.is_auth() => return Err(Error::Lever(e)),
             Err(e) => {
                 tracing::warn!(id = %id, error = %e, "could not fetch an opportunity named by a webhook or a deleted application; it is retried next run");
@@ -699,6 +695,15 @@ fn unchanged(stored: &Candidate, listed: &Candidate) -> bool {
         && stored.last_interaction_at >= listed.last_interaction_at
 }
 
+/// Purges an opportunity Lever answers 403 for: this credential may not see it (a confidential
+/// one without confidential access).
+fn purge_not_visible(batch: &mut Batch, tally: &mut Tally, id: &str) -> Result<(), Error> {
+    tracing::info!(id = %id, "an opportunity is not visible to this credential; purged");
+    tally.not_visible += 1;
+    batch.delete(id)?;
+    Ok(())
+}
+
 /// Journals one finished child fetch; a credential error stops the run, any other failure
 /// (a malformed child record included) is counted and the opportunity is left as stored.
 fn record_outcome(
@@ -730,11 +735,7 @@ fn record_outcome(
             tally.fetched += 1;
             batch.delete(&id)?;
         }
-        Ok(ChildOutcome::NotVisible) => {
-            tracing::info!(id = %id, "an opportunity is not visible to this credential; purged");
-            tally.not_visible += 1;
-            batch.delete(&id)?;
-        }
+        Ok(ChildOutcome::NotVisible) => purge_not_visible(batch, tally, &id)?,
         Err(e) if e.is_auth() => return Err(Error::Lever(e)),
         Err(e) => {
             tracing::warn!(id = %id, error = %e, "could not sync an opportunity; it is retried next run");

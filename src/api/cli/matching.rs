@@ -297,51 +297,43 @@ fn run_batch(engine: &Engine, template: &Query, path: &Path) -> anyhow::Result<E
         if line.trim().is_empty() {
             continue;
         }
-        let parsed = match parse_batch_line(&line) {
-            Ok(parsed) => parsed,
-            Err((id, error)) => {
-                // Reported like a failed query; the other lines still run.
+        // A line that is not a query is reported like a failed query; the others still run.
+        let (id, answer) = match parse_batch_line(&line) {
+            Err((id, error)) => (id, Err(error)),
+            Ok(parsed) => {
+                let query = Query {
+                    input: search::QueryInput::Text(parsed.text),
+                    ..template.clone()
+                };
+                let started = Instant::now();
+                match engine.search(&query) {
+                    Ok(response) => (
+                        parsed.id,
+                        Ok(MatchResponse::new(&response, started.elapsed())),
+                    ),
+                    Err(err) if err.is_user_error() => (parsed.id, Err(err.to_string())),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        };
+        let result = match answer {
+            Ok(json) => BatchResult {
+                id: &id,
+                line: None,
+                results: Some(json.results),
+                took_ms: Some(json.took_ms),
+                error: None,
+            },
+            Err(error) => {
                 failed += 1;
-                let result = BatchResult {
+                BatchResult {
                     id: &id,
                     line: Some(n + 1),
                     results: None,
                     took_ms: None,
                     error: Some(error),
-                };
-                serde_json::to_writer(&mut out, &result)?;
-                writeln!(out)?;
-                out.flush()?;
-                continue;
-            }
-        };
-        let query = Query {
-            input: search::QueryInput::Text(parsed.text),
-            ..template.clone()
-        };
-        let started = Instant::now();
-        let result = match engine.search(&query) {
-            Ok(response) => {
-                let json = MatchResponse::new(&response, started.elapsed());
-                BatchResult {
-                    id: &parsed.id,
-                    line: None,
-                    results: Some(json.results),
-                    took_ms: Some(json.took_ms),
-                    error: None,
                 }
             }
-            Err(err) if err.is_user_error() => {
-                failed += 1;
-                BatchResult {
-                    id: &parsed.id,
-                    line: Some(n + 1),
-                    results: None,
-                    took_ms: None,
-                    error: Some(err.to_string()),
-                }
-            }
-            Err(err) => return Err(err.into()),
         };
         serde_json::to_writer(&mut out, &result)?;
         writeln!(out)?;

@@ -84,16 +84,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = match runtime.block_on(crate::sync::run(options)) {
-        Ok(report) => report,
-        Err(crate::sync::Error::Lever(err)) => {
-            return Err(with_url_hint(err, &args.lever_url, "/stages"))
-                .with_context(|| format!("sync into {} failed", args.data.display()));
-        }
-        Err(err) => {
-            return Err(err).with_context(|| format!("sync into {} failed", args.data.display()));
-        }
-    };
+    let report = runtime
+        .block_on(crate::sync::run(options))
+        .map_err(|err| match err {
+            crate::sync::Error::Lever(err) => with_url_hint(err, &args.lever_url, "/stages"),
+            err => err.into(),
+        })
+        .with_context(|| format!("sync into {} failed", args.data.display()))?;
     if !args.json {
         print_summary(&report);
     }

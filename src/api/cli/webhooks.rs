@@ -168,7 +168,7 @@ async fn run_subscribe(
     }
     println!(
         "signature tokens kept in {}; run `rediscover serve` where {url} reaches it",
-        data.join(TOKENS_FILE).display()
+        tokens_path.display()
     );
     Ok(ExitCode::SUCCESS)
 }
