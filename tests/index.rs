@@ -615,7 +615,8 @@ mod cli {
 }
 
 /// A candidate deleted (or anonymised) in Lever leaves no byte behind in the data folder: not in
-/// the store's segments, the index rows, the passage texts, nor the keyword index's terms.
+/// the store's segments, the index rows, the passage texts, the vectors, nor the keyword index's
+/// terms.
 mod purge {
     use std::path::{Path, PathBuf};
 
@@ -653,6 +654,24 @@ mod purge {
 
     /// Files under `dir` (recursively) whose bytes contain `needle`.
     fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+        files_containing_bytes(dir, needle.as_bytes())
+    }
+
+    /// The vector rows (as little-endian bytes) of the passages of `opportunity`.
+    fn vector_rows(ix: &Indexes, opportunity: &str) -> Vec<Vec<u8>> {
+        let ordinal = ix.ordinal(opportunity).unwrap();
+        let vectors = ix.vectors();
+        (0..vectors.len() as u32)
+            .filter(|&c| vectors.chunk(c).ordinal == ordinal && !vectors.is_tombstoned(c))
+            .map(|c| {
+                let row = vectors.vector(c).unwrap();
+                row.iter().flat_map(|x| x.to_le_bytes()).collect()
+            })
+            .collect()
+    }
+
+    /// Files under `dir` (recursively) whose bytes contain `needle`.
+    fn files_containing_bytes(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         let mut found = Vec::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(dir) = stack.pop() {
@@ -663,7 +682,7 @@ mod purge {
                 } else if std::fs::read(&path)
                     .unwrap()
                     .windows(needle.len())
-                    .any(|w| w == needle.as_bytes())
+                    .any(|w| w == needle)
                 {
                     found.push(path);
                 }
@@ -729,6 +748,14 @@ mod purge {
         for word in ["Quxborough", "Vexmoorfield", "opp-gone"] {
             assert!(!files_containing(data, word).is_empty(), "{word}");
         }
+        let (gone_rows, anon_rows, kept_rows) = {
+            let ix = Indexes::open(data).unwrap();
+            let rows = |id| vector_rows(&ix, id);
+            (rows("opp-gone"), rows("opp-anon"), rows("opp-kept"))
+        };
+        for row in gone_rows.iter().chain(&anon_rows).chain(&kept_rows) {
+            assert!(!files_containing_bytes(data, row).is_empty());
+        }
 
         // Lever deletes one candidate and anonymises another (a new version without the data).
         let anonymised = person("opp-anon", "Anonymous");
@@ -745,6 +772,32 @@ mod purge {
             );
         }
         assert_eq!(files_containing(data, "opp-gone"), Vec::<PathBuf>::new());
+        // Nor their embeddings: their points left the graph and their rows are zeros. (A
+        // passage whose text a live candidate shares, like the common headline, has the same
+        // vector and stays.)
+        let ix = Indexes::open(data).unwrap();
+        let vectors = ix.vectors();
+        let live: Vec<Vec<u8>> = (0..vectors.len() as u32)
+            .filter(|&c| !vectors.is_tombstoned(c))
+            .map(|c| {
+                vectors
+                    .vector(c)
+                    .unwrap()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect()
+            })
+            .collect();
+        for rows in [&gone_rows, &anon_rows] {
+            let own: Vec<_> = rows.iter().filter(|r| !live.contains(r)).collect();
+            assert!(!own.is_empty(), "each had a passage of its own");
+            for row in own {
+                assert_eq!(files_containing_bytes(data, row), Vec::<PathBuf>::new());
+            }
+        }
+        for row in &kept_rows {
+            assert!(!files_containing_bytes(data, row).is_empty());
+        }
         // The live candidates are all still there.
         for word in [
             "Kestrelwyck",
@@ -958,8 +1011,11 @@ mod flat {
         for (id, v) in vectors.iter().enumerate().step_by(7) {
             let dead = gone((id / PER_ORDINAL) as u32);
             assert_eq!(ix.is_tombstoned(id as u32), dead);
+            // A tombstoned point has left the graph: its row is zeros.
+            let row = ix.vector(id as u32).unwrap();
+            assert_eq!(row.iter().all(|&x| x == 0.0), dead, "row {id}");
             let hits = ix.search(v, 10, 64);
-            assert_eq!(hits.len(), 10, "tombstones are walked through, not counted");
+            assert_eq!(hits.len(), 10, "tombstones are not counted");
             assert!(hits.iter().all(|h| !ix.is_tombstoned(h.chunk)));
             assert!(
                 ix.exact_search(v, 10)

@@ -1,6 +1,7 @@
 //! The vector index: an HNSW graph (dot product on unit vectors = cosine) over every passage,
 //! the chunk table mapping each vector to its opportunity ordinal, kind and text span, the
-//! passage texts (an mmap'd blob) and the tombstone set of replaced or deleted chunks.
+//! passage texts (an mmap'd blob) and the tombstone set of replaced or deleted chunks, whose
+//! points have left the graph and whose rows and texts are zeros.
 //!
 //! hnsw_rs builds the graph of a full build or a compaction; an incremental update inserts
 //! into a mutable copy of the previous generation's graph instead ([`insert`]). Reading never
@@ -480,16 +481,17 @@ impl VectorWriter {
             writer.append_raw(items, vectors)?;
             return Ok((writer, true));
         }
-        let graph = match old_graph {
+        let mut graph = match old_graph {
             Some(flat) => MutableGraph::load(flat).map_err(|reason| Error::Corrupt {
                 path: prev.join(graph::GRAPH_FILE),
                 reason,
             })?,
             None => MutableGraph::empty(MAX_CONNECTIONS),
         };
-        // The texts of tombstoned chunks are blanked (their offsets stay valid), so a deleted or
-        // replaced passage is not carried into the new generation. Their vectors stay: the graph
-        // routes through them until the next compaction.
+        // Nothing of a deleted or replaced passage is carried into the new generation: its
+        // point leaves the graph (the lists through it are repaired, its row is written as
+        // zeros) and its text is blanked (offsets stay valid).
+        graph.remove(&|id| tombstones.contains(id as usize));
         blank_tombstoned(&old_table, &tombstones, &mut old_text);
         let mut writer = VectorWriter::with_graph(dir, Graph::Extended(graph))?;
         writer

@@ -8,7 +8,14 @@
 //! its level, then on every layer at or below it runs a beam search of width
 //! [`EF_CONSTRUCTION`], links to the neighbours the heuristic selects (at most M on upper
 //! layers, 2M on layer 0: the caps hnsw_rs uses) and links back, re-selecting a neighbour's
-//! list by the same heuristic when it overflows. Tombstoned points stay and route.
+//! list by the same heuristic when it overflows.
+//!
+//! Tombstoned points are removed before anything is inserted ([`MutableGraph::remove`], after
+//! the delete consolidation of FreshDiskANN, Singh et al. 2021): in every list that links to
+//! one, its slot goes to a live point reachable through the removed ones, so the graph keeps
+//! its paths and a deleted candidate's vectors are not written again.
+
+use std::collections::VecDeque;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,6 +32,14 @@ const LEVEL_SEED: u64 = 0x5eed_1e7e_15e4_0001;
 /// Most neighbours per node and upper layer a loaded graph may declare (hnsw_rs's own limit).
 const MAX_CONNECTIONS_LIMIT: usize = 256;
 
+/// Most removed points one repair walks through to find live points (a removed cluster is
+/// crossed, a huge one is not walked whole for every list that touches it).
+const REPAIR_WALK: usize = 64;
+
+/// Most live candidates a repaired list chooses from, per slot of its layer's cap (the most
+/// similar first).
+const REPAIR_CANDIDATES_PER_SLOT: usize = 4;
+
 /// A graph being extended: the previous generation's graph plus points inserted since.
 pub(super) struct MutableGraph {
     dimension: usize,
@@ -38,8 +53,12 @@ pub(super) struct MutableGraph {
     rows: Vec<f32>,
     /// `links[id][layer]`: the neighbours of `id` on each layer up to its level.
     links: Vec<Vec<Vec<u32>>>,
-    /// The entry point and its level (the top layer), once the graph has a point.
+    /// The entry point and its level (the top layer), once the graph has a live point.
     entry: Option<(u32, usize)>,
+    /// `removed[id]`: the point was removed ([`MutableGraph::remove`]); ids beyond are live.
+    removed: Vec<bool>,
+    /// The row of a removed point: zeros.
+    zeros: Vec<f32>,
 }
 
 impl MutableGraph {
@@ -54,6 +73,8 @@ impl MutableGraph {
             rows: Vec::new(),
             links: Vec::new(),
             entry: None,
+            removed: Vec::new(),
+            zeros: Vec::new(),
         }
     }
 
@@ -156,6 +177,123 @@ impl MutableGraph {
         Ok(id)
     }
 
+    /// Removes every point `gone` selects from the graph: each live point that links to one,
+    /// on any layer, gives its slot to a live point reachable through the removed ones
+    /// ([`MutableGraph::repaired`], after FreshDiskANN's delete consolidation); the removed
+    /// points keep no link and no level above 0, and their rows read (and are written) as zeros.
+    /// A removed entry point gives way to the live point of the highest level. Points removed
+    /// before (by an earlier generation) cost nothing: nothing links to them. Returns how many
+    /// lists were repaired.
+    pub(super) fn remove(&mut self, gone: &(dyn Fn(u32) -> bool + Sync)) -> usize {
+        let points = self.links.len();
+        let removed: Vec<bool> = (0..points as u32)
+            .into_par_iter()
+            .map(|id| gone(id) || self.is_removed(id))
+            .collect();
+        if !removed.contains(&true) {
+            return 0;
+        }
+        // Every repaired list is computed from the graph as it stands, in parallel, then stored.
+        let graph = &*self;
+        let repairs: Vec<(u32, usize, Vec<u32>)> = (0..points as u32)
+            .into_par_iter()
+            .filter(|&id| !removed[id as usize])
+            .flat_map_iter(|id| {
+                let removed = &removed;
+                graph.links[id as usize]
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, list)| list.iter().any(|&n| removed[n as usize]))
+                    .map(move |(layer, _)| (id, layer, graph.repaired(id, layer, removed)))
+            })
+            .collect();
+        let repaired = repairs.len();
+        for (id, layer, list) in repairs {
+            self.links[id as usize][layer] = list;
+        }
+        for (id, &gone) in removed.iter().enumerate() {
+            if gone {
+                self.links[id] = vec![Vec::new()];
+            }
+        }
+        if self.entry.is_some_and(|(entry, _)| removed[entry as usize]) {
+            // The live point of the highest level (the lowest id among equals) takes over.
+            self.entry = self
+                .links
+                .iter()
+                .enumerate()
+                .filter(|&(id, _)| !removed[id])
+                .map(|(id, own)| (id as u32, own.len() - 1))
+                .min_by_key(|&(id, level)| (std::cmp::Reverse(level), id));
+        }
+        self.removed = removed;
+        self.zeros = vec![0.0; self.dimension];
+        repaired
+    }
+
+    /// The new list of live point `id` on `layer`, whose list links to removed points. Its live
+    /// neighbours stay (long links included), and each removed neighbour's slot goes to a live
+    /// point found by walking through the removed ones (at most [`REPAIR_WALK`] of them): first
+    /// to those the heuristic keeps (a direction the list does not cover yet, so a removed
+    /// bridge to another region is replaced by a point of that region), then to the most
+    /// similar. The list keeps its length.
+    fn repaired(&self, id: u32, layer: usize, removed: &[bool]) -> Vec<u32> {
+        let is_removed = |n: u32| removed.get(n as usize).copied().unwrap_or(false);
+        let own = Layers::neighbours(self, layer, id);
+        let mut kept: Vec<u32> = own.iter().copied().filter(|&n| !is_removed(n)).collect();
+        let mut walk: VecDeque<u32> = own.iter().copied().filter(|&n| is_removed(n)).collect();
+        let mut walked: Vec<u32> = walk.iter().copied().collect();
+        let mut found: Vec<u32> = Vec::new();
+        while let Some(d) = walk.pop_front() {
+            for &n in Layers::neighbours(self, layer, d) {
+                if n == id || n as usize >= removed.len() {
+                    continue;
+                }
+                if !is_removed(n) {
+                    found.push(n);
+                } else if walked.len() < REPAIR_WALK && !walked.contains(&n) {
+                    walked.push(n);
+                    walk.push_back(n);
+                }
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found.retain(|n| !kept.contains(n));
+        let row = self.row(id);
+        let mut found: Vec<Scored> = found
+            .into_iter()
+            .map(|n| Scored {
+                similarity: dot(row, self.row(n)),
+                id: n,
+            })
+            .collect();
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found.truncate(REPAIR_CANDIDATES_PER_SLOT * self.cap(layer));
+        let length = own.len();
+        // First the heuristic's choices, then the most similar of the rest.
+        for by_heuristic in [true, false] {
+            for c in &found {
+                if kept.len() >= length {
+                    return kept;
+                }
+                if kept.contains(&c.id) {
+                    continue;
+                }
+                let row = self.row(c.id);
+                if !by_heuristic || kept.iter().all(|&k| dot(row, self.row(k)) < c.similarity) {
+                    kept.push(c.id);
+                }
+            }
+        }
+        kept
+    }
+
+    /// Whether point `id` was removed.
+    fn is_removed(&self, id: u32) -> bool {
+        self.removed.get(id as usize).copied().unwrap_or(false)
+    }
+
     /// Most neighbours a point keeps on `layer`.
     fn cap(&self, layer: usize) -> usize {
         if layer == 0 {
@@ -221,8 +359,11 @@ impl MutableGraph {
     }
 
     /// The vector of point `id`: a mapped row of the previous generation or an inserted one
-    /// (empty when out of range).
+    /// (zeros when removed, empty when out of range).
     fn row(&self, id: u32) -> &[f32] {
+        if self.is_removed(id) {
+            return &self.zeros;
+        }
         let id = id as usize;
         let base_points = self.base.as_ref().map_or(0, FlatGraph::points);
         match &self.base {
@@ -344,12 +485,21 @@ mod tests {
 
     /// Mean share of the exact top 10 that the graph search finds at `ef`.
     fn recall(graph: &FlatGraph, queries: &[Vec<f32>], ef: usize) -> f64 {
-        let alive = |_: u32| false;
+        recall_of_live(graph, queries, ef, &|_| false)
+    }
+
+    /// Mean share of the exact top 10 live points that the graph search finds at `ef`.
+    fn recall_of_live(
+        graph: &FlatGraph,
+        queries: &[Vec<f32>],
+        ef: usize,
+        dead: &dyn Fn(u32) -> bool,
+    ) -> f64 {
         let found: usize = queries
             .iter()
             .map(|q| {
-                let truth = search::exact(graph, q, 10, &alive);
-                let hits = search::search(graph, q, 10, ef, &alive);
+                let truth = search::exact(graph, q, 10, dead);
+                let hits = search::search(graph, q, 10, ef, dead);
                 hits.iter()
                     .filter(|h| truth.iter().any(|t| t.id == h.id))
                     .count()
@@ -416,6 +566,120 @@ mod tests {
             let hit = search::search(&ours, v, 1, 64, &|_| false)[0];
             assert_eq!(hit.id as usize, first.len() + i);
         }
+    }
+
+    #[test]
+    fn removed_points_leave_the_graph_and_the_others_stay_found() {
+        let vectors = clustered(3000, 50, 31);
+        let dir = tempfile::tempdir().unwrap();
+        graph::export(&hnsw_rs(&vectors), vectors.len(), dir.path()).unwrap();
+        let tombstoned = FlatGraph::open(dir.path()).unwrap();
+        let entry = tombstoned.entry();
+        // A seventh of the points, the whole neighbourhood of point 0 and the entry point.
+        let gone = |id: u32| {
+            (id as usize) < vectors.len()
+                && (id % 7 == 3 || id == entry || dot(&vectors[id as usize], &vectors[0]) > 0.3)
+        };
+        let removed = (0..3000).filter(|&id| gone(id)).count();
+        assert!((470..520).contains(&removed), "{removed}");
+
+        let mut graph = MutableGraph::load(FlatGraph::open(dir.path()).unwrap()).unwrap();
+        assert!(
+            graph.remove(&gone) > removed,
+            "the lists through them are repaired"
+        );
+        let (new_entry, top) = graph.entry.unwrap();
+        assert!(!gone(new_entry));
+        for (id, own) in graph.links.iter().enumerate() {
+            if gone(id as u32) {
+                assert_eq!(own, &vec![Vec::<u32>::new()], "point {id} keeps no link");
+                continue;
+            }
+            assert!(own.len() - 1 <= top, "the entry is on the top layer");
+            for (layer, list) in own.iter().enumerate() {
+                assert!(
+                    list.iter().all(|&n| !gone(n)),
+                    "{id} links to a removed point"
+                );
+                assert!(list.len() <= graph.cap(layer));
+            }
+        }
+        assert_eq!(graph.remove(&gone), 0, "removing again repairs nothing");
+
+        let out = tempfile::tempdir().unwrap();
+        let flat = reopen(out.path(), &graph);
+        for id in 0..3000u32 {
+            let zero = flat.vector(id).iter().all(|&x| x == 0.0);
+            assert_eq!(zero, gone(id), "row {id}");
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(32);
+        let queries: Vec<Vec<f32>> = (0..150)
+            .map(|i| near(&vectors[(i * 20 + 5) % vectors.len()], &mut rng))
+            .collect();
+        // As good as walking through the removed points as tombstones would.
+        for ef in [10, 64] {
+            let repaired = recall_of_live(&flat, &queries, ef, &gone);
+            let walked = recall_of_live(&tombstoned, &queries, ef, &gone);
+            eprintln!(
+                "recall@10 at ef {ef}: repaired {repaired:.3}, through tombstones {walked:.3}"
+            );
+            assert!(
+                repaired + 0.02 >= walked,
+                "ef {ef}: {repaired:.3} < {walked:.3}"
+            );
+            if ef == 64 {
+                assert!(repaired >= 0.95, "recall@10 {repaired:.3}");
+            }
+        }
+        // Every live point is still reachable: it is its own nearest neighbour.
+        for (id, v) in vectors
+            .iter()
+            .enumerate()
+            .filter(|&(id, _)| !gone(id as u32))
+        {
+            assert_eq!(search::search(&flat, v, 1, 64, &gone)[0].id, id as u32);
+        }
+        // The graph takes new points after the removal.
+        let mut again = MutableGraph::load(flat).unwrap();
+        let more = clustered(100, 5, 33);
+        for v in &more {
+            again.insert(v).unwrap();
+        }
+        let last = tempfile::tempdir().unwrap();
+        let flat = reopen(last.path(), &again);
+        for (i, v) in more.iter().enumerate() {
+            assert_eq!(
+                search::search(&flat, v, 1, 64, &gone)[0].id,
+                3000 + i as u32
+            );
+        }
+    }
+
+    #[test]
+    fn removing_every_point_leaves_an_empty_graph_that_takes_new_ones() {
+        let vectors = clustered(60, 3, 34);
+        let mut graph = MutableGraph::empty(MAX_CONNECTIONS);
+        for v in &vectors[..40] {
+            graph.insert(v).unwrap();
+        }
+        graph.remove(&|_| true);
+        assert_eq!(graph.entry, None);
+        assert!(
+            graph
+                .links
+                .iter()
+                .all(|own| own == &vec![Vec::<u32>::new()])
+        );
+        for v in &vectors[40..] {
+            graph.insert(v).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let flat = reopen(dir.path(), &graph);
+        let dead = |id: u32| id < 40;
+        for (i, v) in vectors[40..].iter().enumerate() {
+            assert_eq!(search::search(&flat, v, 1, 16, &dead)[0].id, 40 + i as u32);
+        }
+        assert!(flat.vector(3).iter().all(|&x| x == 0.0));
     }
 
     #[test]

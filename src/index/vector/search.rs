@@ -1,5 +1,7 @@
 //! HNSW search over the flat graph: a narrow beam through the upper layers, then a beam of
-//! width `ef` on layer 0 that walks through tombstoned points but never returns them.
+//! width `ef` on layer 0 that never returns a dead point (tombstoned, or hidden by a deletion
+//! notice) but may walk through it (an update removes tombstoned points from the graph; a
+//! generation written before that kept them as nodes).
 //! Similarity is the dot product of unit vectors (= cosine).
 
 use std::cell::RefCell;
@@ -269,7 +271,7 @@ fn beam(
 }
 
 /// The `ef` points of `layer` most similar to `query` that a beam search from `entries` finds,
-/// best first; tombstoned points included (they are graph nodes). For building the graph.
+/// best first, dead or not. For building the graph.
 pub(super) fn search_layer<G: Layers + ?Sized>(
     graph: &G,
     query: &[f32],
