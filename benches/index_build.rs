@@ -679,7 +679,7 @@ fn live_recall(data: &Path) -> String {
         if let Some(v) = vectors.vector(chunk) {
             let noisy = v
                 .iter()
-                .map(|x| x + rng.gen_range(-0.02f32..0.02))
+                .map(|x| x + rng.gen_range(-0.06f32..0.06))
                 .collect();
             queries.push(normalised(noisy));
         }

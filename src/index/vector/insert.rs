@@ -12,8 +12,8 @@
 //!
 //! Tombstoned points are removed before anything is inserted ([`MutableGraph::remove`], after
 //! the delete consolidation of FreshDiskANN, Singh et al. 2021): in every list that links to
-//! one, its slot goes to a live point reachable through the removed ones, so the graph keeps
-//! its paths and a deleted candidate's vectors are not written again.
+//! one, it gives way to live points reachable through the removed ones, so the graph keeps its
+//! paths and a deleted candidate's vectors are not written again.
 
 use std::collections::VecDeque;
 
@@ -35,6 +35,13 @@ const MAX_CONNECTIONS_LIMIT: usize = 256;
 /// Most removed points one repair walks through to find live points (a removed cluster is
 /// crossed, a huge one is not walked whole for every list that touches it).
 const REPAIR_WALK: usize = 64;
+
+/// Live points that take the place of each removed neighbour in a repaired list (within the
+/// layer's cap). The heuristic keeps lists short (about 4 links per point on layer 0 of the
+/// 100k bench pool), so one replacement per removed link loses paths: with 15% of candidates
+/// deleted, recall@10 of the live vectors fell to 0.966 with one, 0.989 with two, and stayed
+/// 1.000 with four, like walking through tombstones (benches/README.md, seventh round).
+const REPLACEMENTS_PER_REMOVED: usize = 4;
 
 /// Most live candidates a repaired list chooses from, per slot of its layer's cap (the most
 /// similar first).
@@ -178,7 +185,7 @@ impl MutableGraph {
     }
 
     /// Removes every point `gone` selects from the graph: each live point that links to one,
-    /// on any layer, gives its slot to a live point reachable through the removed ones
+    /// on any layer, gives its place to live points reachable through the removed ones
     /// ([`MutableGraph::repaired`], after FreshDiskANN's delete consolidation); the removed
     /// points keep no link and no level above 0, and their rows read (and are written) as zeros.
     /// A removed entry point gives way to the live point of the highest level. Points removed
@@ -232,11 +239,11 @@ impl MutableGraph {
     }
 
     /// The new list of live point `id` on `layer`, whose list links to removed points. Its live
-    /// neighbours stay (long links included), and each removed neighbour's slot goes to a live
-    /// point found by walking through the removed ones (at most [`REPAIR_WALK`] of them): first
-    /// to those the heuristic keeps (a direction the list does not cover yet, so a removed
-    /// bridge to another region is replaced by a point of that region), then to the most
-    /// similar. The list keeps its length.
+    /// neighbours stay (long links included), and each removed neighbour gives way to up to
+    /// [`REPLACEMENTS_PER_REMOVED`] live points found by walking through the removed ones (at
+    /// most [`REPAIR_WALK`] of them), within the layer's cap: first those the heuristic keeps
+    /// (a direction the list does not cover yet, so a removed bridge to another region is
+    /// replaced by points of that region), then the most similar.
     fn repaired(&self, id: u32, layer: usize, removed: &[bool]) -> Vec<u32> {
         let is_removed = |n: u32| removed.get(n as usize).copied().unwrap_or(false);
         let own = Layers::neighbours(self, layer, id);
@@ -270,7 +277,9 @@ impl MutableGraph {
             .collect();
         found.sort_unstable_by(|a, b| b.cmp(a));
         found.truncate(REPAIR_CANDIDATES_PER_SLOT * self.cap(layer));
-        let length = own.len();
+        let removed_neighbours = own.len() - kept.len();
+        let length =
+            (kept.len() + REPLACEMENTS_PER_REMOVED * removed_neighbours).min(self.cap(layer));
         // First the heuristic's choices, then the most similar of the rest.
         for by_heuristic in [true, false] {
             for c in &found {
