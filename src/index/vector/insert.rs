@@ -39,7 +39,7 @@ const REPAIR_WALK: usize = 64;
 /// Live points that take the place of each removed neighbour in a repaired list (within the
 /// layer's cap). The heuristic keeps lists short (about 4 links per point on layer 0 of the
 /// 100k bench pool), so one replacement per removed link loses paths: with 15% of candidates
-/// deleted, recall@10 of the live vectors fell to 0.966 with one, 0.989 with two, and stayed
+/// deleted, recall@10 of the live vectors fell to 0.966 with one, 0.988 with two, and stayed
 /// 1.000 with four, like walking through tombstones (benches/README.md, seventh round).
 const REPLACEMENTS_PER_REMOVED: usize = 4;
 
