@@ -210,7 +210,9 @@ impl MutableGraph {
                 graph.links[id as usize]
                     .iter()
                     .enumerate()
-                    .filter(move |(_, list)| list.iter().any(|&n| removed[n as usize]))
+                    .filter(move |(_, list)| {
+                        list.iter().any(|&n| removed.get(n as usize) == Some(&true))
+                    })
                     .map(move |(layer, _)| (id, layer, graph.repaired(id, layer, removed)))
             })
             .collect();
