@@ -657,12 +657,14 @@ mod purge {
         files_containing_bytes(dir, needle.as_bytes())
     }
 
-    /// The vector rows (as little-endian bytes) of the passages of `opportunity`.
-    fn vector_rows(ix: &Indexes, opportunity: &str) -> Vec<Vec<u8>> {
-        let ordinal = ix.ordinal(opportunity).unwrap();
+    /// The live vector rows (as little-endian bytes) of the passages of `opportunity`, or of
+    /// every opportunity.
+    fn vector_rows(ix: &Indexes, opportunity: Option<&str>) -> Vec<Vec<u8>> {
+        let ordinal = opportunity.map(|id| ix.ordinal(id).unwrap());
         let vectors = ix.vectors();
         (0..vectors.len() as u32)
-            .filter(|&c| vectors.chunk(c).ordinal == ordinal && !vectors.is_tombstoned(c))
+            .filter(|&c| !vectors.is_tombstoned(c))
+            .filter(|&c| ordinal.is_none_or(|o| vectors.chunk(c).ordinal == o))
             .map(|c| {
                 let row = vectors.vector(c).unwrap();
                 row.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -750,7 +752,7 @@ mod purge {
         }
         let (gone_rows, anon_rows, kept_rows) = {
             let ix = Indexes::open(data).unwrap();
-            let rows = |id| vector_rows(&ix, id);
+            let rows = |id| vector_rows(&ix, Some(id));
             (rows("opp-gone"), rows("opp-anon"), rows("opp-kept"))
         };
         for row in gone_rows.iter().chain(&anon_rows).chain(&kept_rows) {
@@ -775,19 +777,7 @@ mod purge {
         // Nor their embeddings: their points left the graph and their rows are zeros. (A
         // passage whose text a live candidate shares, like the common headline, has the same
         // vector and stays.)
-        let ix = Indexes::open(data).unwrap();
-        let vectors = ix.vectors();
-        let live: Vec<Vec<u8>> = (0..vectors.len() as u32)
-            .filter(|&c| !vectors.is_tombstoned(c))
-            .map(|c| {
-                vectors
-                    .vector(c)
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect()
-            })
-            .collect();
+        let live = vector_rows(&Indexes::open(data).unwrap(), None);
         for rows in [&gone_rows, &anon_rows] {
             let own: Vec<_> = rows.iter().filter(|r| !live.contains(r)).collect();
             assert!(!own.is_empty(), "each had a passage of its own");
