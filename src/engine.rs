@@ -228,8 +228,15 @@ impl Engine {
         }
     }
 
-    /// Looks for a new generation and new webhook deletions (at most every `check_every`) and
-    /// opens the generation.
+    /// Looks for a new index generation, a new store generation and new webhook deletions (at
+    /// most every `check_every`), so a long-running server drops the maps of replaced files
+    /// even when no query comes (`serve` calls this on a timer).
+    pub fn refresh(&self) -> crate::Result<()> {
+        self.reload_if_changed(false)
+    }
+
+    /// Looks for a new index or store generation and new webhook deletions (at most every
+    /// `check_every`) and opens them.
     ///
     /// If opening the new generation fails, the previous snapshot keeps serving and the error
     /// is logged; with no previous snapshot the error is returned.
@@ -251,7 +258,19 @@ impl Engine {
             .as_ref()
             .and_then(|s| s.indexes.dir().file_name())
             .map(|name| name.to_string_lossy().into_owned());
-        if published.is_none() || published == loaded_dir {
+        // The store can move without a new index (`sync --no-index`, a failed index step):
+        // a snapshot on the older store would still show what that commit purged.
+        let store_moved =
+            current
+                .as_ref()
+                .is_some_and(|s| match Store::committed_generation(&self.data_dir) {
+                    Ok(committed) => committed != s.store.generation(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "store manifest unreadable");
+                        false
+                    }
+                });
+        if published.is_none() || (published == loaded_dir && !store_moved) {
             return Ok(());
         }
         match Snapshot::open(&self.data_dir) {

@@ -250,6 +250,14 @@ pub fn rebuild(
     progress: &Progress,
 ) -> crate::Result<IndexStats> {
     let _lock = IndexLock::acquire(data_dir)?;
+    let latest;
+    let store = match latest_store(data_dir, store)? {
+        Some(newer) => {
+            latest = newer;
+            &latest
+        }
+        None => store,
+    };
     let cache = VectorCache::new(embedder);
     reuse_current_vectors(data_dir, &cache);
     Ok(index::try_rebuild(
@@ -261,6 +269,22 @@ pub fn rebuild(
         Some(&cache),
         progress,
     )?)
+}
+
+/// The store as committed now, when a sync committed after `store` was opened (call with the
+/// index lock held). Indexing the older `store` would publish a generation behind the store,
+/// bringing back what the newer commit purged.
+fn latest_store(data_dir: &Path, store: &Store) -> crate::Result<Option<Store>> {
+    if Store::committed_generation(data_dir)? == store.generation() {
+        return Ok(None);
+    }
+    let latest = Store::open(data_dir)?;
+    tracing::info!(
+        opened = store.generation(),
+        committed = latest.generation(),
+        "the store moved on since this run opened it: indexing the committed generation"
+    );
+    Ok(Some(latest))
 }
 
 /// Adds the current generation's vectors to `cache` before a full rebuild.
@@ -289,6 +313,14 @@ pub fn bring_up_to_date(
 ) -> crate::Result<IndexOutcome> {
     let started = Instant::now();
     let _lock = IndexLock::acquire(data_dir)?;
+    let latest;
+    let store = match latest_store(data_dir, store)? {
+        Some(newer) => {
+            latest = newer;
+            &latest
+        }
+        None => store,
+    };
     let target = store.generation();
     let current = Indexes::current_generation(data_dir)?;
     let done = |action, stats: Option<IndexStats>| IndexOutcome {

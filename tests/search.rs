@@ -982,6 +982,67 @@ fn a_store_ahead_of_the_index_still_fills_the_page() {
     assert!(before[1..].iter().all(|id| after.contains(id)), "{after:?}");
 }
 
+/// An index run holding a store opened before a sync committed (`rediscover index` loads its
+/// model after opening the store) indexes the committed store, so it never publishes a
+/// generation that brings back what the newer commit purged.
+#[test]
+fn an_index_run_on_a_store_opened_before_a_commit_indexes_the_commit() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let gone = ids(&engine.search(&query(RUST_POSTING)).unwrap())[0].to_owned();
+    let stale = Store::open(&fx.data).unwrap();
+    let mut batch = Store::begin(&fx.data).unwrap();
+    batch.delete(&gone).unwrap();
+    let commit = batch.commit(SyncState::default()).unwrap();
+    let purged = |engine: &Engine| {
+        let snapshot = engine.snapshot().unwrap();
+        assert_eq!(snapshot.generation(), commit.generation);
+        snapshot
+            .indexes
+            .ordinal(&gone)
+            .is_none_or(|o| snapshot.indexes.rows()[o as usize].deleted)
+    };
+    // A full rebuild on the stale store.
+    let stats =
+        rediscover::pipeline::rebuild(&fx.data, &stale, &fx.embedder, &index::Progress::none())
+            .unwrap();
+    assert_eq!(stats.generation, commit.generation);
+    assert!(
+        purged(&engine),
+        "the deleted candidate is back in the index"
+    );
+    // An index step on the stale store after the newer commit was indexed: nothing to do.
+    let outcome = rediscover::pipeline::bring_up_to_date(
+        &fx.data,
+        &stale,
+        None,
+        &fx.embedder,
+        None,
+        &index::Progress::none(),
+    )
+    .unwrap();
+    assert_eq!(outcome.action, rediscover::pipeline::IndexAction::UpToDate);
+    assert_eq!(outcome.generation, Some(commit.generation));
+    assert!(purged(&engine), "the index went back a generation");
+}
+
+/// A long-running engine follows the store too, not only the index: after `sync --no-index`
+/// (or a failed index step) a candidate deleted in Lever is gone from every answer.
+#[test]
+fn engine_follows_a_store_that_moved_without_a_new_index() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let gone = ids(&engine.search(&query(RUST_POSTING)).unwrap())[0].to_owned();
+    assert!(engine.candidate(&gone).is_ok());
+    let mut batch = Store::begin(&fx.data).unwrap();
+    batch.delete(&gone).unwrap();
+    let commit = batch.commit(SyncState::default()).unwrap();
+    let snapshot = engine.snapshot().unwrap();
+    assert_eq!(snapshot.store.generation(), commit.generation);
+    assert!(!ids(&engine.search(&query(RUST_POSTING)).unwrap()).contains(&gone.as_str()));
+    assert!(engine.candidate(&gone).unwrap_err().is_user_error());
+}
+
 /// Rows hold a stage position in Lever's list; when the list changes, the next sync rebuilds
 /// rather than mix positions of two lists, and the minimum-stage filter stays right.
 #[test]

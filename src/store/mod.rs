@@ -278,6 +278,16 @@ impl Store {
         store_dir(data_dir).join(MANIFEST).is_file()
     }
 
+    /// The generation last committed under `data_dir/store`, read from disk now (0 when none
+    /// was): tells a process holding an older [`Store`] that a sync committed since it opened.
+    pub fn committed_generation(data_dir: &Path) -> Result<u64> {
+        let path = store_dir(data_dir).join(MANIFEST);
+        if !path.exists() {
+            return Ok(0);
+        }
+        Ok(read_manifest(&path)?.generation)
+    }
+
     /// Starts a write batch (one sync run); see [`Batch`].
     pub fn begin(data_dir: &Path) -> Result<Batch> {
         Batch::begin(data_dir)

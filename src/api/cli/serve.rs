@@ -14,6 +14,8 @@ use crate::engine::Engine;
 
 /// The environment variable holding the API token.
 const TOKEN_VAR: &str = "REDISCOVER_TOKEN";
+/// How often `serve` looks for a new index or store generation while no query comes.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Arguments of `rediscover serve`. The token comes only from `REDISCOVER_TOKEN`, so it never
 /// shows in the process list.
@@ -92,13 +94,32 @@ async fn serve(args: Args, token: Option<String>) -> anyhow::Result<()> {
     println!("listening on http://{local}");
     let generation = engine.snapshot().ok().map(|s| s.generation());
     tracing::info!(%local, auth = token.is_some(), index_generation = ?generation, "serving the query API");
-    let router = app(AppState::new(Arc::new(engine), token));
+    let engine = Arc::new(engine);
+    tokio::spawn(refresh_periodically(Arc::clone(&engine)));
+    let router = app(AppState::new(engine, token));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Looks for new generations while no query comes, so a replaced index or store (which may
+/// hold candidates a sync purged) is unmapped soon after the sync, not at the next query.
+async fn refresh_periodically(engine: Arc<Engine>) {
+    let mut every = tokio::time::interval(REFRESH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let engine = Arc::clone(&engine);
+        match tokio::task::spawn_blocking(move || engine.refresh()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "looking for a new generation failed"),
+            // A panic's message could quote data: it is not logged.
+            Err(_) => tracing::warn!("looking for a new generation panicked"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
