@@ -4,7 +4,8 @@
 //! Environment: `BENCH_CANDIDATES` (default 10000), `BENCH_EMBEDDED` (candidates embedded by
 //! the model, default up to 10000; the rest get noisy copies of real vectors, see
 //! `build_pool`), `BENCH_QUERIES` (default 200), `BENCH_DIR` (reuse a built pool across runs),
-//! `BENCH_CLIENTS` (default 4), `BENCH_RECALL_ONLY` (only the vector recall sweep).
+//! `BENCH_CLIENTS` (default 4), `BENCH_RECALL_ONLY` (only the vector recall sweep),
+//! `BENCH_FILTERED_ONLY` (only full postings, unfiltered then filtered to a few rows).
 //! Run: `cargo bench --bench search`.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,9 @@ use rediscover::domain::{
 };
 use rediscover::engine::Engine;
 use rediscover::index::{self, Embedder, Indexes, VectorCache};
-use rediscover::search::{self, KeywordCollector, Query, QueryEmbedder, SearchResponse, Timings};
+use rediscover::search::{
+    self, Filters, KeywordCollector, Query, QueryEmbedder, SearchResponse, Timings,
+};
 use rediscover::store::{Store, SyncState};
 
 struct Family {
@@ -483,6 +486,16 @@ fn run_queries(
     semantic: f32,
     collector: KeywordCollector,
 ) -> Vec<Timings> {
+    run_filtered(engine, texts, semantic, collector, &Filters::default())
+}
+
+fn run_filtered(
+    engine: &Engine,
+    texts: &[String],
+    semantic: f32,
+    collector: KeywordCollector,
+    filters: &Filters,
+) -> Vec<Timings> {
     texts
         .iter()
         .map(|text| {
@@ -490,6 +503,7 @@ fn run_queries(
                 semantic: Some(semantic),
                 collector,
                 limit: 20,
+                filters: filters.clone(),
                 ..Query::text(text.clone())
             };
             let response: SearchResponse = engine.search(&query).expect("query");
@@ -616,7 +630,11 @@ fn main() {
         return;
     }
 
+    let filtered_only = std::env::var_os("BENCH_FILTERED_ONLY").is_some();
     for (label, texts) in [("short title", &titles), ("full posting", &full)] {
+        if filtered_only && label == "short title" {
+            continue;
+        }
         report(
             &format!("{label}, first time (embedding computed)"),
             &run_queries(&engine, texts, 0.5, KeywordCollector::default()),
@@ -625,6 +643,35 @@ fn main() {
             &format!("{label}, repeated (embedding cached)"),
             &run_queries(&engine, texts, 0.5, KeywordCollector::default()),
         );
+    }
+    // A restrictive filter (one city and one tag): the semantic side scores the allowed rows'
+    // passages instead of searching the graph for them among all the others.
+    let filters = Filters {
+        location: Some(CITIES[0].to_owned()),
+        tags: vec![FAMILIES[0].skills[0].to_lowercase()],
+        ..Filters::default()
+    };
+    let allowed = {
+        let snapshot = engine.snapshot().expect("snapshot");
+        let rows = filters
+            .resolve(snapshot.store.reference(), 1_700_000_000_000)
+            .expect("filters");
+        snapshot
+            .indexes
+            .rows()
+            .iter()
+            .filter(|r| rows.allows(r))
+            .count()
+    };
+    report(
+        &format!(
+            "full posting, repeated, filtered to {} and tag {} ({allowed} of {rows} candidates)",
+            CITIES[0], FAMILIES[0].skills[0]
+        ),
+        &run_filtered(&engine, &full, 0.5, KeywordCollector::default(), &filters),
+    );
+    if filtered_only {
+        return;
     }
     for (label, collector) in [
         ("term at a time (default)", KeywordCollector::TermAtATime),

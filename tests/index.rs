@@ -934,6 +934,56 @@ mod flat {
         truth.iter().filter(|t| got.contains(t)).count() as f64 / truth.len().max(1) as f64
     }
 
+    /// Filtered to a few rows, the semantic side scores each of their passages: every allowed
+    /// row comes back (none other), scored by its best passage exactly, best first; a
+    /// replaced row's old passages are not scored.
+    #[test]
+    fn semantic_search_over_a_few_allowed_rows_is_exact() {
+        use rediscover::search::Allowed;
+        use rediscover::search::semantic;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let vectors: Vec<Vec<f32>> = (0..3000).map(|_| unit(&mut rng)).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), &vectors);
+        let rows = vectors.len() / PER_ORDINAL;
+        let wanted = [3u32, 99, 400, 401, 777, 998];
+        let allowed = Allowed::from_fn(rows, |o| wanted.contains(&o));
+        let best = |ix: &VectorIndex, q: &[f32], o: u32| {
+            (0..PER_ORDINAL)
+                .map(|i| o as usize * PER_ORDINAL + i)
+                .filter(|&c| !ix.is_tombstoned(c as u32))
+                .map(|c| dot(q, &vectors[c]))
+                .fold(f32::NEG_INFINITY, f32::max)
+        };
+        let ix = VectorIndex::open(tmp.path()).unwrap();
+        let q = near(&vectors[400 * PER_ORDINAL + 1], &mut rng);
+        let hits = semantic::search(&ix, &q, &allowed, 20);
+        let mut found: Vec<u32> = hits.iter().map(|h| h.ordinal).collect();
+        assert_eq!(hits[0].ordinal, 400);
+        assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
+        for h in &hits {
+            assert!((h.similarity - best(&ix, &q, h.ordinal)).abs() < 1e-5);
+            assert_eq!(ix.chunk(h.chunk).ordinal, h.ordinal);
+        }
+        found.sort_unstable();
+        assert_eq!(found, wanted);
+        assert_eq!(semantic::search(&ix, &q, &allowed, 2).len(), 2);
+
+        // Row 400 replaced by a later generation: its old passages are tombstoned.
+        let next = tempfile::tempdir().unwrap();
+        let (w, _) =
+            VectorWriter::continue_from(tmp.path(), next.path(), &|o| o == 400, 0.9).unwrap();
+        w.finish().unwrap();
+        let ix = VectorIndex::open(next.path()).unwrap();
+        let hits = semantic::search(&ix, &q, &allowed, 20);
+        assert!(hits.iter().all(|h| h.ordinal != 400), "{hits:?}");
+        assert_eq!(hits.len(), wanted.len() - 1);
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
     #[test]
     fn flat_search_matches_exact_search() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);

@@ -19,6 +19,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use hnsw_rs::prelude::{DistDot, Hnsw};
 use memmap2::Mmap;
@@ -85,6 +86,53 @@ pub struct VectorIndex {
     table: ChunkTable,
     text: Option<Mmap>,
     tombstones: Tombstones,
+    /// The live chunks of each ordinal, built at the first [`VectorIndex::similarities_of`].
+    by_ordinal: OnceLock<ChunksByOrdinal>,
+}
+
+/// Live chunk ids grouped by ordinal: those of ordinal `o` are
+/// `chunks[starts[o]..starts[o + 1]]`.
+#[derive(Debug, Default)]
+struct ChunksByOrdinal {
+    starts: Vec<u32>,
+    chunks: Vec<u32>,
+}
+
+impl ChunksByOrdinal {
+    fn build(infos: &[ChunkInfo], tombstones: &Tombstones) -> ChunksByOrdinal {
+        let ordinals = infos
+            .iter()
+            .map(|i| i.ordinal as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut starts = vec![0u32; ordinals + 1];
+        for (id, info) in infos.iter().enumerate() {
+            if !tombstones.contains(id) {
+                starts[info.ordinal as usize + 1] += 1;
+            }
+        }
+        for o in 0..ordinals {
+            starts[o + 1] += starts[o];
+        }
+        let mut next = starts.clone();
+        let mut chunks = vec![0u32; starts[ordinals] as usize];
+        for (id, info) in infos.iter().enumerate() {
+            if !tombstones.contains(id) {
+                let slot = &mut next[info.ordinal as usize];
+                chunks[*slot as usize] = id as u32;
+                *slot += 1;
+            }
+        }
+        ChunksByOrdinal { starts, chunks }
+    }
+
+    fn of(&self, ordinal: u32) -> &[u32] {
+        let o = ordinal as usize;
+        match (self.starts.get(o), self.starts.get(o + 1)) {
+            (Some(&start), Some(&end)) => &self.chunks[start as usize..end as usize],
+            _ => &[],
+        }
+    }
 }
 
 impl std::fmt::Debug for VectorIndex {
@@ -109,6 +157,7 @@ impl VectorIndex {
             table,
             text,
             tombstones,
+            by_ordinal: OnceLock::new(),
         })
     }
 
@@ -178,6 +227,31 @@ impl VectorIndex {
         search::exact(graph, query, k, &dead)
             .into_iter()
             .map(hit)
+            .collect()
+    }
+
+    /// Every live chunk of the given ordinals with its exact similarity to `query`, in chunk
+    /// order per ordinal: scoring a few hundred rows this way is cheaper than a graph search
+    /// wide enough to find them among all the others. Empty when `query` does not have the
+    /// index's dimension.
+    pub fn similarities_of(
+        &self,
+        query: &[f32],
+        ordinals: impl Iterator<Item = u32>,
+    ) -> Vec<VectorHit> {
+        let Some(graph) = self.graph.as_ref().filter(|g| g.dimension() == query.len()) else {
+            return Vec::new();
+        };
+        let by_ordinal = self
+            .by_ordinal
+            .get_or_init(|| ChunksByOrdinal::build(&self.table.infos, &self.tombstones));
+        ordinals
+            .flat_map(|o| by_ordinal.of(o))
+            .filter(|&&chunk| (chunk as usize) < graph.points())
+            .map(|&chunk| VectorHit {
+                chunk,
+                similarity: search::dot(query, graph.vector(chunk)),
+            })
             .collect()
     }
 

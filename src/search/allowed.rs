@@ -112,6 +112,20 @@ impl Allowed {
         self.count == self.rows
     }
 
+    /// The ordinals in the set, in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(w, &word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let bit = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    (w * 64) as u32 + bit
+                })
+            })
+        })
+    }
+
     /// The fraction of rows in the set (1 for an empty pool).
     pub fn fraction(&self) -> f64 {
         if self.rows == 0 {
@@ -136,6 +150,17 @@ mod tests {
         assert!(set.contains(0) && set.contains(129));
         assert!(!set.contains(1) && !set.contains(500));
         assert_eq!(set.len(), 2);
+    }
+
+    #[test]
+    fn iter_lists_the_members_in_order() {
+        for rows in [0, 1, 63, 64, 65, 130] {
+            let keep = |o: u32| o.is_multiple_of(3) || o == 64;
+            let set = Allowed::from_fn(rows, keep);
+            let members: Vec<u32> = set.iter().collect();
+            let expected: Vec<u32> = (0..rows as u32).filter(|&o| keep(o)).collect();
+            assert_eq!(members, expected, "rows {rows}");
+        }
     }
 
     #[test]

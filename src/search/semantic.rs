@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use crate::index::{Embedder, VectorIndex};
+use crate::index::{Embedder, VectorHit, VectorIndex};
 
 use super::allowed::Allowed;
 use super::lru::Lru;
@@ -16,6 +16,9 @@ const MAX_QUERY_CHUNKS: usize = 8;
 const SPECIAL_TOKENS: usize = 2;
 /// The smallest HNSW `ef` used for a search.
 const MIN_EF: usize = 64;
+/// Allowed passages up to which the semantic side scores each of them instead of searching
+/// the graph (about 0.2 ms of dot products at 384 dimensions).
+const EXACT_PASSAGES: usize = 4_096;
 /// Passages asked of HNSW per opportunity wanted (with no filter): a candidate has a profile
 /// vector and passages, and several of one candidate's often rank close together. At 100k
 /// candidates, 2 per opportunity still yields the wanted number in one search for the bench
@@ -208,9 +211,10 @@ pub struct SemanticHit {
 
 /// Searches the passages and returns the `depth` best allowed opportunities, best first.
 ///
-/// Each opportunity is scored by its best passage. The number of passages asked of HNSW starts
-/// at a few per wanted opportunity (more when the filters are restrictive) and doubles until
-/// `depth` opportunities survive the filters or the whole index has been asked.
+/// Each opportunity is scored by its best passage. When the filters leave few passages, each
+/// of them is scored exactly. Otherwise the number of passages asked of HNSW starts at a few
+/// per wanted opportunity (more when the filters are restrictive) and doubles until `depth`
+/// opportunities survive the filters or the whole index has been asked.
 pub fn search(
     vectors: &VectorIndex,
     query: &[f32],
@@ -221,44 +225,69 @@ pub fn search(
     if total == 0 || depth == 0 || allowed.is_empty() {
         return Vec::new();
     }
+    // Fewer allowed opportunities than wanted: the search ends once it has them all.
+    let depth = depth.min(allowed.len());
     let selectivity = allowed.fraction().max(1e-3);
     let mut k = ((depth as f64 * PASSAGES_PER_OPPORTUNITY as f64 / selectivity).ceil() as usize)
         .max(depth)
         .min(total);
+    // The allowed rows' passages, estimated from the average per row.
+    let allowed_passages = (total as f64 * allowed.fraction()).ceil() as usize;
+    if !allowed.is_everything() && allowed_passages <= k.max(MIN_EF).max(EXACT_PASSAGES) {
+        // Filtered to a few rows: a graph search wide enough to find them among the others
+        // would compute more similarities than scoring each of their passages, and be less
+        // exact.
+        let hits = vectors.similarities_of(query, allowed.iter());
+        return best_per_opportunity(vectors, &hits, allowed, depth);
+    }
     loop {
         let hits = vectors.search(query, k, k.max(MIN_EF));
-        let mut best: HashMap<u32, SemanticHit> = HashMap::with_capacity(depth * 2);
-        for hit in &hits {
-            let ordinal = vectors.chunk(hit.chunk).ordinal;
-            if !allowed.contains(ordinal) {
-                continue;
-            }
-            best.entry(ordinal)
-                .and_modify(|b| {
-                    if hit.similarity > b.similarity {
-                        b.similarity = hit.similarity;
-                        b.chunk = hit.chunk;
-                    }
-                })
-                .or_insert(SemanticHit {
-                    ordinal,
-                    similarity: hit.similarity,
-                    chunk: hit.chunk,
-                });
-        }
+        let best = best_per_opportunity(vectors, &hits, allowed, usize::MAX);
         if best.len() >= depth || k >= total || hits.len() < k {
-            let mut ranked: Vec<SemanticHit> = best.into_values().collect();
-            ranked.sort_by(|a, b| {
-                b.similarity
-                    .total_cmp(&a.similarity)
-                    .then_with(|| a.ordinal.cmp(&b.ordinal))
-            });
+            let mut ranked = best;
             ranked.truncate(depth);
             return ranked;
         }
         tracing::debug!(target: "search::semantic", k, found = best.len(), "too few opportunities: asking for more passages");
         k = (k * 2).min(total);
     }
+}
+
+/// The allowed opportunities of `hits`, each scored by its best passage, best first (ties by
+/// ordinal), at most `depth` of them.
+fn best_per_opportunity(
+    vectors: &VectorIndex,
+    hits: &[VectorHit],
+    allowed: &Allowed,
+    depth: usize,
+) -> Vec<SemanticHit> {
+    let mut best: HashMap<u32, SemanticHit> = HashMap::with_capacity(hits.len().min(4096));
+    for hit in hits {
+        let ordinal = vectors.chunk(hit.chunk).ordinal;
+        if !allowed.contains(ordinal) {
+            continue;
+        }
+        best.entry(ordinal)
+            .and_modify(|b| {
+                if hit.similarity > b.similarity {
+                    b.similarity = hit.similarity;
+                    b.chunk = hit.chunk;
+                }
+            })
+            .or_insert(SemanticHit {
+                ordinal,
+                similarity: hit.similarity,
+                chunk: hit.chunk,
+            });
+    }
+    let mut ranked: Vec<SemanticHit> = best.into_values().collect();
+    ranked.sort_by(|a, b| {
+        b.similarity
+            .total_cmp(&a.similarity)
+            .then_with(|| a.ordinal.cmp(&b.ordinal))
+    });
+    ranked.truncate(depth);
+    ranked
 }
 
 #[cfg(test)]
