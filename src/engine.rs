@@ -344,7 +344,7 @@ impl Engine {
         let history = search::explain::history(&candidate, snapshot.store.reference());
         let other_opportunity_ids = snapshot
             .people
-            .opportunities(&row.contact_id)
+            .opportunities(row.person_key())
             .iter()
             .filter(|&&o| o != ordinal && !hidden.contains(&o))
             .filter_map(|&o| rows.get(o as usize).map(|r| r.opportunity_id.clone()))

@@ -38,6 +38,19 @@ pub struct CandidateRow {
 }
 
 impl CandidateRow {
+    /// The key that groups this row with the person's other opportunities: the contact id,
+    /// or the opportunity's own id when Lever gave none (an opportunity without a contact is
+    /// a person of its own, never one with every other such opportunity).
+    pub fn person_key(&self) -> &str {
+        if self.contact_id.is_empty() {
+            &self.opportunity_id
+        } else {
+            &self.contact_id
+        }
+    }
+}
+
+impl CandidateRow {
     /// The row of one candidate.
     pub fn new(candidate: &Candidate, reference: &ReferenceData) -> CandidateRow {
         CandidateRow {

@@ -55,13 +55,13 @@ pub struct People {
 }
 
 impl People {
-    /// Indexes the live rows by contact id.
+    /// Indexes the live rows by person ([`CandidateRow::person_key`]).
     pub fn build(rows: &[CandidateRow]) -> People {
         let mut by_contact: HashMap<String, Vec<u32>> = HashMap::new();
         for (ordinal, row) in rows.iter().enumerate() {
             if !row.deleted {
                 by_contact
-                    .entry(row.contact_id.clone())
+                    .entry(row.person_key().to_owned())
                     .or_default()
                     .push(ordinal as u32);
             }
@@ -69,9 +69,9 @@ impl People {
         People { by_contact }
     }
 
-    /// All live opportunities of a person, in ordinal order.
-    pub fn opportunities(&self, contact_id: &str) -> &[u32] {
-        self.by_contact.get(contact_id).map_or(&[], Vec::as_slice)
+    /// All live opportunities of a person (by [`CandidateRow::person_key`]), in ordinal order.
+    pub fn opportunities(&self, person_key: &str) -> &[u32] {
+        self.by_contact.get(person_key).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -81,7 +81,7 @@ pub fn complete_groups(groups: &mut [Group], rows: &[CandidateRow], people: &Peo
         let Some(row) = rows.get(group.best.key as usize) else {
             continue;
         };
-        for &ordinal in people.opportunities(&row.contact_id) {
+        for &ordinal in people.opportunities(row.person_key()) {
             if ordinal != group.best.key && !group.others.contains(&ordinal) {
                 group.others.push(ordinal);
             }
@@ -124,6 +124,41 @@ mod tests {
             vec![3, 5],
             "later items of a kept person still count"
         );
+    }
+
+    fn row(opportunity: &str, contact: &str, deleted: bool) -> CandidateRow {
+        CandidateRow {
+            opportunity_id: opportunity.into(),
+            contact_id: contact.into(),
+            archived: false,
+            hired: false,
+            archive_reason_id: None,
+            location: String::new(),
+            tags: vec![],
+            furthest_stage_order: None,
+            last_interaction_at: None,
+            best_rating: None,
+            deleted,
+        }
+    }
+
+    #[test]
+    fn opportunities_without_a_contact_are_people_of_their_own() {
+        let rows = vec![
+            row("o0", "", false),
+            row("o1", "", false),
+            row("o2", "a", false),
+            row("o3", "a", false),
+        ];
+        let people = People::build(&rows);
+        let list = [fused(0, 0.9), fused(1, 0.8), fused(2, 0.7), fused(3, 0.6)];
+        let mut groups = group_by_person(&list, |k| rows[k as usize].person_key(), 10);
+        complete_groups(&mut groups, &rows, &people);
+        let found: Vec<(u32, Vec<u32>)> = groups
+            .iter()
+            .map(|g| (g.best.key, g.others.clone()))
+            .collect();
+        assert_eq!(found, vec![(0, vec![]), (1, vec![]), (2, vec![3])]);
     }
 
     #[test]

@@ -657,11 +657,7 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     if store_ahead {
         fused.retain(|f| in_store(f.key));
     }
-    let mut groups = group::group_by_person(
-        &fused,
-        |o| rows[o as usize].contact_id.as_str(),
-        query.limit,
-    );
+    let mut groups = group::group_by_person(&fused, |o| rows[o as usize].person_key(), query.limit);
     if let Some(people) = ctx.people {
         group::complete_groups(&mut groups, rows, people);
         for group in &mut groups {
