@@ -34,9 +34,11 @@ impl Default for Fusion {
 /// How raw scores are brought to a common scale for [`Fusion::Score`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Normalize {
-    /// `(s - min) / (max - min)`; a list of equal scores maps to 1.
+    /// `(s - min) / (max - min)`; a list of equal scores maps to 1, an item missing from it
+    /// to 0.
     MinMax,
-    /// `(s - mean) / stddev`; a list of equal scores maps to 0.
+    /// `(s - mean) / stddev`; a list of equal scores maps to 1, an item missing from it to -1
+    /// (the z-scores of a list of two).
     ZScore,
 }
 
@@ -208,7 +210,14 @@ impl Normalizer {
                 }
             }
         };
-        fitted.floor = fitted.apply(min);
+        // An item missing from the list ranks at the lowest listed score. When every listed
+        // score is the same (one hit, say), the list counts as the top of a list of two
+        // scores, and a missing item as its bottom.
+        fitted.floor = match (method, fitted.spread > f32::EPSILON) {
+            (_, true) => fitted.apply(min),
+            (Normalize::MinMax, false) => 0.0,
+            (Normalize::ZScore, false) => -1.0,
+        };
         fitted
     }
 
@@ -217,7 +226,7 @@ impl Normalizer {
             (Normalize::MinMax, true) => (score - self.center) / self.spread,
             (Normalize::MinMax, false) => 1.0,
             (Normalize::ZScore, true) => (score - self.center) / self.spread,
-            (Normalize::ZScore, false) => 0.0,
+            (Normalize::ZScore, false) => 1.0,
         }
     }
 
@@ -229,6 +238,35 @@ impl Normalizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A side with one hit (or equal scores) still favours its hits over items it did not
+    /// find: the only keyword hit beats a semantic-only item it trails on that side.
+    #[test]
+    fn a_side_of_equal_scores_still_ranks_its_hits_above_the_missing() {
+        let keyword = [Scored {
+            key: 'a',
+            score: 5.0,
+        }];
+        let semantic = [
+            Scored {
+                key: 'b',
+                score: 0.9,
+            },
+            Scored {
+                key: 'c',
+                score: 0.8,
+            },
+            Scored {
+                key: 'a',
+                score: 0.7,
+            },
+        ];
+        for normalize in [Normalize::MinMax, Normalize::ZScore] {
+            let fused = fuse(&keyword, &semantic, 0.5, Fusion::Score { normalize });
+            let rank = |key| fused.iter().position(|f| f.key == key).unwrap();
+            assert!(rank('a') < rank('c'), "{normalize:?}: {fused:?}");
+        }
+    }
 
     fn list(keys: &[u32]) -> Vec<Scored<u32>> {
         keys.iter()
