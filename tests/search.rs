@@ -628,7 +628,14 @@ fn keyword_filter_restricts_while_ranking_stays_hybrid() {
         "the semantic side still ranks"
     );
 
-    for filter in ["rust AND NOT kafka", "rust NOT kafka", "rust -kafka"] {
+    for filter in [
+        "rust AND NOT kafka",
+        "rust NOT kafka",
+        "rust -kafka",
+        "NOT kafka AND rust",
+        "rust AND (NOT kafka)",
+        "(NOT kafka) rust",
+    ] {
         let not = engine
             .search(&Query {
                 keywords: Some(filter.into()),

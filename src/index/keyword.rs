@@ -8,7 +8,7 @@ use std::path::Path;
 
 use tantivy::collector::Count;
 use tantivy::columnar::Column;
-use tantivy::query::{Query, QueryParser};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
@@ -183,6 +183,7 @@ impl KeywordIndex {
         parser.set_conjunction_by_default();
         parser
             .parse_query(&quote_special_words(query))
+            .map(negations_exclude_from_everything)
             .map_err(|e| Error::BadQuery {
                 reason: e.to_string(),
             })
@@ -195,6 +196,29 @@ impl KeywordIndex {
             .and_then(|c| c.first(doc.doc_id))
             .map_or(u32::MAX, |o| o as u32)
     }
+}
+
+/// Gives every group of only excluding clauses (`NOT java AND python` parses as
+/// `+(-java) +python`) something to exclude from: everything. tantivy matches nothing for such
+/// a group, so the whole conjunction would silently match nothing.
+fn negations_exclude_from_everything(query: Box<dyn Query>) -> Box<dyn Query> {
+    let Some(boolean) = query.downcast_ref::<BooleanQuery>() else {
+        return query;
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = boolean
+        .clauses()
+        .iter()
+        .map(|(occur, clause)| {
+            (
+                *occur,
+                negations_exclude_from_everything(clause.box_clone()),
+            )
+        })
+        .collect();
+    if !clauses.is_empty() && clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
+        clauses.push((Occur::Must, Box::new(AllQuery)));
+    }
+    Box::new(BooleanQuery::new(clauses))
 }
 
 /// Deepest parenthesis nesting a boolean keyword query may use.
