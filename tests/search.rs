@@ -989,6 +989,85 @@ fn a_store_ahead_of_the_index_still_fills_the_page() {
     assert!(before[1..].iter().all(|id| after.contains(id)), "{after:?}");
 }
 
+/// A person with more opportunities than a side returns at first (a recruiter re-adds the
+/// same strong applicant for every opening) does not leave the page short: the sides are asked
+/// for more until the page has its people.
+#[test]
+fn a_person_with_many_opportunities_does_not_leave_the_page_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let embedder = embedder();
+    let person = |id: String, contact: &str, headline: &str, resume: &str| {
+        candidate(&Person {
+            id: &id,
+            contact,
+            headline,
+            title: "Backend Engineer",
+            resume,
+            location: "",
+            tags: &[],
+            stages: &[("lead-new", 0)],
+            archived: None,
+            rating: None,
+            notes: 0,
+            last_interaction_days: 1,
+        })
+    };
+    let mut batch = Store::begin(&data).unwrap();
+    let strong = "Rust, Tokio, Axum, PostgreSQL and Kafka: backend services in Rust for years.";
+    let many = rediscover::search::depth_for(3) + 5;
+    for i in 0..many {
+        batch
+            .upsert(person(
+                format!("strong-{i:03}"),
+                "c-strong",
+                "Rust backend engineer",
+                strong,
+            ))
+            .unwrap();
+    }
+    for (i, contact) in ["c-one", "c-two", "c-three"].into_iter().enumerate() {
+        batch
+            .upsert(person(
+                format!("other-{i}"),
+                contact,
+                "Java developer",
+                "Some Rust, mostly Java and Spring.",
+            ))
+            .unwrap();
+    }
+    batch.set_reference(reference()).unwrap();
+    let commit = batch.commit(SyncState::default()).unwrap();
+    let store = Store::open(&data).unwrap();
+    index::rebuild(
+        &data,
+        commit.generation,
+        store.candidates().map(Result::unwrap),
+        store.reference(),
+        &embedder,
+        &index::Progress::none(),
+    )
+    .unwrap();
+    let engine = Engine::open(&data, Some(Arc::clone(&embedder))).unwrap();
+    for semantic in [0.0, 0.5, 1.0] {
+        let response = engine
+            .search(&Query {
+                limit: 3,
+                semantic: Some(semantic),
+                ..query("Rust backend engineer")
+            })
+            .unwrap();
+        let contacts: Vec<&str> = response
+            .hits
+            .iter()
+            .map(|h| h.contact_id.as_str())
+            .collect();
+        assert_eq!(contacts.len(), 3, "W={semantic}: {contacts:?}");
+        assert_eq!(contacts[0], "c-strong", "W={semantic}");
+        assert_eq!(response.hits[0].other_opportunity_ids.len(), many - 1);
+    }
+}
+
 /// An index run holding a store opened before a sync committed (`rediscover index` loads its
 /// model after opening the store) indexes the committed store, so it never publishes a
 /// generation that brings back what the newer commit purged.

@@ -367,6 +367,15 @@ pub struct Timings {
     pub total: Duration,
 }
 
+impl Timings {
+    /// Adds the retrieval times of `other` (an earlier, shallower round of the same query).
+    fn add(&mut self, other: &Timings) {
+        self.embed += other.embed;
+        self.keyword += other.keyword;
+        self.vector += other.vector;
+    }
+}
+
 /// The two ranked lists of a query before fusion.
 #[derive(Debug, Clone, Default)]
 pub struct Retrieval {
@@ -553,10 +562,14 @@ pub fn split_title(text: &str) -> (&str, &str) {
     }
 }
 
-/// How many opportunities each side returns for a query of `limit` people.
+/// How many opportunities each side returns first for a query of `limit` people.
 pub fn depth_for(limit: usize) -> usize {
     (limit * 4).clamp(40, 400)
 }
+
+/// The most opportunities a side is asked for when people with many opportunities leave a
+/// page short.
+const MAX_DEPTH: usize = 3_200;
 
 /// Answers a query: retrieval, fusion, grouping by person and explanations.
 #[tracing::instrument(target = "search::hybrid", skip_all, fields(limit = query.limit, semantic = ?query.semantic))]
@@ -608,7 +621,7 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     let allowed = std::sync::Arc::new(allowed);
     let filter_time = filter_started.elapsed();
 
-    let spec = RetrievalSpec {
+    let mut spec = RetrievalSpec {
         title,
         body,
         keyword: semantic < 1.0,
@@ -618,46 +631,65 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
         terms: query.terms,
         term_cache: ctx.term_cache,
     };
-    let retrieval = retrieve(
-        ctx.indexes,
-        ctx.embedder,
-        spec,
-        &allowed,
-        keyword_filter.as_deref(),
-    )?;
-    let weight = if retrieval.degraded.is_some() {
-        0.0
-    } else {
-        semantic
-    };
-
-    let fusion_started = Instant::now();
-    let kw: Vec<fusion::Scored<u32>> = retrieval
-        .keyword
-        .iter()
-        .map(|h| fusion::Scored {
-            key: h.ordinal,
-            score: h.score,
-        })
-        .collect();
-    let sem: Vec<fusion::Scored<u32>> = retrieval
-        .semantic
-        .iter()
-        .map(|h| fusion::Scored {
-            key: h.ordinal,
-            score: h.similarity,
-        })
-        .collect();
-    let mut fused = fusion::fuse(&kw, &sem, weight, query.fusion);
     // A store ahead of the index (`sync --no-index`, a failed index step) may have dropped
     // opportunities this generation still holds: they are left out before the page is cut, so
     // a page stays full and a person's next opportunity can take the place of a gone one.
     let store_ahead = ctx.store.generation() != ctx.indexes.generation();
     let in_store = |o: u32| !store_ahead || ctx.store.contains(&rows[o as usize].opportunity_id);
-    if store_ahead {
-        fused.retain(|f| in_store(f.key));
-    }
-    let mut groups = group::group_by_person(&fused, |o| rows[o as usize].person_key(), query.limit);
+    let mut fusion_time = Duration::ZERO;
+    let mut earlier_rounds = Timings::default();
+    let (retrieval, weight, groups) = loop {
+        let retrieval = retrieve(
+            ctx.indexes,
+            ctx.embedder,
+            spec,
+            &allowed,
+            keyword_filter.as_deref(),
+        )?;
+        let weight = if retrieval.degraded.is_some() {
+            0.0
+        } else {
+            semantic
+        };
+        let fusion_started = Instant::now();
+        let kw: Vec<fusion::Scored<u32>> = retrieval
+            .keyword
+            .iter()
+            .map(|h| fusion::Scored {
+                key: h.ordinal,
+                score: h.score,
+            })
+            .collect();
+        let sem: Vec<fusion::Scored<u32>> = retrieval
+            .semantic
+            .iter()
+            .map(|h| fusion::Scored {
+                key: h.ordinal,
+                score: h.similarity,
+            })
+            .collect();
+        let mut fused = fusion::fuse(&kw, &sem, weight, query.fusion);
+        if store_ahead {
+            fused.retain(|f| in_store(f.key));
+        }
+        let groups = group::group_by_person(&fused, |o| rows[o as usize].person_key(), query.limit);
+        fusion_time += fusion_started.elapsed();
+        // People with several opportunities fill a side's list with fewer people than the
+        // page needs: when a side returned all it was asked for, ask each side for more.
+        let full_side =
+            retrieval.keyword.len() >= spec.depth || retrieval.semantic.len() >= spec.depth;
+        if groups.len() >= query.limit
+            || !full_side
+            || spec.depth >= allowed.len()
+            || spec.depth >= MAX_DEPTH
+        {
+            break (retrieval, weight, groups);
+        }
+        earlier_rounds.add(&retrieval.timings);
+        spec.depth = (spec.depth * 2).min(MAX_DEPTH);
+    };
+    let mut groups = groups;
+    let completing = Instant::now();
     if let Some(people) = ctx.people {
         group::complete_groups(&mut groups, rows, people);
         for group in &mut groups {
@@ -666,11 +698,12 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
                 .retain(|&o| !ctx.hidden.contains(&o) && in_store(o));
         }
     }
-    let fusion_time = fusion_started.elapsed();
+    fusion_time += completing.elapsed();
 
     let explain_started = Instant::now();
     let hits = explain_groups(ctx, &groups, &retrieval)?;
     let mut timings = retrieval.timings;
+    timings.add(&earlier_rounds);
     timings.filter = filter_time;
     timings.fusion = fusion_time;
     timings.explain = explain_started.elapsed();
