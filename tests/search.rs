@@ -650,6 +650,23 @@ fn keyword_filter_restricts_while_ranking_stays_hybrid() {
         );
         assert!(!ids(&not).contains(&"front-cy"));
     }
+    // Only exclusions: everyone but those.
+    for filter in ["NOT kafka", "-kafka", "NOT (kafka OR ifrs)"] {
+        let not = engine
+            .search(&Query {
+                keywords: Some(filter.into()),
+                limit: 200,
+                ..query(RUST_POSTING)
+            })
+            .unwrap();
+        assert!(
+            !ids(&not).contains(&"rust-ada")
+                && ids(&not).contains(&"rust-bo")
+                && ids(&not).contains(&"front-cy"),
+            "{filter}: {:?}",
+            ids(&not)
+        );
+    }
 
     let phrase = engine
         .search(&Query {

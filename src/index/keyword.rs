@@ -8,7 +8,7 @@ use std::path::Path;
 
 use tantivy::collector::Count;
 use tantivy::columnar::Column;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
@@ -181,8 +181,25 @@ impl KeywordIndex {
             vec![self.fields.text, self.fields.exact, self.fields.title],
         );
         parser.set_conjunction_by_default();
-        parser
-            .parse_query(&quote_special_words(query))
+        let query = quote_special_words(query);
+        let parsed = match parser.parse_query(&query) {
+            // Only exclusions (`NOT java`, `-java`): everything but those. tantivy refuses
+            // them, but its lenient parse excludes them from everything.
+            Err(QueryParserError::AllButQueryForbidden) => {
+                match parser.parse_query_lenient(&query) {
+                    (parsed, errors)
+                        if errors
+                            .iter()
+                            .all(|e| matches!(e, QueryParserError::AllButQueryForbidden)) =>
+                    {
+                        Ok(parsed)
+                    }
+                    _ => Err(QueryParserError::AllButQueryForbidden),
+                }
+            }
+            other => other,
+        };
+        parsed
             .map(negations_exclude_from_everything)
             .map_err(|e| Error::BadQuery {
                 reason: e.to_string(),

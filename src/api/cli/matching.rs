@@ -61,7 +61,8 @@ pub struct Args {
     /// `rediscover eval`.
     #[arg(long, value_name = "W")]
     pub semantic: Option<f32>,
-    /// Boolean keyword filter restricting the results, e.g. `rust AND (kafka OR "event sourcing")`.
+    /// Boolean keyword filter restricting the results, e.g. `rust AND (kafka OR "event sourcing")`
+    /// or `NOT java` (AND, OR, NOT or `-`, parentheses, "phrases").
     #[arg(long)]
     pub keywords: Option<String>,
     /// How the keyword and semantic rankings are merged.
