@@ -7,7 +7,8 @@
 //! - A notice is appended and flushed to disk before the receiver answers 2xx, so Lever
 //!   redelivers anything that was not kept.
 //! - Appends and [`Inbox::consume`] hold the same file lock, and a run removes only the lines it
-//!   read, so a notice that arrives while a sync runs waits for the next run.
+//!   read, found by their content (not their place in the file, which another run's consume may
+//!   have rewritten meanwhile), so a notice that arrives while a sync runs waits for the next run.
 //! - Lines hold an event name, an opportunity id and a time: no personal data.
 //! - A torn last line (a crash mid-append) is skipped, never glued to the next notice.
 
@@ -41,7 +42,7 @@ pub struct Error {
 }
 
 /// One webhook delivery worth a sync's attention.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notice {
     /// Lever's event name, e.g. `candidateStageChange`.
@@ -60,15 +61,15 @@ impl Notice {
     }
 }
 
-/// What [`Inbox::read`] found: the notices and how many bytes of the file they span.
+/// What [`Inbox::read`] found: the notices, and the unreadable lines [`Inbox::consume`] drops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pending {
     /// The readable notices, in arrival order.
     pub notices: Vec<Notice>,
     /// Lines that could not be read (dropped at the next consume).
     pub unreadable: usize,
-    /// Bytes of whole lines read; what [`Inbox::consume`] may remove.
-    read_bytes: u64,
+    /// The unreadable lines themselves, so a consume removes exactly those.
+    unreadable_lines: Vec<Vec<u8>>,
 }
 
 impl Pending {
@@ -134,18 +135,16 @@ impl Inbox {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Pending::default()),
             Err(e) => return Err(self.error(e)),
         };
-        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let mut pending = Pending {
-            read_bytes: whole as u64,
-            ..Pending::default()
-        };
-        for line in bytes[..whole].split(|&b| b == b'\n') {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Notice>(line) {
-                Ok(notice) => pending.notices.push(notice),
-                Err(_) => pending.unreadable += 1,
+        let (whole, _torn) = whole_lines(&bytes);
+        let mut pending = Pending::default();
+        for line in whole.split(|&b| b == b'\n') {
+            match parse_line(line) {
+                Line::Blank => {}
+                Line::Notice(notice) => pending.notices.push(notice),
+                Line::Unreadable(line) => {
+                    pending.unreadable += 1;
+                    pending.unreadable_lines.push(line.to_vec());
+                }
             }
         }
         Ok(pending)
@@ -153,27 +152,43 @@ impl Inbox {
 
     /// Removes what `read` returned, except the notices `keep` holds on to; whatever arrived
     /// after the read stays.
+    ///
+    /// Lines are found by content, not by position: another run may have consumed (and so
+    /// rewritten) the file since `read`, and a notice appended after that must survive. A
+    /// notice is its event, opportunity id and time, so removing every copy of one that was
+    /// acted on removes only redeliveries of what this run already handled.
     pub fn consume(&self, read: &Pending, keep: impl Fn(&Notice) -> bool) -> Result<(), Error> {
-        if read.read_bytes == 0 && read.notices.is_empty() {
+        let done: HashSet<&Notice> = read.notices.iter().filter(|n| !keep(n)).collect();
+        let unreadable: HashSet<&[u8]> = read
+            .unreadable_lines
+            .iter()
+            .map(|l| l.trim_ascii())
+            .collect();
+        if done.is_empty() && unreadable.is_empty() {
             return Ok(());
         }
         let _lock = self.lock()?;
-        let mut later = Vec::new();
-        match File::open(&self.path) {
-            Ok(mut file) => {
-                file.seek(SeekFrom::Start(read.read_bytes))
-                    .and_then(|_| file.read_to_end(&mut later))
-                    .map_err(|e| self.error(e))?;
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(self.error(e)),
+        };
+        let (whole, torn) = whole_lines(&bytes);
+        let mut kept = Vec::with_capacity(bytes.len());
+        let mut removed = false;
+        for line in whole.split_inclusive(|&b| b == b'\n') {
+            match parse_line(line) {
+                Line::Blank => {}
+                Line::Notice(notice) if done.contains(&notice) => removed = true,
+                Line::Unreadable(text) if unreadable.contains(text) => removed = true,
+                Line::Notice(_) | Line::Unreadable(_) => kept.extend_from_slice(line),
+            }
         }
-        let mut kept = Vec::new();
-        for notice in read.notices.iter().filter(|n| keep(n)) {
-            kept.extend(serde_json::to_vec(notice).map_err(|e| self.error(e.into()))?);
-            kept.push(b'\n');
+        if !removed {
+            return Ok(());
         }
-        kept.extend(later);
+        // A torn last line (a crash mid-append) stays last; the next append ends it.
+        kept.extend_from_slice(torn);
         let temporary = self.path.with_extension("jsonl.tmp");
         std::fs::write(&temporary, &kept)
             .and_then(|()| File::open(&temporary)?.sync_all())
@@ -274,6 +289,31 @@ pub fn save_signature_token(data_dir: &Path, token: &str, comment: &str) -> Resu
         .map_err(error)
 }
 
+/// `bytes` split into its whole lines (up to the last newline) and a torn tail.
+fn whole_lines(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    bytes.split_at(end)
+}
+
+/// One line of the inbox, as read.
+enum Line<'a> {
+    Blank,
+    Notice(Notice),
+    /// Not a notice; trimmed.
+    Unreadable(&'a [u8]),
+}
+
+fn parse_line(line: &[u8]) -> Line<'_> {
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return Line::Blank;
+    }
+    match serde_json::from_slice::<Notice>(line) {
+        Ok(notice) => Line::Notice(notice),
+        Err(_) => Line::Unreadable(line),
+    }
+}
+
 fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
     let len = file.metadata()?.len();
     if len == 0 {
@@ -357,6 +397,68 @@ mod tests {
         );
         inbox.consume(&left, |_| false).expect("consume");
         assert!(inbox.read().expect("read").notices.is_empty());
+    }
+
+    #[test]
+    fn a_notice_appended_after_another_run_consumed_survives_this_runs_consume() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        inbox
+            .append(&notice("candidateStageChange", "a"))
+            .expect("append");
+        inbox
+            .append(&notice("candidateHired", "b"))
+            .expect("append");
+        let first = inbox.read().expect("read");
+
+        // A second run reads the same notices and consumes them first: the file shrinks.
+        let second = inbox.read().expect("read");
+        inbox.consume(&second, |_| false).expect("consume");
+        // Then Lever delivers a new notice, and the first run consumes what it read.
+        inbox
+            .append(&notice("candidateArchiveChange", "c"))
+            .expect("append");
+        inbox.consume(&first, |_| false).expect("consume");
+
+        assert_eq!(
+            inbox.read().expect("read").notices,
+            [notice("candidateArchiveChange", "c")]
+        );
+    }
+
+    #[test]
+    fn consume_removes_every_copy_of_a_notice_read_and_the_unreadable_lines_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        let path = dir.path().join(INBOX_FILE);
+        inbox
+            .append(&notice("candidateHired", "a"))
+            .expect("append");
+        std::fs::write(
+            &path,
+            format!(
+                "{}not json\n",
+                std::fs::read_to_string(&path).expect("read")
+            ),
+        )
+        .expect("write");
+        let pending = inbox.read().expect("read");
+        assert_eq!(pending.unreadable, 1);
+
+        // A redelivery of the same notice, and another that is not the same (another time).
+        inbox
+            .append(&notice("candidateHired", "a"))
+            .expect("append");
+        let later = Notice {
+            triggered_at: Some(2),
+            ..notice("candidateHired", "a")
+        };
+        inbox.append(&later).expect("append");
+        inbox.consume(&pending, |_| false).expect("consume");
+
+        let left = inbox.read().expect("read");
+        assert_eq!(left.notices, [later]);
+        assert_eq!(left.unreadable, 0);
     }
 
     #[test]
