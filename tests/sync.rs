@@ -855,10 +855,11 @@ fn assert_store_matches_pool(data: &Path, pool: &Pool) {
             }
         }
 
+        // Secret notes are never stored.
         let live_notes: Vec<&Value> = opp
             .notes
             .iter()
-            .filter(|n| n["deletedAt"].is_null())
+            .filter(|n| n["deletedAt"].is_null() && n["secret"] != true)
             .collect();
         assert_eq!(c.notes.len(), live_notes.len(), "notes of {}", opp.id());
         for note in live_notes {
@@ -961,6 +962,86 @@ async fn full_sync_equals_the_mock_pool() {
             .all(|p| !p.description.is_empty())
     );
     assert_eq!(store.reference().stages.len(), pool.stages().len());
+}
+
+/// Every file under `dir`, as bytes.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                files.push((path, bytes));
+            }
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_notes_never_reach_the_store() {
+    let lever = mock(generate_pool(60, 11), 10_000.0).await;
+    let pool = lever.pool();
+    let secret_ids: Vec<&str> = pool
+        .opportunities()
+        .iter()
+        .flat_map(|o| &o.notes)
+        .filter(|n| n["secret"] == true && n["deletedAt"].is_null())
+        .map(|n| str_of(n, "id"))
+        .collect();
+    assert!(!secret_ids.is_empty(), "the pool has live secret notes");
+    // One more through Lever's note route, with a text no other note has.
+    let target = opportunity_ids(&pool)[0].clone();
+    let (secret_text, open_text) = ("Zorblax salary expectations", "Quixotic platform lead");
+    let client = reqwest::Client::new();
+    for (text, secret) in [(secret_text, true), (open_text, false)] {
+        let response = client
+            .post(format!("{}/opportunities/{target}/notes", lever.base_url()))
+            .basic_auth(KEY, Some(""))
+            .json(&json!({"value": text, "secret": secret}))
+            .send()
+            .await
+            .expect("create note");
+        assert_eq!(response.status(), 201);
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("sync");
+    let store = stored(dir.path());
+    assert_eq!(store.len(), pool.opportunities().len());
+    for candidate in store.values() {
+        for note in &candidate.notes {
+            assert!(
+                !secret_ids.contains(&note.id.as_str()),
+                "secret note {} stored",
+                note.id
+            );
+        }
+    }
+    assert!(
+        store[&target]
+            .notes
+            .iter()
+            .any(|n| n.comments.iter().any(|c| c == open_text)),
+        "the open note is stored"
+    );
+    let holds = |bytes: &[u8], text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+    let files = files_under(dir.path());
+    // Texts are stored as plain bytes, so a search of the files finds them.
+    assert!(files.iter().any(|(_, bytes)| holds(bytes, open_text)));
+    for (path, bytes) in files {
+        assert!(
+            !holds(&bytes, secret_text),
+            "a secret note's text is in {}",
+            path.display()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
