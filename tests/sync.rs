@@ -1202,6 +1202,55 @@ async fn an_interrupted_sync_resumes_to_the_same_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_backfill_does_not_publish_what_lever_deleted_meanwhile() {
+    let lever = mock(generate_pool(60, 17), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids = opportunity_ids(&lever.pool());
+    // Interrupt the backfill (again, resuming, until it has staged something).
+    let mut staged = Vec::new();
+    for _ in 0..20 {
+        let calls = lever.stats().total;
+        let task = tokio::spawn(run(fast_options(dir.path(), &lever.base_url(), 200.0)));
+        while lever.stats().total < calls + 40 && !task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        task.abort();
+        assert!(task.await.is_err(), "the run was cancelled");
+        let batch = Store::begin(dir.path()).expect("begin");
+        staged = batch.staged_upserts().map(str::to_owned).collect();
+        drop(batch);
+        if !staged.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        Store::open(dir.path()).expect("open").generation(),
+        0,
+        "nothing published"
+    );
+    let gone = staged.first().expect("a staged opportunity").clone();
+    lever
+        .mutate(MutateOp::Delete {
+            opportunity_id: gone.clone(),
+        })
+        .expect("delete");
+
+    let report = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("resume");
+    assert!(report.resumed && report.listing_complete, "{report:?}");
+    assert_eq!(report.mode, SyncMode::Full);
+    let store = Store::open(dir.path()).expect("open");
+    assert!(
+        !store.contains(&gone),
+        "a deleted opportunity was published"
+    );
+    assert!(!report.commit.changed.contains(&gone));
+    assert_eq!(store.len(), ids.len() - 1);
+    assert_store_matches_pool(dir.path(), &lever.pool());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_sync_picks_up_exactly_the_changes() {
     let lever = mock(generate_pool(100, 8), 10_000.0).await;
     let dir = tempfile::tempdir().expect("tempdir");

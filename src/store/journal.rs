@@ -170,6 +170,15 @@ impl Batch {
         self.staged.contains_key(id)
     }
 
+    /// The opportunities this run (or the interrupted run it resumes) upserted so far and did
+    /// not delete after, in id order.
+    pub fn staged_upserts(&self) -> impl Iterator<Item = &str> {
+        self.staged
+            .iter()
+            .filter(|(_, staged)| matches!(staged, Staged::Upsert(_)))
+            .map(|(id, _)| id.as_str())
+    }
+
     /// How many opportunities this run upserted or deleted so far.
     pub fn staged_len(&self) -> usize {
         self.staged.len()

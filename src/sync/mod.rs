@@ -18,7 +18,7 @@ mod progress;
 mod reference;
 pub mod replay;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -264,10 +264,12 @@ pub async fn run_with_client(
 
     let listing_complete = listing_complete && !tally.incomplete;
     if mode == SyncMode::Full && listing_complete {
-        // Whatever the store holds that a complete listing no longer shows is gone.
-        let gone: Vec<String> = batch
+        // Whatever the store holds that a complete listing no longer shows is gone, and so is
+        // what the interrupted run this one resumes staged before Lever deleted it.
+        let gone: BTreeSet<String> = batch
             .base()
             .ids()
+            .chain(batch.staged_upserts())
             .filter(|id| !tally.seen.contains(*id) && !tally.unreadable.contains(*id))
             .map(str::to_owned)
             .collect();
