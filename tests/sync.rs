@@ -1250,6 +1250,78 @@ async fn a_resumed_backfill_does_not_publish_what_lever_deleted_meanwhile() {
     assert_store_matches_pool(dir.path(), &lever.pool());
 }
 
+/// Flips a byte of the one stored record that holds `id` (in the id itself), so its checksum
+/// fails.
+fn corrupt_stored_record(data: &Path, id: &str) {
+    let mut hits = Vec::new();
+    for (path, bytes) in files_under(&data.join("store")) {
+        let is_segment = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("seg-"));
+        if let Some(at) = bytes
+            .windows(id.len())
+            .position(|w| w == id.as_bytes())
+            .filter(|_| is_segment)
+        {
+            hits.push((path, bytes, at));
+        }
+    }
+    assert_eq!(hits.len(), 1, "one segment holds {id}");
+    let (path, mut bytes, at) = hits.remove(0);
+    bytes[at] ^= 0x01;
+    std::fs::write(path, bytes).expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_stored_records_do_not_stop_a_sync_and_are_fetched_again() {
+    let lever = mock(generate_pool(30, 5), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("full");
+    let pool = lever.pool();
+    let ids = opportunity_ids(&pool);
+    // `named` is fetched again (a webhook notice) though nothing changed in Lever; `other`
+    // is not, but lives in the segment the next commit rewrites.
+    let (named, other) = (ids[0].clone(), ids[1].clone());
+    corrupt_stored_record(dir.path(), &named);
+    corrupt_stored_record(dir.path(), &other);
+    let store = Store::open(dir.path()).expect("open");
+    assert!(store.get(&named).is_err() && store.get(&other).is_err());
+    drop(store);
+    Inbox::new(dir.path())
+        .append(&rediscover::sync::inbox::Notice {
+            event: "candidateStageChange".into(),
+            opportunity_id: named.clone(),
+            triggered_at: Some(1),
+        })
+        .expect("notice");
+
+    let report = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("a sync over a corrupt record");
+    assert_eq!(report.opportunities_failed, 0);
+    let store = Store::open(dir.path()).expect("open");
+    assert!(store.get(&named).expect("readable").is_some());
+    // Dropped rather than copied forward unreadable, and queued for the next run.
+    assert_eq!(report.commit.deleted, std::slice::from_ref(&other));
+    assert!(!store.contains(&other));
+    let queued = Inbox::new(dir.path()).read().expect("inbox");
+    assert!(
+        queued
+            .notices
+            .iter()
+            .any(|n| n.opportunity_id == other && n.event == RETRY_EVENT)
+    );
+    drop(store);
+
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("next sync");
+    assert_store_matches_pool(dir.path(), &lever.pool());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_sync_picks_up_exactly_the_changes() {
     let lever = mock(generate_pool(100, 8), 10_000.0).await;
