@@ -5,7 +5,9 @@
 //!
 //! Invariants:
 //! - A notice is appended and flushed to disk before the receiver answers 2xx, so Lever
-//!   redelivers anything that was not kept.
+//!   redelivers anything that was not kept; the folder is synced too when that creates the
+//!   file, and after each rewrite's rename, so a crash neither loses the file nor brings back
+//!   notices already removed.
 //! - Appends and [`Inbox::consume`] hold the same file lock, and a run removes only the lines it
 //!   read, found by their content (not their place in the file, which another run's consume may
 //!   have rewritten meanwhile), so a notice that arrives while a sync runs waits for the next run.
@@ -114,18 +116,26 @@ impl Inbox {
         let mut line = serde_json::to_vec(notice).map_err(|e| self.error(e.into()))?;
         line.push(b'\n');
         let _lock = self.lock()?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| self.error(e))?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true);
+        let (mut file, created) = match options.clone().create_new(true).open(&self.path) {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                (options.open(&self.path).map_err(|e| self.error(e))?, false)
+            }
+            Err(e) => return Err(self.error(e)),
+        };
         if !ends_with_newline(&mut file).map_err(|e| self.error(e))? {
             // A crash tore the last line: end it, so this notice starts a line of its own.
             line.insert(0, b'\n');
         }
         file.write_all(&line).map_err(|e| self.error(e))?;
-        file.sync_data().map_err(|e| self.error(e))
+        file.sync_data().map_err(|e| self.error(e))?;
+        if created {
+            // The new file's name must survive a crash too.
+            self.sync_folder()?;
+        }
+        Ok(())
     }
 
     /// Every whole line now in the inbox (empty when there is no inbox).
@@ -193,7 +203,9 @@ impl Inbox {
         std::fs::write(&temporary, &kept)
             .and_then(|()| File::open(&temporary)?.sync_all())
             .and_then(|()| std::fs::rename(&temporary, &self.path))
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))?;
+        // Without this, a crash could bring back the old file, and with it notices acted on.
+        self.sync_folder()
     }
 
     /// The inbox file's length and modification time, to notice changes cheaply; `None` when
@@ -216,6 +228,23 @@ impl Inbox {
         // Released when the file is dropped.
         file.lock().map_err(|e| self.error(e))?;
         Ok(file)
+    }
+
+    /// fsyncs the data folder, so a file created or renamed in it stays after a crash.
+    fn sync_folder(&self) -> Result<(), Error> {
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| Error {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        #[cfg(test)]
+        tests::FOLDER_SYNCS.with(|n| n.set(n.get() + 1));
+        Ok(())
     }
 
     fn error(&self, source: std::io::Error) -> Error {
@@ -328,6 +357,35 @@ fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// How many times this thread fsynced an inbox's folder.
+        pub(super) static FOLDER_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn the_folder_is_synced_when_the_inbox_is_created_and_after_each_rewrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        let syncs = || FOLDER_SYNCS.with(std::cell::Cell::get);
+        let before = syncs();
+        inbox
+            .append(&notice("candidateHired", "a"))
+            .expect("append");
+        assert_eq!(syncs(), before + 1, "the new file's name is synced");
+        inbox
+            .append(&notice("candidateHired", "b"))
+            .expect("append");
+        assert_eq!(
+            syncs(),
+            before + 1,
+            "an append to an existing file needs no folder sync"
+        );
+        let pending = inbox.read().expect("read");
+        inbox.consume(&pending, |_| false).expect("consume");
+        assert_eq!(syncs(), before + 2, "the rename is synced");
+        assert!(inbox.read().expect("read").notices.is_empty());
+    }
 
     #[test]
     fn a_token_is_found_by_the_comment_naming_its_webhook() {
