@@ -1530,6 +1530,80 @@ fn cli_sync_without_a_key_says_so() {
 }
 
 #[tokio::test]
+async fn processes_sharing_the_oauth_token_file_never_spend_a_rotated_refresh_token() {
+    use rediscover::lever::wire::WireStage;
+    use rediscover::lever::{LeverClient, OAuthConfig, OAuthSession};
+
+    let config = MockConfig {
+        oauth: Some(rediscover::mock_lever::OAuthConfig {
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            refresh_token: "rt-0".into(),
+            access_ttl_ms: 3_600_000,
+        }),
+        rate_per_sec: 1000.0,
+        burst: 100,
+        ..MockConfig::default()
+    };
+    let lever = MockLever::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        generate_pool(3, 1),
+        config,
+    )
+    .await
+    .expect("mock");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let oauth = OAuthConfig {
+        token_url: lever.oauth_token_url(),
+        client_id: "id".into(),
+        client_secret: "secret".into(),
+        token_file: dir.path().join("lever-oauth.json"),
+    };
+    // Two processes: each loads the token file once, at start, and keeps its own copy.
+    OAuthSession::seed(oauth.clone(), "rt-0").expect("seed");
+    let client = |session: OAuthSession| {
+        let config = ClientConfig {
+            base_url: lever.base_url(),
+            rate: 100.0,
+            ..ClientConfig::default()
+        };
+        LeverClient::new(config, Credentials::OAuth(Arc::new(session))).expect("client")
+    };
+    let first = client(OAuthSession::load(oauth.clone()).expect("load"));
+    let second = client(OAuthSession::load(oauth.clone()).expect("load"));
+    let stages = |client: LeverClient| async move {
+        client
+            .list_all::<WireStage>("/stages", Vec::new())
+            .await
+            .map(|(stages, _)| stages.len())
+    };
+
+    // The first spends rt-0; the second must take over its tokens, not spend rt-0 again.
+    assert!(stages(first.clone()).await.expect("first") > 0);
+    assert!(
+        stages(second.clone())
+            .await
+            .expect("second, after the first refreshed")
+            > 0
+    );
+    // Access tokens expire: the second refreshes (a 401), then the first must not spend the
+    // refresh token the second just rotated away.
+    lever.expire_access_tokens();
+    assert!(stages(second.clone()).await.expect("second refreshes") > 0);
+    assert!(
+        stages(first.clone())
+            .await
+            .expect("first, after the second refreshed")
+            > 0
+    );
+    // Whatever the file holds last is still good for a new process.
+    lever.expire_access_tokens();
+    let third = client(OAuthSession::load(oauth.clone()).expect("load"));
+    assert!(stages(third).await.expect("a new process") > 0);
+    assert!(dir.path().join("lever-oauth.json.lock").exists());
+}
+
+#[tokio::test]
 async fn oauth_401_refreshes_once_and_retries_with_the_rotated_token() {
     use axum::routing::{get, post};
     use rediscover::lever::wire::WireStage;
