@@ -855,10 +855,11 @@ fn assert_store_matches_pool(data: &Path, pool: &Pool) {
             }
         }
 
+        // Secret notes are never stored.
         let live_notes: Vec<&Value> = opp
             .notes
             .iter()
-            .filter(|n| n["deletedAt"].is_null())
+            .filter(|n| n["deletedAt"].is_null() && n["secret"] != true)
             .collect();
         assert_eq!(c.notes.len(), live_notes.len(), "notes of {}", opp.id());
         for note in live_notes {
@@ -961,6 +962,86 @@ async fn full_sync_equals_the_mock_pool() {
             .all(|p| !p.description.is_empty())
     );
     assert_eq!(store.reference().stages.len(), pool.stages().len());
+}
+
+/// Every file under `dir`, as bytes.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                files.push((path, bytes));
+            }
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_notes_never_reach_the_store() {
+    let lever = mock(generate_pool(60, 11), 10_000.0).await;
+    let pool = lever.pool();
+    let secret_ids: Vec<&str> = pool
+        .opportunities()
+        .iter()
+        .flat_map(|o| &o.notes)
+        .filter(|n| n["secret"] == true && n["deletedAt"].is_null())
+        .map(|n| str_of(n, "id"))
+        .collect();
+    assert!(!secret_ids.is_empty(), "the pool has live secret notes");
+    // One more through Lever's note route, with a text no other note has.
+    let target = opportunity_ids(&pool)[0].clone();
+    let (secret_text, open_text) = ("Zorblax salary expectations", "Quixotic platform lead");
+    let client = reqwest::Client::new();
+    for (text, secret) in [(secret_text, true), (open_text, false)] {
+        let response = client
+            .post(format!("{}/opportunities/{target}/notes", lever.base_url()))
+            .basic_auth(KEY, Some(""))
+            .json(&json!({"value": text, "secret": secret}))
+            .send()
+            .await
+            .expect("create note");
+        assert_eq!(response.status(), 201);
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("sync");
+    let store = stored(dir.path());
+    assert_eq!(store.len(), pool.opportunities().len());
+    for candidate in store.values() {
+        for note in &candidate.notes {
+            assert!(
+                !secret_ids.contains(&note.id.as_str()),
+                "secret note {} stored",
+                note.id
+            );
+        }
+    }
+    assert!(
+        store[&target]
+            .notes
+            .iter()
+            .any(|n| n.comments.iter().any(|c| c == open_text)),
+        "the open note is stored"
+    );
+    let holds = |bytes: &[u8], text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+    let files = files_under(dir.path());
+    // Texts are stored as plain bytes, so a search of the files finds them.
+    assert!(files.iter().any(|(_, bytes)| holds(bytes, open_text)));
+    for (path, bytes) in files {
+        assert!(
+            !holds(&bytes, secret_text),
+            "a secret note's text is in {}",
+            path.display()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1118,6 +1199,127 @@ async fn an_interrupted_sync_resumes_to_the_same_store() {
     assert!(report.opportunities_resumed > 0, "{report:?}");
     assert_eq!(stored(dir.path()), stored(reference_dir.path()));
     assert_eq!(report.opportunities_total, 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_backfill_does_not_publish_what_lever_deleted_meanwhile() {
+    let lever = mock(generate_pool(60, 17), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids = opportunity_ids(&lever.pool());
+    // Interrupt the backfill (again, resuming, until it has staged something).
+    let mut staged = Vec::new();
+    for _ in 0..20 {
+        let calls = lever.stats().total;
+        let task = tokio::spawn(run(fast_options(dir.path(), &lever.base_url(), 200.0)));
+        while lever.stats().total < calls + 40 && !task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        task.abort();
+        assert!(task.await.is_err(), "the run was cancelled");
+        let batch = Store::begin(dir.path()).expect("begin");
+        staged = batch.staged_upserts().map(str::to_owned).collect();
+        drop(batch);
+        if !staged.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        Store::open(dir.path()).expect("open").generation(),
+        0,
+        "nothing published"
+    );
+    let gone = staged.first().expect("a staged opportunity").clone();
+    lever
+        .mutate(MutateOp::Delete {
+            opportunity_id: gone.clone(),
+        })
+        .expect("delete");
+
+    let report = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("resume");
+    assert!(report.resumed && report.listing_complete, "{report:?}");
+    assert_eq!(report.mode, SyncMode::Full);
+    let store = Store::open(dir.path()).expect("open");
+    assert!(
+        !store.contains(&gone),
+        "a deleted opportunity was published"
+    );
+    assert!(!report.commit.changed.contains(&gone));
+    assert_eq!(store.len(), ids.len() - 1);
+    assert_store_matches_pool(dir.path(), &lever.pool());
+}
+
+/// Flips a byte of the one stored record that holds `id` (in the id itself), so its checksum
+/// fails.
+fn corrupt_stored_record(data: &Path, id: &str) {
+    let mut hits = Vec::new();
+    for (path, bytes) in files_under(&data.join("store")) {
+        let is_segment = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("seg-"));
+        if let Some(at) = bytes
+            .windows(id.len())
+            .position(|w| w == id.as_bytes())
+            .filter(|_| is_segment)
+        {
+            hits.push((path, bytes, at));
+        }
+    }
+    assert_eq!(hits.len(), 1, "one segment holds {id}");
+    let (path, mut bytes, at) = hits.remove(0);
+    bytes[at] ^= 0x01;
+    std::fs::write(path, bytes).expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_stored_records_do_not_stop_a_sync_and_are_fetched_again() {
+    let lever = mock(generate_pool(30, 5), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("full");
+    let pool = lever.pool();
+    let ids = opportunity_ids(&pool);
+    // `named` is fetched again (a webhook notice) though nothing changed in Lever; `other`
+    // is not, but lives in the segment the next commit rewrites.
+    let (named, other) = (ids[0].clone(), ids[1].clone());
+    corrupt_stored_record(dir.path(), &named);
+    corrupt_stored_record(dir.path(), &other);
+    let store = Store::open(dir.path()).expect("open");
+    assert!(store.get(&named).is_err() && store.get(&other).is_err());
+    drop(store);
+    Inbox::new(dir.path())
+        .append(&rediscover::sync::inbox::Notice {
+            event: "candidateStageChange".into(),
+            opportunity_id: named.clone(),
+            triggered_at: Some(1),
+        })
+        .expect("notice");
+
+    let report = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("a sync over a corrupt record");
+    assert_eq!(report.opportunities_failed, 0);
+    let store = Store::open(dir.path()).expect("open");
+    assert!(store.get(&named).expect("readable").is_some());
+    // Dropped rather than copied forward unreadable, and queued for the next run.
+    assert_eq!(report.commit.deleted, std::slice::from_ref(&other));
+    assert!(!store.contains(&other));
+    let queued = Inbox::new(dir.path()).read().expect("inbox");
+    assert!(
+        queued
+            .notices
+            .iter()
+            .any(|n| n.opportunity_id == other && n.event == RETRY_EVENT)
+    );
+    drop(store);
+
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("next sync");
+    assert_store_matches_pool(dir.path(), &lever.pool());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1325,6 +1527,80 @@ fn cli_sync_without_a_key_says_so() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("LEVER_API_KEY is not set"), "{stderr}");
     assert!(!dir.path().join("store").exists());
+}
+
+#[tokio::test]
+async fn processes_sharing_the_oauth_token_file_never_spend_a_rotated_refresh_token() {
+    use rediscover::lever::wire::WireStage;
+    use rediscover::lever::{LeverClient, OAuthConfig, OAuthSession};
+
+    let config = MockConfig {
+        oauth: Some(rediscover::mock_lever::OAuthConfig {
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            refresh_token: "rt-0".into(),
+            access_ttl_ms: 3_600_000,
+        }),
+        rate_per_sec: 1000.0,
+        burst: 100,
+        ..MockConfig::default()
+    };
+    let lever = MockLever::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        generate_pool(3, 1),
+        config,
+    )
+    .await
+    .expect("mock");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let oauth = OAuthConfig {
+        token_url: lever.oauth_token_url(),
+        client_id: "id".into(),
+        client_secret: "secret".into(),
+        token_file: dir.path().join("lever-oauth.json"),
+    };
+    // Two processes: each loads the token file once, at start, and keeps its own copy.
+    OAuthSession::seed(oauth.clone(), "rt-0").expect("seed");
+    let client = |session: OAuthSession| {
+        let config = ClientConfig {
+            base_url: lever.base_url(),
+            rate: 100.0,
+            ..ClientConfig::default()
+        };
+        LeverClient::new(config, Credentials::OAuth(Arc::new(session))).expect("client")
+    };
+    let first = client(OAuthSession::load(oauth.clone()).expect("load"));
+    let second = client(OAuthSession::load(oauth.clone()).expect("load"));
+    let stages = |client: LeverClient| async move {
+        client
+            .list_all::<WireStage>("/stages", Vec::new())
+            .await
+            .map(|(stages, _)| stages.len())
+    };
+
+    // The first spends rt-0; the second must take over its tokens, not spend rt-0 again.
+    assert!(stages(first.clone()).await.expect("first") > 0);
+    assert!(
+        stages(second.clone())
+            .await
+            .expect("second, after the first refreshed")
+            > 0
+    );
+    // Access tokens expire: the second refreshes (a 401), then the first must not spend the
+    // refresh token the second just rotated away.
+    lever.expire_access_tokens();
+    assert!(stages(second.clone()).await.expect("second refreshes") > 0);
+    assert!(
+        stages(first.clone())
+            .await
+            .expect("first, after the second refreshed")
+            > 0
+    );
+    // Whatever the file holds last is still good for a new process.
+    lever.expire_access_tokens();
+    let third = client(OAuthSession::load(oauth.clone()).expect("load"));
+    assert!(stages(third).await.expect("a new process") > 0);
+    assert!(dir.path().join("lever-oauth.json.lock").exists());
 }
 
 #[tokio::test]

@@ -1,6 +1,11 @@
 //! Lever credentials: an API key sent as the Basic-auth username with a blank password, or an
 //! OAuth access token whose single-use refresh token rotates and is persisted atomically (0600).
 //!
+//! Several processes (a nightly `sync`, a `webhooks subscribe`) may share one token file: a
+//! refresh holds an exclusive lock on `lever-oauth.json.lock` and first reads the file again,
+//! so a process whose refresh token another one has already spent adopts that one's tokens
+//! instead of spending a dead token.
+//!
 //! Secrets never appear in Debug output, logs or errors.
 
 use std::fmt;
@@ -117,17 +122,7 @@ impl fmt::Debug for OAuthSession {
 impl OAuthSession {
     /// Loads the tokens from `config.token_file`.
     pub fn load(config: OAuthConfig) -> Result<Self> {
-        let bytes = std::fs::read(&config.token_file).map_err(|source| Error::Io {
-            path: config.token_file.clone(),
-            source,
-        })?;
-        let tokens: Tokens = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::OAuth(format!(
-                "{} is not a token file: {}",
-                config.token_file.display(),
-                super::wire::safe_reason(&e)
-            ))
-        })?;
+        let tokens = read_tokens(&config.token_file)?;
         Ok(Self::with_tokens(config, tokens))
     }
 
@@ -159,12 +154,7 @@ impl OAuthSession {
     /// The current bearer header and its generation, refreshing first when needed.
     async fn header(&self) -> Result<(HeaderValue, u64)> {
         let mut state = self.state.lock().await;
-        let expired = match (&state.tokens.access_token, state.tokens.expires_at) {
-            (None, _) => true,
-            (Some(_), Some(at)) => at - (EXPIRY_MARGIN.as_millis() as i64) <= now_millis(),
-            (Some(_), None) => false,
-        };
-        if expired {
+        if expiring(&state.tokens) {
             self.refresh_locked(&mut state).await?;
         }
         let token = state.tokens.access_token.as_deref().unwrap_or_default();
@@ -183,7 +173,34 @@ impl OAuthSession {
         Ok(())
     }
 
+    /// Refreshes under the cross-process lock of the token file. When the file holds another
+    /// refresh token than this session (another process refreshed since), this session adopts
+    /// the file's tokens, and only refreshes if their access token is missing or expiring.
     async fn refresh_locked(&self, state: &mut TokenState) -> Result<()> {
+        let _lock = lock_token_file(&self.config.token_file).await?;
+        let on_disk = match read_tokens(&self.config.token_file) {
+            Ok(tokens) => Some(tokens),
+            Err(e) => {
+                // Ours are the tokens to go on with; the refresh writes the file anew.
+                tracing::warn!(error = %e, "could not read the lever oauth token file again");
+                None
+            }
+        };
+        if let Some(on_disk) = on_disk.filter(|t| t.refresh_token != state.tokens.refresh_token) {
+            state.tokens = on_disk;
+            state.generation += 1;
+            if !expiring(&state.tokens) {
+                tracing::info!(
+                    generation = state.generation,
+                    "adopted the lever oauth token another process refreshed"
+                );
+                return Ok(());
+            }
+        }
+        self.refresh_with_endpoint(state).await
+    }
+
+    async fn refresh_with_endpoint(&self, state: &mut TokenState) -> Result<()> {
         let form = [
             ("grant_type", "refresh_token"),
             ("client_id", self.config.client_id.as_str()),
@@ -259,6 +276,60 @@ impl Credentials {
                 Ok(true)
             }
         }
+    }
+}
+
+/// Whether the access token is missing or expires within [`EXPIRY_MARGIN`].
+fn expiring(tokens: &Tokens) -> bool {
+    match (&tokens.access_token, tokens.expires_at) {
+        (None, _) => true,
+        (Some(_), Some(at)) => at - (EXPIRY_MARGIN.as_millis() as i64) <= now_millis(),
+        (Some(_), None) => false,
+    }
+}
+
+/// Reads the token file.
+fn read_tokens(path: &Path) -> Result<Tokens> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::OAuth(format!(
+            "{} is not a token file: {}",
+            path.display(),
+            super::wire::safe_reason(&e)
+        ))
+    })
+}
+
+/// Takes the exclusive lock that every process refreshing from `token_file` holds around the
+/// refresh (`lever-oauth.json.lock` beside it); released when the returned file is dropped.
+/// Waits on a blocking thread, so a refresh in another process never stalls the runtime.
+async fn lock_token_file(token_file: &Path) -> Result<std::fs::File> {
+    let mut name = token_file
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_else(|| TOKEN_FILE_NAME.into());
+    name.push(".lock");
+    let path = token_file.with_file_name(name);
+    let lock = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok(file)
+        })
+    };
+    match lock.await {
+        Ok(locked) => locked.map_err(|source| Error::Io { path, source }),
+        Err(e) => Err(Error::OAuth(format!(
+            "could not wait for the token file lock: {e}"
+        ))),
     }
 }
 

@@ -592,6 +592,9 @@ pub struct WireNote {
     fields: Option<Vec<WireNoteField>>,
     #[serde(default)]
     deleted_at: Value,
+    /// Visible in Lever only to users with sensitive-information rights (section 8.6).
+    #[serde(default)]
+    secret: Value,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -606,6 +609,17 @@ impl WireNote {
     /// Whether Lever soft-deleted the note.
     pub fn is_deleted(&self) -> bool {
         !self.deleted_at.is_null()
+    }
+
+    /// Whether the note is secret (visible in Lever only to users with sensitive-information
+    /// rights). A missing or null `secret` means not secret; a value that is neither a boolean
+    /// nor `"true"`/`"false"` counts as secret, so an odd value never exposes a note.
+    pub fn is_secret(&self) -> bool {
+        match &self.secret {
+            Value::Null | Value::Bool(false) => false,
+            Value::String(s) if s == "false" => false,
+            _ => true,
+        }
     }
 
     /// The domain note: each comment's text, and the thread's score if one was given.
@@ -1073,6 +1087,22 @@ mod tests {
         assert_eq!(n.score, Some(2));
         assert_eq!(n.author_id, None);
         assert!(!note.is_deleted());
+        assert!(!note.is_secret());
+    }
+
+    #[test]
+    fn a_note_is_secret_when_lever_says_so_or_says_something_odd() {
+        let secret = |value: Value| {
+            serde_json::from_value::<WireNote>(json!({"id": "n1", "secret": value}))
+                .expect("parse")
+                .is_secret()
+        };
+        assert!(secret(json!(true)));
+        assert!(secret(json!("true")));
+        assert!(secret(json!(1)));
+        assert!(!secret(json!(false)));
+        assert!(!secret(json!("false")));
+        assert!(!secret(Value::Null));
     }
 
     #[test]

@@ -659,6 +659,11 @@ mod tests {
             opps.iter()
                 .any(|o| o.feedback.iter().any(|n| !n["deletedAt"].is_null()))
         );
+        assert!(opps.iter().any(|o| {
+            o.notes
+                .iter()
+                .any(|n| n["secret"] == true && n["deletedAt"].is_null())
+        }));
         assert!(
             opps.iter()
                 .flat_map(|o| &o.resumes)

@@ -170,6 +170,24 @@ impl Batch {
         self.staged.contains_key(id)
     }
 
+    /// The opportunities this run (or the interrupted run it resumes) upserted so far and did
+    /// not delete after, in id order.
+    pub fn staged_upserts(&self) -> impl Iterator<Item = &str> {
+        self.staged
+            .iter()
+            .filter(|(_, staged)| matches!(staged, Staged::Upsert(_)))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// The opportunities this run (or the interrupted run it resumes) deleted so far and did
+    /// not upsert after, in id order.
+    pub fn staged_deletes(&self) -> impl Iterator<Item = &str> {
+        self.staged
+            .iter()
+            .filter(|(_, staged)| matches!(staged, Staged::Delete))
+            .map(|(id, _)| id.as_str())
+    }
+
     /// How many opportunities this run upserted or deleted so far.
     pub fn staged_len(&self) -> usize {
         self.staged.len()
@@ -212,8 +230,13 @@ impl Batch {
 
     /// Publishes this run atomically as the next generation.
     ///
-    /// Records identical to the stored ones are not changes. When nothing changed, the
-    /// generation stays and only the sync state is updated.
+    /// Records identical to the stored ones are not changes, unless the stored copy no longer
+    /// reads back (its checksum fails): then the new copy replaces it. When nothing changed,
+    /// the generation stays and only the sync state is updated.
+    ///
+    /// A record that fails its checksum while its segment is rewritten is dropped, never
+    /// copied forward: the commit reports it deleted (so the indexes forget it too) and the
+    /// caller can fetch it again ([`Batch::staged_deletes`] tells its own deletions apart).
     pub fn commit(self, sync: SyncState) -> Result<Commit> {
         let journal_path = self.journal_path();
         self.journal
@@ -230,7 +253,9 @@ impl Batch {
         for (id, staged) in self.staged {
             match staged {
                 Staged::Upsert(entry) => {
-                    if self.base.fingerprint(&id) != Some(entry.fingerprint) {
+                    if self.base.fingerprint(&id) != Some(entry.fingerprint)
+                        || !stored_intact(&self.base, &id)
+                    {
                         catalog.insert(id.clone(), entry);
                         changed.push(id);
                     }
@@ -247,7 +272,7 @@ impl Batch {
         let mut next_segment = self.segment + 1;
         // Without a content change the catalog keeps its records (and the generation its
         // catalog file), so there is nothing new to purge.
-        let rewritten = if content_changed {
+        let (rewritten, unreadable) = if content_changed {
             purge_dead_records(
                 &self.dir,
                 &self.base,
@@ -256,8 +281,14 @@ impl Batch {
                 &mut catalog,
             )?
         } else {
-            0
+            (0, Vec::new())
         };
+        for id in unreadable {
+            changed.retain(|c| *c != id);
+            if self.base.contains(&id) {
+                deleted.push(id);
+            }
+        }
         if rewritten > 0 {
             tracing::info!(
                 segments = rewritten,
@@ -294,14 +325,16 @@ impl Batch {
 /// Live records of those segments are copied into new segments of about [`SEGMENT_TARGET`]
 /// bytes each, numbered from `next_segment` (advanced past them), fsynced with their folder
 /// before the caller publishes. Until then no manifest names them: a crash leaves the previous
-/// generation and the journal as they were. Returns how many segments were rewritten.
+/// generation and the journal as they were. A record that fails its checksum is not copied:
+/// it leaves the catalog. Returns how many segments were rewritten and the ids of the records
+/// dropped that way.
 fn purge_dead_records(
     dir: &Path,
     base: &Store,
     (journal_segment, journal_path, journal_len): (u64, &Path, u64),
     next_segment: &mut u64,
     catalog: &mut BTreeMap<String, CatalogEntry>,
-) -> Result<usize> {
+) -> Result<(usize, Vec<String>)> {
     let mut live: HashMap<u64, u64> = HashMap::new();
     for entry in catalog.values() {
         *live.entry(entry.segment).or_default() += HEADER_LEN as u64 + u64::from(entry.len);
@@ -323,7 +356,7 @@ fn purge_dead_records(
         .map(|(&segment, _)| segment)
         .collect();
     if dirty.is_empty() {
-        return Ok(0);
+        return Ok((0, Vec::new()));
     }
     let journal = if dirty.contains(&journal_segment) {
         let file = File::open(journal_path).map_err(|e| Error::io(journal_path, e))?;
@@ -335,6 +368,7 @@ fn purge_dead_records(
     let mut out: Option<(PathBuf, std::io::BufWriter<File>)> = None;
     let mut out_segment = *next_segment;
     let mut offset = 0u64;
+    let mut unreadable = Vec::new();
     for entry in catalog.values_mut().filter(|e| dirty.contains(&e.segment)) {
         let source_path = segment_path(dir, entry.segment);
         let source: &[u8] = if entry.segment == journal_segment {
@@ -350,6 +384,12 @@ fn purge_dead_records(
         let record = source.get(start..end).ok_or_else(|| {
             Error::corrupt(&source_path, "record to rewrite lies outside its segment")
         })?;
+        if let Err(reason) = format::record_payload(record, 0, entry.len as usize) {
+            // Ids are not personal data; the record's bytes are not logged.
+            tracing::warn!(id = %entry.id, segment = entry.segment, offset = start, %reason, "a stored record is unreadable; it is dropped instead of copied");
+            unreadable.push(entry.id.clone());
+            continue;
+        }
         if offset > 0 && offset + record.len() as u64 > SEGMENT_TARGET {
             if let Some((path, writer)) = out.take() {
                 finish_segment(&path, writer)?;
@@ -374,8 +414,22 @@ fn purge_dead_records(
         finish_segment(&path, writer)?;
         *next_segment = out_segment + 1;
     }
+    for id in &unreadable {
+        catalog.remove(id);
+    }
     super::sync_dir(dir)?;
-    Ok(dirty.len())
+    Ok((dirty.len(), unreadable))
+}
+
+/// Whether the stored record of `id` still reads back (its checksum holds); `true` when the
+/// store has none.
+fn stored_intact(base: &Store, id: &str) -> bool {
+    let Some(entry) = base.by_id.get(id).map(|&i| &base.catalog[i]) else {
+        return true;
+    };
+    base.segments.get(&entry.segment).is_some_and(|map| {
+        format::record_payload(map, entry.offset as usize, entry.len as usize).is_ok()
+    })
 }
 
 /// Flushes and fsyncs one rewritten segment.

@@ -275,6 +275,60 @@ fn a_corrupt_record_is_an_error_not_a_panic() {
     assert!(matches!(store.get("a"), Err(Error::Corrupt { .. })));
 }
 
+/// Flips the last byte of the stored record of `id`, so its checksum fails.
+fn corrupt_record(dir: &Path, id: &str) {
+    let (path, at) = {
+        let store = Store::open(dir).expect("open");
+        let entry = &store.catalog[store.by_id[id]];
+        (
+            segment_path(&store_dir(dir), entry.segment),
+            entry.offset as usize + format::HEADER_LEN + entry.len as usize - 1,
+        )
+    };
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[at] ^= 0xFF;
+    fs::write(&path, bytes).expect("write");
+}
+
+#[test]
+fn a_corrupt_record_is_dropped_not_copied_when_its_segment_is_rewritten() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    commit_all(
+        tmp.path(),
+        &[
+            candidate("a", "c1", "first"),
+            candidate("b", "c2", "second"),
+            candidate("c", "c3", "third"),
+        ],
+    );
+    corrupt_record(tmp.path(), "b");
+    let mut batch = Store::begin(tmp.path()).expect("begin");
+    batch.delete("a").expect("delete");
+    assert_eq!(batch.staged_deletes().collect::<Vec<_>>(), ["a"]);
+    let commit = batch.commit(SyncState::default()).expect("commit");
+    assert_eq!(commit.deleted, ["a", "b"]);
+    assert!(commit.changed.is_empty());
+    let store = Store::open(tmp.path()).expect("open");
+    assert_eq!(store.ids().collect::<Vec<_>>(), ["c"]);
+    for candidate in store.candidates() {
+        candidate.expect("every published record reads back");
+    }
+}
+
+#[test]
+fn an_identical_upsert_replaces_a_stored_copy_that_no_longer_reads_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = candidate("a", "c1", "first");
+    commit_all(tmp.path(), &[a.clone(), candidate("b", "c2", "second")]);
+    corrupt_record(tmp.path(), "a");
+    assert!(Store::open(tmp.path()).expect("open").get("a").is_err());
+    let commit = commit_all(tmp.path(), std::slice::from_ref(&a));
+    assert_eq!(commit.changed, ["a"]);
+    let store = Store::open(tmp.path()).expect("open");
+    assert_eq!(store.get("a").expect("readable"), Some(a));
+    assert!(store.get("b").expect("readable").is_some());
+}
+
 /// Files under `dir` (recursively) whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();

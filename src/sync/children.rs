@@ -1,5 +1,7 @@
 //! One opportunity's children: resumes (parsed data kept, file text extracted), notes and
 //! feedback (soft-deleted ones dropped), fetched concurrently under the shared limiter.
+//! Secret notes are dropped too: Lever shows them only to users with sensitive-information
+//! rights, and whoever can query rediscover would see them.
 
 use crate::domain::{Candidate, Resume, TextStatus};
 use crate::extract::{self, Format};
@@ -85,7 +87,7 @@ pub(super) async fn fetch(
     candidate.resumes = synced;
     candidate.notes = notes
         .iter()
-        .filter(|n| !n.is_deleted())
+        .filter(|n| !n.is_deleted() && !n.is_secret())
         .map(WireNote::to_note)
         .collect();
     candidate.feedback = feedback

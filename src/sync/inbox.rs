@@ -5,9 +5,12 @@
 //!
 //! Invariants:
 //! - A notice is appended and flushed to disk before the receiver answers 2xx, so Lever
-//!   redelivers anything that was not kept.
+//!   redelivers anything that was not kept; the folder is synced too when that creates the
+//!   file, and after each rewrite's rename, so a crash neither loses the file nor brings back
+//!   notices already removed.
 //! - Appends and [`Inbox::consume`] hold the same file lock, and a run removes only the lines it
-//!   read, so a notice that arrives while a sync runs waits for the next run.
+//!   read, found by their content (not their place in the file, which another run's consume may
+//!   have rewritten meanwhile), so a notice that arrives while a sync runs waits for the next run.
 //! - Lines hold an event name, an opportunity id and a time: no personal data.
 //! - A torn last line (a crash mid-append) is skipped, never glued to the next notice.
 
@@ -41,7 +44,7 @@ pub struct Error {
 }
 
 /// One webhook delivery worth a sync's attention.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notice {
     /// Lever's event name, e.g. `candidateStageChange`.
@@ -60,15 +63,15 @@ impl Notice {
     }
 }
 
-/// What [`Inbox::read`] found: the notices and how many bytes of the file they span.
+/// What [`Inbox::read`] found: the notices, and the unreadable lines [`Inbox::consume`] drops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pending {
     /// The readable notices, in arrival order.
     pub notices: Vec<Notice>,
     /// Lines that could not be read (dropped at the next consume).
     pub unreadable: usize,
-    /// Bytes of whole lines read; what [`Inbox::consume`] may remove.
-    read_bytes: u64,
+    /// The unreadable lines themselves, so a consume removes exactly those.
+    unreadable_lines: Vec<Vec<u8>>,
 }
 
 impl Pending {
@@ -113,18 +116,26 @@ impl Inbox {
         let mut line = serde_json::to_vec(notice).map_err(|e| self.error(e.into()))?;
         line.push(b'\n');
         let _lock = self.lock()?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| self.error(e))?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true);
+        let (mut file, created) = match options.clone().create_new(true).open(&self.path) {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                (options.open(&self.path).map_err(|e| self.error(e))?, false)
+            }
+            Err(e) => return Err(self.error(e)),
+        };
         if !ends_with_newline(&mut file).map_err(|e| self.error(e))? {
             // A crash tore the last line: end it, so this notice starts a line of its own.
             line.insert(0, b'\n');
         }
         file.write_all(&line).map_err(|e| self.error(e))?;
-        file.sync_data().map_err(|e| self.error(e))
+        file.sync_data().map_err(|e| self.error(e))?;
+        if created {
+            // The new file's name must survive a crash too.
+            self.sync_folder()?;
+        }
+        Ok(())
     }
 
     /// Every whole line now in the inbox (empty when there is no inbox).
@@ -134,18 +145,16 @@ impl Inbox {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Pending::default()),
             Err(e) => return Err(self.error(e)),
         };
-        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let mut pending = Pending {
-            read_bytes: whole as u64,
-            ..Pending::default()
-        };
-        for line in bytes[..whole].split(|&b| b == b'\n') {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Notice>(line) {
-                Ok(notice) => pending.notices.push(notice),
-                Err(_) => pending.unreadable += 1,
+        let (whole, _torn) = whole_lines(&bytes);
+        let mut pending = Pending::default();
+        for line in whole.split(|&b| b == b'\n') {
+            match parse_line(line) {
+                Line::Blank => {}
+                Line::Notice(notice) => pending.notices.push(notice),
+                Line::Unreadable(line) => {
+                    pending.unreadable += 1;
+                    pending.unreadable_lines.push(line.to_vec());
+                }
             }
         }
         Ok(pending)
@@ -153,32 +162,50 @@ impl Inbox {
 
     /// Removes what `read` returned, except the notices `keep` holds on to; whatever arrived
     /// after the read stays.
+    ///
+    /// Lines are found by content, not by position: another run may have consumed (and so
+    /// rewritten) the file since `read`, and a notice appended after that must survive. A
+    /// notice is its event, opportunity id and time, so removing every copy of one that was
+    /// acted on removes only redeliveries of what this run already handled.
     pub fn consume(&self, read: &Pending, keep: impl Fn(&Notice) -> bool) -> Result<(), Error> {
-        if read.read_bytes == 0 && read.notices.is_empty() {
+        let done: HashSet<&Notice> = read.notices.iter().filter(|n| !keep(n)).collect();
+        let unreadable: HashSet<&[u8]> = read
+            .unreadable_lines
+            .iter()
+            .map(|l| l.trim_ascii())
+            .collect();
+        if done.is_empty() && unreadable.is_empty() {
             return Ok(());
         }
         let _lock = self.lock()?;
-        let mut later = Vec::new();
-        match File::open(&self.path) {
-            Ok(mut file) => {
-                file.seek(SeekFrom::Start(read.read_bytes))
-                    .and_then(|_| file.read_to_end(&mut later))
-                    .map_err(|e| self.error(e))?;
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(self.error(e)),
+        };
+        let (whole, torn) = whole_lines(&bytes);
+        let mut kept = Vec::with_capacity(bytes.len());
+        let mut removed = false;
+        for line in whole.split_inclusive(|&b| b == b'\n') {
+            match parse_line(line) {
+                Line::Blank => {}
+                Line::Notice(notice) if done.contains(&notice) => removed = true,
+                Line::Unreadable(text) if unreadable.contains(text) => removed = true,
+                Line::Notice(_) | Line::Unreadable(_) => kept.extend_from_slice(line),
+            }
         }
-        let mut kept = Vec::new();
-        for notice in read.notices.iter().filter(|n| keep(n)) {
-            kept.extend(serde_json::to_vec(notice).map_err(|e| self.error(e.into()))?);
-            kept.push(b'\n');
+        if !removed {
+            return Ok(());
         }
-        kept.extend(later);
+        // A torn last line (a crash mid-append) stays last; the next append ends it.
+        kept.extend_from_slice(torn);
         let temporary = self.path.with_extension("jsonl.tmp");
         std::fs::write(&temporary, &kept)
             .and_then(|()| File::open(&temporary)?.sync_all())
             .and_then(|()| std::fs::rename(&temporary, &self.path))
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))?;
+        // Without this, a crash could bring back the old file, and with it notices acted on.
+        self.sync_folder()
     }
 
     /// The inbox file's length and modification time, to notice changes cheaply; `None` when
@@ -201,6 +228,23 @@ impl Inbox {
         // Released when the file is dropped.
         file.lock().map_err(|e| self.error(e))?;
         Ok(file)
+    }
+
+    /// fsyncs the data folder, so a file created or renamed in it stays after a crash.
+    fn sync_folder(&self) -> Result<(), Error> {
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| Error {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        #[cfg(test)]
+        tests::FOLDER_SYNCS.with(|n| n.set(n.get() + 1));
+        Ok(())
     }
 
     fn error(&self, source: std::io::Error) -> Error {
@@ -274,6 +318,31 @@ pub fn save_signature_token(data_dir: &Path, token: &str, comment: &str) -> Resu
         .map_err(error)
 }
 
+/// `bytes` split into its whole lines (up to the last newline) and a torn tail.
+fn whole_lines(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    bytes.split_at(end)
+}
+
+/// One line of the inbox, as read.
+enum Line<'a> {
+    Blank,
+    Notice(Notice),
+    /// Not a notice; trimmed.
+    Unreadable(&'a [u8]),
+}
+
+fn parse_line(line: &[u8]) -> Line<'_> {
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return Line::Blank;
+    }
+    match serde_json::from_slice::<Notice>(line) {
+        Ok(notice) => Line::Notice(notice),
+        Err(_) => Line::Unreadable(line),
+    }
+}
+
 fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
     let len = file.metadata()?.len();
     if len == 0 {
@@ -288,6 +357,35 @@ fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// How many times this thread fsynced an inbox's folder.
+        pub(super) static FOLDER_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn the_folder_is_synced_when_the_inbox_is_created_and_after_each_rewrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        let syncs = || FOLDER_SYNCS.with(std::cell::Cell::get);
+        let before = syncs();
+        inbox
+            .append(&notice("candidateHired", "a"))
+            .expect("append");
+        assert_eq!(syncs(), before + 1, "the new file's name is synced");
+        inbox
+            .append(&notice("candidateHired", "b"))
+            .expect("append");
+        assert_eq!(
+            syncs(),
+            before + 1,
+            "an append to an existing file needs no folder sync"
+        );
+        let pending = inbox.read().expect("read");
+        inbox.consume(&pending, |_| false).expect("consume");
+        assert_eq!(syncs(), before + 2, "the rename is synced");
+        assert!(inbox.read().expect("read").notices.is_empty());
+    }
 
     #[test]
     fn a_token_is_found_by_the_comment_naming_its_webhook() {
@@ -357,6 +455,68 @@ mod tests {
         );
         inbox.consume(&left, |_| false).expect("consume");
         assert!(inbox.read().expect("read").notices.is_empty());
+    }
+
+    #[test]
+    fn a_notice_appended_after_another_run_consumed_survives_this_runs_consume() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        inbox
+            .append(&notice("candidateStageChange", "a"))
+            .expect("append");
+        inbox
+            .append(&notice("candidateHired", "b"))
+            .expect("append");
+        let first = inbox.read().expect("read");
+
+        // A second run reads the same notices and consumes them first: the file shrinks.
+        let second = inbox.read().expect("read");
+        inbox.consume(&second, |_| false).expect("consume");
+        // Then Lever delivers a new notice, and the first run consumes what it read.
+        inbox
+            .append(&notice("candidateArchiveChange", "c"))
+            .expect("append");
+        inbox.consume(&first, |_| false).expect("consume");
+
+        assert_eq!(
+            inbox.read().expect("read").notices,
+            [notice("candidateArchiveChange", "c")]
+        );
+    }
+
+    #[test]
+    fn consume_removes_every_copy_of_a_notice_read_and_the_unreadable_lines_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        let path = dir.path().join(INBOX_FILE);
+        inbox
+            .append(&notice("candidateHired", "a"))
+            .expect("append");
+        std::fs::write(
+            &path,
+            format!(
+                "{}not json\n",
+                std::fs::read_to_string(&path).expect("read")
+            ),
+        )
+        .expect("write");
+        let pending = inbox.read().expect("read");
+        assert_eq!(pending.unreadable, 1);
+
+        // A redelivery of the same notice, and another that is not the same (another time).
+        inbox
+            .append(&notice("candidateHired", "a"))
+            .expect("append");
+        let later = Notice {
+            triggered_at: Some(2),
+            ..notice("candidateHired", "a")
+        };
+        inbox.append(&later).expect("append");
+        inbox.consume(&pending, |_| false).expect("consume");
+
+        let left = inbox.read().expect("read");
+        assert_eq!(left.notices, [later]);
+        assert_eq!(left.unreadable, 0);
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod progress;
 mod reference;
 pub mod replay;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -264,10 +264,12 @@ pub async fn run_with_client(
 
     let listing_complete = listing_complete && !tally.incomplete;
     if mode == SyncMode::Full && listing_complete {
-        // Whatever the store holds that a complete listing no longer shows is gone.
-        let gone: Vec<String> = batch
+        // Whatever the store holds that a complete listing no longer shows is gone, and so is
+        // what the interrupted run this one resumes staged before Lever deleted it.
+        let gone: BTreeSet<String> = batch
             .base()
             .ids()
+            .chain(batch.staged_upserts())
             .filter(|id| !tally.seen.contains(*id) && !tally.unreadable.contains(*id))
             .map(str::to_owned)
             .collect();
@@ -315,7 +317,22 @@ pub async fn run_with_client(
         },
         runs: previous.runs + 1,
     };
+    let deleting: HashSet<String> = batch.staged_deletes().map(str::to_owned).collect();
     let commit = batch.commit(sync_state)?;
+    // A stored record that failed its checksum while the commit rewrote its segment was dropped
+    // instead of copied: fetch it by id next run.
+    for id in commit.deleted.iter().filter(|id| !deleting.contains(*id)) {
+        tracing::warn!(id = %id, "an unreadable stored record was dropped; it is fetched again next run");
+        let retry = Notice {
+            event: inbox::RETRY_EVENT.to_owned(),
+            opportunity_id: id.clone(),
+            triggered_at: Some(now),
+        };
+        // The run is published: a failure here must not report it failed.
+        if let Err(e) = inbox.append(&retry) {
+            tracing::warn!(id = %id, error = %e, "could not queue an opportunity to fetch again");
+        }
+    }
     let total = Store::open(&options.data_dir)?.len() as u64;
 
     let stats = client.stats();
@@ -665,7 +682,15 @@ fn dispatch(
         tally.resumed += 1;
         return Ok(());
     }
-    let stored = batch.base().get(&opp.id)?;
+    let stored = match batch.base().get(&opp.id) {
+        Ok(stored) => stored,
+        // An unreadable stored record (a failed checksum) is fetched again and replaced.
+        Err(e @ crate::store::Error::Corrupt { .. }) => {
+            tracing::warn!(id = %opp.id, error = %e, "the stored record of an opportunity is unreadable; it is fetched again");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut candidate = opp.to_candidate();
     if let Some(stored) = stored
         .as_ref()
