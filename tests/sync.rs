@@ -21,7 +21,7 @@ use rediscover::extract::{Format, extract};
 use rediscover::index::{Embedder, chunk};
 use rediscover::lever::{ApiKey, ClientConfig, Credentials};
 use rediscover::pipeline::{self, Prefetcher};
-use rediscover::store::Store;
+use rediscover::store::{Store, SyncState};
 use rediscover::sync::inbox::{Inbox, RETRY_EVENT};
 use rediscover::sync::{SyncMode, SyncOptions, SyncReport, run};
 
@@ -1247,6 +1247,109 @@ async fn a_resumed_backfill_does_not_publish_what_lever_deleted_meanwhile() {
     );
     assert!(!report.commit.changed.contains(&gone));
     assert_eq!(store.len(), ids.len() - 1);
+    assert_store_matches_pool(dir.path(), &lever.pool());
+}
+
+/// Lever pages by (stage, creation time, id): an opportunity moved back in that order while a
+/// full run reads the list is never listed. A complete full listing over a populated store does
+/// not purge it: Lever is asked for it by id, it keeps its stored version, and the next run
+/// fetches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_does_not_purge_what_the_listing_skipped() {
+    // More opportunities than the listing reads ahead of the writer (256, and a page), so the
+    // last ones are not listed yet when the trigger is fetched.
+    let lever = mock(generate_pool(400, 23), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("first sync");
+    // A populated store whose next run is a full one (as after an incomplete full run).
+    Store::begin(dir.path())
+        .expect("begin")
+        .commit(SyncState::default())
+        .expect("commit");
+    let pool = lever.pool();
+    let key = |o: &rediscover::mock_lever::MockOpportunity, stage: &str| {
+        (
+            pool.stage_index(stage).expect("stage"),
+            o.opportunity["createdAt"].as_i64().expect("createdAt"),
+            o.id().to_owned(),
+        )
+    };
+    let stage_of = |o: &rediscover::mock_lever::MockOpportunity| {
+        o.opportunity["stage"].as_str().expect("stage").to_owned()
+    };
+    let mut order: Vec<_> = pool
+        .opportunities()
+        .iter()
+        .map(|o| (key(o, &stage_of(o)), o.id().to_owned()))
+        .collect();
+    order.sort();
+    // The last opportunity listed moves to the first one's stage once the listing is past
+    // where it lands there.
+    let moved = order.last().expect("opportunities").1.clone();
+    let first_stage = stage_of(pool.opportunity(&order[0].1).expect("first"));
+    let landing = key(pool.opportunity(&moved).expect("moved"), &first_stage);
+    let past = order.iter().position(|(k, _)| *k > landing).expect("past");
+    let trigger = order[past + 1].1.clone();
+    assert!(
+        past + 1 + 256 + 2 * 10 < order.len() - 1,
+        "the trigger comes early in the list"
+    );
+    // Every opportunity changed, so each one is fetched (and offered) in list order.
+    for (_, id) in &order {
+        lever
+            .mutate(MutateOp::AddNote {
+                opportunity_id: id.clone(),
+                text: "Checked in.".into(),
+            })
+            .expect("note");
+    }
+    let (sender, received) = std::sync::mpsc::sync_channel(1_000);
+    let mut options = fast_options(dir.path(), &lever.base_url(), 5_000.0);
+    options.client.page_size = 10;
+    options.concurrency = 1;
+    options.fetched = Some(sender);
+    let task = tokio::spawn(run(options));
+    loop {
+        match received.try_recv() {
+            Ok(candidate) if candidate.id == trigger => break,
+            Ok(_) => {}
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                assert!(!task.is_finished(), "the run ended before the trigger");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    lever
+        .mutate(MutateOp::MoveStage {
+            opportunity_id: moved.clone(),
+            stage_id: first_stage,
+        })
+        .expect("move");
+    let report = task.await.expect("join").expect("full run");
+    let later: Vec<String> = received.try_iter().map(|c| c.id).collect();
+    assert!(!later.contains(&moved), "the moved opportunity was listed after all");
+    assert_eq!(report.mode, SyncMode::Full);
+    assert!(report.listing_complete, "{report:?}");
+    assert!(
+        !report.commit.deleted.contains(&moved),
+        "an opportunity the listing skipped was purged"
+    );
+    assert!(Store::open(dir.path()).expect("open").contains(&moved));
+    let queued = Inbox::new(dir.path()).read().expect("inbox");
+    assert!(
+        queued
+            .notices
+            .iter()
+            .any(|n| n.opportunity_id == moved && n.event == RETRY_EVENT),
+        "{queued:?}"
+    );
+    // The next run fetches it by id: the store equals the pool again.
+    run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("next sync");
     assert_store_matches_pool(dir.path(), &lever.pool());
 }
 

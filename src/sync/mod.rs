@@ -244,6 +244,7 @@ pub async fn run_with_client(
     let notices = Inbox::new(&options.data_dir).read()?;
     named.extend(notices.opportunity_ids());
     let named = fetch_named(client, &mut batch, named, &query, &mut tally).await?;
+    let lookup_query = query.clone();
     if let (SyncMode::Incremental, Some(last)) = (mode, previous.last_run_started_at) {
         query.push(("updated_at_start", (last - overlap).to_string()));
     }
@@ -273,8 +274,21 @@ pub async fn run_with_client(
             .filter(|id| !tally.seen.contains(*id) && !tally.unreadable.contains(*id))
             .map(str::to_owned)
             .collect();
-        for id in gone {
-            batch.delete(&id)?;
+        // Lever pages by (stage, creation time, id): an opportunity moved back in that order
+        // while the run read the list was never listed, yet is not gone. Each one is asked for
+        // by id: a 404 or a 403 purges it; one Lever still has keeps its stored version and is
+        // fetched by id next run.
+        let still_there = fetch_named(
+            client,
+            &mut batch,
+            gone.into_iter().collect(),
+            &lookup_query,
+            &mut tally,
+        )
+        .await?;
+        for opportunity in still_there {
+            tracing::info!(id = %opportunity.id, "an opportunity the listing skipped is still in Lever; it is fetched by id next run");
+            tally.relisted.push(opportunity.id);
         }
     }
 
@@ -289,6 +303,7 @@ pub async fn run_with_client(
         tally
             .failed_ids
             .iter()
+            .chain(&tally.relisted)
             .filter(|id| !queued.contains(id.as_str()))
             .collect()
     };
@@ -401,6 +416,9 @@ struct Tally {
     resumed: u64,
     not_visible: u64,
     failed_ids: Vec<String>,
+    /// Opportunities a complete full listing skipped that Lever still has: kept as stored and
+    /// fetched by id next run.
+    relisted: Vec<String>,
     malformed: Vec<MalformedRecord>,
     resumes_downloaded: u64,
     resume_text_failed: u64,
@@ -507,11 +525,12 @@ async fn purge_deleted(
     Ok(named)
 }
 
-/// Fetches each opportunity named by a deleted application or a webhook notice, all at once
-/// under the shared limiter: a 404 purges it, and so does a 403 (this credential may not see
-/// it, e.g. a confidential opportunity without confidential access); the others are returned
-/// for the listing to dispatch first (marked forced, so their children are fetched again).
-/// Failures are counted, and keep their notices for the next run.
+/// Fetches opportunities by id (named by a deleted application or a webhook notice, or missing
+/// from a complete full listing), all at once under the shared limiter: a 404 purges one, and
+/// so does a 403 (this credential may not see it, e.g. a confidential opportunity without
+/// confidential access); the others are returned (marked forced, so their children are fetched
+/// again when the listing dispatches them). Failures are counted, keep their stored versions
+/// and their notices, and are fetched again next run.
 async fn fetch_named(
     client: &LeverClient,
     batch: &mut Batch,
@@ -545,7 +564,7 @@ async fn fetch_named(
             Err(crate::lever::Error::Forbidden { .. }) => purge_not_visible(batch, tally, &id)?,
             Err(e) if e.is_auth() => return Err(Error::Lever(e)),
             Err(e) => {
-                tracing::warn!(id = %id, error = %e, "could not fetch an opportunity named by a webhook or a deleted application; it is retried next run");
+                tracing::warn!(id = %id, error = %e, "could not fetch an opportunity by id; it is retried next run");
                 tally.fail(id);
             }
         }
