@@ -365,6 +365,66 @@ async fn scripted_lever_faults_and_odd_files_are_recorded_and_candidates_kept() 
     );
 }
 
+/// A resume file Lever keeps failing to send (5xx after every retry) does not keep a new
+/// candidate out of the pool: it is stored without that text and fetched again next run. Once
+/// stored with its text, a failing download keeps the stored version.
+#[tokio::test]
+async fn a_resume_download_that_keeps_failing_does_not_hold_back_a_new_candidate() {
+    let lever = |status: u16| {
+        let mut script = Script {
+            page_size: 10,
+            ..Script::default()
+        };
+        script.opportunities.push(opportunity("o1"));
+        script
+            .resumes
+            .insert("o1".into(), vec![resume("r1", "txt", "processed")]);
+        script.files.insert(
+            ("o1".into(), "r1".into()),
+            (status, b"Rust engineer, ten years of Tokio".to_vec()),
+        );
+        serve(Arc::new(script))
+    };
+    let failing = lever(500).await;
+    let working = lever(200).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let retry_queued = || {
+        Inbox::new(dir.path())
+            .read()
+            .expect("inbox")
+            .notices
+            .iter()
+            .any(|n| n.opportunity_id == "o1" && n.event == RETRY_EVENT)
+    };
+
+    let report = run(options(dir.path(), &failing, KEY)).await.expect("sync");
+    assert_eq!(report.opportunities_failed, 0, "{report:?}");
+    let store = stored(dir.path());
+    assert!(
+        matches!(&store["o1"].resumes[0].text_status, TextStatus::Failed(r) if r.contains("download")),
+        "{:?}",
+        store["o1"].resumes[0].text_status
+    );
+    assert_eq!(store["o1"].notes.len(), 0);
+    assert!(retry_queued(), "fetched again next run");
+
+    run(options(dir.path(), &working, KEY)).await.expect("sync");
+    let text = |dir: &Path| stored(dir)["o1"].resume_text().map(str::to_owned);
+    assert_eq!(
+        text(dir.path()).as_deref(),
+        Some("Rust engineer, ten years of Tokio")
+    );
+
+    let report = run(options(dir.path(), &failing, KEY)).await.expect("sync");
+    assert_eq!(report.opportunities_failed, 1, "{report:?}");
+    assert_eq!(
+        text(dir.path()).as_deref(),
+        Some("Rust engineer, ten years of Tokio"),
+        "the stored text stays"
+    );
+    assert!(retry_queued());
+}
+
 #[tokio::test]
 async fn wrong_key_fails_clearly_and_leaves_the_store_as_it_was() {
     let mut script = Script {
@@ -1330,7 +1390,10 @@ async fn a_full_run_does_not_purge_what_the_listing_skipped() {
         .expect("move");
     let report = task.await.expect("join").expect("full run");
     let later: Vec<String> = received.try_iter().map(|c| c.id).collect();
-    assert!(!later.contains(&moved), "the moved opportunity was listed after all");
+    assert!(
+        !later.contains(&moved),
+        "the moved opportunity was listed after all"
+    );
     assert_eq!(report.mode, SyncMode::Full);
     assert!(report.listing_complete, "{report:?}");
     assert!(

@@ -29,6 +29,8 @@ pub(super) enum ChildOutcome {
 pub(super) struct ChildStats {
     pub resumes_downloaded: u64,
     pub resume_text_failed: u64,
+    /// Resume files Lever kept failing to send (a 5xx or a network error after every retry).
+    pub resume_downloads_failed: u64,
     pub malformed: Vec<MalformedRecord>,
 }
 
@@ -157,7 +159,16 @@ async fn resume_with_text(
             resume.text_status = TextStatus::Failed(reason);
             return Ok(resume);
         }
-        Err(e) => return Err(e),
+        Err(e) if e.is_auth() => return Err(e),
+        Err(e) => {
+            // The caller decides: a stored version stays, a new opportunity is stored without
+            // this text; either way it is fetched again next run.
+            tracing::warn!(resume = %resume.id, error = %e, "could not download a resume file");
+            stats.resume_text_failed += 1;
+            stats.resume_downloads_failed += 1;
+            resume.text_status = TextStatus::Failed(format!("the download failed: {e}"));
+            return Ok(resume);
+        }
     };
     stats.resumes_downloaded += 1;
     let extracted = tokio::task::spawn_blocking(move || extract::extract(format, &bytes))

@@ -288,7 +288,7 @@ pub async fn run_with_client(
         .await?;
         for opportunity in still_there {
             tracing::info!(id = %opportunity.id, "an opportunity the listing skipped is still in Lever; it is fetched by id next run");
-            tally.relisted.push(opportunity.id);
+            tally.fetch_again.push(opportunity.id);
         }
     }
 
@@ -303,7 +303,7 @@ pub async fn run_with_client(
         tally
             .failed_ids
             .iter()
-            .chain(&tally.relisted)
+            .chain(&tally.fetch_again)
             .filter(|id| !queued.contains(id.as_str()))
             .collect()
     };
@@ -416,9 +416,10 @@ struct Tally {
     resumed: u64,
     not_visible: u64,
     failed_ids: Vec<String>,
-    /// Opportunities a complete full listing skipped that Lever still has: kept as stored and
-    /// fetched by id next run.
-    relisted: Vec<String>,
+    /// Opportunities fetched by id next run though this one did not fail them: those a
+    /// complete full listing skipped that Lever still has (kept as stored), and new ones stored
+    /// without the text of a resume whose download kept failing.
+    fetch_again: Vec<String>,
     malformed: Vec<MalformedRecord>,
     resumes_downloaded: u64,
     resume_text_failed: u64,
@@ -765,7 +766,21 @@ fn record_outcome(
             tally.malformed.extend(stats.malformed);
             tally.fail(id);
         }
+        Ok(ChildOutcome::Synced { stats, .. })
+            if stats.resume_downloads_failed > 0
+                && (batch.base().contains(&id) || batch.is_staged(&id)) =>
+        {
+            // The stored version may hold that resume's text: keep it, try again next run.
+            tracing::warn!(id = %id, "a resume of an opportunity could not be downloaded; the stored version stays and it is retried next run");
+            tally.fail(id);
+        }
         Ok(ChildOutcome::Synced { candidate, stats }) => {
+            if stats.resume_downloads_failed > 0 {
+                // A new opportunity: stored without that text rather than not at all, and
+                // fetched again next run.
+                tracing::warn!(id = %id, "a resume of a new opportunity could not be downloaded; it is stored without that text and fetched again next run");
+                tally.fetch_again.push(id.clone());
+            }
             tally.fetched += 1;
             tally.resumes_downloaded += stats.resumes_downloaded;
             tally.resume_text_failed += stats.resume_text_failed;
