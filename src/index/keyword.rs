@@ -419,7 +419,7 @@ impl KeywordWriter {
     }
 
     /// Commits and waits for merges, then merges away every segment that still holds deleted
-    /// documents (see [`purge_deleted`]), leaving a complete index in the directory.
+    /// documents (see `purge_deleted`), leaving a complete index in the directory.
     pub fn finish(mut self) -> Result<(), Error> {
         let err = keyword_error(&self.dir);
         self.writer.commit().map_err(&err)?;

@@ -4,9 +4,9 @@
 //! points have left the graph and whose rows and texts are zeros.
 //!
 //! hnsw_rs builds the graph of a full build or a compaction; an incremental update inserts
-//! into a mutable copy of the previous generation's graph instead ([`insert`]). Reading never
+//! into a mutable copy of the previous generation's graph instead (`insert`). Reading never
 //! touches hnsw_rs: every generation's graph is written flat (`graph.bin`, `vectors.f32`, see
-//! [`graph`]), and [`VectorIndex`] memory-maps those files and searches them itself, so
+//! `graph`), and [`VectorIndex`] memory-maps those files and searches them itself, so
 //! reopening is a few mmaps and costs almost no resident memory.
 //!
 //! Files in a generation directory: `graph.bin` + `vectors.f32` (the flat graph, the only copy
