@@ -250,14 +250,8 @@ pub fn rebuild(
     progress: &Progress,
 ) -> crate::Result<IndexStats> {
     let _lock = IndexLock::acquire(data_dir)?;
-    let latest;
-    let store = match latest_store(data_dir, store)? {
-        Some(newer) => {
-            latest = newer;
-            &latest
-        }
-        None => store,
-    };
+    let latest = latest_store(data_dir, store)?;
+    let store = latest.as_ref().unwrap_or(store);
     let cache = VectorCache::new(embedder);
     reuse_current_vectors(data_dir, &cache);
     Ok(index::try_rebuild(
@@ -313,14 +307,8 @@ pub fn bring_up_to_date(
 ) -> crate::Result<IndexOutcome> {
     let started = Instant::now();
     let _lock = IndexLock::acquire(data_dir)?;
-    let latest;
-    let store = match latest_store(data_dir, store)? {
-        Some(newer) => {
-            latest = newer;
-            &latest
-        }
-        None => store,
-    };
+    let latest = latest_store(data_dir, store)?;
+    let store = latest.as_ref().unwrap_or(store);
     let target = store.generation();
     let current = Indexes::current_generation(data_dir)?;
     let done = |action, stats: Option<IndexStats>| IndexOutcome {

@@ -163,24 +163,11 @@ mod tests {
 
     #[test]
     fn people_completes_unranked_opportunities() {
-        let row = |contact: &str, deleted: bool| CandidateRow {
-            opportunity_id: String::new(),
-            contact_id: contact.into(),
-            archived: false,
-            hired: false,
-            archive_reason_id: None,
-            location: String::new(),
-            tags: vec![],
-            furthest_stage_order: None,
-            last_interaction_at: None,
-            best_rating: None,
-            deleted,
-        };
         let rows = vec![
-            row("a", false),
-            row("b", false),
-            row("a", false),
-            row("a", true),
+            row("o0", "a", false),
+            row("o1", "b", false),
+            row("o2", "a", false),
+            row("o3", "a", true),
         ];
         let people = People::build(&rows);
         let mut groups =
