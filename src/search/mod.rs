@@ -638,7 +638,7 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     let in_store = |o: u32| !store_ahead || ctx.store.contains(&rows[o as usize].opportunity_id);
     let mut fusion_time = Duration::ZERO;
     let mut earlier_rounds = Timings::default();
-    let (retrieval, weight, groups) = loop {
+    let (retrieval, weight, mut groups) = loop {
         let retrieval = retrieve(
             ctx.indexes,
             ctx.embedder,
@@ -688,7 +688,6 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
         earlier_rounds.add(&retrieval.timings);
         spec.depth = (spec.depth * 2).min(MAX_DEPTH);
     };
-    let mut groups = groups;
     let completing = Instant::now();
     if let Some(people) = ctx.people {
         group::complete_groups(&mut groups, rows, people);
