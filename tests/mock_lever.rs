@@ -252,6 +252,26 @@ async fn altered_or_foreign_offset_tokens_are_rejected() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// Lever answers an unknown method on a known route like an unknown route (section 4).
+#[tokio::test]
+async fn a_known_route_with_another_method_is_a_lever_404() {
+    let mock = start(3, 4).await;
+    let id = mock.pool().opportunities()[0].id().to_owned();
+    for (method, path) in [
+        (reqwest::Method::DELETE, format!("/opportunities/{id}")),
+        (reqwest::Method::POST, "/postings".to_owned()),
+    ] {
+        let (status, body) = send(
+            method.clone(),
+            &format!("{}{path}", mock.base_url()),
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(body["code"], "ResourceNotFound", "{method} {path}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn limit_outside_1_to_100_is_a_bad_request() {
     let mock = start(5, 4).await;
@@ -721,6 +741,15 @@ async fn control_routes_mutate_and_report_over_http() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A count no pool could hold is refused, not attempted.
+    let (status, _) = send(
+        reqwest::Method::POST,
+        &format!("{control}/mutate"),
+        json!({"op": "add_candidates", "count": u64::MAX, "seed": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(mock.pool().opportunities().len(), 15);
     get(&format!("{}/tags", mock.base_url())).await;
     let (status, stats) = get(&format!("{control}/stats")).await;
     assert_eq!(status, StatusCode::OK);

@@ -8,6 +8,9 @@ use super::Error;
 use super::generate::generate_more;
 use super::pool::{MockOpportunity, MockResume, Pool, str_field};
 
+/// Most opportunities one `add_candidates` mutation generates.
+const MAX_ADDED_CANDIDATES: usize = 100_000;
+
 /// One control mutation, as `POST /_mock/mutate` accepts it (`{"op": "<name>", ...}`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -143,6 +146,9 @@ pub(crate) fn apply(pool: &mut Pool, op: MutateOp, now: i64) -> Result<(Value, V
             let id = delete_application(pool, &opportunity_id, application_id.as_deref(), now)?;
             Ok((json!({"applicationId": id}), Vec::new()))
         }
+        MutateOp::AddCandidates { count, .. } if count > MAX_ADDED_CANDIDATES => Err(
+            Error::Invalid(format!("count must be at most {MAX_ADDED_CANDIDATES}")),
+        ),
         MutateOp::AddCandidates { count, seed } => {
             let (ids, events) = add_candidates(pool, count, seed, now);
             Ok((json!({"opportunityIds": ids}), events))

@@ -313,6 +313,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/webhooks/{id}", axum::routing::delete(webhook::remove))
         .fallback(not_found)
+        // Lever answers an unknown method on a known route as an unknown route (section 4).
+        .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), gate));
     let control = Router::new()
         .route("/mutate", post(control::mutate))
