@@ -209,6 +209,32 @@ async fn a_confidential_opportunity_asked_for_by_id_without_the_grant_is_403() {
     ] {
         assert_eq!(get(&url).await.0, StatusCode::FORBIDDEN, "{url}");
     }
+    // Writes are refused too, before anything changes.
+    let before = mock.pool().opportunity(&secret).cloned();
+    for (method, url, body) in [
+        (
+            reqwest::Method::POST,
+            format!("{base}/notes"),
+            json!({"value": "hi"}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{base}/addTags"),
+            json!({"tags": ["x"]}),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("{base}/archived"),
+            json!({"reason": null}),
+        ),
+    ] {
+        let (status, _) = send(method.clone(), &url, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {url}");
+    }
+    assert!(
+        mock.pool().opportunity(&secret).cloned() == before,
+        "a refused write changed the pool"
+    );
     let with_grant = start(230, 2).await;
     let url = format!("{}/opportunities/{secret}", with_grant.base_url());
     assert_eq!(get(&url).await.0, StatusCode::OK);

@@ -25,6 +25,12 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("request body is not valid json: {e}")))
 }
 
+/// Refuses a write to an opportunity this key may not see (404 unknown, 403 confidential
+/// without the grant, section 6.3) before anything changes.
+fn writable(shared: &Shared, id: &str) -> Result<(), ApiError> {
+    with_opportunity(shared, id, |_, _| Ok(()))
+}
+
 /// The opportunity after a write, blanking contact fields if configured (as recorded).
 fn mutation_response(shared: &Shared, id: &str) -> ApiResult {
     with_opportunity(shared, id, |_, opp| {
@@ -46,6 +52,7 @@ pub(crate) async fn create_note(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> ApiResult {
+    writable(&shared, &id)?;
     let params = Params::parse(raw.as_deref());
     let body = parse_body(&body)?;
     let value = body["value"]
@@ -81,6 +88,7 @@ pub(crate) async fn delete_note(
     State(shared): S,
     Path((id, nid)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    writable(&shared, &id)?;
     shared.write(|pool, now| Ok((mutate::delete_note(pool, &id, &nid, now)?, Vec::new())))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -92,6 +100,7 @@ pub(crate) async fn list_action(
     OriginalUri(uri): OriginalUri,
     body: Bytes,
 ) -> ApiResult {
+    writable(&shared, &id)?;
     let action = uri.path().rsplit('/').next().unwrap_or("");
     let (add, field) = match action {
         "addTags" => (true, "tags"),
@@ -128,6 +137,7 @@ pub(crate) async fn put_stage(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> ApiResult {
+    writable(&shared, &id)?;
     let params = Params::parse(raw.as_deref());
     let body = parse_body(&body)?;
     let stage = body["stage"]
@@ -144,6 +154,7 @@ pub(crate) async fn put_archived(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
+    writable(&shared, &id)?;
     let body = parse_body(&body)?;
     let reason = match body.get("reason") {
         Some(Value::String(r)) => Some(r.clone()),
