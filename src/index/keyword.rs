@@ -487,7 +487,12 @@ fn document(
             titles.push(p.title.as_str());
         }
         for s in &r.schools {
-            prose.extend([s.org.as_str(), s.degree.as_str(), s.field.as_str()]);
+            prose.extend([
+                s.org.as_str(),
+                s.degree.as_str(),
+                s.field.as_str(),
+                s.summary.as_str(),
+            ]);
         }
     }
     if let Some(text) = c.resume_text() {
