@@ -218,6 +218,11 @@ pub(crate) mod build {
             to_stage_index: 2,
             at: 1,
         });
+        pool[2].resumes[0].schools.push(rediscover::domain::School {
+            org: "Northside College".into(),
+            summary: "Thesis on sepsis triage in rural clinics.".into(),
+            ..rediscover::domain::School::default()
+        });
         pool[2].notes.push(Note {
             id: "note-1".into(),
             comments: vec!["Great bedside manner, wants night shifts.".into()],
@@ -297,6 +302,8 @@ pub(crate) mod build {
         assert_eq!(ix.stats().candidates, 15);
         assert!(ix.stats().bytes_on_disk > 0);
         assert_eq!(index::current_stats(tmp.path()).unwrap(), Some(ix.stats()));
+        // A school's summary is searched like a position's.
+        assert_eq!(keyword_ids(&ix, "sepsis"), vec!["opp-nurse"]);
 
         // Stemming on prose, rows filled from the reference data.
         assert_eq!(keyword_ids(&ix, "trading systems"), vec!["opp-cpp"]);
@@ -432,6 +439,30 @@ pub(crate) mod build {
         assert_eq!(vector_ids(&ix, "hospital intensive care")[0], "opp-nurse");
         drop(ix);
         update_and_check(tmp.path());
+    }
+
+    /// A resume of megabytes is cut into the same passages as its opening pages: only the
+    /// text the kept windows cover is tokenized.
+    #[test]
+    fn a_huge_resume_gives_the_passages_of_its_opening() {
+        let mut candidate = pool().into_iter().find(|c| c.id == "opp-nurse").unwrap();
+        let sentence = "Registered nurse in intensive care, ventilators and triage, night shifts. ";
+        let huge = sentence.repeat(40_000);
+        let opening: String = huge.chars().take(60_000).collect();
+        let passages = |text: &str, candidate: &mut rediscover::domain::Candidate| {
+            candidate.resumes[0].text = Some(text.to_owned());
+            index::chunk::passages(candidate, embedder()).unwrap()
+        };
+        let from_opening = passages(&opening, &mut candidate);
+        let from_huge = passages(&huge, &mut candidate);
+        let resume = |p: &Vec<index::chunk::Passage>| -> Vec<(u32, u32, String)> {
+            p.iter()
+                .filter(|p| p.kind == index::chunk::ChunkKind::Resume)
+                .map(|p| (p.start, p.end, p.text.clone()))
+                .collect()
+        };
+        assert_eq!(resume(&from_huge).len(), index::chunk::MAX_RESUME_CHUNKS);
+        assert_eq!(resume(&from_huge), resume(&from_opening));
     }
 
     #[test]

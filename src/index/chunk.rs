@@ -10,6 +10,9 @@ use crate::domain::Candidate;
 
 /// Tokens shared by two consecutive windows of the same text.
 const OVERLAP_TOKENS: usize = 32;
+/// Bytes of text per token to tokenize first (English prose runs at 4 to 6); a text that
+/// yields fewer tokens is tokenized again from a longer prefix.
+const BYTES_PER_TOKEN_GUESS: usize = 16;
 /// Most resume windows per candidate: beyond this a resume is mostly repetition and the cost
 /// of embedding it dominates the build.
 pub const MAX_RESUME_CHUNKS: usize = 12;
@@ -98,9 +101,23 @@ fn windows(
     embedder: &Embedder,
     max_windows: usize,
 ) -> Result<Vec<Passage>, Error> {
-    let spans = embedder.token_spans(text)?;
     let width = embedder.max_tokens().saturating_sub(2).max(8);
-    Ok(window_ranges(&spans, width, OVERLAP_TOKENS.min(width / 4))
+    let overlap = OVERLAP_TOKENS.min(width / 4);
+    // Only the first `max_windows` windows are kept, so only the text they cover is
+    // tokenized: a prefix ending at whitespace (where the tokenizer splits anyway, so its
+    // tokens are those of the whole text), widened until it holds every token they need. A
+    // resume of megabytes would otherwise cost gigabytes of tokenizer memory.
+    let needed = max_windows.saturating_sub(1) * (width - overlap) + width;
+    let mut cap = needed.saturating_mul(BYTES_PER_TOKEN_GUESS);
+    let spans = loop {
+        let prefix = prefix_at_whitespace(text, cap);
+        let spans = embedder.token_spans(prefix)?;
+        if spans.len() >= needed || prefix.len() == text.len() {
+            break spans;
+        }
+        cap = cap.saturating_mul(4);
+    };
+    Ok(window_ranges(&spans, width, overlap)
         .into_iter()
         .take(max_windows)
         .map(|(start, end)| Passage {
@@ -110,6 +127,22 @@ fn windows(
             text: text[start..end].to_owned(),
         })
         .collect())
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends just before whitespace (the
+/// whole text when it is short enough, or when no whitespace comes early enough).
+fn prefix_at_whitespace(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    match text[..end].rfind(char::is_whitespace) {
+        Some(cut) if cut > 0 => &text[..cut],
+        _ => text,
+    }
 }
 
 /// Byte ranges of windows of `width` tokens stepping by `width - overlap` tokens.
@@ -137,6 +170,15 @@ mod tests {
         let spans: Vec<(usize, usize)> = (0..10).map(|i| (i * 2, i * 2 + 1)).collect();
         let w = window_ranges(&spans, 4, 1);
         assert_eq!(w, vec![(0, 7), (6, 13), (12, 19)]);
+    }
+
+    #[test]
+    fn a_prefix_ends_before_whitespace_on_a_char_boundary() {
+        assert_eq!(prefix_at_whitespace("short", 10), "short");
+        assert_eq!(prefix_at_whitespace("one two three", 9), "one two");
+        assert_eq!(prefix_at_whitespace("één twee drie", 9), "één");
+        assert_eq!(prefix_at_whitespace("é x", 1), "é x");
+        assert_eq!(prefix_at_whitespace("nowhitespace", 4), "nowhitespace");
     }
 
     #[test]
