@@ -365,6 +365,50 @@ async fn scripted_lever_faults_and_odd_files_are_recorded_and_candidates_kept() 
     );
 }
 
+/// A resume file whose extraction an earlier run never finished (the process died or hung in
+/// it, which no panic guard contains) is not extracted again: the candidate is stored without
+/// that text, and every other file is extracted as usual.
+#[tokio::test]
+async fn a_resume_file_that_killed_an_earlier_run_is_not_extracted_again() {
+    let mut script = Script {
+        page_size: 10,
+        ..Script::default()
+    };
+    for (opp, resume_id) in [("o1", "r1"), ("o2", "r2")] {
+        script.opportunities.push(opportunity(opp));
+        script
+            .resumes
+            .insert(opp.into(), vec![resume(resume_id, "txt", "processed")]);
+        script.files.insert(
+            (opp.into(), resume_id.into()),
+            (200, format!("Resume text of {opp}").into_bytes()),
+        );
+    }
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // What a run that died extracting r1 leaves behind.
+    let markers = dir.path().join("extracting");
+    std::fs::create_dir_all(&markers).expect("markers");
+    std::fs::write(markers.join("r1"), b"").expect("marker");
+
+    let report = run(options(dir.path(), &url, KEY)).await.expect("sync");
+    assert_eq!(report.opportunities_failed, 0, "{report:?}");
+    let store = stored(dir.path());
+    assert_eq!(store["o1"].resume_text(), None);
+    assert!(
+        matches!(&store["o1"].resumes[0].text_status, TextStatus::Failed(r) if r.contains("earlier run")),
+        "{:?}",
+        store["o1"].resumes[0].text_status
+    );
+    assert_eq!(store["o2"].resume_text(), Some("Resume text of o2"));
+    // r1's marker stays (later runs skip it too); r2's is gone with its extraction.
+    let left: Vec<String> = std::fs::read_dir(&markers)
+        .expect("markers")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["r1"]);
+}
+
 /// A resume file Lever keeps failing to send (5xx after every retry) does not keep a new
 /// candidate out of the pool: it is stored without that text and fetched again next run. Once
 /// stored with its text, a failing download keeps the stored version.

@@ -9,6 +9,8 @@ use crate::lever::client::path_segment;
 use crate::lever::wire::{WireFeedback, WireNote, WireResume};
 use crate::lever::{Error, LeverClient, MalformedRecord};
 
+use super::extracting::Extractions;
+
 /// What fetching one opportunity's children gave.
 #[derive(Debug)]
 pub(super) enum ChildOutcome {
@@ -39,6 +41,7 @@ pub(super) struct ChildStats {
 pub(super) async fn fetch(
     client: &LeverClient,
     mut candidate: Candidate,
+    extractions: &Extractions,
 ) -> Result<ChildOutcome, Error> {
     let base = format!("/opportunities/{}", path_segment(&candidate.id));
     let resumes_path = format!("{base}/resumes");
@@ -84,7 +87,7 @@ pub(super) async fn fetch(
 
     let mut synced = Vec::with_capacity(resumes.len());
     for wire in &resumes {
-        synced.push(resume_with_text(client, &base, wire, &mut stats).await?);
+        synced.push(resume_with_text(client, &base, wire, extractions, &mut stats).await?);
     }
     candidate.resumes = synced;
     candidate.notes = notes
@@ -126,6 +129,7 @@ async fn resume_with_text(
     client: &LeverClient,
     base: &str,
     wire: &WireResume,
+    extractions: &Extractions,
     stats: &mut ChildStats,
 ) -> Result<Resume, Error> {
     let mut resume = wire.to_resume();
@@ -141,6 +145,14 @@ async fn resume_with_text(
     if file.status.as_deref() == Some("error") {
         // Lever answers 422 for these downloads; spare the request.
         resume.text_status = TextStatus::Unprocessable;
+        return Ok(resume);
+    }
+    if extractions.unfinished(&resume.id) {
+        stats.resume_text_failed += 1;
+        resume.text_status = TextStatus::Failed(
+            "an earlier run died or hung extracting this file's text; it is not tried again"
+                .to_owned(),
+        );
         return Ok(resume);
     }
     let path = format!("{base}/resumes/{}/download", path_segment(&resume.id));
@@ -171,9 +183,11 @@ async fn resume_with_text(
         }
     };
     stats.resumes_downloaded += 1;
+    let marker = extractions.begin(&resume.id);
     let extracted = tokio::task::spawn_blocking(move || extract::extract(format, &bytes))
         .await
         .unwrap_or(Err(extract::Error::PdfPanic));
+    drop(marker);
     match extracted {
         Ok(text) => {
             resume.text = Some(text);

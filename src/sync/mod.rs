@@ -13,6 +13,7 @@
 //! whenever the listings were read in full.
 
 mod children;
+mod extracting;
 pub mod inbox;
 mod progress;
 mod reference;
@@ -205,6 +206,8 @@ pub async fn run_with_client(
     let (reference, confidential_access) = reference::fetch(client, &mut tally.malformed).await?;
 
     let mut batch = Store::begin(&options.data_dir)?;
+    // Read with the store's lock held: no other sync is extracting now.
+    let extractions = std::sync::Arc::new(extracting::Extractions::open(&options.data_dir));
     let resumed = batch.resumed();
     let run_started_at = match batch
         .checkpoint(CHECKPOINT_RUN_STARTED_AT)
@@ -255,6 +258,7 @@ pub async fn run_with_client(
         &mut batch,
         named,
         query,
+        &extractions,
         options.concurrency,
         options.fetched.as_ref(),
         &mut tally,
@@ -591,6 +595,7 @@ async fn sync_opportunities(
     batch: &mut Batch,
     first: Vec<Opportunity>,
     query: Vec<(&'static str, String)>,
+    extractions: &std::sync::Arc<extracting::Extractions>,
     concurrency: usize,
     fetched: Option<&std::sync::mpsc::SyncSender<Candidate>>,
     tally: &mut Tally,
@@ -664,7 +669,7 @@ async fn sync_opportunities(
                     Some(Listed::Restarted) => {}
                     Some(Listed::Malformed(record)) => tally.unreadable_record(record),
                     Some(Listed::Opportunity(opp)) => {
-                        if let Err(e) = dispatch(client, batch, *opp, tally, &mut in_flight) {
+                        if let Err(e) = dispatch(client, batch, *opp, extractions, tally, &mut in_flight) {
                             break Err(e);
                         }
                     }
@@ -691,6 +696,7 @@ fn dispatch(
     client: &LeverClient,
     batch: &mut Batch,
     opp: Opportunity,
+    extractions: &std::sync::Arc<extracting::Extractions>,
     tally: &mut Tally,
     in_flight: &mut JoinSet<(String, Result<ChildOutcome, crate::lever::Error>)>,
 ) -> Result<(), Error> {
@@ -724,9 +730,10 @@ fn dispatch(
         return Ok(());
     }
     let client = client.clone();
+    let extractions = std::sync::Arc::clone(extractions);
     in_flight.spawn(async move {
         let id = candidate.id.clone();
-        let result = children::fetch(&client, candidate).await;
+        let result = children::fetch(&client, candidate, &extractions).await;
         (id, result)
     });
     Ok(())
