@@ -353,7 +353,8 @@ pub fn bring_up_to_date(
                 rebuild_reason = Some("the embedding model changed since the last build");
             }
             Err(index::Error::StagesChanged) => {
-                rebuild_reason = Some("Lever's stage list changed since the last build");
+                rebuild_reason =
+                    Some("Lever's stages or archive reasons changed since the last build");
             }
             Err(index::Error::VersionMismatch { .. }) => {
                 rebuild_reason = Some("the index was written by another version of rediscover");

@@ -1207,6 +1207,48 @@ fn a_changed_stage_list_rebuilds_and_the_stage_filter_stays_right() {
     assert_eq!(onsite(&fx.engine()), before);
 }
 
+/// Rows and keyword documents copy the archive reasons' names: when Lever renames one, the
+/// next sync rebuilds, so the new name finds every candidate archived with it, not only those
+/// that changed since.
+#[test]
+fn a_renamed_archive_reason_rebuilds_and_finds_every_candidate() {
+    let fx = Fixture::new();
+    let by_reason = |engine: &Engine, name: &str| {
+        let response = engine
+            .search(&Query {
+                keywords: Some(name.into()),
+                limit: 200,
+                ..query(RUST_POSTING)
+            })
+            .unwrap();
+        let mut found: Vec<String> = ids(&response).iter().map(|s| s.to_string()).collect();
+        found.sort();
+        found
+    };
+    let timing = by_reason(&fx.engine(), "timing");
+    assert!(timing.len() >= 2, "{timing:?}");
+    let mut reference = reference();
+    reference.archive_reasons[0].text = "Bad timing for relocation".into();
+    let store = Store::open(&fx.data).unwrap();
+    let changed = store.candidates().next().unwrap().unwrap();
+    let mut batch = Store::begin(&fx.data).unwrap();
+    batch.set_reference(reference).unwrap();
+    batch.upsert(changed).unwrap();
+    let commit = batch.commit(SyncState::default()).unwrap();
+    let store = Store::open(&fx.data).unwrap();
+    let outcome = rediscover::pipeline::bring_up_to_date(
+        &fx.data,
+        &store,
+        Some(&commit),
+        &fx.embedder,
+        None,
+        &index::Progress::none(),
+    )
+    .unwrap();
+    assert_eq!(outcome.action, rediscover::pipeline::IndexAction::Rebuilt);
+    assert_eq!(by_reason(&fx.engine(), "relocation"), timing);
+}
+
 /// A released deletion notice keeps its candidate hidden from a snapshot older than the
 /// generation that purged it (a query running while the engine has not reloaded yet).
 #[test]

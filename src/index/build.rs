@@ -13,7 +13,9 @@ use super::generation::{self, Meta};
 use super::keyword::KeywordWriter;
 use super::vector::VectorWriter;
 use super::{CandidateRow, Embedder, Error, IndexStats, Progress, ProgressEvent, rows};
-use crate::domain::{Candidate, ReferenceData};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{ArchiveReasonType, Candidate, ReferenceData};
 
 /// Sub-directory of a generation holding the tantivy index.
 pub(crate) const KEYWORD_DIR: &str = "keyword";
@@ -120,6 +122,16 @@ pub fn update(
     if meta.stage_ids.as_deref() != Some(stage_ids(reference).as_slice()) {
         return Err(Error::StagesChanged);
     }
+    // Unchanged rows and documents keep the stage and archive reason names (and the hired
+    // flag) of the list they were built with: a renamed stage or reason would be found only
+    // in the candidates that changed since.
+    if meta
+        .reference_names
+        .as_deref()
+        .is_some_and(|names| names != reference_names(reference))
+    {
+        return Err(Error::StagesChanged);
+    }
     // Last version wins when a candidate appears twice.
     let mut changed: Vec<Candidate> = changed.collect();
     let mut seen = HashSet::new();
@@ -183,6 +195,34 @@ pub fn update(
 /// The ids of Lever's pipeline stages, in order.
 fn stage_ids(reference: &ReferenceData) -> Vec<String> {
     reference.stages.iter().map(|s| s.id.clone()).collect()
+}
+
+/// A checksum (hex sha256) of the names of the stages and of the archive reasons with their
+/// types: what rows and keyword documents copy from the reference data.
+fn reference_names(reference: &ReferenceData) -> String {
+    let mut hasher = Sha256::new();
+    for stage in &reference.stages {
+        for part in [stage.id.as_str(), stage.text.as_str()] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+    }
+    hasher.update([1]);
+    for reason in &reference.archive_reasons {
+        let kind = match reason.reason_type {
+            ArchiveReasonType::Hired => "hired",
+            ArchiveReasonType::NonHired => "non-hired",
+        };
+        for part in [reason.id.as_str(), reason.text.as_str(), kind] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Switches to a fully written generation, or removes a failed one.
@@ -299,6 +339,7 @@ impl Job<'_> {
                 hnsw_basename: None,
                 written_at: generation::now_ms(),
                 stage_ids: Some(stage_ids(self.reference)),
+                reference_names: Some(reference_names(self.reference)),
             },
         )?;
         generation::sync_dir(dir)?;

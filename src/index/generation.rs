@@ -57,6 +57,10 @@ pub struct Meta {
     /// positions in this list. `None` in generations written before it was recorded.
     #[serde(default)]
     pub stage_ids: Option<Vec<String>>,
+    /// A checksum of the stage and archive reason names (and reason types) the rows and
+    /// documents were built with; `None` in generations written before it was recorded.
+    #[serde(default)]
+    pub reference_names: Option<String>,
 }
 
 /// The index root under a data folder.
@@ -241,6 +245,7 @@ mod tests {
             hnsw_basename: None,
             written_at: 0,
             stage_ids: Some(vec!["lead-new".to_owned()]),
+            reference_names: None,
         };
         for version in OLDEST_READABLE_FORMAT..=FORMAT_VERSION {
             write_meta(tmp.path(), &meta(version)).unwrap();

@@ -96,10 +96,11 @@ pub enum Error {
         /// sha256 prefix of the loaded model.
         loaded: String,
     },
-    /// Lever's pipeline stage list changed since the index was built, so its rows' stage
-    /// positions are stale: a full rebuild is needed (the sync does it).
+    /// Lever's pipeline stages or archive reasons changed since the index was built, so its
+    /// rows' stage positions or names are stale: a full rebuild is needed (the sync does it,
+    /// reusing the vectors).
     #[error(
-        "Lever's stage list changed since the index was built; run `rediscover index` to rebuild it"
+        "Lever's stages or archive reasons changed since the index was built; run `rediscover index` to rebuild it"
     )]
     StagesChanged,
     /// An index file is damaged.
