@@ -1146,6 +1146,33 @@ fn engine_follows_a_store_that_moved_without_a_new_index() {
     assert!(engine.candidate(&gone).unwrap_err().is_user_error());
 }
 
+/// Commits new reference data with one candidate changed, as a sync would.
+fn commit_reference(fx: &Fixture, reference: ReferenceData) -> rediscover::store::Commit {
+    let store = Store::open(&fx.data).unwrap();
+    let changed = store.candidates().next().unwrap().unwrap();
+    let mut batch = Store::begin(&fx.data).unwrap();
+    batch.set_reference(reference).unwrap();
+    batch.upsert(changed).unwrap();
+    batch.commit(SyncState::default()).unwrap()
+}
+
+/// The index step of a sync after `commit`.
+fn index_commit(
+    fx: &Fixture,
+    commit: &rediscover::store::Commit,
+) -> rediscover::pipeline::IndexOutcome {
+    let store = Store::open(&fx.data).unwrap();
+    rediscover::pipeline::bring_up_to_date(
+        &fx.data,
+        &store,
+        Some(commit),
+        &fx.embedder,
+        None,
+        &index::Progress::none(),
+    )
+    .unwrap()
+}
+
 /// Rows hold a stage position in Lever's list; when the list changes, the next sync rebuilds
 /// rather than mix positions of two lists, and the minimum-stage filter stays right.
 #[test]
@@ -1171,12 +1198,7 @@ fn a_changed_stage_list_rebuilds_and_the_stage_filter_stays_right() {
             text: "Technical screen".into(),
         },
     );
-    let store = Store::open(&fx.data).unwrap();
-    let changed = store.candidates().next().unwrap().unwrap();
-    let mut batch = Store::begin(&fx.data).unwrap();
-    batch.set_reference(reference).unwrap();
-    batch.upsert(changed).unwrap();
-    let commit = batch.commit(SyncState::default()).unwrap();
+    let commit = commit_reference(&fx, reference);
     // The store is ahead of the index: stages resolve in the index's own list.
     assert_eq!(onsite(&fx.engine()), before);
     let err = fx
@@ -1193,17 +1215,10 @@ fn a_changed_stage_list_rebuilds_and_the_stage_filter_stays_right() {
         err.is_user_error() && err.to_string().contains("newer than the index"),
         "{err}"
     );
-    let store = Store::open(&fx.data).unwrap();
-    let outcome = rediscover::pipeline::bring_up_to_date(
-        &fx.data,
-        &store,
-        Some(&commit),
-        &fx.embedder,
-        None,
-        &index::Progress::none(),
-    )
-    .unwrap();
-    assert_eq!(outcome.action, rediscover::pipeline::IndexAction::Rebuilt);
+    assert_eq!(
+        index_commit(&fx, &commit).action,
+        rediscover::pipeline::IndexAction::Rebuilt
+    );
     assert_eq!(onsite(&fx.engine()), before);
 }
 
@@ -1229,23 +1244,11 @@ fn a_renamed_archive_reason_rebuilds_and_finds_every_candidate() {
     assert!(timing.len() >= 2, "{timing:?}");
     let mut reference = reference();
     reference.archive_reasons[0].text = "Bad timing for relocation".into();
-    let store = Store::open(&fx.data).unwrap();
-    let changed = store.candidates().next().unwrap().unwrap();
-    let mut batch = Store::begin(&fx.data).unwrap();
-    batch.set_reference(reference).unwrap();
-    batch.upsert(changed).unwrap();
-    let commit = batch.commit(SyncState::default()).unwrap();
-    let store = Store::open(&fx.data).unwrap();
-    let outcome = rediscover::pipeline::bring_up_to_date(
-        &fx.data,
-        &store,
-        Some(&commit),
-        &fx.embedder,
-        None,
-        &index::Progress::none(),
-    )
-    .unwrap();
-    assert_eq!(outcome.action, rediscover::pipeline::IndexAction::Rebuilt);
+    let commit = commit_reference(&fx, reference);
+    assert_eq!(
+        index_commit(&fx, &commit).action,
+        rediscover::pipeline::IndexAction::Rebuilt
+    );
     assert_eq!(by_reason(&fx.engine(), "relocation"), timing);
 }
 

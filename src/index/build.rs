@@ -218,11 +218,7 @@ fn reference_names(reference: &ReferenceData) -> String {
             hasher.update([0]);
         }
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::embed::hex(&hasher.finalize())
 }
 
 /// Switches to a fully written generation, or removes a failed one.

@@ -414,7 +414,8 @@ fn tensor(shape: Vec<i64>, data: Vec<i64>) -> Result<Tensor<i64>, Error> {
     Tensor::from_array((shape, data)).map_err(|e| Error::Inference(e.to_string()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
