@@ -465,6 +465,51 @@ pub(crate) mod build {
         assert_eq!(resume(&from_huge), resume(&from_opening));
     }
 
+    /// Vectors depend on the tokenizer and the manifest's settings too: an embedder of the same
+    /// model file with another passage prefix neither updates an index of the other's vectors
+    /// (the sync rebuilds instead) nor reuses them.
+    #[test]
+    fn other_embedding_settings_rebuild_rather_than_mix_vectors() {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        let shipped = super::models_dir().canonicalize().unwrap();
+        let models = tempfile::tempdir().unwrap();
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(shipped.join("manifest.json")).unwrap()).unwrap();
+        for key in ["model", "tokenizer", "runtime_library"] {
+            let file = manifest[key].as_str().unwrap();
+            std::os::unix::fs::symlink(shipped.join(file), models.path().join(file)).unwrap();
+        }
+        manifest["passage_prefix"] = "passage: ".into();
+        std::fs::write(
+            models.path().join("manifest.json"),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        let other = index::Embedder::load_with_sessions(models.path(), 1).unwrap();
+        assert_eq!(other.model_sha256(), embedder().model_sha256());
+        assert_ne!(other.settings_sha256(), embedder().settings_sha256());
+
+        let changed = pool().into_iter().take(1);
+        let err = index::update(
+            tmp.path(),
+            2,
+            changed,
+            &[],
+            &reference(),
+            &other,
+            None,
+            &Progress::none(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, index::Error::ModelChanged { .. }), "{err}");
+        assert_eq!(
+            index::VectorCache::new(&other).add_current_generation(tmp.path()),
+            0
+        );
+        assert!(index::VectorCache::new(embedder()).add_current_generation(tmp.path()) > 0);
+    }
+
     #[test]
     fn vectors_embedded_ahead_are_used_instead_of_embedding_again() {
         let tmp = tempfile::tempdir().unwrap();

@@ -111,10 +111,23 @@ pub fn update(
     };
     let prev = generation::root(data_dir).join(prev_name);
     let meta = generation::read_meta(&prev)?;
-    if meta.model_sha256 != embedder.model_sha256() {
+    let settings_changed = meta
+        .embedding_settings
+        .as_deref()
+        .is_some_and(|settings| settings != embedder.settings_sha256());
+    if meta.model_sha256 != embedder.model_sha256() || settings_changed {
+        let short = |sha: &str| sha.chars().take(12).collect::<String>();
+        let loaded = if settings_changed {
+            format!(
+                "{} with another tokenizer or settings",
+                short(embedder.model_sha256())
+            )
+        } else {
+            short(embedder.model_sha256())
+        };
         return Err(Error::ModelChanged {
-            index: meta.model_sha256.chars().take(12).collect(),
-            loaded: embedder.model_sha256().chars().take(12).collect(),
+            index: short(&meta.model_sha256),
+            loaded,
         });
     }
     // Rows keep their furthest stage as a position in Lever's stage list: once the list
@@ -336,6 +349,7 @@ impl Job<'_> {
                 written_at: generation::now_ms(),
                 stage_ids: Some(stage_ids(self.reference)),
                 reference_names: Some(reference_names(self.reference)),
+                embedding_settings: Some(self.embedder.settings_sha256().to_owned()),
             },
         )?;
         generation::sync_dir(dir)?;

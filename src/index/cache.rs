@@ -25,6 +25,8 @@ type TextKey = [u8; 16];
 #[derive(Debug)]
 pub struct VectorCache {
     model_sha256: String,
+    /// The embedder's [`Embedder::settings_sha256`], when known.
+    settings_sha256: Option<String>,
     dimension: usize,
     entries: Mutex<HashMap<TextKey, Vec<f32>>>,
 }
@@ -32,13 +34,17 @@ pub struct VectorCache {
 impl VectorCache {
     /// An empty cache for vectors of `embedder`'s model.
     pub fn new(embedder: &Embedder) -> VectorCache {
-        VectorCache::for_model(embedder.model_sha256(), embedder.dimension())
+        VectorCache {
+            settings_sha256: Some(embedder.settings_sha256().to_owned()),
+            ..VectorCache::for_model(embedder.model_sha256(), embedder.dimension())
+        }
     }
 
     /// An empty cache for vectors of the model with this sha256 and dimension.
     pub fn for_model(model_sha256: &str, dimension: usize) -> VectorCache {
         VectorCache {
             model_sha256: model_sha256.to_owned(),
+            settings_sha256: None,
             dimension,
             entries: Mutex::new(HashMap::new()),
         }
@@ -46,7 +52,12 @@ impl VectorCache {
 
     /// Whether the cache's vectors were made by `embedder`'s model.
     pub fn serves(&self, embedder: &Embedder) -> bool {
-        self.model_sha256 == embedder.model_sha256() && self.dimension == embedder.dimension()
+        self.model_sha256 == embedder.model_sha256()
+            && self.dimension == embedder.dimension()
+            && self
+                .settings_sha256
+                .as_deref()
+                .is_none_or(|s| s == embedder.settings_sha256())
     }
 
     /// Records the vector of a passage text. A vector of the wrong dimension is refused.
@@ -89,7 +100,11 @@ impl VectorCache {
                 return 0;
             }
         };
-        if indexes.model_sha256() != self.model_sha256 {
+        let other_settings = match (indexes.embedding_settings(), &self.settings_sha256) {
+            (Some(index), Some(cache)) => index != cache,
+            _ => false,
+        };
+        if indexes.model_sha256() != self.model_sha256 || other_settings {
             return 0;
         }
         let vectors = indexes.vectors();

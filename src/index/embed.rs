@@ -66,6 +66,8 @@ struct ModelInputs {
 pub struct Embedder {
     manifest: Manifest,
     model_sha256: String,
+    /// sha256 of what else decides a vector: the tokenizer file and the manifest's settings.
+    settings_sha256: String,
     /// Truncates to `max_tokens`; never pads (batches are padded here, to their longest text).
     tokenizer: Tokenizer,
     /// Neither truncates nor pads: for counting tokens and chunking long text.
@@ -111,6 +113,7 @@ impl Embedder {
         // The checksum names the model file, whichever graph runs: both give the same vectors.
         let model_sha256 = hex(&Sha256::digest(&model_bytes));
         let (tokenizer, counting_tokenizer) = load_tokenizers(&manifest, models_dir)?;
+        let settings_sha256 = settings_sha256(&manifest, models_dir)?;
         let environment = environment(&manifest.runtime_path(models_dir))?;
         let (graph_bytes, fused) = match graph {
             Graph::Fused => fused_graph(&model_bytes, &manifest),
@@ -143,6 +146,7 @@ impl Embedder {
         Ok(Embedder {
             manifest,
             model_sha256,
+            settings_sha256,
             tokenizer,
             counting_tokenizer,
             sessions,
@@ -173,6 +177,13 @@ impl Embedder {
     /// Truncation length in tokens, special tokens included (256).
     pub fn max_tokens(&self) -> usize {
         self.manifest.max_tokens
+    }
+
+    /// sha256 (hex) of what decides a vector besides the model file: the tokenizer file and the
+    /// manifest's dimension, length limit, pooling, normalisation, output and prefixes. Indexes
+    /// record it, so a change of any of them rebuilds rather than mixes vectors.
+    pub fn settings_sha256(&self) -> &str {
+        &self.settings_sha256
     }
 
     /// The manifest this embedder was loaded from.
@@ -441,6 +452,38 @@ fn read_model_file(path: &Path) -> Result<Vec<u8>, Error> {
 
 /// The tokenizer as the model needs it (truncated to `max_tokens`, unpadded) and an unbounded
 /// copy for counting. The shipped `tokenizer.json` bakes in truncation 128 and fixed padding 128.
+/// See [`Embedder::settings_sha256`].
+fn settings_sha256(manifest: &Manifest, dir: &Path) -> Result<String, Error> {
+    let path = manifest.tokenizer_path(dir);
+    let tokenizer = std::fs::read(&path).map_err(|e| Error::Model {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(&tokenizer));
+    let pooling = match manifest.pooling {
+        Pooling::Mean => "mean",
+        Pooling::Cls => "cls",
+    };
+    for part in [
+        manifest.dimension.to_string().as_str(),
+        manifest.max_tokens.to_string().as_str(),
+        pooling,
+        if manifest.normalize {
+            "normalize"
+        } else {
+            "raw"
+        },
+        manifest.output.as_str(),
+        manifest.query_prefix.as_str(),
+        manifest.passage_prefix.as_str(),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
 fn load_tokenizers(manifest: &Manifest, dir: &Path) -> Result<(Tokenizer, Tokenizer), Error> {
     let path = manifest.tokenizer_path(dir);
     if !path.exists() {

@@ -61,6 +61,10 @@ pub struct Meta {
     /// documents were built with; `None` in generations written before it was recorded.
     #[serde(default)]
     pub reference_names: Option<String>,
+    /// [`Embedder::settings_sha256`](super::Embedder::settings_sha256) of the embedder that
+    /// made the vectors; `None` in generations written before it was recorded.
+    #[serde(default)]
+    pub embedding_settings: Option<String>,
 }
 
 /// The index root under a data folder.
@@ -246,6 +250,7 @@ mod tests {
             written_at: 0,
             stage_ids: Some(vec!["lead-new".to_owned()]),
             reference_names: None,
+            embedding_settings: None,
         };
         for version in OLDEST_READABLE_FORMAT..=FORMAT_VERSION {
             write_meta(tmp.path(), &meta(version)).unwrap();

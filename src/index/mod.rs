@@ -300,6 +300,12 @@ impl Indexes {
         &self.meta.model_sha256
     }
 
+    /// The [`Embedder::settings_sha256`] the vectors were made with (`None` for a generation
+    /// written before it was recorded).
+    pub fn embedding_settings(&self) -> Option<&str> {
+        self.meta.embedding_settings.as_deref()
+    }
+
     /// The generation directory.
     pub fn dir(&self) -> &Path {
         &self.dir
