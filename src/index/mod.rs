@@ -9,6 +9,7 @@
 mod build;
 pub mod cache;
 pub mod chunk;
+pub mod columns;
 pub mod embed;
 pub mod fused_model;
 pub mod generation;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 pub use build::{COMPACT_RATIO, rebuild, try_rebuild, update};
 pub use cache::VectorCache;
 pub use chunk::ChunkKind;
+pub use columns::{RowColumns, RowFacts};
 pub use embed::Embedder;
 pub use generation::FORMAT_VERSION;
 pub use keyword::{KeywordFields, KeywordIndex};
@@ -202,6 +204,9 @@ pub struct Indexes {
     rows: Vec<CandidateRow>,
     /// [`RowFlags::bits`] of each row, packed densely so whole-pool filters scan 1 byte a row.
     flag_bits: Vec<u8>,
+    /// Locations, tags and numeric facts as columns for filters, built at the first filter
+    /// that needs them.
+    columns: std::sync::OnceLock<RowColumns>,
     by_id: HashMap<String, u32>,
     keyword: KeywordIndex,
     vectors: VectorIndex,
@@ -229,6 +234,7 @@ impl Indexes {
             meta,
             rows,
             flag_bits,
+            columns: std::sync::OnceLock::new(),
             by_id,
             keyword,
             vectors,
@@ -239,6 +245,11 @@ impl Indexes {
     /// The [`RowFlags::bits`] of every row, by ordinal (same length as [`Indexes::rows`]).
     pub fn row_flag_bits(&self) -> &[u8] {
         &self.flag_bits
+    }
+
+    /// The rows' locations, tags and numeric facts as columns (built on first use).
+    pub fn row_columns(&self) -> &RowColumns {
+        self.columns.get_or_init(|| RowColumns::build(&self.rows))
     }
 
     /// The store generation this index was built from.

@@ -5,9 +5,9 @@
 //! per-row check is a few comparisons and never allocates.
 
 use crate::domain::{Millis, ReferenceData};
-use crate::index::{CandidateRow, RowFlags};
+use crate::index::{CandidateRow, RowColumns, RowFacts, RowFlags};
 
-use super::Error;
+use super::{Allowed, Error};
 
 const DAY_MS: Millis = 24 * 60 * 60 * 1000;
 
@@ -154,23 +154,98 @@ impl RowFilter {
         if !self.tags.iter().all(|t| row.tags.iter().any(|rt| rt == t)) {
             return false;
         }
+        self.passes_facts(&RowFacts::of(row))
+    }
+
+    /// Whether a row's numeric facts pass the stage, recency and rating bounds.
+    fn passes_facts(&self, facts: &RowFacts) -> bool {
         if let Some(min) = self.min_stage_order
-            && row.furthest_stage_order.is_none_or(|o| o < min)
+            && facts.furthest_stage_order.is_none_or(|o| o < min)
         {
             return false;
         }
         if let Some(since) = self.interacted_since
-            && row.last_interaction_at.is_none_or(|at| at < since)
+            && facts.last_interaction_at.is_none_or(|at| at < since)
         {
             return false;
         }
         if let Some(min) = self.min_rating
-            && row.best_rating.is_none_or(|r| r < min)
+            && facts.best_rating.is_none_or(|r| r < min)
         {
             return false;
         }
         true
     }
+
+    /// The rows that pass every filter, the same set as testing [`RowFilter::allows`] on each
+    /// row, read from the rows' flag bytes and [`RowColumns`]: a location or tag filter only
+    /// visits the rows its values list, the other filters scan dense arrays.
+    pub fn allowed(&self, flag_bits: &[u8], columns: &RowColumns) -> Allowed {
+        let (reject, require) = self.flag_masks();
+        let mask = reject | require;
+        let facts = columns.facts();
+        let passes = |o: u32| {
+            let i = o as usize;
+            flag_bits[i] & mask == require && self.passes_facts(&facts[i])
+        };
+        let rows = flag_bits.len();
+        match self.listed_rows(rows, columns) {
+            None => Allowed::from_fn(rows, passes),
+            Some(listed) => {
+                let mut allowed = Allowed::none(rows);
+                listed
+                    .into_iter()
+                    .filter(|&o| passes(o))
+                    .for_each(|o| allowed.insert(o));
+                allowed
+            }
+        }
+    }
+
+    /// The rows at the filter's location that carry all its tags, in increasing order, from
+    /// the columns' lists; `None` when the filter names neither.
+    fn listed_rows(&self, rows: usize, columns: &RowColumns) -> Option<Vec<u32>> {
+        let at_location = self.location.as_deref().map(|needle| {
+            let mut set = Allowed::none(rows);
+            for list in columns.locations_containing(needle) {
+                list.iter().for_each(|&o| set.insert(o));
+            }
+            set
+        });
+        let mut tag_lists: Vec<&[u32]> = self.tags.iter().map(|t| columns.tagged(t)).collect();
+        tag_lists.sort_unstable_by_key(|list| list.len());
+        let tagged = tag_lists.split_first().map(|(shortest, rest)| {
+            rest.iter().fold(shortest.to_vec(), |kept, list| {
+                intersect_sorted(&kept, list)
+            })
+        });
+        match (at_location, tagged) {
+            (None, None) => None,
+            (Some(set), None) => Some(set.iter().collect()),
+            (None, Some(tagged)) => Some(tagged),
+            (Some(set), Some(mut tagged)) => {
+                tagged.retain(|&o| set.contains(o));
+                Some(tagged)
+            }
+        }
+    }
+}
+
+/// The values in both increasing lists, in increasing order.
+fn intersect_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut both) = (0, 0, Vec::with_capacity(a.len().min(b.len())));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                both.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    both
 }
 
 #[cfg(test)]
@@ -350,5 +425,83 @@ mod tests {
         assert!(check(f(3), &row()));
         assert!(!check(f(4), &row()));
         assert!(f(5).resolve(&reference(), 0).unwrap_err().is_user_error());
+    }
+
+    /// The columns answer exactly what testing every row does, for every combination of
+    /// filters over a pool with shared locations, repeated tags, gaps and tombstones.
+    #[test]
+    fn columns_allow_the_same_rows_as_testing_each_row() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let places = [
+            "berlin, germany",
+            "berlin",
+            "paris, france",
+            "",
+            "new berlin, usa",
+        ];
+        let tag_names = ["rust", "go", "backend", "remote"];
+        let rows: Vec<CandidateRow> = (0..700)
+            .map(|i| {
+                if rng.gen_bool(0.1) {
+                    return CandidateRow::tombstone();
+                }
+                let tags = (0..rng.gen_range(0..4))
+                    .map(|_| tag_names[rng.gen_range(0..tag_names.len())].to_string())
+                    .collect();
+                CandidateRow {
+                    opportunity_id: format!("o{i}"),
+                    contact_id: format!("c{}", i / 2),
+                    archived: rng.gen_bool(0.6),
+                    hired: rng.gen_bool(0.1),
+                    location: places[rng.gen_range(0..places.len())].to_string(),
+                    tags,
+                    furthest_stage_order: rng.gen_bool(0.8).then(|| rng.gen_range(0..4)),
+                    last_interaction_at: rng
+                        .gen_bool(0.9)
+                        .then(|| rng.gen_range(990..1_010) * DAY_MS),
+                    best_rating: rng.gen_bool(0.5).then(|| rng.gen_range(1..=4)),
+                    ..row()
+                }
+            })
+            .collect();
+        let flags: Vec<u8> = rows.iter().map(|r| RowFlags::of(r).bits()).collect();
+        let columns = RowColumns::build(&rows);
+        let locations = [
+            None,
+            Some("berlin"),
+            Some("Paris"),
+            Some("tokyo"),
+            Some(","),
+        ];
+        let tag_sets: [&[&str]; 5] = [
+            &[],
+            &["rust"],
+            &["rust", "Backend"],
+            &["go", "go"],
+            &["nope"],
+        ];
+        let mut compared = 0;
+        for location in locations {
+            for tags in tag_sets {
+                for bounds in 0..8u8 {
+                    let filters = Filters {
+                        archived_only: bounds & 1 != 0,
+                        exclude_hired: bounds & 2 != 0,
+                        location: location.map(str::to_string),
+                        tags: tags.iter().map(|t| t.to_string()).collect(),
+                        min_stage: (bounds & 4 != 0).then(|| "s-onsite".to_string()),
+                        interacted_within_days: (bounds & 1 != 0).then_some(12),
+                        min_rating: (bounds & 2 != 0).then_some(3),
+                    };
+                    let resolved = filters.resolve(&reference(), 1_010 * DAY_MS).unwrap();
+                    let expected =
+                        Allowed::from_fn(rows.len(), |o| resolved.allows(&rows[o as usize]));
+                    assert_eq!(resolved.allowed(&flags, &columns), expected, "{filters:?}");
+                    compared += usize::from(!expected.is_empty());
+                }
+            }
+        }
+        assert!(compared > 60, "most combinations keep someone: {compared}");
     }
 }

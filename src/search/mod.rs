@@ -601,7 +601,7 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
         let (reject, require) = row_filter.flag_masks();
         Allowed::from_flag_bits(ctx.indexes.row_flag_bits(), reject, require)
     } else {
-        Allowed::from_fn(rows.len(), |o| row_filter.allows(&rows[o as usize]))
+        row_filter.allowed(ctx.indexes.row_flag_bits(), ctx.indexes.row_columns())
     };
     for &ordinal in ctx.hidden {
         allowed.remove(ordinal);
