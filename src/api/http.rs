@@ -33,6 +33,14 @@ use crate::sync::replay::{ReplayGuard, Verdict};
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Requests taking longer than this get 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a query waits for a free slot before it is answered 503 (busy).
+const QUERY_SLOT_WAIT: Duration = Duration::from_secs(10);
+
+/// How many queries run at once by default: two per core keep every core busy while one
+/// query of each pair waits on memory, and bound the work a burst of requests can start.
+fn default_query_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
 
 /// What the handlers share: the engine and the optional bearer token.
 #[derive(Clone)]
@@ -41,6 +49,11 @@ pub struct AppState {
     token: Option<Arc<str>>,
     /// The webhook deliveries already received.
     replay: Arc<ReplayGuard>,
+    /// Queries running at once: a slot is held until the query's work ends, even when its
+    /// request timed out, so abandoned queries cannot pile up behind the answered ones.
+    query_slots: Arc<tokio::sync::Semaphore>,
+    /// How long a query waits for a slot before the answer is 503.
+    slot_wait: Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -64,7 +77,38 @@ impl AppState {
             engine,
             token,
             replay,
+            query_slots: Arc::new(tokio::sync::Semaphore::new(default_query_slots())),
+            slot_wait: QUERY_SLOT_WAIT,
         }
+    }
+
+    /// The same state with at most `slots` queries running at once, each waiting at most
+    /// `wait` for a slot (the defaults: two per core, 10 s).
+    pub fn with_query_slots(mut self, slots: usize, wait: Duration) -> AppState {
+        self.query_slots = Arc::new(tokio::sync::Semaphore::new(slots));
+        self.slot_wait = wait;
+        self
+    }
+
+    /// Runs a query's blocking work once a slot is free, holding the slot until the work ends;
+    /// 503 (busy, retry shortly) when no slot frees up in time.
+    async fn query<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let slot = tokio::time::timeout(
+            self.slot_wait,
+            Arc::clone(&self.query_slots).acquire_owned(),
+        )
+        .await;
+        let Ok(Ok(slot)) = slot else {
+            return Err(ApiError::busy());
+        };
+        blocking(move || {
+            let _slot = slot;
+            work()
+        })
+        .await
     }
 }
 
@@ -103,6 +147,8 @@ pub fn app(state: AppState) -> Router {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Seconds for a `Retry-After` header, when retrying soon may succeed.
+    retry_after: Option<&'static str>,
 }
 
 impl ApiError {
@@ -110,11 +156,23 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
     fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// Every query slot stayed taken: the caller should retry shortly.
+    fn busy() -> ApiError {
+        ApiError {
+            retry_after: Some("1"),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy: every query slot is taken by other queries; retry in a moment",
+            )
+        }
     }
 
     /// A fault; its detail goes to the server log, never to the caller.
@@ -135,13 +193,20 @@ pub struct ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 error: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(seconds),
+            );
+        }
+        response
     }
 }
 
@@ -732,13 +797,13 @@ async fn match_handler(
     let query = request.into_query()?;
     let engine = Arc::clone(&state.engine);
     let started = Instant::now();
-    let response = blocking(move || engine.search(&query)).await?;
+    let response = state.query(move || engine.search(&query)).await?;
     Ok(Json(MatchResponse::new(&response, started.elapsed())))
 }
 
 async fn postings_handler(State(state): State<AppState>) -> Result<Json<PostingsJson>, ApiError> {
     let engine = Arc::clone(&state.engine);
-    let postings = blocking(move || engine.postings()).await?;
+    let postings = state.query(move || engine.postings()).await?;
     Ok(Json(PostingsJson {
         postings: postings
             .into_iter()
@@ -758,7 +823,9 @@ async fn candidate_handler(
     Path(opportunity_id): Path<String>,
 ) -> Result<Json<CandidateJson>, ApiError> {
     let engine = Arc::clone(&state.engine);
-    let details = blocking(move || engine.candidate(&opportunity_id)).await?;
+    let details = state
+        .query(move || engine.candidate(&opportunity_id))
+        .await?;
     Ok(Json(CandidateJson::from(&details)))
 }
 
@@ -965,4 +1032,78 @@ pub fn openapi() -> serde_json::Value {
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": schemas},
         "paths": paths
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state over an empty data folder (no query here reads the engine).
+    fn state(slots: usize, wait: Duration) -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path(), None).unwrap());
+        let state = AppState::new(engine, None).with_query_slots(slots, wait);
+        (dir, state)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_slot_stays_taken_until_its_work_ends_even_after_the_request_gave_up() {
+        let (_dir, state) = state(1, Duration::from_millis(50));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let slow = state.clone();
+        let request = tokio::spawn(async move {
+            slow.query(move || {
+                let _ = started.send(());
+                released.recv().ok();
+                Ok::<_, ApiError>(())
+            })
+            .await
+        });
+        has_started.await.unwrap();
+        // The request gives up (as a timed-out one does); its work runs on.
+        request.abort();
+        let busy = state.query(|| Ok::<_, ApiError>(1)).await.unwrap_err();
+        assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.retry_after, Some("1"));
+        assert!(busy.message.starts_with("busy"), "{}", busy.message);
+
+        release.send(()).unwrap();
+        let patient = AppState {
+            slot_wait: Duration::from_secs(30),
+            ..state.clone()
+        };
+        assert_eq!(patient.query(|| Ok::<_, ApiError>(2)).await.unwrap(), 2);
+        assert_eq!(state.query_slots.available_permits(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_queries_run_at_once_than_there_are_slots() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (_dir, state) = state(2, Duration::from_secs(30));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let requests: Vec<_> = (0..8)
+            .map(|i| {
+                let (state, running, most) = (state.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    state
+                        .query(move || {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(20));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok::<_, ApiError>(i)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for request in requests {
+            answers.push(request.await.unwrap().unwrap());
+        }
+        assert_eq!(answers, (0..8).collect::<Vec<_>>());
+        assert_eq!(most.load(Ordering::SeqCst), 2, "two slots, eight queries");
+    }
 }
