@@ -294,8 +294,9 @@ fn reuse_current_vectors(data_dir: &Path, cache: &VectorCache) {
 
 /// Brings the indexes of `data_dir` to the store's generation.
 ///
-/// `commit` is the commit the caller just made, if any: when the indexes are exactly one
-/// generation behind it, only its changes are applied. Vectors in `cache` (from a
+/// `commit` is the commit the caller just made, if any: when it made the store's generation
+/// from the one the indexes hold, only its changes are applied; otherwise (the indexes lag
+/// further, or the commit changed nothing) the indexes are rebuilt, reusing their vectors. Vectors in `cache` (from a
 /// [`Prefetcher`]) are used instead of embedding their passages again.
 pub fn bring_up_to_date(
     data_dir: &Path,
@@ -330,8 +331,13 @@ pub fn bring_up_to_date(
     if target == 0 && current.is_none() {
         return Ok(done(IndexAction::Empty, None));
     }
-    let incremental =
-        commit.filter(|c| c.generation == target && current.is_some_and(|g| g + 1 == target));
+    // Only a commit that made `target` from the generation the indexes hold lists what
+    // changed between them: an empty commit names no change, even with the indexes behind.
+    let incremental = commit.filter(|c| {
+        c.generation == target
+            && c.base_generation + 1 == target
+            && current == Some(c.base_generation)
+    });
     if let Some(commit) = incremental {
         let changed: Vec<Candidate> = commit
             .changed

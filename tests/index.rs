@@ -812,6 +812,42 @@ mod purge {
         .action
     }
 
+    /// A sync that commits without indexing (`--no-index`, killed or refused in its index
+    /// step), then one that finds nothing new: the second's commit names no change, yet the
+    /// indexes must still take in the first one's.
+    #[test]
+    fn an_empty_commit_after_an_unindexed_one_still_brings_its_changes_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path();
+        let mut first = pool();
+        first.push(person("opp-gone", "Quxborough"));
+        let first = commit(data, first, &[]);
+        assert_eq!(index(data, &first), IndexAction::Rebuilt);
+
+        let unindexed = commit(data, vec![person("opp-new", "Zephyrgate")], &["opp-gone"]);
+        let quiet = commit(data, Vec::new(), &[]);
+        assert_eq!(quiet.generation, unindexed.generation);
+        assert!(quiet.changed.is_empty() && quiet.deleted.is_empty());
+        assert_eq!(index(data, &quiet), IndexAction::Rebuilt);
+
+        let ix = Indexes::open(data).unwrap();
+        assert_eq!(ix.generation(), unindexed.generation);
+        assert!(
+            ix.ordinal("opp-new").is_some(),
+            "the unindexed change is in"
+        );
+        assert!(
+            ix.ordinal("opp-gone").is_none(),
+            "the unindexed deletion is out"
+        );
+        assert!(files_containing(data, "Quxborough").is_empty());
+        // Once caught up, the next quiet sync has nothing to do.
+        assert_eq!(
+            index(data, &commit(data, Vec::new(), &[])),
+            IndexAction::UpToDate
+        );
+    }
+
     #[test]
     fn a_deleted_and_an_anonymised_candidate_leave_no_bytes_in_the_data_folder() {
         let tmp = tempfile::tempdir().unwrap();

@@ -310,6 +310,7 @@ impl Batch {
         )?;
         Ok(Commit {
             generation,
+            base_generation: self.base.generation(),
             changed,
             deleted,
         })

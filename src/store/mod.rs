@@ -136,6 +136,10 @@ pub struct StoreCounts {
 pub struct Commit {
     /// The generation the commit made visible.
     pub generation: u64,
+    /// The generation the commit was made on: one less than `generation` when the commit
+    /// changed content, equal to it when it did not (then `changed` and `deleted` are empty,
+    /// and say nothing of how `generation` differs from older ones).
+    pub base_generation: u64,
     /// Opportunities that are new or whose content changed.
     pub changed: Vec<String>,
     /// Opportunities that existed and were removed.
