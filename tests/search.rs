@@ -387,6 +387,27 @@ fn rust_posting_ranks_rust_backend_people_first() {
     }
 }
 
+/// A stored record that no longer reads back (a failed checksum) leaves its person out of
+/// the answers; every other person is still ranked and explained.
+#[test]
+fn a_damaged_stored_record_leaves_its_person_out_instead_of_failing_the_query() {
+    let fx = Fixture::new();
+    let before = ids(&fx.engine().search(&query(RUST_POSTING)).unwrap())
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert!(before.contains(&"rust-bo".to_string()), "{before:?}");
+    crate::util::corrupt_stored_record(&fx.data, "rust-bo");
+    let response = fx.engine().search(&query(RUST_POSTING)).unwrap();
+    let after = ids(&response);
+    let expected: Vec<&str> = before
+        .iter()
+        .map(String::as_str)
+        .filter(|id| *id != "rust-bo")
+        .collect();
+    assert_eq!(after, expected);
+}
+
 #[test]
 fn without_a_weight_a_title_leans_semantic_and_a_posting_keyword() {
     let fx = Fixture::new();

@@ -25,6 +25,8 @@ use rediscover::store::{Store, SyncState};
 use rediscover::sync::inbox::{Inbox, RETRY_EVENT};
 use rediscover::sync::{SyncMode, SyncOptions, SyncReport, run};
 
+use crate::util::{corrupt_stored_record, files_under};
+
 const KEY: &str = "test-key";
 
 /// The real CV data set: `shared/` sits beside the repository (or two levels up from a worktree).
@@ -1068,24 +1070,6 @@ async fn full_sync_equals_the_mock_pool() {
     assert_eq!(store.reference().stages.len(), pool.stages().len());
 }
 
-/// Every file under `dir`, as bytes.
-fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                let bytes = std::fs::read(&path).expect("read");
-                files.push((path, bytes));
-            }
-        }
-    }
-    files
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_notes_never_reach_the_store() {
     let lever = mock(generate_pool(60, 11), 10_000.0).await;
@@ -1458,29 +1442,6 @@ async fn a_full_run_does_not_purge_what_the_listing_skipped() {
         .await
         .expect("next sync");
     assert_store_matches_pool(dir.path(), &lever.pool());
-}
-
-/// Flips a byte of the one stored record that holds `id` (in the id itself), so its checksum
-/// fails.
-fn corrupt_stored_record(data: &Path, id: &str) {
-    let mut hits = Vec::new();
-    for (path, bytes) in files_under(&data.join("store")) {
-        let is_segment = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("seg-"));
-        if let Some(at) = bytes
-            .windows(id.len())
-            .position(|w| w == id.as_bytes())
-            .filter(|_| is_segment)
-        {
-            hits.push((path, bytes, at));
-        }
-    }
-    assert_eq!(hits.len(), 1, "one segment holds {id}");
-    let (path, mut bytes, at) = hits.remove(0);
-    bytes[at] ^= 0x01;
-    std::fs::write(path, bytes).expect("write");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -790,7 +790,7 @@ fn explain_groups(
 }
 
 /// The hit of one person, or `None` when the opportunity left the store after this index
-/// generation was built (never shown). `rank` is set by the caller.
+/// generation was built, or its stored record no longer reads back (never shown). `rank` is set by the caller.
 fn explain_one(
     ctx: Context<'_>,
     group: &group::Group,
@@ -801,8 +801,16 @@ fn explain_one(
     let rows = ctx.indexes.rows();
     let reference = ctx.store.reference();
     let row = &rows[group.best.key as usize];
-    let Some(candidate) = ctx.store.get(&row.opportunity_id)? else {
-        return Ok(None);
+    let candidate = match ctx.store.get(&row.opportunity_id) {
+        Ok(Some(candidate)) => candidate,
+        Ok(None) => return Ok(None),
+        // One damaged record leaves its person out instead of failing every query that
+        // would show them (the next sync that lists the opportunity replaces the record).
+        Err(e @ crate::store::Error::Corrupt { .. }) => {
+            tracing::warn!(id = %row.opportunity_id, error = %e, "a stored record is unreadable; its candidate is left out of the answer");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
     };
     let matched_terms: Vec<MatchedTerm> = matched
         .iter()
