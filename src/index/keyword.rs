@@ -182,6 +182,11 @@ impl KeywordIndex {
         );
         parser.set_conjunction_by_default();
         let query = quote_special_words(query);
+        if !query.chars().any(char::is_alphanumeric) {
+            return Err(Error::BadQuery {
+                reason: "the keyword filter has no word to search for".into(),
+            });
+        }
         let parsed = match parser.parse_query(&query) {
             // Only exclusions (`NOT java`, `-java`): everything but those. tantivy refuses
             // them, but its lenient parse excludes them from everything.
@@ -260,6 +265,11 @@ fn nesting_depth(query: &str) -> usize {
 
 /// Rewrites `AND NOT` as `NOT` (see below) and turns bare words holding `+`, `#`, `/` or an inner or leading `.` into exact-field phrases
 /// (`C++` -> `exact:"C++"`): the stemmed fields would reduce them to `c` or `net`.
+/// Characters of tantivy's query grammar that the keyword filter's syntax does not use.
+const GRAMMAR_CHARS: [char; 16] = [
+    ':', '\'', '^', '~', '*', '!', '\\', '{', '}', '[', ']', '<', '>', '=', '(', ')',
+];
+
 fn quote_special_words(query: &str) -> String {
     let mut out = Vec::new();
     let mut in_phrase = false;
@@ -284,12 +294,23 @@ fn quote_special_words(query: &str) -> String {
         let special = !tail.is_empty()
             && (core.starts_with('.') || tail.contains(['+', '#', '/', '.']))
             && !core.contains(':');
+        let (before, after) = (&rest[..open], &rest[rest.len() - close..]);
         if special {
-            out.push(format!(
-                "{op}{}exact:\"{core}\"{}",
-                &rest[..open],
-                &rest[rest.len() - close..]
-            ));
+            out.push(format!("{op}{before}exact:\"{core}\"{after}"));
+        } else if core.contains(GRAMMAR_CHARS) {
+            // `O'Reilly`, `skills:`, `[a`: characters the query grammar would read as field
+            // names, ranges, boosts or wildcards. The filter's syntax has none of those, so
+            // the word is searched as written: a phrase of its tokens, or nothing when it
+            // holds no letter or digit.
+            let words: String = core
+                .chars()
+                .map(|c| if c == '\\' { ' ' } else { c })
+                .collect();
+            if words.chars().any(char::is_alphanumeric) {
+                out.push(format!("{op}{before}\"{words}\"{after}"));
+            } else if !(before.is_empty() && after.is_empty()) {
+                out.push(format!("{before}{after}"));
+            }
         } else if word == "NOT" && out.last().is_some_and(|w| w == "AND") {
             // tantivy reads `a AND NOT b` as `+a +(-b)`, and a clause that only excludes
             // matches nothing; `a NOT b` means what the user meant.
@@ -583,6 +604,42 @@ mod tests {
             quote_special_words("Øyvind Ärzte (日本 Zoë/x é.net"),
             "Øyvind Ärzte (日本 exact:\"Zoë/x\" exact:\"é.net\""
         );
+    }
+
+    #[test]
+    fn grammar_characters_in_a_word_are_searched_as_written() {
+        assert_eq!(
+            quote_special_words("O'Reilly AND -(skills: rust) [a TO z] * \"it's\""),
+            "\"O'Reilly\" AND -(\"skills:\" rust) \"[a\" TO \"z]\" \"it's\""
+        );
+        let dir = tempfile::tempdir().unwrap();
+        KeywordWriter::create(dir.path()).unwrap().finish().unwrap();
+        let reader = KeywordIndex::open(dir.path()).unwrap();
+        for query in [
+            "O'Reilly",
+            "women's AND rust's",
+            "skills: rust",
+            "skills:rust",
+            "[a TO z]",
+            "{a TO z}",
+            "rust^2",
+            "rust~1",
+            "ru*",
+            "!rust",
+            "a\\b",
+            "x>1 AND y<=2",
+            "(rust OR go) AND 'kafka'",
+            "rust ' * ^ !",
+        ] {
+            assert!(reader.parse_boolean(query).is_ok(), "{query}");
+        }
+        for query in ["' * ^ ( ! )", "", "  ", "-"] {
+            let err = reader.parse_boolean(query).expect_err(query);
+            assert!(
+                err.to_string().contains("no word to search for"),
+                "{query}: {err}"
+            );
+        }
     }
 
     #[test]

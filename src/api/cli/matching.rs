@@ -62,7 +62,8 @@ pub struct Args {
     #[arg(long, value_name = "W")]
     pub semantic: Option<f32>,
     /// Boolean keyword filter restricting the results, e.g. `rust AND (kafka OR "event sourcing")`
-    /// or `NOT java` (AND, OR, NOT or `-`, parentheses, "phrases").
+    /// or `NOT java` (AND, OR, NOT or `-`, parentheses, "phrases"; other characters, as in
+    /// O'Reilly or C++, are searched as written).
     #[arg(long)]
     pub keywords: Option<String>,
     /// How the keyword and semantic rankings are merged.
