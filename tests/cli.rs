@@ -357,7 +357,68 @@ fn arguments_that_cannot_work_are_refused_before_anything_runs() {
         ],
         "candidateDelete'",
     );
+    refused(
+        &[
+            "sync",
+            "--lever-url",
+            "http://127.0.0.1:9/v1",
+            "--burst",
+            "0",
+        ],
+        "--burst",
+    );
+    refused(
+        &[
+            "sync",
+            "--lever-url",
+            "http://127.0.0.1:9/v1",
+            "--rate",
+            "-1",
+        ],
+        "rate must be a positive number, got -1",
+    );
+    // A negative number is a value to check, not an unknown flag.
+    refused(
+        &["match", "--text", "rust", "--semantic", "-0.1"],
+        "semantic weight must be between 0 and 1, got -0.1",
+    );
     assert_eq!(std::fs::read_dir(tmp.path()).expect("read").count(), 0);
+}
+
+/// With `--json`, cron gets its report line even when the index step fails after the store
+/// was committed; the run still exits non-zero.
+#[test]
+fn sync_json_reports_the_run_when_the_index_step_fails() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mock = MockProcess::start(12, 4);
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let held = std::fs::File::create(data.join("index.lock")).expect("lock file");
+    held.try_lock().expect("hold the index lock");
+    let output = rediscover()
+        .args([
+            "sync",
+            "--lever-url",
+            &mock.base_url,
+            "--rate",
+            "500",
+            "--json",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .env("LEVER_API_KEY", KEY)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let report = last_json_line(&output);
+    assert_eq!(report["opportunities_total"], 12, "{report}");
+    let error = report["index_error"].as_str().expect("index_error");
+    assert!(error.contains("being built by another"), "{error}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the store is synced, but indexing failed"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -537,4 +598,73 @@ fn a_data_folder_without_a_store_is_an_error_not_an_empty_pool() {
     }
     assert!(!missing.exists(), "a mistyped --data is not created");
     assert_eq!(std::fs::read_dir(&empty).expect("read").count(), 0);
+}
+
+/// The README's first command, small: the demo syncs a generated pool, indexes it and prints
+/// ranked people; run again with another pool it replaces the first instead of keeping it.
+/// Arguments that cannot work fail before anything is synced.
+#[test]
+fn the_demo_ranks_people_and_a_new_seed_replaces_the_pool() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("demo");
+    let demo = |candidates: &str, seed: &str, extra: &[&str]| {
+        rediscover()
+            .args(["demo", "--candidates", candidates, "--seed", seed])
+            .args(extra)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .expect("run demo")
+    };
+    let opportunities = || {
+        let output = run_ok(rediscover().args(["status", "--json", "--data"]).arg(&data));
+        last_json_line(&output)["opportunities"].clone()
+    };
+
+    for (extra, needle) in [
+        (&["--limit", "0"][..], "--limit must be between 1 and 200"),
+        (
+            &["--posting", "no such posting"][..],
+            "no posting of the generated pool",
+        ),
+    ] {
+        let output = demo("15", "3", extra);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{extra:?}");
+        assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+        assert!(!data.exists(), "{extra:?}: nothing synced");
+    }
+
+    let first = demo("15", "3", &["--limit", "3"]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("Rediscovered for the open posting"),
+        "{stdout}"
+    );
+    assert_eq!(opportunities(), 15);
+
+    let second = demo("12", "4", &["--limit", "3"]);
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(
+        stdout.contains("holds the pool of 15 candidates, seed 3"),
+        "{stdout}"
+    );
+    assert_eq!(opportunities(), 12, "the second pool replaced the first");
+
+    // A store the demo did not write is never replaced.
+    std::fs::remove_file(data.join("demo-pool")).expect("remove the pool file");
+    let refused = demo("12", "5", &[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("a store the demo did not write"));
+    assert_eq!(opportunities(), 12);
 }

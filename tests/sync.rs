@@ -1040,6 +1040,35 @@ fn fast_options(data: &Path, url: &str, rate: f64) -> SyncOptions {
     options
 }
 
+/// An incremental run only sees what changed since the last one; `full` lists everything
+/// again: here a data folder synced from one pool, then pointed at another whose records all
+/// predate the window, ends up holding exactly the second pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_lists_everything_again_and_purges_what_lever_no_longer_has() {
+    let first = mock(generate_pool(20, 1), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(fast_options(dir.path(), &first.base_url(), 5_000.0))
+        .await
+        .expect("first");
+    let second = mock(generate_pool(15, 2), 10_000.0).await;
+    let incremental = run(fast_options(dir.path(), &second.base_url(), 5_000.0))
+        .await
+        .expect("incremental");
+    assert_eq!(incremental.mode, SyncMode::Incremental);
+    assert_eq!(
+        Store::open(dir.path()).expect("open").len(),
+        20,
+        "the window sees nothing"
+    );
+
+    let mut options = fast_options(dir.path(), &second.base_url(), 5_000.0);
+    options.full = true;
+    let full = run(options).await.expect("full");
+    assert_eq!(full.mode, SyncMode::Full);
+    assert_eq!(full.commit.deleted.len(), 20);
+    assert_store_matches_pool(dir.path(), &second.pool());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_equals_the_mock_pool() {
     let lever = mock(generate_pool(200, 11), 10_000.0).await;

@@ -80,10 +80,15 @@ pub struct SyncOptions {
     /// so its passages can be embedded while the sync goes on. Never blocks: when the receiver
     /// is behind, the candidate is simply not offered (the index build embeds it later).
     pub fetched: Option<std::sync::mpsc::SyncSender<Candidate>>,
+    /// List every opportunity, as a first run does, even when an earlier run set an
+    /// incremental window: catches records the window cannot see (Lever leaves some
+    /// `updatedAt` null) and purges what Lever no longer has.
+    pub full: bool,
 }
 
 impl SyncOptions {
-    /// Defaults: 32 opportunities in flight, 5 minutes of overlap, progress on.
+    /// Defaults: 32 opportunities in flight, 5 minutes of overlap, progress on, incremental
+    /// after the first run.
     pub fn new(
         data_dir: impl Into<PathBuf>,
         client: ClientConfig,
@@ -97,6 +102,7 @@ impl SyncOptions {
             overlap: Duration::from_secs(5 * 60),
             progress: true,
             fetched: None,
+            full: false,
         }
     }
 }
@@ -105,7 +111,8 @@ impl SyncOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncMode {
-    /// Every opportunity, no `updated_at` filter (first run, or after an incomplete run).
+    /// Every opportunity, no `updated_at` filter (first run, `--full`, or after an incomplete
+    /// first run).
     Full,
     /// Opportunities updated since the last successful run's start minus the overlap.
     Incremental,
@@ -222,8 +229,8 @@ pub async fn run_with_client(
     let previous = batch.base().sync_state().clone();
     let overlap = options.overlap.as_millis() as Millis;
     let mode = match previous.last_run_started_at {
-        Some(_) => SyncMode::Incremental,
-        None => SyncMode::Full,
+        Some(_) if !options.full => SyncMode::Incremental,
+        _ => SyncMode::Full,
     };
     tracing::info!(?mode, resumed, stored = batch.base().len(), "sync started");
     batch.set_reference(reference)?;

@@ -11,10 +11,13 @@ use crate::eval::{self, CvScore, EvalOptions, TitleScore};
 
 /// Arguments of `rediscover eval`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "\
+#[command(
+    allow_negative_numbers = true,
+    after_help = "\
 Examples:
   rediscover eval --shared ../shared/data --sample 2000
-  rediscover eval --sample 0 --weights 0.2,0.5")]
+  rediscover eval --sample 0 --weights 0.2,0.5"
+)]
 pub struct Args {
     /// The shared data folder (jobbert_eval, esco_v1_en, vanetik_vacancy_resume).
     #[arg(long, default_value = "../shared/data")]

@@ -19,7 +19,9 @@ use super::render::count;
 
 /// Arguments of `rediscover match`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "\
+#[command(
+    allow_negative_numbers = true,
+    after_help = "\
 Examples:
   rediscover match --data index --posting-id 4c2a9e11-8d3b-4f60-a5e7-1b9c0d2e3f45
   rediscover match --data index --text \"Senior backend engineer, Rust, Postgres\"
@@ -27,7 +29,8 @@ Examples:
   rediscover match --data index --text \"data engineer\" --keywords 'kafka AND (spark OR flink)'
   cat posting.txt | rediscover match --data index - --within-days 730
   # One JSON line {\"id\": ..., \"text\": ...} per query in, one JSON line of results per query out.
-  rediscover match --data index --batch queries.jsonl > results.jsonl")]
+  rediscover match --data index --batch queries.jsonl > results.jsonl"
+)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["posting_id", "text", "file", "stdin", "batch"])))]
 pub struct Args {
     /// The data folder (store and indexes).

@@ -11,7 +11,7 @@ use anyhow::Context;
 
 /// Arguments of `rediscover mock-lever`.
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("pool").required(true).args(["candidates", "fixture"])))]
+#[command(allow_negative_numbers = true, group(clap::ArgGroup::new("pool").required(true).args(["candidates", "fixture"])))]
 pub struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]

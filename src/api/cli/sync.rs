@@ -21,16 +21,21 @@ use super::render::count;
 /// `LEVER_OAUTH_CLIENT_ID` and `LEVER_OAUTH_CLIENT_SECRET` are set (the rotating refresh token
 /// lives in DATA/lever-oauth.json; seed it once with `LEVER_OAUTH_REFRESH_TOKEN`).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "\
+#[command(
+    allow_negative_numbers = true,
+    after_help = "\
 Examples:
   # First run: a full backfill; the same command afterwards syncs what changed.
   LEVER_API_KEY=... rediscover sync --data index
   # Nightly from cron: one JSON report line, plain-text logs.
   rediscover sync --data index --json >> sync.log 2>&1
+  # Weekly: list everything again (what changed is fetched, what is gone is purged).
+  rediscover sync --data index --full
   # Only the store now; `rediscover index --data index` builds the indexes later.
   rediscover sync --data index --no-index
   # Against a local mock Lever (`rediscover mock-lever` prints its URL).
-  LEVER_API_KEY=demo rediscover sync --lever-url http://127.0.0.1:8900/v1 --data index --rate 10")]
+  LEVER_API_KEY=demo rediscover sync --lever-url http://127.0.0.1:8900/v1 --data index --rate 10"
+)]
 pub struct Args {
     /// Lever API base URL, including /v1.
     #[arg(long, env = "LEVER_URL", default_value = DEFAULT_BASE_URL)]
@@ -41,8 +46,9 @@ pub struct Args {
     /// Requests per second for the whole run (Lever allows 10; more only against a mock).
     #[arg(long, default_value_t = 8.0)]
     pub rate: f64,
-    /// Requests allowed back to back (default: a quarter second's worth, 1 to 10).
-    #[arg(long)]
+    /// Requests allowed back to back (at least 1; default: a quarter second's worth of
+    /// --rate, kept between 1 and 10).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub burst: Option<u32>,
     /// Opportunities whose resumes, notes and feedback are fetched at the same time (at least 1).
     #[arg(long, default_value_t = 32, value_parser = at_least_one)]
@@ -53,6 +59,11 @@ pub struct Args {
     /// Only update the store; leave the indexes as they are (`rediscover index` catches up).
     #[arg(long)]
     pub no_index: bool,
+    /// List every opportunity again, as the first run does, instead of those changed since
+    /// the last run: finds the changes Lever's `updatedAt` does not show, and purges what
+    /// Lever no longer has (a weekly run is plenty).
+    #[arg(long)]
+    pub full: bool,
     /// Folder with the embedding model files (default ./models).
     #[arg(long, env = "REDISCOVER_MODELS")]
     pub models: Option<PathBuf>,
@@ -70,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut options = SyncOptions::new(&args.data, client, credentials);
     options.concurrency = args.concurrency;
     options.progress = !args.json;
+    options.full = args.full;
     // Loaded first, so a missing model stops the run before it syncs, and so what is fetched
     // can be embedded while the sync waits on Lever's rate limit.
     let indexing = if args.no_index {
@@ -95,32 +107,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_summary(&report);
     }
     let indexed = match indexing {
-        None => None,
-        Some((embedder, prefetcher)) => {
-            let outcome = super::index::after_sync(
-                &args.data,
-                &embedder,
-                prefetcher,
-                &report.commit,
-                !args.json,
-            )?;
+        None => Ok(None),
+        Some((embedder, prefetcher)) => super::index::after_sync(
+            &args.data,
+            &embedder,
+            prefetcher,
+            &report.commit,
+            !args.json,
+        )
+        .map(|outcome| {
             // The indexes now show what the webhook notices asked for: they can go. (With
             // --no-index they stay, and keep deleted candidates hidden, until a sync indexes.)
             if let Err(e) = report.release_notices(&args.data) {
                 tracing::warn!(error = %e, "webhook notices stay in the inbox; the next sync acts on them again");
             }
             Some(outcome)
-        }
+        }),
     };
     if args.json {
+        // The report line comes even when the index step failed: the store was committed.
         let mut value = report_json(&report);
-        if let (Some(map), Some(outcome)) = (value.as_object_mut(), &indexed) {
-            map.insert("index_action".into(), json!(outcome.action));
-            map.insert("index_generation".into(), json!(outcome.generation));
-            map.insert("index_seconds".into(), json!(outcome.seconds));
+        if let Some(map) = value.as_object_mut() {
+            match &indexed {
+                Ok(Some(outcome)) => {
+                    map.insert("index_action".into(), json!(outcome.action));
+                    map.insert("index_generation".into(), json!(outcome.generation));
+                    map.insert("index_seconds".into(), json!(outcome.seconds));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    map.insert("index_error".into(), json!(super::error_line(e)));
+                }
+            }
         }
         println!("{value}");
     }
+    indexed?;
     Ok(if report.opportunities_failed > 0 {
         ExitCode::from(1)
     } else {
