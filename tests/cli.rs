@@ -427,6 +427,20 @@ fn webhooks_subscribe_keeps_each_signature_token_and_never_subscribes_twice() {
     let data = tmp.path().join("data");
     let mock = MockProcess::start(5, 3);
     let url = "http://127.0.0.1:9/webhooks/lever";
+    let list = || {
+        run_ok(
+            rediscover()
+                .env("LEVER_API_KEY", KEY)
+                .args(["webhooks", "list", "--lever-url"])
+                .arg(&mock.base_url)
+                .arg("--data")
+                .arg(&data),
+        )
+    };
+    let none = list();
+    assert!(none.stdout.is_empty(), "no rows to parse");
+    let said = String::from_utf8_lossy(&none.stderr);
+    assert!(said.contains("no webhooks"), "{said}");
     let subscribe = || {
         run_ok(
             rediscover()
@@ -440,15 +454,7 @@ fn webhooks_subscribe_keeps_each_signature_token_and_never_subscribes_twice() {
     let first = String::from_utf8_lossy(&subscribe().stdout).to_string();
     assert_eq!(first.matches("subscribed ").count(), 5, "{first}");
 
-    let listed = run_ok(
-        rediscover()
-            .env("LEVER_API_KEY", KEY)
-            .args(["webhooks", "list", "--lever-url"])
-            .arg(&mock.base_url)
-            .arg("--data")
-            .arg(&data),
-    );
-    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let listed = String::from_utf8_lossy(&list().stdout).to_string();
     let rows: Vec<&str> = listed.lines().collect();
     assert_eq!(rows.len(), 5, "{listed}");
     assert!(rows.iter().all(|r| r.ends_with(url)), "{listed}");

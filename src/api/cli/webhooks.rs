@@ -175,11 +175,17 @@ async fn run_subscribe(
 
 async fn run_list(lever_url: &str, data: &std::path::Path) -> anyhow::Result<ExitCode> {
     let client = client(lever_url, data)?;
-    for webhook in subscriptions(&client)
+    let webhooks = subscriptions(&client)
         .await
         .map_err(|e| super::sync::with_url_hint(e, lever_url, "/webhooks"))
-        .context("listing the webhooks")?
-    {
+        .context("listing the webhooks")?;
+    if webhooks.is_empty() {
+        // On stderr: stdout stays rows only, for scripts.
+        eprintln!(
+            "no webhooks were created through the API (`rediscover webhooks subscribe` creates them)"
+        );
+    }
+    for webhook in webhooks {
         println!("{}\t{}\t{}", webhook.id, webhook.event, webhook.url);
     }
     Ok(ExitCode::SUCCESS)
