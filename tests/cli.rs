@@ -252,6 +252,27 @@ fn sync_index_match_then_a_deletion_in_lever_is_purged_everywhere() {
     ));
     assert_eq!(status["opportunities"], 39, "{status}");
     assert_eq!(status["webhook_notices_waiting"], 0, "{status}");
+
+    // A damaged index pointer: status still shows the store, says what is wrong and exits
+    // non-zero; `rediscover index` repairs it.
+    std::fs::write(data.join("index").join("CURRENT"), "garbage\n").expect("damage");
+    let damaged = rediscover()
+        .args(["status", "--json", "--data"])
+        .arg(&data)
+        .output()
+        .expect("status");
+    assert_eq!(damaged.status.code(), Some(1));
+    let status = last_json_line(&damaged);
+    assert_eq!(status["opportunities"], 39, "{status}");
+    assert!(status["index"].is_null(), "{status}");
+    let error = status["index_error"].as_str().expect("index_error");
+    assert!(error.contains("run `rediscover index`"), "{error}");
+    run_ok(rediscover().args(["index", "--data"]).arg(&data));
+    let status = last_json_line(&run_ok(
+        rediscover().args(["status", "--json", "--data"]).arg(&data),
+    ));
+    assert!(status["index_error"].is_null(), "{status}");
+    assert_eq!(status["index"]["candidates"], 39, "{status}");
 }
 
 #[test]

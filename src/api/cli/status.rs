@@ -33,7 +33,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
     let counts = store.counts();
     let sync = store.sync_state();
-    let index = index::current_stats(&args.data).context("cannot read the index metadata")?;
+    // A damaged index is reported with the rest, not instead of it.
+    let (index, index_error) = match index::current_stats(&args.data) {
+        Ok(index) => (index, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let pending = Inbox::new(&args.data)
         .read()
         .context("cannot read the webhook inbox")?;
@@ -60,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "retries_waiting": retries,
             "index": index,
             "index_behind_store": index.is_none_or(|i| i.generation != store.generation()),
+            "index_error": index_error,
         });
         println!("{value}");
     } else {
@@ -82,8 +87,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "retries            {retries} opportunities the last sync could not update (fetched again next sync)"
             );
         }
-        match index {
-            Some(i) => {
+        match (index, &index_error) {
+            (_, Some(error)) => println!("index              unreadable: {error}"),
+            (Some(i), None) => {
                 println!("index generation   {}", i.generation);
                 println!("indexed candidates {}", i.candidates);
                 println!(
@@ -96,10 +102,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     println!("note: the index is behind the store; run `rediscover index`");
                 }
             }
-            None => println!(
+            (None, None) => println!(
                 "index              none yet (run `rediscover sync` or `rediscover index`)"
             ),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // Everything is shown; a damaged index still makes the exit status say something is wrong.
+    Ok(if index_error.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
