@@ -123,11 +123,24 @@ pub(super) fn progress_bar() -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0);
+    // Candidates are counted a batch of 64 at a time, so the first count can take seconds:
+    // the spinner and the elapsed time move meanwhile, and the estimate waits for a count.
     if let Ok(style) = ProgressStyle::with_template(
-        "{msg:10} [{bar:40}] {pos}/{len} candidates ({per_sec}, eta {eta})",
+        "{msg:10} {spinner} [{bar:40}] {pos}/{len} candidates ({elapsed}, {per_sec}, eta {eta_once_counted})",
     ) {
+        let style = style.with_key(
+            "eta_once_counted",
+            |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = if state.pos() == 0 {
+                    write!(out, "?")
+                } else {
+                    write!(out, "{}", indicatif::HumanDuration(state.eta()))
+                };
+            },
+        );
         bar.set_style(style.progress_chars("=> "));
     }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
 
