@@ -38,12 +38,17 @@ async fn start(candidates: usize, seed: u64) -> MockLever {
 }
 
 async fn get(url: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .get(url)
-        .basic_auth(KEY, Some(""))
-        .send()
-        .await
-        .unwrap();
+    get_as(KEY, url).await
+}
+
+/// `GET url` with another API key.
+async fn get_as(key: &str, url: &str) -> (StatusCode, Value) {
+    answer(reqwest::Client::new().get(url).basic_auth(key, Some(""))).await
+}
+
+/// Sends a request; its status and JSON body (`null` when there is none).
+async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -62,10 +67,15 @@ async fn send(method: reqwest::Method, url: &str, body: Value) -> (StatusCode, V
 
 /// Follows `next` from `first_url` to the end; returns every record and the last envelope.
 async fn walk(first_url: &str) -> (Vec<Value>, Value) {
+    walk_as(KEY, first_url).await
+}
+
+/// [`walk`] with another API key.
+async fn walk_as(key: &str, first_url: &str) -> (Vec<Value>, Value) {
     let mut records = Vec::new();
     let mut url = first_url.to_owned();
     loop {
-        let (status, body) = get(&url).await;
+        let (status, body) = get_as(key, &url).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         records.extend(body["data"].as_array().unwrap().iter().cloned());
         match body.get("next").and_then(Value::as_str) {
@@ -238,6 +248,106 @@ async fn a_confidential_opportunity_asked_for_by_id_without_the_grant_is_403() {
     let with_grant = start(230, 2).await;
     let url = format!("{}/opportunities/{secret}", with_grant.base_url());
     assert_eq!(get(&url).await.0, StatusCode::OK);
+}
+
+/// A pool with one confidential posting (the generated ones are all public), through a fixture.
+fn pool_with_a_confidential_posting(candidates: usize, seed: u64) -> (Pool, String) {
+    let pool = generate_pool(candidates, seed);
+    let dir = tempfile::tempdir().unwrap();
+    pool.save_fixture(dir.path()).unwrap();
+    let mut posting = pool.postings()[0].clone();
+    let id = "c0nf1de0-0000-4000-8000-000000000001".to_owned();
+    posting["id"] = json!(id);
+    posting["confidentiality"] = json!("confidential");
+    let path = dir.path().join("postings.jsonl");
+    let mut lines = std::fs::read_to_string(&path).unwrap();
+    lines.push_str(&format!("{posting}\n"));
+    std::fs::write(&path, lines).unwrap();
+    (Pool::load_fixture(dir.path()).unwrap(), id)
+}
+
+/// Confidential access belongs to each credential (sections 6.3 and 11): a key created without
+/// it and an OAuth grant without `confidential:access:admin` never see a confidential record
+/// and get 403 when they ask for one, while a key with it, on the same server, sees them all.
+#[tokio::test]
+async fn confidential_access_is_a_property_of_each_credential() {
+    const RESTRICTED: &str = "restricted-key";
+    let (pool, secret_posting) = pool_with_a_confidential_posting(230, 2);
+    let secret = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.opportunity["confidentiality"] == "confidential")
+        .map(|o| o.id().to_owned())
+        .expect("a confidential opportunity");
+    let config = MockConfig {
+        api_keys_without_confidential: vec![RESTRICTED.into()],
+        oauth: Some(OAuthConfig {
+            client_id: "cid".into(),
+            client_secret: "secret".into(),
+            refresh_token: "r0".into(),
+            access_ttl_ms: 60_000,
+            scope: "offline_access opportunities:read:admin postings:read:admin".into(),
+        }),
+        ..fast_config()
+    };
+    let mock = MockLever::start(local(), pool, config).await.unwrap();
+    let base = mock.base_url();
+    let refused = [
+        format!("{base}/opportunities?confidentiality=all"),
+        format!("{base}/opportunities?confidentiality=confidential"),
+        format!("{base}/opportunities/{secret}"),
+        format!("{base}/opportunities/{secret}/notes"),
+        format!("{base}/opportunities/{secret}/applications"),
+        format!("{base}/postings?confidentiality=all"),
+        format!("{base}/postings/{secret_posting}"),
+    ];
+    for url in &refused {
+        let (status, body) = get_as(RESTRICTED, url).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{url}");
+        assert_eq!(body["code"], "ForbiddenError", "{url}");
+        assert_eq!(get(url).await.0, StatusCode::OK, "the full key: {url}");
+    }
+    let (status, body) = answer(
+        reqwest::Client::new()
+            .post(format!("{base}/opportunities/{secret}/addTags"))
+            .basic_auth(RESTRICTED, Some(""))
+            .json(&json!({"tags": ["x"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Lists leave confidential records out.
+    let (listed, _) = walk_as(RESTRICTED, &format!("{base}/opportunities")).await;
+    let (all, _) = walk(&format!("{base}/opportunities?confidentiality=all")).await;
+    assert!(!ids(&listed).contains(&secret));
+    assert!(ids(&all).contains(&secret));
+    let (postings, _) = walk_as(RESTRICTED, &format!("{base}/postings")).await;
+    assert!(!ids(&postings).contains(&secret_posting));
+
+    // An OAuth grant without `confidential:access:admin` is refused the same way.
+    let (status, token) = answer(reqwest::Client::new().post(mock.oauth_token_url()).form(&[
+        ("grant_type", "refresh_token"),
+        ("client_id", "cid"),
+        ("client_secret", "secret"),
+        ("refresh_token", "r0"),
+    ]))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(
+        token["scope"],
+        "offline_access opportunities:read:admin postings:read:admin"
+    );
+    let bearer = token["access_token"].as_str().unwrap();
+    for url in &refused {
+        let (status, _) = answer(reqwest::Client::new().get(url).bearer_auth(bearer)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "OAuth: {url}");
+    }
+    let (status, _) = answer(
+        reqwest::Client::new()
+            .get(format!("{base}/opportunities"))
+            .bearer_auth(bearer),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -980,6 +1090,8 @@ async fn the_cli_prints_its_base_url_and_serves_the_pool() {
             "127.0.0.1:0",
             "--api-key",
             KEY,
+            "--api-key-without-confidential",
+            "no-secrets",
             "--candidates",
             "25",
             "--seed",
@@ -1008,6 +1120,12 @@ async fn the_cli_prints_its_base_url_and_serves_the_pool() {
         "{base}"
     );
     let (records, _) = walk(&format!("{base}/opportunities?confidentiality=all")).await;
+    let (status, _) = get_as(
+        "no-secrets",
+        &format!("{base}/opportunities?confidentiality=all"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let expected = generate_pool(25, 3);
     assert_eq!(
         ids(&records).into_iter().collect::<HashSet<_>>(),
@@ -1028,6 +1146,7 @@ async fn oauth_refresh_tokens_rotate_and_access_tokens_expire() {
         client_secret: "secret".into(),
         refresh_token: "r0".into(),
         access_ttl_ms: 60_000,
+        scope: OAuthConfig::DEFAULT_SCOPE.into(),
     };
     let config = MockConfig {
         oauth: Some(oauth),
@@ -1054,7 +1173,20 @@ async fn oauth_refresh_tokens_rotate_and_access_tokens_expire() {
     let (status, first) = refresh("r0".into()).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(first["token_type"], "Bearer");
+    assert_eq!(first["scope"], OAuthConfig::DEFAULT_SCOPE);
     let access = first["access_token"].as_str().unwrap().to_owned();
+    // The grant's scope holds `confidential:access:admin`, so confidential records are visible.
+    let everything = format!("{}/opportunities?confidentiality=all", mock.base_url());
+    assert_eq!(
+        client
+            .get(&everything)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     let stages = format!("{}/stages", mock.base_url());
     assert_eq!(
         client

@@ -16,9 +16,13 @@
 //!   forged, altered or reused with other filters gets `400 Invalid offset token`.
 //!   `GET /opportunities` is ordered by stage rank, then `createdAt`, then id (not by time).
 //! * `updated_at_*` filters skip opportunities whose `updatedAt` is null (about 60% of a
-//!   generated pool). Confidential opportunities (about 2%) only show with
-//!   `confidentiality=all|confidential`; without confidential access, asking for one by id
-//!   (itself or its children) is a 403.
+//!   generated pool). Confidential opportunities (about 2%) and postings only show with
+//!   `confidentiality=all|confidential`. Confidential access belongs to each credential:
+//!   [`MockConfig::api_keys`] and `bearer_tokens` have it when
+//!   [`MockConfig::confidential_access`] says so, [`MockConfig::api_keys_without_confidential`]
+//!   never, and an OAuth access token when its grant's scope lists `confidential:access:admin`.
+//!   Without it, `confidentiality=all|confidential` and a confidential record asked for by id
+//!   (an opportunity, its children and writes, a posting) are a 403.
 //! * Resume downloads are rendered from the resume text as real PDF, DOCX or TXT files;
 //!   `file.status == "error"` answers 422, a resume without a file 404.
 //!   `legacy_resume_404` makes an empty resume list answer 404, as Lever once did.
@@ -41,9 +45,9 @@
 //!
 //! * OAuth (when [`MockConfig::oauth`] is set): `POST /oauth/token` (form body,
 //!   `grant_type=refresh_token`, `client_id`, `client_secret`, `refresh_token`) answers
-//!   `{access_token, refresh_token, token_type, scope, expires_in}`; each refresh token works once
-//!   and each answer carries a new one; issued access tokens are accepted as `Bearer` until they
-//!   expire, then answer 401.
+//!   `{access_token, refresh_token, token_type, scope, expires_in}` (`scope` is
+//!   [`OAuthConfig::scope`]); each refresh token works once and each answer carries a new one;
+//!   issued access tokens are accepted as `Bearer` until they expire, then answer 401.
 //!
 //! # Control API (same auth, outside `/v1`, not rate limited, not counted)
 //! * `POST /_mock/mutate` with one op or an array of ops:
@@ -174,8 +178,12 @@ pub enum Error {
 /// credentials; add at least one API key or bearer token.
 #[derive(Clone)]
 pub struct MockConfig {
-    /// API keys accepted as the Basic-auth username.
+    /// API keys accepted as the Basic-auth username; they see confidential records when
+    /// `confidential_access` says so.
     pub api_keys: Vec<String>,
+    /// API keys created without confidential access: accepted like `api_keys`, but never shown
+    /// confidential records (403 when asked for them), whatever `confidential_access` says.
+    pub api_keys_without_confidential: Vec<String>,
     /// OAuth access tokens accepted as `Bearer`.
     pub bearer_tokens: Vec<String>,
     /// Token-bucket refill per credential, requests per second.
@@ -190,7 +198,9 @@ pub struct MockConfig {
     pub fault_seed: u64,
     /// When set, 429 answers carry `Retry-After: <secs>`.
     pub retry_after_secs: Option<u64>,
-    /// Whether the credentials may see confidential records (else 403 when asked).
+    /// Whether `api_keys` and `bearer_tokens` may see confidential records (else 403 when
+    /// asked; default true). OAuth access tokens follow their grant's scope instead
+    /// ([`OAuthConfig::scope`]).
     pub confidential_access: bool,
     /// Whether `updated_at_*` filters drop records whose `updatedAt` is null (Lever's suspected
     /// behaviour; default true).
@@ -216,6 +226,7 @@ impl Default for MockConfig {
     fn default() -> Self {
         MockConfig {
             api_keys: Vec::new(),
+            api_keys_without_confidential: Vec::new(),
             bearer_tokens: Vec::new(),
             rate_per_sec: 10.0,
             burst: 20,
@@ -240,6 +251,10 @@ impl fmt::Debug for MockConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockConfig")
             .field("api_keys", &self.api_keys.len())
+            .field(
+                "api_keys_without_confidential",
+                &self.api_keys_without_confidential.len(),
+            )
             .field("bearer_tokens", &self.bearer_tokens.len())
             .field("rate_per_sec", &self.rate_per_sec)
             .field("burst", &self.burst)
@@ -247,6 +262,7 @@ impl fmt::Debug for MockConfig {
             .field("latency_ms", &self.latency_ms)
             .field("fault_seed", &self.fault_seed)
             .field("retry_after_secs", &self.retry_after_secs)
+            .field("confidential_access", &self.confidential_access)
             .finish_non_exhaustive()
     }
 }

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use super::auth::Access;
 use super::paging::SortKey;
 use super::pool::{MockOpportunity, Pool, str_field};
 use super::query::Params;
@@ -193,7 +195,7 @@ struct Filter<'a> {
 }
 
 impl<'a> Filter<'a> {
-    fn parse(params: &'a Params, shared: &Shared) -> Result<Self, ApiError> {
+    fn parse(params: &'a Params, shared: &Shared, access: Access) -> Result<Self, ApiError> {
         let confidentiality = params
             .first("confidentiality")
             .unwrap_or("non-confidential");
@@ -202,10 +204,8 @@ impl<'a> Filter<'a> {
                 "confidentiality must be non-confidential, confidential or all".into(),
             ));
         }
-        if confidentiality != "non-confidential" && !shared.config.confidential_access {
-            return Err(ApiError::forbidden(
-                "this API key has no access to confidential data".into(),
-            ));
+        if confidentiality != "non-confidential" && !access.confidential {
+            return Err(ApiError::confidential());
         }
         let email = match params.first("email") {
             Some(e) if is_email(e) => Some(e.trim().to_lowercase()),
@@ -314,9 +314,13 @@ fn is_email(value: &str) -> bool {
 }
 
 /// `GET /opportunities`.
-pub(crate) async fn list(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
+pub(crate) async fn list(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     let params = Params::parse(raw.as_deref());
-    let filter = Filter::parse(&params, &shared)?;
+    let filter = Filter::parse(&params, &shared, access)?;
     let limit = params.limit()?;
     let pool = shared.read();
     let mut keyed: Vec<(SortKey, usize)> = pool
@@ -362,10 +366,11 @@ pub(crate) async fn deleted(State(shared): S, RawQuery(raw): RawQuery) -> ApiRes
     paged(&shared, "/v1/opportunities/deleted", &params, items)
 }
 
-/// Runs `f` on opportunity `id`: 404 when unknown, 403 when confidential and the key has no
-/// confidential access.
+/// Runs `f` on opportunity `id`: 404 when unknown, 403 when confidential and the calling
+/// credential has no confidential access.
 pub(crate) fn with_opportunity<R>(
     shared: &Shared,
+    access: Access,
     id: &str,
     f: impl FnOnce(&Pool, &MockOpportunity) -> Result<R, ApiError>,
 ) -> Result<R, ApiError> {
@@ -373,13 +378,9 @@ pub(crate) fn with_opportunity<R>(
     let opp = pool
         .opportunity(id)
         .ok_or_else(|| ApiError::not_found("opportunities", id))?;
-    if str_field(&opp.opportunity, "confidentiality") == "confidential"
-        && !shared.config.confidential_access
-    {
+    if str_field(&opp.opportunity, "confidentiality") == "confidential" && !access.confidential {
         // Asking for a confidential record by id without the grant (section 6.3).
-        return Err(ApiError::forbidden(
-            "this API key has no access to confidential data".into(),
-        ));
+        return Err(ApiError::confidential());
     }
     f(&pool, opp)
 }
@@ -387,24 +388,26 @@ pub(crate) fn with_opportunity<R>(
 /// `GET /opportunities/:id`.
 pub(crate) async fn get_one(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let params = Params::parse(raw.as_deref());
-    with_opportunity(&shared, &id, |pool, opp| {
+    with_opportunity(&shared, access, &id, |pool, opp| {
         Ok(single(shape(pool, opp, &params)))
     })
 }
 
 fn child_list(
     shared: &Shared,
+    access: Access,
     id: &str,
     raw: Option<&str>,
     kind: &str,
     pick: impl Fn(&MockOpportunity, &Params) -> Result<Vec<Value>, ApiError>,
 ) -> ApiResult {
     let params = Params::parse(raw);
-    let items = with_opportunity(shared, id, |_, opp| pick(opp, &params))?;
+    let items = with_opportunity(shared, access, id, |_, opp| pick(opp, &params))?;
     let keyed = items
         .into_iter()
         .map(|v| {
@@ -428,12 +431,13 @@ fn child_list(
 
 fn child_one(
     shared: &Shared,
+    access: Access,
     id: &str,
     child: &str,
     kind: &'static str,
     pick: impl Fn(&MockOpportunity) -> Vec<&Value>,
 ) -> ApiResult {
-    with_opportunity(shared, id, |_, opp| {
+    with_opportunity(shared, access, id, |_, opp| {
         pick(opp)
             .into_iter()
             .find(|v| str_field(v, "id") == child)
@@ -445,33 +449,45 @@ fn child_one(
 /// `GET /opportunities/:id/resumes` (`uploaded_at_*` on `file.uploadedAt`, else `createdAt`).
 pub(crate) async fn resumes(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let legacy_404 = shared.config.legacy_resume_404;
-    child_list(&shared, &id, raw.as_deref(), "resumes", |opp, params| {
-        if legacy_404 && opp.resumes.is_empty() {
-            return Err(ApiError::not_found("resumes for opportunity", opp.id()));
-        }
-        let range = Range::parse(params, "uploaded_at")?;
-        Ok(opp
-            .resumes
-            .iter()
-            .filter(|r| {
-                range.admits(
-                    r.resume["file"]["uploadedAt"]
-                        .as_i64()
-                        .or(r.resume["createdAt"].as_i64()),
-                )
-            })
-            .map(|r| r.resume.clone())
-            .collect())
-    })
+    child_list(
+        &shared,
+        access,
+        &id,
+        raw.as_deref(),
+        "resumes",
+        |opp, params| {
+            if legacy_404 && opp.resumes.is_empty() {
+                return Err(ApiError::not_found("resumes for opportunity", opp.id()));
+            }
+            let range = Range::parse(params, "uploaded_at")?;
+            Ok(opp
+                .resumes
+                .iter()
+                .filter(|r| {
+                    range.admits(
+                        r.resume["file"]["uploadedAt"]
+                            .as_i64()
+                            .or(r.resume["createdAt"].as_i64()),
+                    )
+                })
+                .map(|r| r.resume.clone())
+                .collect())
+        },
+    )
 }
 
 /// `GET /opportunities/:id/resumes/:rid`.
-pub(crate) async fn resume(State(shared): S, Path((id, rid)): Path<(String, String)>) -> ApiResult {
-    child_one(&shared, &id, &rid, "resumes", |opp| {
+pub(crate) async fn resume(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path((id, rid)): Path<(String, String)>,
+) -> ApiResult {
+    child_one(&shared, access, &id, &rid, "resumes", |opp| {
         opp.resumes.iter().map(|r| &r.resume).collect()
     })
 }
@@ -479,9 +495,10 @@ pub(crate) async fn resume(State(shared): S, Path((id, rid)): Path<(String, Stri
 /// `GET /opportunities/:id/resumes/:rid/download`: the rendered file, 422 for `error` files.
 pub(crate) async fn download(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path((id, rid)): Path<(String, String)>,
 ) -> ApiResult {
-    let (ext, name, text) = with_opportunity(&shared, &id, |_, opp| {
+    let (ext, name, text) = with_opportunity(&shared, access, &id, |_, opp| {
         let resume = opp
             .resumes
             .iter()
@@ -524,17 +541,22 @@ pub(crate) async fn download(
 /// `GET /opportunities/:id/notes` (deleted notes included, with `deletedAt`).
 pub(crate) async fn notes(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "notes", |opp, _| {
+    child_list(&shared, access, &id, raw.as_deref(), "notes", |opp, _| {
         Ok(opp.notes.clone())
     })
 }
 
 /// `GET /opportunities/:id/notes/:nid`.
-pub(crate) async fn note(State(shared): S, Path((id, nid)): Path<(String, String)>) -> ApiResult {
-    child_one(&shared, &id, &nid, "notes", |opp| {
+pub(crate) async fn note(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path((id, nid)): Path<(String, String)>,
+) -> ApiResult {
+    child_one(&shared, access, &id, &nid, "notes", |opp| {
         opp.notes.iter().collect()
     })
 }
@@ -542,20 +564,27 @@ pub(crate) async fn note(State(shared): S, Path((id, nid)): Path<(String, String
 /// `GET /opportunities/:id/feedback` (deleted forms included, with `deletedAt`).
 pub(crate) async fn feedback(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "feedback", |opp, _| {
-        Ok(opp.feedback.clone())
-    })
+    child_list(
+        &shared,
+        access,
+        &id,
+        raw.as_deref(),
+        "feedback",
+        |opp, _| Ok(opp.feedback.clone()),
+    )
 }
 
 /// `GET /opportunities/:id/feedback/:fid`.
 pub(crate) async fn feedback_one(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path((id, fid)): Path<(String, String)>,
 ) -> ApiResult {
-    child_one(&shared, &id, &fid, "feedback", |opp| {
+    child_one(&shared, access, &id, &fid, "feedback", |opp| {
         opp.feedback.iter().collect()
     })
 }
@@ -563,20 +592,27 @@ pub(crate) async fn feedback_one(
 /// `GET /opportunities/:id/applications`.
 pub(crate) async fn applications(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "applications", |opp, _| {
-        Ok(opp.applications.clone())
-    })
+    child_list(
+        &shared,
+        access,
+        &id,
+        raw.as_deref(),
+        "applications",
+        |opp, _| Ok(opp.applications.clone()),
+    )
 }
 
 /// `GET /opportunities/:id/applications/:aid`.
 pub(crate) async fn application(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path((id, aid)): Path<(String, String)>,
 ) -> ApiResult {
-    child_one(&shared, &id, &aid, "applications", |opp| {
+    child_one(&shared, access, &id, &aid, "applications", |opp| {
         opp.applications.iter().collect()
     })
 }
@@ -584,8 +620,11 @@ pub(crate) async fn application(
 /// Children the mock does not model (offers, interviews, ...): an empty list.
 pub(crate) async fn empty_child(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "child", |_, _| Ok(Vec::new()))
+    child_list(&shared, access, &id, raw.as_deref(), "child", |_, _| {
+        Ok(Vec::new())
+    })
 }

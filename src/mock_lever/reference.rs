@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 
+use super::auth::Access;
 use super::opportunities::{contact_json, paged, paged_with, user_json};
 use super::pool::Pool;
 use super::pool::str_field;
@@ -36,7 +38,11 @@ fn find(items: &[Value], id: &str, kind: &str) -> ApiResult {
 /// `GET /postings` with §8.12 filters. Postings always carry `content` and `followers`:
 /// `include=content` / `include=followers` are accepted and change nothing (lenient, since
 /// Lever's exact semantics for postings are unverified).
-pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
+pub(crate) async fn postings(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let updated = (
         params.millis("updated_at_start")?,
@@ -61,10 +67,8 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
     let confidentiality = params
         .first("confidentiality")
         .unwrap_or("non-confidential");
-    if confidentiality != "non-confidential" && !shared.config.confidential_access {
-        return Err(ApiError::forbidden(
-            "this API key has no access to confidential data".into(),
-        ));
+    if confidentiality != "non-confidential" && !access.confidential {
+        return Err(ApiError::confidential());
     }
     let states = params.all("state");
     let channels = params.all("distributionChannel");
@@ -142,19 +146,29 @@ fn expand_posting(pool: &Pool, posting: &Value, expand: &[&str]) -> Value {
     value
 }
 
-/// `GET /postings/:id` (`expand` as on the list).
+/// `GET /postings/:id` (`expand` as on the list); 403 for a confidential posting without
+/// confidential access.
 pub(crate) async fn posting(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let pool = shared.read();
-    pool.postings
+    let posting = pool
+        .postings
         .iter()
         .find(|p| str_field(p, "id") == id)
-        .map(|p| single(expand_posting(&pool, p, &params.list("expand"))))
-        .ok_or_else(|| ApiError::not_found("postings", &id))
+        .ok_or_else(|| ApiError::not_found("postings", &id))?;
+    if str_field(posting, "confidentiality") == "confidential" && !access.confidential {
+        return Err(ApiError::confidential());
+    }
+    Ok(single(expand_posting(
+        &pool,
+        posting,
+        &params.list("expand"),
+    )))
 }
 
 /// `GET /postings/deleted`: the mock never deletes postings.

@@ -42,6 +42,12 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "ForbiddenError", message)
     }
 
+    /// 403 for confidential data asked for by a credential without confidential access
+    /// (section 6.3).
+    pub(crate) fn confidential() -> Self {
+        Self::forbidden("this credential has no access to confidential data".into())
+    }
+
     /// An injected or rate-limit status with its conventional code.
     pub(crate) fn status(status: u16, retry_after: Option<u64>) -> Self {
         let (status, code, message) = match status {

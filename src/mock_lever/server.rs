@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::Value;
 
-use super::auth::{Credential, authenticate};
+use super::auth::{Access, Credential, Secret, authenticate};
 use super::faults::{FaultUpdate, Faults, Verdict};
 use super::mutate::{self, Event, MutateOp};
 use super::oauth::{self, OAuthState};
@@ -74,11 +74,20 @@ pub(crate) struct Shared {
     pub(crate) tokens: TokenSigner,
     pub(crate) webhooks: Webhooks,
     pub(crate) oauth: Option<Mutex<OAuthState>>,
+    api_keys: Vec<Secret>,
+    bearer_tokens: Vec<Secret>,
 }
 
 impl Shared {
     pub(crate) fn new(pool: Pool, config: MockConfig) -> Self {
         let clock = Clock::new(pool.max_timestamp());
+        let full = config.confidential_access;
+        let api_keys = (config.api_keys.iter().map(|k| Secret::new(k, full)))
+            .chain((config.api_keys_without_confidential.iter()).map(|k| Secret::new(k, false)))
+            .collect();
+        let bearer_tokens = (config.bearer_tokens.iter())
+            .map(|t| Secret::new(t, full))
+            .collect();
         Shared {
             pool: RwLock::new(pool),
             limiter: Mutex::new(RateLimiter::new(config.rate_per_sec, config.burst)),
@@ -93,6 +102,8 @@ impl Shared {
             tokens: TokenSigner::new(rand::random(), config.token_ttl_ms),
             webhooks: Webhooks::new(config.webhook_retries, config.webhook_retry_delay_ms),
             oauth: config.oauth.clone().map(|c| Mutex::new(OAuthState::new(c))),
+            api_keys,
+            bearer_tokens,
             config,
         }
     }
@@ -138,17 +149,17 @@ impl Shared {
             .reconfigure(update.rate_per_sec, update.burst);
     }
 
-    fn authorized(&self, request: &Request) -> Option<Credential> {
+    /// The request's credential and what it may see.
+    fn authorized(&self, request: &Request) -> Option<(Credential, Access)> {
         let header = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        authenticate(header, &self.config.api_keys, &self.config.bearer_tokens).or_else(|| {
+        authenticate(header, &self.api_keys, &self.bearer_tokens).or_else(|| {
             let token = header?.strip_prefix("Bearer ")?.trim();
             let oauth = oauth::lock(self.oauth.as_ref()?);
-            oauth
-                .accepts(token, now_ms())
-                .then(|| Credential::bearer(token))
+            let access = oauth.accepts(token, now_ms())?;
+            Some((Credential::bearer(token), access))
         })
     }
 }
@@ -163,12 +174,13 @@ fn unauthorized() -> Response {
 }
 
 /// Auth, forced answers, rate limit, fault dice, latency and counting for `/v1`.
-async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn gate(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
     let arrived = now_ms().max(0) as u64;
-    let Some(who) = shared.authorized(&request) else {
+    let Some((who, access)) = shared.authorized(&request) else {
         shared.stats.request(arrived, Outcome::Unauthorized);
         return unauthorized();
     };
+    request.extensions_mut().insert(access);
     let (forced, latency, retry_after) = {
         let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
         (
