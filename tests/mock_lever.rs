@@ -544,6 +544,83 @@ async fn expand_applications_and_stage_return_objects() {
     assert_eq!(keys, HashSet::from(["id", "name", "stage"]));
 }
 
+/// The field names of a JSON object.
+fn keys(value: &Value) -> HashSet<&str> {
+    value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// `include` keeps only the listed fields plus `id` on every list, postings and children
+/// included, in the repeated, bracketed and comma-joined forms; expanded fields stay (section 6).
+#[tokio::test]
+async fn include_keeps_only_the_listed_fields_on_every_list() {
+    let mock = start(40, 7).await;
+    let base = mock.base_url();
+    let pool = mock.pool();
+    for query in [
+        "include=content&include=followers",
+        "include[]=content&include[]=followers",
+        "include=content,followers",
+    ] {
+        let (status, body) = get(&format!("{base}/postings?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), pool.postings().len());
+        for posting in data {
+            assert_eq!(
+                keys(posting),
+                HashSet::from(["id", "content", "followers"]),
+                "{query}"
+            );
+            assert!(posting["content"]["lists"].is_array());
+        }
+    }
+    // An expanded field is kept even when `include` leaves it out.
+    let (_, body) = get(&format!("{base}/postings?include=text&expand=owner")).await;
+    let posting = &body["data"][0];
+    assert_eq!(keys(posting), HashSet::from(["id", "text", "owner"]));
+    assert!(posting["owner"]["name"].is_string(), "{posting}");
+    // The single posting too.
+    let id = pool.postings()[0]["id"].as_str().unwrap();
+    let (status, body) = get(&format!("{base}/postings/{id}?include=text")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(keys(&body["data"]), HashSet::from(["id", "text"]));
+    // Without `include`, whole postings.
+    let (_, body) = get(&format!("{base}/postings")).await;
+    assert!(keys(&body["data"][0]).is_superset(&HashSet::from(["text", "content", "state"])));
+
+    // Child and reference lists.
+    let opp = pool
+        .opportunities()
+        .iter()
+        .find(|o| !o.notes.is_empty() && o.opportunity["confidentiality"] != "confidential")
+        .unwrap();
+    for path in [
+        format!("/opportunities/{}/notes?include=fields", opp.id()),
+        "/stages?include=text".to_owned(),
+        "/users?include=name".to_owned(),
+    ] {
+        let (status, body) = get(&format!("{base}{path}")).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let wanted = path.rsplit('=').next().unwrap();
+        for record in body["data"].as_array().unwrap() {
+            assert_eq!(keys(record), HashSet::from(["id", wanted]), "{path}");
+        }
+    }
+    let note = opp.notes[0]["id"].as_str().unwrap();
+    let (status, body) = get(&format!(
+        "{base}/opportunities/{}/notes/{note}?include=text",
+        opp.id()
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(keys(&body["data"]), HashSet::from(["id", "text"]));
+}
+
 fn words(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
 }
@@ -988,7 +1065,11 @@ async fn fixture_round_trip_keeps_the_pool_identical() {
             .any(|a| a["id"] == gone["applicationId"] && a["opportunityId"] == applicant.as_str()),
         "{deleted:?}"
     );
-    let (postings, _) = walk(&format!("{}/postings?include=content", served.base_url())).await;
+    let (postings, _) = walk(&format!(
+        "{}/postings?include=text&include=content",
+        served.base_url()
+    ))
+    .await;
     assert_eq!(postings.len(), pool.postings().len());
     assert!(
         postings

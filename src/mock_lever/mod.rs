@@ -26,8 +26,8 @@
 //! * Resume downloads are rendered from the resume text as real PDF, DOCX or TXT files;
 //!   `file.status == "error"` answers 422, a resume without a file 404.
 //!   `legacy_resume_404` makes an empty resume list answer 404, as Lever once did.
-//! * `include=f` keeps only `id`, `f` and expanded fields, except on `/postings`, which always
-//!   returns whole postings (content and followers included). `expand` works on opportunities
+//! * `include=f` keeps only `id`, `f` and expanded fields on every paged list and single record
+//!   (postings too: `include=content&include=followers`). `expand` works on opportunities
 //!   (`applications`, `stage`, `owner`, `sourcedBy`, `followers`, `contact`) and postings
 //!   (`user`, `owner`, `hiringManager`, `followers`); repeated and comma-joined forms are equal.
 //!
@@ -97,6 +97,7 @@ mod render;
 mod reply;
 mod resume;
 mod server;
+mod shape;
 mod stats;
 mod vocab;
 mod webhook;

@@ -16,27 +16,18 @@ use super::query::Params;
 use super::render;
 use super::reply::{ApiError, ApiResult, envelope, single};
 use super::server::{Shared, now_ms};
+use super::shape::{Shape, user_json};
 
 type S = State<Arc<Shared>>;
 
-/// Pages `items` (already filtered) by their sort keys for the route in `scope`, keeping only
-/// the `include`d fields (plus `id`) when `include` is given.
+/// Pages `items` (already filtered and expanded) by their sort keys for the route in `scope`,
+/// keeping only the `include`d fields, `id` and the `expanded` ones when `include` is given.
 pub(crate) fn paged(
     shared: &Shared,
     scope: &str,
     params: &Params,
-    items: Vec<(SortKey, Value)>,
-) -> ApiResult {
-    paged_with(shared, scope, params, items, true)
-}
-
-/// [`paged`], with `include` used as a field selector or ignored.
-pub(crate) fn paged_with(
-    shared: &Shared,
-    scope: &str,
-    params: &Params,
     mut items: Vec<(SortKey, Value)>,
-    select_included: bool,
+    expanded: &[&str],
 ) -> ApiResult {
     let limit = params.limit()?;
     items.sort_by(|a, b| a.0.cmp(&b.0));
@@ -45,44 +36,12 @@ pub(crate) fn paged_with(
     let page = shared
         .tokens
         .page(&keys, &scope, params.first("offset"), limit, now_ms())?;
-    let include = if select_included {
-        params.list("include")
-    } else {
-        Vec::new()
-    };
+    let shape = Shape::new(params);
     let data = items
         .drain(page.range)
-        .map(|(_, v)| {
-            if include.is_empty() {
-                v
-            } else {
-                select(v, &include, &[])
-            }
-        })
+        .map(|(_, v)| shape.select(v, expanded))
         .collect();
     Ok(envelope(data, page.next))
-}
-
-/// Keeps only `id`, the `include` fields and expanded fields.
-fn select(value: Value, include: &[&str], expanded: &[&str]) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter(|(k, _)| {
-                    k == "id" || include.contains(&k.as_str()) || expanded.contains(&k.as_str())
-                })
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-/// The user object for a user id, `null` when unknown or absent.
-pub(crate) fn user_json(pool: &Pool, id: &Value) -> Value {
-    id.as_str()
-        .and_then(|id| pool.users.iter().find(|u| str_field(u, "id") == id))
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 /// The contact (person) object of §8.16, from the person's first opportunity.
@@ -124,15 +83,20 @@ fn render_opportunity(pool: &Pool, opp: &MockOpportunity, expand: &[&str]) -> Va
     v
 }
 
+/// Expandable on opportunities (section 6.2), as [`render_opportunity`] expands them.
+const OPPORTUNITY_EXPANDS: [&str; 6] = [
+    "applications",
+    "stage",
+    "owner",
+    "sourcedBy",
+    "followers",
+    "contact",
+];
+
 fn shape(pool: &Pool, opp: &MockOpportunity, params: &Params) -> Value {
-    let expand = params.list("expand");
-    let include = params.list("include");
-    let value = render_opportunity(pool, opp, &expand);
-    if include.is_empty() {
-        value
-    } else {
-        select(value, &include, &expand)
-    }
+    let shape = Shape::new(params);
+    let expanded = shape.expanded(OPPORTUNITY_EXPANDS);
+    shape.select(render_opportunity(pool, opp, &expanded), &expanded)
 }
 
 /// Rank for list order: pipeline position of the current stage (unknown stages last).
@@ -363,7 +327,7 @@ pub(crate) async fn deleted(State(shared): S, RawQuery(raw): RawQuery) -> ApiRes
             )
         })
         .collect();
-    paged(&shared, "/v1/opportunities/deleted", &params, items)
+    paged(&shared, "/v1/opportunities/deleted", &params, items, &[])
 }
 
 /// Runs `f` on opportunity `id`: 404 when unknown, 403 when confidential and the calling
@@ -426,22 +390,26 @@ fn child_list(
         &format!("/v1/opportunities/{id}/{kind}"),
         &params,
         keyed,
+        &[],
     )
 }
 
+/// One child record by id, `include` applied.
 fn child_one(
     shared: &Shared,
     access: Access,
-    id: &str,
-    child: &str,
+    (id, child): (&str, &str),
+    raw: Option<&str>,
     kind: &'static str,
     pick: impl Fn(&MockOpportunity) -> Vec<&Value>,
 ) -> ApiResult {
+    let params = Params::parse(raw);
+    let shape = Shape::new(&params);
     with_opportunity(shared, access, id, |_, opp| {
         pick(opp)
             .into_iter()
             .find(|v| str_field(v, "id") == child)
-            .map(|v| single(v.clone()))
+            .map(|v| single(shape.select(v.clone(), &[])))
             .ok_or_else(|| ApiError::not_found(kind, child))
     })
 }
@@ -486,10 +454,16 @@ pub(crate) async fn resume(
     State(shared): S,
     Extension(access): Extension<Access>,
     Path((id, rid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(&shared, access, &id, &rid, "resumes", |opp| {
-        opp.resumes.iter().map(|r| &r.resume).collect()
-    })
+    child_one(
+        &shared,
+        access,
+        (&id, &rid),
+        raw.as_deref(),
+        "resumes",
+        |opp| opp.resumes.iter().map(|r| &r.resume).collect(),
+    )
 }
 
 /// `GET /opportunities/:id/resumes/:rid/download`: the rendered file, 422 for `error` files.
@@ -555,10 +529,16 @@ pub(crate) async fn note(
     State(shared): S,
     Extension(access): Extension<Access>,
     Path((id, nid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(&shared, access, &id, &nid, "notes", |opp| {
-        opp.notes.iter().collect()
-    })
+    child_one(
+        &shared,
+        access,
+        (&id, &nid),
+        raw.as_deref(),
+        "notes",
+        |opp| opp.notes.iter().collect(),
+    )
 }
 
 /// `GET /opportunities/:id/feedback` (deleted forms included, with `deletedAt`).
@@ -583,10 +563,16 @@ pub(crate) async fn feedback_one(
     State(shared): S,
     Extension(access): Extension<Access>,
     Path((id, fid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(&shared, access, &id, &fid, "feedback", |opp| {
-        opp.feedback.iter().collect()
-    })
+    child_one(
+        &shared,
+        access,
+        (&id, &fid),
+        raw.as_deref(),
+        "feedback",
+        |opp| opp.feedback.iter().collect(),
+    )
 }
 
 /// `GET /opportunities/:id/applications`.
@@ -611,10 +597,16 @@ pub(crate) async fn application(
     State(shared): S,
     Extension(access): Extension<Access>,
     Path((id, aid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(&shared, access, &id, &aid, "applications", |opp| {
-        opp.applications.iter().collect()
-    })
+    child_one(
+        &shared,
+        access,
+        (&id, &aid),
+        raw.as_deref(),
+        "applications",
+        |opp| opp.applications.iter().collect(),
+    )
 }
 
 /// Children the mock does not model (offers, interviews, ...): an empty list.
