@@ -621,6 +621,125 @@ async fn include_keeps_only_the_listed_fields_on_every_list() {
     assert_eq!(keys(&body["data"]), HashSet::from(["id", "text"]));
 }
 
+/// `expand` on child records (section 6.2), in lists and single records, repeated,
+/// bracketed or comma-joined: applications (`posting`, `postingOwner`, `postingHiringManager`,
+/// `user`), notes and feedback (`user`), offers (`creator`), interviews (`user`, `stage`,
+/// `feedbackForms`, `postings`). Offers and interviews come from a fixture.
+#[tokio::test]
+async fn expand_replaces_ids_with_objects_on_child_records() {
+    let pool = generate_pool(60, 21);
+    let opp = pool
+        .opportunities()
+        .iter()
+        .find(|o| {
+            !o.feedback.is_empty()
+                && !o.applications.is_empty()
+                && o.notes.iter().any(|n| n["user"].is_string())
+                && o.opportunity["confidentiality"] != "confidential"
+        })
+        .unwrap()
+        .clone();
+    let user = pool.users()[1]["id"].as_str().unwrap().to_owned();
+    let posting = pool.postings()[0]["id"].as_str().unwrap().to_owned();
+    let form = opp.feedback[0]["id"].as_str().unwrap().to_owned();
+    let offer = "0ffe0000-0000-4000-8000-000000000001";
+    let interview = "1e7e0000-0000-4000-8000-000000000001";
+    let dir = tempfile::tempdir().unwrap();
+    pool.save_fixture(dir.path()).unwrap();
+    let path = dir.path().join("opportunities.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap();
+            if record["id"] == opp.id() {
+                record["_offers"] = json!([{"id": offer, "createdAt": 1, "creator": user,
+                    "status": "sent", "fields": []}]);
+                record["_interviews"] = json!([{"id": interview, "createdAt": 2, "user": user,
+                    "stage": "offer", "feedbackForms": [form], "postings": [posting],
+                    "subject": "On-site"}]);
+            }
+            record.to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let loaded = Pool::load_fixture(dir.path()).unwrap();
+    let again = tempfile::tempdir().unwrap();
+    loaded.save_fixture(again.path()).unwrap();
+    assert_eq!(Pool::load_fixture(again.path()).unwrap(), loaded);
+    let mock = MockLever::start(local(), loaded, fast_config())
+        .await
+        .unwrap();
+    let base = format!("{}/opportunities/{}", mock.base_url(), opp.id());
+    let is_user =
+        |v: &Value| v["id"].is_string() && v["name"].is_string() && v["email"].is_string();
+
+    let (status, body) = get(&format!("{base}/offers?expand=creator")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["creator"]["id"], user.as_str());
+    assert!(is_user(&body["data"][0]["creator"]), "{body}");
+    let (_, body) = get(&format!("{base}/offers")).await;
+    assert_eq!(body["data"][0]["creator"], user.as_str());
+
+    for query in [
+        "expand=user,stage&expand=feedbackForms&expand=postings",
+        "expand[]=user&expand[]=stage&expand[]=feedbackForms&expand[]=postings",
+    ] {
+        let (status, body) = get(&format!("{base}/interviews?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let record = &body["data"][0];
+        assert!(is_user(&record["user"]), "{query}: {record}");
+        assert_eq!(record["stage"], json!({"id": "offer", "text": "Offer"}));
+        assert_eq!(record["feedbackForms"][0]["id"], form.as_str());
+        assert!(record["feedbackForms"][0]["fields"].is_array());
+        assert_eq!(record["postings"][0]["id"], posting.as_str());
+        assert!(record["postings"][0]["text"].is_string());
+    }
+    let (status, body) = get(&format!("{base}/interviews/{interview}?expand=stage")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["stage"]["text"], "Offer");
+    assert_eq!(body["data"]["user"], user.as_str());
+
+    let application = opp.applications[0]["id"].as_str().unwrap();
+    let (_, body) = get(&format!(
+        "{base}/applications?expand=posting&expand=postingOwner,postingHiringManager"
+    ))
+    .await;
+    let record = &body["data"][0];
+    assert_eq!(record["posting"]["id"], opp.applications[0]["posting"]);
+    assert!(record["posting"]["content"].is_object());
+    assert!(is_user(&record["postingOwner"]), "{record}");
+    assert!(is_user(&record["postingHiringManager"]), "{record}");
+    let (_, body) = get(&format!("{base}/applications/{application}?expand=posting")).await;
+    assert!(body["data"]["posting"]["text"].is_string(), "{body}");
+    assert!(body["data"]["postingOwner"].is_string());
+
+    // Notes and feedback expand their author; `include` keeps the expanded field.
+    let (_, body) = get(&format!("{base}/notes?expand=user&include=text")).await;
+    let authored: Vec<&Value> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| !n["user"].is_null())
+        .collect();
+    assert!(!authored.is_empty());
+    for note in authored {
+        assert_eq!(keys(note), HashSet::from(["id", "text", "user"]));
+        assert!(is_user(&note["user"]), "{note}");
+    }
+    let note = opp.notes.iter().find(|n| n["user"].is_string()).unwrap();
+    let (_, body) = get(&format!(
+        "{base}/notes/{}?expand=user",
+        note["id"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(body["data"]["user"]["id"], note["user"]);
+    let (_, body) = get(&format!("{base}/feedback?expand=user")).await;
+    assert!(is_user(&body["data"][0]["user"]), "{body}");
+    let (_, body) = get(&format!("{base}/feedback/{form}")).await;
+    assert!(body["data"]["user"].is_string());
+}
+
 fn words(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
 }

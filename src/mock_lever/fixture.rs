@@ -136,6 +136,11 @@ fn opportunity_to_line(opp: &MockOpportunity) -> Value {
         object.insert("_resumes".into(), Value::Array(resumes));
         object.insert("_notes".into(), Value::Array(opp.notes.clone()));
         object.insert("_feedback".into(), Value::Array(opp.feedback.clone()));
+        for (key, records) in [("_offers", &opp.offers), ("_interviews", &opp.interviews)] {
+            if !records.is_empty() {
+                object.insert(key.into(), Value::Array(records.clone()));
+            }
+        }
     }
     line
 }
@@ -158,6 +163,11 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
     let resumes = take_array(&mut object, "_resumes")?;
     let notes = take_array(&mut object, "_notes")?;
     let feedback = take_array(&mut object, "_feedback")?;
+    let offers = take_array(&mut object, "_offers")?;
+    let interviews = take_array(&mut object, "_interviews")?;
+    for (records, key) in [(&offers, "_offers"), (&interviews, "_interviews")] {
+        records.iter().try_for_each(|r| require_id(r, key))?;
+    }
     let applications = take_array(&mut object, "applications")?;
     let created = object.get("createdAt").and_then(Value::as_i64).unwrap_or(0);
 
@@ -292,6 +302,8 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
         resumes,
         notes,
         feedback,
+        offers,
+        interviews,
     })
 }
 

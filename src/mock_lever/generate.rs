@@ -531,6 +531,8 @@ impl<'a> Generator<'a> {
             resumes,
             notes,
             feedback,
+            offers: Vec::new(),
+            interviews: Vec::new(),
         }
     }
 }

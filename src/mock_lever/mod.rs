@@ -28,8 +28,13 @@
 //!   `legacy_resume_404` makes an empty resume list answer 404, as Lever once did.
 //! * `include=f` keeps only `id`, `f` and expanded fields on every paged list and single record
 //!   (postings too: `include=content&include=followers`). `expand` works on opportunities
-//!   (`applications`, `stage`, `owner`, `sourcedBy`, `followers`, `contact`) and postings
-//!   (`user`, `owner`, `hiringManager`, `followers`); repeated and comma-joined forms are equal.
+//!   (`applications`, `stage`, `owner`, `sourcedBy`, `followers`, `contact`), postings
+//!   (`user`, `owner`, `hiringManager`, `followers`), applications (`posting`, `postingOwner`,
+//!   `postingHiringManager`, `user`), notes and feedback (`user`), offers (`creator`) and
+//!   interviews (`user`, `stage`, `feedbackForms`, `postings`), lists and single records alike;
+//!   repeated, `expand[]=` and comma-joined forms are equal, unknown names are ignored.
+//!   Offers and interviews come from fixtures (generated pools have none); referrals, files,
+//!   panels, forms and file actions are always empty lists.
 //!
 //! # Generated pool
 //! [`generate_pool`]`(n, seed)` makes `n` opportunities (about 8% of people have two, sharing
@@ -67,9 +72,10 @@
 //!   subscription.
 //!
 //! # Fixture format (`--fixture DIR`)
-//! * `DIR/opportunities.jsonl`: one Lever opportunity object (§8.3) per line, plus three extra
+//! * `DIR/opportunities.jsonl`: one Lever opportunity object (§8.3) per line, plus extra
 //!   keys: `_resumes` (resume objects of §8.5, each with `_text`, the plain text of its file),
-//!   `_notes` (note objects, §8.6) and `_feedback` (feedback forms, §8.7). `applications` may hold
+//!   `_notes` (note objects, §8.6) and `_feedback` (feedback forms, §8.7), and optionally
+//!   `_offers` (§8.9) and `_interviews` (§8.10). `applications` may hold
 //!   ids or full application objects (§8.8, as `expand=applications` shows them).
 //! * `DIR/postings.jsonl`: one posting object (§8.12) per line.
 //! * Optional: `stages.jsonl`, `archive_reasons.jsonl`, `users.jsonl` (defaults: the generated

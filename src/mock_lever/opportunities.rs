@@ -16,7 +16,7 @@ use super::query::Params;
 use super::render;
 use super::reply::{ApiError, ApiResult, envelope, single};
 use super::server::{Shared, now_ms};
-use super::shape::{Shape, user_json};
+use super::shape::{self, Expandable, Shape, user_json};
 
 type S = State<Arc<Shared>>;
 
@@ -59,15 +59,7 @@ fn render_opportunity(pool: &Pool, opp: &MockOpportunity, expand: &[&str]) -> Va
     for field in expand {
         match *field {
             "applications" => v["applications"] = json!(opp.applications),
-            "stage" => {
-                let id = str_field(&opp.opportunity, "stage");
-                let text = pool
-                    .stages
-                    .iter()
-                    .find(|s| str_field(s, "id") == id)
-                    .map(|s| s["text"].clone());
-                v["stage"] = json!({"id": id, "text": text});
-            }
+            "stage" => v["stage"] = shape::stage_json(pool, &opp.opportunity["stage"]),
             "owner" | "sourcedBy" => v[*field] = user_json(pool, &opp.opportunity[*field]),
             "followers" => {
                 let followers = opp.opportunity["followers"]
@@ -362,16 +354,58 @@ pub(crate) async fn get_one(
     })
 }
 
+/// A kind of child record: its route segment (also its 404 kind) and what it can expand.
+struct Child {
+    kind: &'static str,
+    expandable: &'static [Expandable],
+}
+
+const RESUMES: Child = Child {
+    kind: "resumes",
+    expandable: shape::NONE,
+};
+const NOTES: Child = Child {
+    kind: "notes",
+    expandable: shape::AUTHORED,
+};
+const FEEDBACK: Child = Child {
+    kind: "feedback",
+    expandable: shape::AUTHORED,
+};
+const APPLICATIONS: Child = Child {
+    kind: "applications",
+    expandable: shape::APPLICATION,
+};
+const OFFERS: Child = Child {
+    kind: "offers",
+    expandable: shape::OFFER,
+};
+const INTERVIEWS: Child = Child {
+    kind: "interviews",
+    expandable: shape::INTERVIEW,
+};
+const UNMODELLED: Child = Child {
+    kind: "child",
+    expandable: shape::NONE,
+};
+
+/// A paged list of an opportunity's children, `expand` and `include` applied.
 fn child_list(
     shared: &Shared,
     access: Access,
     id: &str,
     raw: Option<&str>,
-    kind: &str,
+    child: Child,
     pick: impl Fn(&MockOpportunity, &Params) -> Result<Vec<Value>, ApiError>,
 ) -> ApiResult {
     let params = Params::parse(raw);
-    let items = with_opportunity(shared, access, id, |_, opp| pick(opp, &params))?;
+    let expanded = Shape::new(&params).expanded_in(child.expandable);
+    let items = with_opportunity(shared, access, id, |pool, opp| {
+        Ok(pick(opp, &params)?
+            .iter()
+            .map(|v| shape::expand(pool, Some(opp), v, child.expandable, &expanded))
+            .collect::<Vec<_>>())
+    })?;
     let keyed = items
         .into_iter()
         .map(|v| {
@@ -387,30 +421,32 @@ fn child_list(
         .collect();
     paged(
         shared,
-        &format!("/v1/opportunities/{id}/{kind}"),
+        &format!("/v1/opportunities/{id}/{}", child.kind),
         &params,
         keyed,
-        &[],
+        &expanded,
     )
 }
 
-/// One child record by id, `include` applied.
+/// One child record by id, `expand` and `include` applied.
 fn child_one(
     shared: &Shared,
     access: Access,
-    (id, child): (&str, &str),
+    (id, child_id): (&str, &str),
     raw: Option<&str>,
-    kind: &'static str,
-    pick: impl Fn(&MockOpportunity) -> Vec<&Value>,
+    child: Child,
+    pick: impl Fn(&MockOpportunity) -> &[Value],
 ) -> ApiResult {
     let params = Params::parse(raw);
     let shape = Shape::new(&params);
-    with_opportunity(shared, access, id, |_, opp| {
-        pick(opp)
-            .into_iter()
-            .find(|v| str_field(v, "id") == child)
-            .map(|v| single(shape.select(v.clone(), &[])))
-            .ok_or_else(|| ApiError::not_found(kind, child))
+    let expanded = shape.expanded_in(child.expandable);
+    with_opportunity(shared, access, id, |pool, opp| {
+        let record = pick(opp)
+            .iter()
+            .find(|v| str_field(v, "id") == child_id)
+            .ok_or_else(|| ApiError::not_found(child.kind, child_id))?;
+        let value = shape::expand(pool, Some(opp), record, child.expandable, &expanded);
+        Ok(single(shape.select(value, &expanded)))
     })
 }
 
@@ -427,7 +463,7 @@ pub(crate) async fn resumes(
         access,
         &id,
         raw.as_deref(),
-        "resumes",
+        RESUMES,
         |opp, params| {
             if legacy_404 && opp.resumes.is_empty() {
                 return Err(ApiError::not_found("resumes for opportunity", opp.id()));
@@ -456,14 +492,15 @@ pub(crate) async fn resume(
     Path((id, rid)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(
-        &shared,
-        access,
-        (&id, &rid),
-        raw.as_deref(),
-        "resumes",
-        |opp| opp.resumes.iter().map(|r| &r.resume).collect(),
-    )
+    let params = Params::parse(raw.as_deref());
+    let shape = Shape::new(&params);
+    with_opportunity(&shared, access, &id, |_, opp| {
+        opp.resumes
+            .iter()
+            .find(|r| r.id() == rid)
+            .map(|r| single(shape.select(r.resume.clone(), &[])))
+            .ok_or_else(|| ApiError::not_found("resumes", &rid))
+    })
 }
 
 /// `GET /opportunities/:id/resumes/:rid/download`: the rendered file, 422 for `error` files.
@@ -519,7 +556,7 @@ pub(crate) async fn notes(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, access, &id, raw.as_deref(), "notes", |opp, _| {
+    child_list(&shared, access, &id, raw.as_deref(), NOTES, |opp, _| {
         Ok(opp.notes.clone())
     })
 }
@@ -528,17 +565,13 @@ pub(crate) async fn notes(
 pub(crate) async fn note(
     State(shared): S,
     Extension(access): Extension<Access>,
-    Path((id, nid)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(
-        &shared,
-        access,
-        (&id, &nid),
-        raw.as_deref(),
-        "notes",
-        |opp| opp.notes.iter().collect(),
-    )
+    let ids = (ids.0.as_str(), ids.1.as_str());
+    child_one(&shared, access, ids, raw.as_deref(), NOTES, |opp| {
+        &opp.notes
+    })
 }
 
 /// `GET /opportunities/:id/feedback` (deleted forms included, with `deletedAt`).
@@ -548,31 +581,22 @@ pub(crate) async fn feedback(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(
-        &shared,
-        access,
-        &id,
-        raw.as_deref(),
-        "feedback",
-        |opp, _| Ok(opp.feedback.clone()),
-    )
+    child_list(&shared, access, &id, raw.as_deref(), FEEDBACK, |opp, _| {
+        Ok(opp.feedback.clone())
+    })
 }
 
 /// `GET /opportunities/:id/feedback/:fid`.
 pub(crate) async fn feedback_one(
     State(shared): S,
     Extension(access): Extension<Access>,
-    Path((id, fid)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(
-        &shared,
-        access,
-        (&id, &fid),
-        raw.as_deref(),
-        "feedback",
-        |opp| opp.feedback.iter().collect(),
-    )
+    let ids = (ids.0.as_str(), ids.1.as_str());
+    child_one(&shared, access, ids, raw.as_deref(), FEEDBACK, |opp| {
+        &opp.feedback
+    })
 }
 
 /// `GET /opportunities/:id/applications`.
@@ -587,7 +611,7 @@ pub(crate) async fn applications(
         access,
         &id,
         raw.as_deref(),
-        "applications",
+        APPLICATIONS,
         |opp, _| Ok(opp.applications.clone()),
     )
 }
@@ -596,27 +620,66 @@ pub(crate) async fn applications(
 pub(crate) async fn application(
     State(shared): S,
     Extension(access): Extension<Access>,
-    Path((id, aid)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(
+    let ids = (ids.0.as_str(), ids.1.as_str());
+    child_one(&shared, access, ids, raw.as_deref(), APPLICATIONS, |opp| {
+        &opp.applications
+    })
+}
+
+/// `GET /opportunities/:id/offers` (`expand=creator`).
+pub(crate) async fn offers(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    child_list(&shared, access, &id, raw.as_deref(), OFFERS, |opp, _| {
+        Ok(opp.offers.clone())
+    })
+}
+
+/// `GET /opportunities/:id/interviews` (`expand` of `user`, `stage`, `feedbackForms`,
+/// `postings`).
+pub(crate) async fn interviews(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    child_list(
         &shared,
         access,
-        (&id, &aid),
+        &id,
         raw.as_deref(),
-        "applications",
-        |opp| opp.applications.iter().collect(),
+        INTERVIEWS,
+        |opp, _| Ok(opp.interviews.clone()),
     )
 }
 
-/// Children the mock does not model (offers, interviews, ...): an empty list.
+/// `GET /opportunities/:id/interviews/:iid`.
+pub(crate) async fn interview(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path(ids): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let ids = (ids.0.as_str(), ids.1.as_str());
+    child_one(&shared, access, ids, raw.as_deref(), INTERVIEWS, |opp| {
+        &opp.interviews
+    })
+}
+
+/// Children the mock does not model (referrals, files, panels, ...): an empty list.
 pub(crate) async fn empty_child(
     State(shared): S,
     Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, access, &id, raw.as_deref(), "child", |_, _| {
+    child_list(&shared, access, &id, raw.as_deref(), UNMODELLED, |_, _| {
         Ok(Vec::new())
     })
 }

@@ -275,16 +275,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(o::application),
         )
         .route("/opportunities/{id}/stage", put(w::put_stage))
-        .route("/opportunities/{id}/archived", put(w::put_archived));
-    for child in [
-        "offers",
-        "interviews",
-        "referrals",
-        "files",
-        "panels",
-        "forms",
-        "file_actions",
-    ] {
+        .route("/opportunities/{id}/archived", put(w::put_archived))
+        .route("/opportunities/{id}/offers", get(o::offers))
+        .route("/opportunities/{id}/interviews", get(o::interviews))
+        .route("/opportunities/{id}/interviews/{iid}", get(o::interview));
+    for child in ["referrals", "files", "panels", "forms", "file_actions"] {
         v1 = v1.route(
             &format!("/opportunities/{{id}}/{child}"),
             get(o::empty_child),
