@@ -1020,6 +1020,97 @@ async fn writes_bump_updated_at_and_show_up_in_filters() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// Links live on the contact (section 8.11): adding or removing one through any of a person's
+/// opportunities shows on all of them and bumps their `updatedAt`; tags stay per opportunity.
+#[tokio::test]
+async fn links_live_on_the_contact() {
+    let mock = start(120, 22).await;
+    let base = mock.base_url();
+    let pool = mock.pool();
+    let public = |o: &&rediscover::mock_lever::MockOpportunity| {
+        o.opportunity["confidentiality"] != "confidential"
+    };
+    let (first, second) = pool
+        .opportunities()
+        .iter()
+        .filter(public)
+        .find_map(|a| {
+            let b = pool
+                .opportunities()
+                .iter()
+                .filter(public)
+                .find(|b| b.id() != a.id() && b.contact_id() == a.contact_id())?;
+            Some((a.id().to_owned(), b.id().to_owned()))
+        })
+        .expect("a contact with two opportunities");
+    let since = pool
+        .opportunities()
+        .iter()
+        .filter_map(|o| o.updated_at())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let link = "github.com/someone-new";
+    let (status, changed) = send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{first}/addLinks"),
+        json!({"links": [link]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert!(
+        changed["data"]["links"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(link))
+    );
+    let (_, other) = get(&format!("{base}/opportunities/{second}")).await;
+    assert!(
+        other["data"]["links"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(link)),
+        "{other}"
+    );
+    assert!(other["data"]["updatedAt"].as_i64().unwrap() >= since);
+    let (touched, _) = walk(&format!("{base}/opportunities?updated_at_start={since}")).await;
+    assert_eq!(
+        ids(&touched).into_iter().collect::<HashSet<_>>(),
+        HashSet::from([first.clone(), second.clone()])
+    );
+
+    // Removing through the other opportunity removes it from both.
+    let (status, _) = send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{second}/removeLinks"),
+        json!({"links": [link]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, again) = get(&format!("{base}/opportunities/{first}")).await;
+    assert!(
+        !again["data"]["links"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(link))
+    );
+
+    // Tags are the opportunity's own.
+    send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{first}/addTags"),
+        json!({"tags": ["Only here"]}),
+    )
+    .await;
+    let (_, other) = get(&format!("{base}/opportunities/{second}")).await;
+    assert!(
+        !other["data"]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Only here"))
+    );
+}
+
 #[tokio::test]
 async fn deleted_opportunities_move_to_the_deleted_list_and_404() {
     let mock = start(20, 11).await;

@@ -44,7 +44,9 @@
 //! * Faults: a seeded share of `/v1` requests answers 500 or 503, optional added latency, and
 //!   the control API can force the next N answers to 429, 500 or 503.
 //! * Writes (`POST .../notes`, `addTags`..., `PUT .../stage|archived`) bump `updatedAt` and
-//!   `lastInteractionAt` to a strictly increasing wall-clock millisecond and fire webhooks
+//!   `lastInteractionAt` to a strictly increasing wall-clock millisecond (links live on the
+//!   contact: `addLinks`/`removeLinks` change and bump every opportunity of that contact) and
+//!   fire webhooks
 //!   (`candidateStageChange`, `candidateArchiveChange`, `candidateHired`, `candidateDeleted`,
 //!   `applicationCreated`) signed as in `lever-api.md` §9.3.
 //!

@@ -269,7 +269,9 @@ pub(crate) fn set_archived(
     Ok(events)
 }
 
-/// `addTags`/`removeTags`/`addSources`/`removeSources`/`addLinks`/`removeLinks`.
+/// `addTags`/`removeTags`/`addSources`/`removeSources`/`addLinks`/`removeLinks`. Links live
+/// on the contact (section 8.11), so a link change shows on, and bumps `updatedAt` of, every
+/// opportunity of the same contact; tags and sources belong to the one opportunity.
 pub(crate) fn change_list(
     pool: &mut Pool,
     id: &str,
@@ -278,8 +280,22 @@ pub(crate) fn change_list(
     items: &[String],
     now: i64,
 ) -> Result<(), Error> {
-    let opp = find(pool, id)?;
-    let mut current: Vec<String> = opp.opportunity[field]
+    let contact = find(pool, id)?.contact_id().to_owned();
+    let on_contact = field == "links" && !contact.is_empty();
+    for opp in pool
+        .opportunities
+        .iter_mut()
+        .filter(|o| o.id() == id || (on_contact && o.contact_id() == contact))
+    {
+        change_strings(&mut opp.opportunity[field], add, items);
+        touch(opp, now);
+    }
+    Ok(())
+}
+
+/// Adds `items` missing from a string array (deduplicated) or removes them from it.
+fn change_strings(list: &mut Value, add: bool, items: &[String]) {
+    let mut current: Vec<String> = list
         .as_array()
         .map(|a| {
             a.iter()
@@ -297,9 +313,7 @@ pub(crate) fn change_list(
     } else {
         current.retain(|c| !items.contains(c));
     }
-    opp.opportunity[field] = json!(current);
-    touch(opp, now);
-    Ok(())
+    *list = json!(current);
 }
 
 /// `POST /opportunities/:id/notes`; returns the note (new, or the thread it was appended to).
