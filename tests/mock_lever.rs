@@ -1111,6 +1111,98 @@ async fn links_live_on_the_contact() {
     );
 }
 
+/// Only notes created through `POST .../notes` can be deleted through the API (section 8.6):
+/// any other note (from the pool, or added in Lever, as the control API does) is refused with
+/// 403 and left as it was; an API note stays deletable after a fixture round trip.
+#[tokio::test]
+async fn only_notes_created_through_the_api_can_be_deleted() {
+    let mock = start(60, 23).await;
+    let base = mock.base_url();
+    let pool = mock.pool();
+    let opp = pool
+        .opportunities()
+        .iter()
+        .find(|o| {
+            o.opportunity["confidentiality"] != "confidential"
+                && o.notes.iter().any(|n| n["deletedAt"].is_null())
+        })
+        .unwrap();
+    let id = opp.id().to_owned();
+    let pooled = opp.notes.iter().find(|n| n["deletedAt"].is_null()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let added = mock
+        .mutate(MutateOp::AddNote {
+            opportunity_id: id.clone(),
+            text: "Added in Lever".into(),
+        })
+        .unwrap()["noteId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, created) = send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{id}/notes"),
+        json!({"value": "Written by the API"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ours = created["data"]["id"].as_str().unwrap().to_owned();
+    let delete = |note: &str| {
+        answer(
+            reqwest::Client::new()
+                .delete(format!("{base}/opportunities/{id}/notes/{note}"))
+                .basic_auth(KEY, Some("")),
+        )
+    };
+    let before = mock.pool().opportunity(&id).cloned();
+    for note in [&pooled, &added] {
+        let (status, body) = delete(note).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{note}: {body}");
+        assert_eq!(body["code"], "ForbiddenError");
+        let (_, single) = get(&format!("{base}/opportunities/{id}/notes/{note}")).await;
+        assert!(single["data"]["deletedAt"].is_null(), "{single}");
+    }
+    assert!(
+        mock.pool().opportunity(&id).cloned() == before,
+        "a refused delete changed the opportunity"
+    );
+
+    // The API's own note survives a fixture round trip as deletable.
+    let dir = tempfile::tempdir().unwrap();
+    mock.pool().save_fixture(dir.path()).unwrap();
+    let reloaded = MockLever::start(
+        local(),
+        Pool::load_fixture(dir.path()).unwrap(),
+        fast_config(),
+    )
+    .await
+    .unwrap();
+    let (status, _) = answer(
+        reqwest::Client::new()
+            .delete(format!(
+                "{}/opportunities/{id}/notes/{pooled}",
+                reloaded.base_url()
+            ))
+            .basic_auth(KEY, Some("")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = answer(
+        reqwest::Client::new()
+            .delete(format!(
+                "{}/opportunities/{id}/notes/{ours}",
+                reloaded.base_url()
+            ))
+            .basic_auth(KEY, Some("")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = delete(&ours).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
 #[tokio::test]
 async fn deleted_opportunities_move_to_the_deleted_list_and_404() {
     let mock = start(20, 11).await;

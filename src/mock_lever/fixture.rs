@@ -141,6 +141,9 @@ fn opportunity_to_line(opp: &MockOpportunity) -> Value {
                 object.insert(key.into(), Value::Array(records.clone()));
             }
         }
+        if !opp.api_notes.is_empty() {
+            object.insert("_apiNotes".into(), json!(opp.api_notes));
+        }
     }
     line
 }
@@ -165,6 +168,13 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
     let feedback = take_array(&mut object, "_feedback")?;
     let offers = take_array(&mut object, "_offers")?;
     let interviews = take_array(&mut object, "_interviews")?;
+    let api_notes = take_array(&mut object, "_apiNotes")?
+        .into_iter()
+        .map(|id| match id {
+            Value::String(id) => Ok(id),
+            _ => Err("`_apiNotes` must hold note ids".to_owned()),
+        })
+        .collect::<Result<_, _>>()?;
     for (records, key) in [(&offers, "_offers"), (&interviews, "_interviews")] {
         records.iter().try_for_each(|r| require_id(r, key))?;
     }
@@ -304,6 +314,7 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
         feedback,
         offers,
         interviews,
+        api_notes,
     })
 }
 

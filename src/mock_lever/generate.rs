@@ -533,6 +533,7 @@ impl<'a> Generator<'a> {
             feedback,
             offers: Vec::new(),
             interviews: Vec::new(),
+            api_notes: Vec::new(),
         }
     }
 }

@@ -46,9 +46,10 @@
 //! * Writes (`POST .../notes`, `addTags`..., `PUT .../stage|archived`) bump `updatedAt` and
 //!   `lastInteractionAt` to a strictly increasing wall-clock millisecond (links live on the
 //!   contact: `addLinks`/`removeLinks` change and bump every opportunity of that contact) and
-//!   fire webhooks
-//!   (`candidateStageChange`, `candidateArchiveChange`, `candidateHired`, `candidateDeleted`,
-//!   `applicationCreated`) signed as in `lever-api.md` §9.3.
+//!   fire webhooks (`candidateStageChange`, `candidateArchiveChange`, `candidateHired`,
+//!   `candidateDeleted`, `applicationCreated`) signed as in `lever-api.md` §9.3.
+//!   `DELETE .../notes/:nid` only deletes notes created through `POST .../notes` (§8.6); any
+//!   other note answers `403 {"code":"ForbiddenError"}` and stays as it was.
 //!
 //! * OAuth (when [`MockConfig::oauth`] is set): `POST /oauth/token` (form body,
 //!   `grant_type=refresh_token`, `client_id`, `client_secret`, `refresh_token`) answers
@@ -77,7 +78,8 @@
 //! * `DIR/opportunities.jsonl`: one Lever opportunity object (§8.3) per line, plus extra
 //!   keys: `_resumes` (resume objects of §8.5, each with `_text`, the plain text of its file),
 //!   `_notes` (note objects, §8.6) and `_feedback` (feedback forms, §8.7), and optionally
-//!   `_offers` (§8.9) and `_interviews` (§8.10). `applications` may hold
+//!   `_offers` (§8.9), `_interviews` (§8.10) and `_apiNotes` (ids of the notes created through
+//!   the API, the ones it may delete). `applications` may hold
 //!   ids or full application objects (§8.8, as `expand=applications` shows them).
 //! * `DIR/postings.jsonl`: one posting object (§8.12) per line.
 //! * Optional: `stages.jsonl`, `archive_reasons.jsonl`, `users.jsonl` (defaults: the generated
@@ -178,6 +180,10 @@ pub enum Error {
     /// A mutation is malformed.
     #[error("invalid mutation: {0}")]
     Invalid(String),
+    /// A well-formed change Lever does not allow on this record (deleting a note that was not
+    /// created through the API).
+    #[error("{0}")]
+    Refused(String),
     /// A DOCX could not be assembled.
     #[error("cannot build docx: {0}")]
     Docx(String),

@@ -96,6 +96,8 @@ pub(crate) struct NewNote<'a> {
     pub(crate) score: Option<i64>,
     pub(crate) created_at: Option<i64>,
     pub(crate) thread: Option<&'a str>,
+    /// Whether the note comes through `POST .../notes` (so the API may delete it later).
+    pub(crate) via_api: bool,
 }
 
 /// Applies a control op at `now`; returns its result and the events to deliver.
@@ -116,6 +118,7 @@ pub(crate) fn apply(pool: &mut Pool, op: MutateOp, now: i64) -> Result<(Value, V
                     score: None,
                     created_at: None,
                     thread: None,
+                    via_api: false,
                 },
                 now,
             )?;
@@ -357,6 +360,9 @@ pub(crate) fn add_note(
                 "createdAt": created, "completedAt": created, "deletedAt": null,
             });
             opp.notes.push(value.clone());
+            if note.via_api {
+                opp.api_notes.push(note_id);
+            }
             value
         }
     };
@@ -364,9 +370,11 @@ pub(crate) fn add_note(
     Ok(result)
 }
 
-/// `DELETE /opportunities/:id/notes/:note`: the note stays listed with `deletedAt` set.
+/// `DELETE /opportunities/:id/notes/:note`: the note stays listed with `deletedAt` set. Only
+/// notes created through the API can be deleted (section 8.6); others are refused unchanged.
 pub(crate) fn delete_note(pool: &mut Pool, id: &str, note_id: &str, now: i64) -> Result<(), Error> {
     let opp = find(pool, id)?;
+    let api_created = opp.api_notes.iter().any(|n| n == note_id);
     let note = opp
         .notes
         .iter_mut()
@@ -375,6 +383,11 @@ pub(crate) fn delete_note(pool: &mut Pool, id: &str, note_id: &str, now: i64) ->
             kind: "notes",
             id: note_id.to_owned(),
         })?;
+    if !api_created {
+        return Err(Error::Refused(format!(
+            "notes {note_id} was not created through the API and cannot be deleted through it"
+        )));
+    }
     note["deletedAt"] = json!(now);
     touch(opp, now);
     Ok(())

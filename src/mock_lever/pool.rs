@@ -62,6 +62,9 @@ pub struct MockOpportunity {
     pub offers: Vec<Value>,
     /// Interviews (§8.10); generated pools have none, fixtures may.
     pub interviews: Vec<Value>,
+    /// Ids of the notes created through `POST /opportunities/:id/notes`: the only ones the API
+    /// may delete (§8.6).
+    pub api_notes: Vec<String>,
 }
 
 impl MockOpportunity {

@@ -86,6 +86,9 @@ impl From<super::Error> for ApiError {
         match &err {
             super::Error::NotFound { kind, id } => ApiError::not_found(kind, id),
             super::Error::Invalid(_) => ApiError::bad_request(err.to_string()),
+            // Lever documents no status for these refusals (section 8.6 says only that
+            // API-created notes can be deleted): the credential may not do it, so 403.
+            super::Error::Refused(message) => ApiError::forbidden(message.clone()),
             _ => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerError",

@@ -76,6 +76,7 @@ pub(crate) async fn create_note(
         score,
         created_at: body["createdAt"].as_i64(),
         thread: params.first("note_id"),
+        via_api: true,
     };
     let mut created =
         shared.write(|pool, now| Ok((mutate::add_note(pool, &id, &note, now)?, Vec::new())))?;
