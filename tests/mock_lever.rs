@@ -26,6 +26,8 @@ fn fast_config() -> MockConfig {
         bearer_tokens: vec!["test-token".into()],
         rate_per_sec: 10_000.0,
         burst: 10_000,
+        apply_rate_per_sec: 10_000.0,
+        apply_burst: 10_000,
         webhook_retry_delay_ms: 10,
         ..MockConfig::default()
     }
@@ -1201,6 +1203,315 @@ async fn only_notes_created_through_the_api_can_be_deleted() {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (status, _) = delete(&ours).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// A webhook receiver on loopback: its URL and the bodies it gets.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use axum::routing::post;
+    let (sender, received) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: axum::Json<Value>| {
+            let sender = sender.clone();
+            async move {
+                let _ = sender.send(body.0);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(local()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), received)
+}
+
+/// The body of an application through `POST /postings/:id/apply`.
+fn application_body(name: &str, email: &str, link: &str) -> Value {
+    json!({
+        "personalInformation": [
+            {"name": "fullName", "value": name}, {"name": "email", "value": email},
+            {"name": "phone", "value": "(617) 555-0100"},
+            {"name": "currentCompany", "value": "Acme Robotics"},
+            {"name": "currentLocation", "value": "Boston, MA"},
+            {"name": "additionalInformation", "value": "Happy to relocate."},
+        ],
+        "urls": [{"name": "LinkedIn", "value": link}],
+        "customQuestions": [], "source": "Careers site",
+    })
+}
+
+/// `POST /postings/:id/apply` (sections 8.8 and 8.3): 201 `{"data":{"applicationId"}}`, a new
+/// opportunity on a new contact (or on the contact that owns the email, whose other
+/// opportunities get the new links) with its application, and `applicationCreated`.
+/// `GET /postings/:id/apply` is the form; unknown, closed and confidential postings and
+/// malformed answers are refused without creating anything.
+#[tokio::test]
+async fn applying_to_a_posting_creates_an_opportunity_with_its_application() {
+    const RESTRICTED: &str = "restricted-key";
+    let (pool, secret_posting) = pool_with_a_confidential_posting(60, 24);
+    let config = MockConfig {
+        api_keys_without_confidential: vec![RESTRICTED.into()],
+        ..fast_config()
+    };
+    let mock = MockLever::start(local(), pool, config).await.unwrap();
+    let base = mock.base_url();
+    let (hook, mut deliveries) = webhook_receiver().await;
+    let (status, _) = send(
+        reqwest::Method::POST,
+        &format!("{base}/webhooks"),
+        json!({"url": hook, "event": "applicationCreated"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let pool = mock.pool();
+    let posting = pool
+        .postings()
+        .iter()
+        .find(|p| p["state"] == "published")
+        .unwrap()
+        .clone();
+    let posting_id = posting["id"].as_str().unwrap().to_owned();
+    let apply_url = format!("{base}/postings/{posting_id}/apply");
+
+    let (status, form) = get(&apply_url).await;
+    assert_eq!(status, StatusCode::OK, "{form}");
+    let required: Vec<&str> = form["data"]["personalInformation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["required"] == true)
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(required, ["fullName", "email"]);
+    assert!(form["data"]["urls"].is_array());
+
+    let email = "new.applicant@example.org";
+    let (status, created) = send(
+        reqwest::Method::POST,
+        &format!("{apply_url}?send_confirmation_email=true"),
+        application_body("New Applicant", email, "linkedin.com/in/new-applicant"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(keys(&created), HashSet::from(["data"]));
+    assert_eq!(keys(&created["data"]), HashSet::from(["applicationId"]));
+    let application = created["data"]["applicationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (found, _) = walk(&format!("{base}/opportunities?email={email}")).await;
+    assert_eq!(found.len(), 1);
+    let opp = &found[0];
+    let opp_id = opp["id"].as_str().unwrap().to_owned();
+    assert_eq!(opp["name"], "New Applicant");
+    assert_eq!(opp["emails"], json!([email]));
+    assert_eq!(opp["phones"][0]["value"], "(617) 555-0100");
+    assert_eq!(opp["headline"], "Acme Robotics");
+    assert_eq!(opp["location"], "Boston, MA");
+    assert_eq!(opp["links"], json!(["linkedin.com/in/new-applicant"]));
+    assert_eq!(opp["origin"], "applied");
+    assert_eq!(opp["stage"], "applicant-new");
+    assert_eq!(opp["sources"], json!(["Careers site"]));
+    assert_eq!(opp["applications"], json!([application]));
+    assert_eq!(opp["archived"], Value::Null);
+    assert!(opp["updatedAt"].is_i64());
+    assert_eq!(
+        opp["opportunityLocation"],
+        posting["categories"]["location"]
+    );
+    let tags = opp["tags"].as_array().unwrap();
+    assert!(tags.contains(&posting["text"]) && tags.contains(&posting["categories"]["department"]));
+    let contact = opp["contact"].as_str().unwrap();
+    assert!(
+        pool.opportunities()
+            .iter()
+            .all(|o| o.contact_id() != contact)
+    );
+    let (_, applications) = get(&format!("{base}/opportunities/{opp_id}/applications")).await;
+    let record = &applications["data"][0];
+    assert_eq!(record["id"], application.as_str());
+    assert_eq!(record["type"], "posting");
+    assert_eq!(record["posting"], posting_id.as_str());
+    assert_eq!(record["opportunityId"], opp_id.as_str());
+    assert_eq!(record["email"], email);
+    assert_eq!(record["comments"], "Happy to relocate.");
+    assert_eq!(record["postingOwner"], posting["owner"]);
+
+    let delivery = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivery["event"], "applicationCreated");
+    assert_eq!(delivery["data"]["applicationId"], application.as_str());
+    assert_eq!(delivery["data"]["opportunityId"], opp_id.as_str());
+    assert_eq!(delivery["data"]["postingId"], posting_id.as_str());
+    assert_eq!(delivery["data"]["contactId"], contact);
+
+    // The email of someone in the pool files the application under their contact.
+    let known = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.opportunity["confidentiality"] != "confidential")
+        .unwrap();
+    let known_email = known.opportunity["emails"][0]
+        .as_str()
+        .unwrap()
+        .to_uppercase();
+    let (status, again) = send(
+        reqwest::Method::POST,
+        &apply_url,
+        application_body("Known Person", &known_email, "github.com/known-person"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    let (theirs, _) = walk(&format!(
+        "{base}/opportunities?contact_id={}",
+        known.contact_id()
+    ))
+    .await;
+    let newest = theirs
+        .iter()
+        .find(|o| o["applications"] == json!([again["data"]["applicationId"]]))
+        .expect("the new opportunity is on the known contact");
+    assert_ne!(newest["id"], known.id());
+    let (_, old) = get(&format!("{base}/opportunities/{}", known.id())).await;
+    assert!(
+        old["data"]["links"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("github.com/known-person"))
+    );
+
+    // Refusals create nothing.
+    let count = mock.pool().opportunities().len();
+    let closed = pool
+        .postings()
+        .iter()
+        .find(|p| p["state"] == "closed")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let good = application_body("Someone", "someone@example.org", "x.example/someone");
+    let mut no_email = good.clone();
+    no_email["personalInformation"][1]["value"] = json!("");
+    let mut bad_email = good.clone();
+    bad_email["personalInformation"][1]["value"] = json!("not-an-email");
+    let mut bad_origin = good.clone();
+    bad_origin["origin"] = json!("sourced");
+    for (url, body, expected) in [
+        (
+            format!("{base}/postings/no-such-posting/apply"),
+            good.clone(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("{base}/postings/{closed}/apply"),
+            good.clone(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (apply_url.clone(), no_email, StatusCode::BAD_REQUEST),
+        (apply_url.clone(), bad_email, StatusCode::BAD_REQUEST),
+        (apply_url.clone(), bad_origin, StatusCode::BAD_REQUEST),
+        (apply_url.clone(), json!({}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = send(reqwest::Method::POST, &url, body).await;
+        assert_eq!(status, expected, "{url}: {body}");
+        assert!(body["code"].is_string(), "{body}");
+    }
+    let secret_url = format!("{base}/postings/{secret_posting}/apply");
+    let (status, _) = answer(
+        reqwest::Client::new()
+            .post(&secret_url)
+            .basic_auth(RESTRICTED, Some(""))
+            .json(&good),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get_as(RESTRICTED, &secret_url).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&format!("{base}/postings/no-such-posting/apply"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(mock.pool().opportunities().len(), count);
+}
+
+/// Applications have their own bucket per credential (section 3: 2 requests/second): they go
+/// through while the general bucket is empty, answer 429 when theirs is, and never drain the
+/// general one; reading the form is an ordinary request.
+#[tokio::test]
+async fn applications_have_their_own_rate_limit_bucket() {
+    let defaults = MockConfig::default();
+    assert_eq!(
+        (defaults.apply_rate_per_sec, defaults.apply_burst),
+        (2.0, 2)
+    );
+    // Refills too slow to matter during the test.
+    let config = MockConfig {
+        rate_per_sec: 0.001,
+        burst: 2,
+        apply_rate_per_sec: 0.001,
+        apply_burst: 2,
+        ..fast_config()
+    };
+    let pool = generate_pool(5, 25);
+    let posting = pool
+        .postings()
+        .iter()
+        .find(|p| p["state"] == "published")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mock = MockLever::start(local(), pool, config).await.unwrap();
+    let base = mock.base_url();
+    let apply_url = format!("{base}/postings/{posting}/apply");
+    let apply = |n: u32, bearer: bool| {
+        let request = reqwest::Client::new()
+            .post(&apply_url)
+            .json(&application_body(
+                "Rate Tester",
+                &format!("rate{n}@example.org"),
+                "",
+            ));
+        let request = if bearer {
+            request.bearer_auth("test-token")
+        } else {
+            request.basic_auth(KEY, Some(""))
+        };
+        answer(request)
+    };
+    assert_eq!(get(&apply_url).await.0, StatusCode::OK, "the form");
+    assert_eq!(get(&format!("{base}/stages")).await.0, StatusCode::OK);
+    let (status, body) = get(&format!("{base}/stages")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+
+    assert_eq!(apply(1, false).await.0, StatusCode::CREATED);
+    assert_eq!(apply(2, false).await.0, StatusCode::CREATED);
+    let (status, body) = apply(3, false).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], "TooManyRequests");
+    assert_eq!(
+        get(&format!("{base}/stages")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another credential has buckets of its own.
+    assert_eq!(apply(4, true).await.0, StatusCode::CREATED);
+    let (status, _) = answer(
+        reqwest::Client::new()
+            .get(format!("{base}/stages"))
+            .bearer_auth("test-token"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mock.stats().rate_limited, 3);
+    assert_eq!(mock.pool().opportunities().len(), 5 + 3);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! A local Lever-compatible API server for demos, tests and benchmarks: the `/v1` routes a sync
-//! reads (plus notes, tags, stage/archive writes and webhook subscriptions) over a generated or
-//! fixture talent pool, with Lever's auth, rate limit, paging, filters and faults.
+//! reads (plus notes, tags, stage/archive writes, applications to postings and webhook
+//! subscriptions) over a generated or fixture talent pool, with Lever's auth, rate limit,
+//! paging, filters and faults.
 //!
 //! The JSON is built from `lever-api.md` with `serde_json`, never from the sync client's types,
 //! so a wrong client struct cannot agree with itself. Only ids and counts are ever logged.
@@ -10,6 +11,14 @@
 //!   anything else is `401 {"code":"UnauthorizedError","message":...}`.
 //! * Rate limit: a token bucket per credential (capacity `burst`, refill `rate_per_sec`),
 //!   `429 {"code":"TooManyRequests"}` when empty, with `Retry-After` only when configured.
+//!   `POST /postings/:id/apply` draws from a separate bucket per credential instead
+//!   (`apply_burst`, `apply_rate_per_sec`: 2 and 2/s, as Lever holds applications to 2/s).
+//! * Applications: `POST /postings/:id/apply` (published or unlisted postings; body
+//!   `personalInformation[{name,value}]` with `fullName` and `email` required, `urls`,
+//!   `customQuestions`, `source`, `origin` `applied|internal`, `ipAddress`) adds an opportunity
+//!   in `applicant-new` with its application (type `posting`), on the contact that owns the
+//!   email or a new one, fires `applicationCreated` and answers
+//!   `201 {"data":{"applicationId":...}}`. `GET /postings/:id/apply` is the form definition.
 //! * Lists: `{"data":[...],"hasNext":bool,"next":token}`, `next` absent on the last page,
 //!   `limit` 1..=100 (default 100). Offset tokens are percent-encoded JSON keysets
 //!   `[rank, timestamp, id, signature]`, HMAC-signed over the route and its filters; anything
@@ -89,6 +98,7 @@
 //! * Only `id` is required; absent optional fields get defaults (`[]`, `null`, `""`,
 //!   `non-confidential`, the first stage, the first user...).
 
+mod apply;
 mod auth;
 mod control;
 mod faults;
@@ -189,8 +199,8 @@ pub enum Error {
     Docx(String),
 }
 
-/// Server settings. `Default` is Lever's published limits (10/s, burst 20) with no faults and no
-/// credentials; add at least one API key or bearer token.
+/// Server settings. `Default` is Lever's published limits (10/s, burst 20; applications 2/s)
+/// with no faults and no credentials; add at least one API key or bearer token.
 #[derive(Clone)]
 pub struct MockConfig {
     /// API keys accepted as the Basic-auth username; they see confidential records when
@@ -205,6 +215,11 @@ pub struct MockConfig {
     pub rate_per_sec: f64,
     /// Token-bucket capacity per credential.
     pub burst: u32,
+    /// Refill of the separate per-credential bucket of `POST /postings/:id/apply`, requests
+    /// per second (Lever: 2). Applications draw only from this bucket, never from the other.
+    pub apply_rate_per_sec: f64,
+    /// Capacity of the application bucket (default 2).
+    pub apply_burst: u32,
     /// Share (0..=1) of `/v1` requests answered 500 or 503.
     pub fail_rate: f64,
     /// Latency added to every `/v1` request, milliseconds.
@@ -245,6 +260,8 @@ impl Default for MockConfig {
             bearer_tokens: Vec::new(),
             rate_per_sec: 10.0,
             burst: 20,
+            apply_rate_per_sec: 2.0,
+            apply_burst: 2,
             fail_rate: 0.0,
             latency_ms: 0,
             fault_seed: 0,
@@ -273,6 +290,8 @@ impl fmt::Debug for MockConfig {
             .field("bearer_tokens", &self.bearer_tokens.len())
             .field("rate_per_sec", &self.rate_per_sec)
             .field("burst", &self.burst)
+            .field("apply_rate_per_sec", &self.apply_rate_per_sec)
+            .field("apply_burst", &self.apply_burst)
             .field("fail_rate", &self.fail_rate)
             .field("latency_ms", &self.latency_ms)
             .field("fault_seed", &self.fault_seed)

@@ -189,7 +189,8 @@ fn touch(opp: &mut MockOpportunity, now: i64) {
     opp.opportunity["lastInteractionAt"] = json!(now);
 }
 
-fn event(name: &'static str, opp: &MockOpportunity, extra: Value) -> Event {
+/// An event about `opp`: its ids plus `extra`'s fields.
+pub(crate) fn event(name: &'static str, opp: &MockOpportunity, extra: Value) -> Event {
     let mut data = Map::new();
     data.insert("opportunityId".into(), json!(opp.id()));
     data.insert("candidateId".into(), json!(opp.id()));

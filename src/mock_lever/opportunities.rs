@@ -259,7 +259,8 @@ impl<'a> Filter<'a> {
     }
 }
 
-fn is_email(value: &str) -> bool {
+/// Whether `value` looks like an email address (Lever answers 400 for one that does not).
+pub(crate) fn is_email(value: &str) -> bool {
     let value = value.trim();
     value.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -23,7 +23,7 @@ use super::ratelimit::RateLimiter;
 use super::reply::ApiError;
 use super::stats::{Outcome, StatsRecorder};
 use super::webhook::Webhooks;
-use super::{Error, MockConfig, control, opportunities, reference, webhook, writes};
+use super::{Error, MockConfig, apply, control, opportunities, reference, webhook, writes};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) pool: RwLock<Pool>,
     pub(crate) config: MockConfig,
     pub(crate) limiter: Mutex<RateLimiter>,
+    /// The separate buckets of `POST /postings/:id/apply` (section 3).
+    apply_limiter: Mutex<RateLimiter>,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) stats: Arc<StatsRecorder>,
     pub(crate) clock: Clock,
@@ -91,6 +93,10 @@ impl Shared {
         Shared {
             pool: RwLock::new(pool),
             limiter: Mutex::new(RateLimiter::new(config.rate_per_sec, config.burst)),
+            apply_limiter: Mutex::new(RateLimiter::new(
+                config.apply_rate_per_sec,
+                config.apply_burst,
+            )),
             faults: Mutex::new(Faults::new(
                 config.fail_rate,
                 config.latency_ms,
@@ -198,8 +204,12 @@ async fn gate(State(shared): State<Arc<Shared>>, mut request: Request, next: Nex
         shared.stats.request(arrived, outcome);
         return ApiError::status(status, retry_after).into_response();
     }
-    let allowed = shared
-        .limiter
+    let limiter = if is_application(&request) {
+        &shared.apply_limiter
+    } else {
+        &shared.limiter
+    };
+    let allowed = limiter
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .try_acquire(&who, Instant::now());
@@ -225,6 +235,16 @@ async fn gate(State(shared): State<Arc<Shared>>, mut request: Request, next: Nex
             next.run(request).await
         }
     }
+}
+
+/// Whether the request submits an application (`POST /postings/:id/apply`), which Lever holds
+/// to its own 2 requests/second (section 3).
+fn is_application(request: &Request) -> bool {
+    let path = request.uri().path();
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    request.method() == Method::POST
+        && matches!(segments[..], ["postings", id, "apply"] if !id.is_empty())
 }
 
 /// Auth only, for the control routes.
@@ -303,6 +323,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/postings", get(r::postings))
         .route("/postings/deleted", get(r::postings_deleted))
         .route("/postings/{id}", get(r::posting))
+        .route("/postings/{id}/apply", get(apply::form).post(apply::apply))
         .route("/stages", get(r::stages))
         .route("/stages/{id}", get(r::stage))
         .route("/archive_reasons", get(r::archive_reasons))
