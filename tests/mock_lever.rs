@@ -26,6 +26,8 @@ fn fast_config() -> MockConfig {
         bearer_tokens: vec!["test-token".into()],
         rate_per_sec: 10_000.0,
         burst: 10_000,
+        apply_rate_per_sec: 10_000.0,
+        apply_burst: 10_000,
         webhook_retry_delay_ms: 10,
         ..MockConfig::default()
     }
@@ -38,12 +40,17 @@ async fn start(candidates: usize, seed: u64) -> MockLever {
 }
 
 async fn get(url: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .get(url)
-        .basic_auth(KEY, Some(""))
-        .send()
-        .await
-        .unwrap();
+    get_as(KEY, url).await
+}
+
+/// `GET url` with another API key.
+async fn get_as(key: &str, url: &str) -> (StatusCode, Value) {
+    answer(reqwest::Client::new().get(url).basic_auth(key, Some(""))).await
+}
+
+/// Sends a request; its status and JSON body (`null` when there is none).
+async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -62,10 +69,15 @@ async fn send(method: reqwest::Method, url: &str, body: Value) -> (StatusCode, V
 
 /// Follows `next` from `first_url` to the end; returns every record and the last envelope.
 async fn walk(first_url: &str) -> (Vec<Value>, Value) {
+    walk_as(KEY, first_url).await
+}
+
+/// [`walk`] with another API key.
+async fn walk_as(key: &str, first_url: &str) -> (Vec<Value>, Value) {
     let mut records = Vec::new();
     let mut url = first_url.to_owned();
     loop {
-        let (status, body) = get(&url).await;
+        let (status, body) = get_as(key, &url).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         records.extend(body["data"].as_array().unwrap().iter().cloned());
         match body.get("next").and_then(Value::as_str) {
@@ -238,6 +250,106 @@ async fn a_confidential_opportunity_asked_for_by_id_without_the_grant_is_403() {
     let with_grant = start(230, 2).await;
     let url = format!("{}/opportunities/{secret}", with_grant.base_url());
     assert_eq!(get(&url).await.0, StatusCode::OK);
+}
+
+/// A pool with one confidential posting (the generated ones are all public), through a fixture.
+fn pool_with_a_confidential_posting(candidates: usize, seed: u64) -> (Pool, String) {
+    let pool = generate_pool(candidates, seed);
+    let dir = tempfile::tempdir().unwrap();
+    pool.save_fixture(dir.path()).unwrap();
+    let mut posting = pool.postings()[0].clone();
+    let id = "c0nf1de0-0000-4000-8000-000000000001".to_owned();
+    posting["id"] = json!(id);
+    posting["confidentiality"] = json!("confidential");
+    let path = dir.path().join("postings.jsonl");
+    let mut lines = std::fs::read_to_string(&path).unwrap();
+    lines.push_str(&format!("{posting}\n"));
+    std::fs::write(&path, lines).unwrap();
+    (Pool::load_fixture(dir.path()).unwrap(), id)
+}
+
+/// Confidential access belongs to each credential (sections 6.3 and 11): a key created without
+/// it and an OAuth grant without `confidential:access:admin` never see a confidential record
+/// and get 403 when they ask for one, while a key with it, on the same server, sees them all.
+#[tokio::test]
+async fn confidential_access_is_a_property_of_each_credential() {
+    const RESTRICTED: &str = "restricted-key";
+    let (pool, secret_posting) = pool_with_a_confidential_posting(230, 2);
+    let secret = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.opportunity["confidentiality"] == "confidential")
+        .map(|o| o.id().to_owned())
+        .expect("a confidential opportunity");
+    let config = MockConfig {
+        api_keys_without_confidential: vec![RESTRICTED.into()],
+        oauth: Some(OAuthConfig {
+            client_id: "cid".into(),
+            client_secret: "secret".into(),
+            refresh_token: "r0".into(),
+            access_ttl_ms: 60_000,
+            scope: "offline_access opportunities:read:admin postings:read:admin".into(),
+        }),
+        ..fast_config()
+    };
+    let mock = MockLever::start(local(), pool, config).await.unwrap();
+    let base = mock.base_url();
+    let refused = [
+        format!("{base}/opportunities?confidentiality=all"),
+        format!("{base}/opportunities?confidentiality=confidential"),
+        format!("{base}/opportunities/{secret}"),
+        format!("{base}/opportunities/{secret}/notes"),
+        format!("{base}/opportunities/{secret}/applications"),
+        format!("{base}/postings?confidentiality=all"),
+        format!("{base}/postings/{secret_posting}"),
+    ];
+    for url in &refused {
+        let (status, body) = get_as(RESTRICTED, url).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{url}");
+        assert_eq!(body["code"], "ForbiddenError", "{url}");
+        assert_eq!(get(url).await.0, StatusCode::OK, "the full key: {url}");
+    }
+    let (status, body) = answer(
+        reqwest::Client::new()
+            .post(format!("{base}/opportunities/{secret}/addTags"))
+            .basic_auth(RESTRICTED, Some(""))
+            .json(&json!({"tags": ["x"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Lists leave confidential records out.
+    let (listed, _) = walk_as(RESTRICTED, &format!("{base}/opportunities")).await;
+    let (all, _) = walk(&format!("{base}/opportunities?confidentiality=all")).await;
+    assert!(!ids(&listed).contains(&secret));
+    assert!(ids(&all).contains(&secret));
+    let (postings, _) = walk_as(RESTRICTED, &format!("{base}/postings")).await;
+    assert!(!ids(&postings).contains(&secret_posting));
+
+    // An OAuth grant without `confidential:access:admin` is refused the same way.
+    let (status, token) = answer(reqwest::Client::new().post(mock.oauth_token_url()).form(&[
+        ("grant_type", "refresh_token"),
+        ("client_id", "cid"),
+        ("client_secret", "secret"),
+        ("refresh_token", "r0"),
+    ]))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(
+        token["scope"],
+        "offline_access opportunities:read:admin postings:read:admin"
+    );
+    let bearer = token["access_token"].as_str().unwrap();
+    for url in &refused {
+        let (status, _) = answer(reqwest::Client::new().get(url).bearer_auth(bearer)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "OAuth: {url}");
+    }
+    let (status, _) = answer(
+        reqwest::Client::new()
+            .get(format!("{base}/opportunities"))
+            .bearer_auth(bearer),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -432,6 +544,202 @@ async fn expand_applications_and_stage_return_objects() {
         .map(String::as_str)
         .collect();
     assert_eq!(keys, HashSet::from(["id", "name", "stage"]));
+}
+
+/// The field names of a JSON object.
+fn keys(value: &Value) -> HashSet<&str> {
+    value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// `include` keeps only the listed fields plus `id` on every list, postings and children
+/// included, in the repeated, bracketed and comma-joined forms; expanded fields stay (section 6).
+#[tokio::test]
+async fn include_keeps_only_the_listed_fields_on_every_list() {
+    let mock = start(40, 7).await;
+    let base = mock.base_url();
+    let pool = mock.pool();
+    for query in [
+        "include=content&include=followers",
+        "include[]=content&include[]=followers",
+        "include=content,followers",
+    ] {
+        let (status, body) = get(&format!("{base}/postings?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), pool.postings().len());
+        for posting in data {
+            assert_eq!(
+                keys(posting),
+                HashSet::from(["id", "content", "followers"]),
+                "{query}"
+            );
+            assert!(posting["content"]["lists"].is_array());
+        }
+    }
+    // An expanded field is kept even when `include` leaves it out.
+    let (_, body) = get(&format!("{base}/postings?include=text&expand=owner")).await;
+    let posting = &body["data"][0];
+    assert_eq!(keys(posting), HashSet::from(["id", "text", "owner"]));
+    assert!(posting["owner"]["name"].is_string(), "{posting}");
+    // The single posting too.
+    let id = pool.postings()[0]["id"].as_str().unwrap();
+    let (status, body) = get(&format!("{base}/postings/{id}?include=text")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(keys(&body["data"]), HashSet::from(["id", "text"]));
+    // Without `include`, whole postings.
+    let (_, body) = get(&format!("{base}/postings")).await;
+    assert!(keys(&body["data"][0]).is_superset(&HashSet::from(["text", "content", "state"])));
+
+    // Child and reference lists.
+    let opp = pool
+        .opportunities()
+        .iter()
+        .find(|o| !o.notes.is_empty() && o.opportunity["confidentiality"] != "confidential")
+        .unwrap();
+    for path in [
+        format!("/opportunities/{}/notes?include=fields", opp.id()),
+        "/stages?include=text".to_owned(),
+        "/users?include=name".to_owned(),
+    ] {
+        let (status, body) = get(&format!("{base}{path}")).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let wanted = path.rsplit('=').next().unwrap();
+        for record in body["data"].as_array().unwrap() {
+            assert_eq!(keys(record), HashSet::from(["id", wanted]), "{path}");
+        }
+    }
+    let note = opp.notes[0]["id"].as_str().unwrap();
+    let (status, body) = get(&format!(
+        "{base}/opportunities/{}/notes/{note}?include=text",
+        opp.id()
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(keys(&body["data"]), HashSet::from(["id", "text"]));
+}
+
+/// `expand` on child records (section 6.2), in lists and single records, repeated,
+/// bracketed or comma-joined: applications (`posting`, `postingOwner`, `postingHiringManager`,
+/// `user`), notes and feedback (`user`), offers (`creator`), interviews (`user`, `stage`,
+/// `feedbackForms`, `postings`). Offers and interviews come from a fixture.
+#[tokio::test]
+async fn expand_replaces_ids_with_objects_on_child_records() {
+    let pool = generate_pool(60, 21);
+    let opp = pool
+        .opportunities()
+        .iter()
+        .find(|o| {
+            !o.feedback.is_empty()
+                && !o.applications.is_empty()
+                && o.notes.iter().any(|n| n["user"].is_string())
+                && o.opportunity["confidentiality"] != "confidential"
+        })
+        .unwrap()
+        .clone();
+    let user = pool.users()[1]["id"].as_str().unwrap().to_owned();
+    let posting = pool.postings()[0]["id"].as_str().unwrap().to_owned();
+    let form = opp.feedback[0]["id"].as_str().unwrap().to_owned();
+    let offer = "0ffe0000-0000-4000-8000-000000000001";
+    let interview = "1e7e0000-0000-4000-8000-000000000001";
+    let dir = tempfile::tempdir().unwrap();
+    pool.save_fixture(dir.path()).unwrap();
+    let path = dir.path().join("opportunities.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap();
+            if record["id"] == opp.id() {
+                record["_offers"] = json!([{"id": offer, "createdAt": 1, "creator": user,
+                    "status": "sent", "fields": []}]);
+                record["_interviews"] = json!([{"id": interview, "createdAt": 2, "user": user,
+                    "stage": "offer", "feedbackForms": [form], "postings": [posting],
+                    "subject": "On-site"}]);
+            }
+            record.to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let loaded = Pool::load_fixture(dir.path()).unwrap();
+    let again = tempfile::tempdir().unwrap();
+    loaded.save_fixture(again.path()).unwrap();
+    assert_eq!(Pool::load_fixture(again.path()).unwrap(), loaded);
+    let mock = MockLever::start(local(), loaded, fast_config())
+        .await
+        .unwrap();
+    let base = format!("{}/opportunities/{}", mock.base_url(), opp.id());
+    let is_user =
+        |v: &Value| v["id"].is_string() && v["name"].is_string() && v["email"].is_string();
+
+    let (status, body) = get(&format!("{base}/offers?expand=creator")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["creator"]["id"], user.as_str());
+    assert!(is_user(&body["data"][0]["creator"]), "{body}");
+    let (_, body) = get(&format!("{base}/offers")).await;
+    assert_eq!(body["data"][0]["creator"], user.as_str());
+
+    for query in [
+        "expand=user,stage&expand=feedbackForms&expand=postings",
+        "expand[]=user&expand[]=stage&expand[]=feedbackForms&expand[]=postings",
+    ] {
+        let (status, body) = get(&format!("{base}/interviews?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let record = &body["data"][0];
+        assert!(is_user(&record["user"]), "{query}: {record}");
+        assert_eq!(record["stage"], json!({"id": "offer", "text": "Offer"}));
+        assert_eq!(record["feedbackForms"][0]["id"], form.as_str());
+        assert!(record["feedbackForms"][0]["fields"].is_array());
+        assert_eq!(record["postings"][0]["id"], posting.as_str());
+        assert!(record["postings"][0]["text"].is_string());
+    }
+    let (status, body) = get(&format!("{base}/interviews/{interview}?expand=stage")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["stage"]["text"], "Offer");
+    assert_eq!(body["data"]["user"], user.as_str());
+
+    let application = opp.applications[0]["id"].as_str().unwrap();
+    let (_, body) = get(&format!(
+        "{base}/applications?expand=posting&expand=postingOwner,postingHiringManager"
+    ))
+    .await;
+    let record = &body["data"][0];
+    assert_eq!(record["posting"]["id"], opp.applications[0]["posting"]);
+    assert!(record["posting"]["content"].is_object());
+    assert!(is_user(&record["postingOwner"]), "{record}");
+    assert!(is_user(&record["postingHiringManager"]), "{record}");
+    let (_, body) = get(&format!("{base}/applications/{application}?expand=posting")).await;
+    assert!(body["data"]["posting"]["text"].is_string(), "{body}");
+    assert!(body["data"]["postingOwner"].is_string());
+
+    // Notes and feedback expand their author; `include` keeps the expanded field.
+    let (_, body) = get(&format!("{base}/notes?expand=user&include=text")).await;
+    let authored: Vec<&Value> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| !n["user"].is_null())
+        .collect();
+    assert!(!authored.is_empty());
+    for note in authored {
+        assert_eq!(keys(note), HashSet::from(["id", "text", "user"]));
+        assert!(is_user(&note["user"]), "{note}");
+    }
+    let note = opp.notes.iter().find(|n| n["user"].is_string()).unwrap();
+    let (_, body) = get(&format!(
+        "{base}/notes/{}?expand=user",
+        note["id"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(body["data"]["user"]["id"], note["user"]);
+    let (_, body) = get(&format!("{base}/feedback?expand=user")).await;
+    assert!(is_user(&body["data"][0]["user"]), "{body}");
+    let (_, body) = get(&format!("{base}/feedback/{form}")).await;
+    assert!(body["data"]["user"].is_string());
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -714,6 +1022,498 @@ async fn writes_bump_updated_at_and_show_up_in_filters() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// Links live on the contact (section 8.11): adding or removing one through any of a person's
+/// opportunities shows on all of them and bumps their `updatedAt`; tags stay per opportunity.
+#[tokio::test]
+async fn links_live_on_the_contact() {
+    let mock = start(120, 22).await;
+    let base = mock.base_url();
+    let pool = mock.pool();
+    let public = |o: &&rediscover::mock_lever::MockOpportunity| {
+        o.opportunity["confidentiality"] != "confidential"
+    };
+    let (first, second) = pool
+        .opportunities()
+        .iter()
+        .filter(public)
+        .find_map(|a| {
+            let b = pool
+                .opportunities()
+                .iter()
+                .filter(public)
+                .find(|b| b.id() != a.id() && b.contact_id() == a.contact_id())?;
+            Some((a.id().to_owned(), b.id().to_owned()))
+        })
+        .expect("a contact with two opportunities");
+    let since = pool
+        .opportunities()
+        .iter()
+        .filter_map(|o| o.updated_at())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let link = "github.com/someone-new";
+    let (status, changed) = send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{first}/addLinks"),
+        json!({"links": [link]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert!(
+        changed["data"]["links"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(link))
+    );
+    let (_, other) = get(&format!("{base}/opportunities/{second}")).await;
+    assert!(
+        other["data"]["links"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(link)),
+        "{other}"
+    );
+    assert!(other["data"]["updatedAt"].as_i64().unwrap() >= since);
+    let (touched, _) = walk(&format!("{base}/opportunities?updated_at_start={since}")).await;
+    assert_eq!(
+        ids(&touched).into_iter().collect::<HashSet<_>>(),
+        HashSet::from([first.clone(), second.clone()])
+    );
+
+    // Removing through the other opportunity removes it from both.
+    let (status, _) = send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{second}/removeLinks"),
+        json!({"links": [link]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, again) = get(&format!("{base}/opportunities/{first}")).await;
+    assert!(
+        !again["data"]["links"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(link))
+    );
+
+    // Tags are the opportunity's own.
+    send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{first}/addTags"),
+        json!({"tags": ["Only here"]}),
+    )
+    .await;
+    let (_, other) = get(&format!("{base}/opportunities/{second}")).await;
+    assert!(
+        !other["data"]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Only here"))
+    );
+}
+
+/// Only notes created through `POST .../notes` can be deleted through the API (section 8.6):
+/// any other note (from the pool, or added in Lever, as the control API does) is refused with
+/// 403 and left as it was; an API note stays deletable after a fixture round trip.
+#[tokio::test]
+async fn only_notes_created_through_the_api_can_be_deleted() {
+    let mock = start(60, 23).await;
+    let base = mock.base_url();
+    let pool = mock.pool();
+    let opp = pool
+        .opportunities()
+        .iter()
+        .find(|o| {
+            o.opportunity["confidentiality"] != "confidential"
+                && o.notes.iter().any(|n| n["deletedAt"].is_null())
+        })
+        .unwrap();
+    let id = opp.id().to_owned();
+    let pooled = opp.notes.iter().find(|n| n["deletedAt"].is_null()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let added = mock
+        .mutate(MutateOp::AddNote {
+            opportunity_id: id.clone(),
+            text: "Added in Lever".into(),
+        })
+        .unwrap()["noteId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, created) = send(
+        reqwest::Method::POST,
+        &format!("{base}/opportunities/{id}/notes"),
+        json!({"value": "Written by the API"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ours = created["data"]["id"].as_str().unwrap().to_owned();
+    let delete = |note: &str| {
+        answer(
+            reqwest::Client::new()
+                .delete(format!("{base}/opportunities/{id}/notes/{note}"))
+                .basic_auth(KEY, Some("")),
+        )
+    };
+    let before = mock.pool().opportunity(&id).cloned();
+    for note in [&pooled, &added] {
+        let (status, body) = delete(note).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{note}: {body}");
+        assert_eq!(body["code"], "ForbiddenError");
+        let (_, single) = get(&format!("{base}/opportunities/{id}/notes/{note}")).await;
+        assert!(single["data"]["deletedAt"].is_null(), "{single}");
+    }
+    assert!(
+        mock.pool().opportunity(&id).cloned() == before,
+        "a refused delete changed the opportunity"
+    );
+
+    // The API's own note survives a fixture round trip as deletable.
+    let dir = tempfile::tempdir().unwrap();
+    mock.pool().save_fixture(dir.path()).unwrap();
+    let reloaded = MockLever::start(
+        local(),
+        Pool::load_fixture(dir.path()).unwrap(),
+        fast_config(),
+    )
+    .await
+    .unwrap();
+    let (status, _) = answer(
+        reqwest::Client::new()
+            .delete(format!(
+                "{}/opportunities/{id}/notes/{pooled}",
+                reloaded.base_url()
+            ))
+            .basic_auth(KEY, Some("")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = answer(
+        reqwest::Client::new()
+            .delete(format!(
+                "{}/opportunities/{id}/notes/{ours}",
+                reloaded.base_url()
+            ))
+            .basic_auth(KEY, Some("")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = delete(&ours).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// A webhook receiver on loopback: its URL and the bodies it gets.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use axum::routing::post;
+    let (sender, received) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: axum::Json<Value>| {
+            let sender = sender.clone();
+            async move {
+                let _ = sender.send(body.0);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(local()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), received)
+}
+
+/// The body of an application through `POST /postings/:id/apply`.
+fn application_body(name: &str, email: &str, link: &str) -> Value {
+    json!({
+        "personalInformation": [
+            {"name": "fullName", "value": name}, {"name": "email", "value": email},
+            {"name": "phone", "value": "(617) 555-0100"},
+            {"name": "currentCompany", "value": "Acme Robotics"},
+            {"name": "currentLocation", "value": "Boston, MA"},
+            {"name": "additionalInformation", "value": "Happy to relocate."},
+        ],
+        "urls": [{"name": "LinkedIn", "value": link}],
+        "customQuestions": [], "source": "Careers site",
+    })
+}
+
+/// `POST /postings/:id/apply` (sections 8.8 and 8.3): 201 `{"data":{"applicationId"}}`, a new
+/// opportunity on a new contact (or on the contact that owns the email, whose other
+/// opportunities get the new links) with its application, and `applicationCreated`.
+/// `GET /postings/:id/apply` is the form; unknown, closed and confidential postings and
+/// malformed answers are refused without creating anything.
+#[tokio::test]
+async fn applying_to_a_posting_creates_an_opportunity_with_its_application() {
+    const RESTRICTED: &str = "restricted-key";
+    let (pool, secret_posting) = pool_with_a_confidential_posting(60, 24);
+    let config = MockConfig {
+        api_keys_without_confidential: vec![RESTRICTED.into()],
+        ..fast_config()
+    };
+    let mock = MockLever::start(local(), pool, config).await.unwrap();
+    let base = mock.base_url();
+    let (hook, mut deliveries) = webhook_receiver().await;
+    let (status, _) = send(
+        reqwest::Method::POST,
+        &format!("{base}/webhooks"),
+        json!({"url": hook, "event": "applicationCreated"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let pool = mock.pool();
+    let posting = pool
+        .postings()
+        .iter()
+        .find(|p| p["state"] == "published")
+        .unwrap()
+        .clone();
+    let posting_id = posting["id"].as_str().unwrap().to_owned();
+    let apply_url = format!("{base}/postings/{posting_id}/apply");
+
+    let (status, form) = get(&apply_url).await;
+    assert_eq!(status, StatusCode::OK, "{form}");
+    let required: Vec<&str> = form["data"]["personalInformation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["required"] == true)
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(required, ["fullName", "email"]);
+    assert!(form["data"]["urls"].is_array());
+
+    let email = "new.applicant@example.org";
+    let (status, created) = send(
+        reqwest::Method::POST,
+        &format!("{apply_url}?send_confirmation_email=true"),
+        application_body("New Applicant", email, "linkedin.com/in/new-applicant"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(keys(&created), HashSet::from(["data"]));
+    assert_eq!(keys(&created["data"]), HashSet::from(["applicationId"]));
+    let application = created["data"]["applicationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (found, _) = walk(&format!("{base}/opportunities?email={email}")).await;
+    assert_eq!(found.len(), 1);
+    let opp = &found[0];
+    let opp_id = opp["id"].as_str().unwrap().to_owned();
+    assert_eq!(opp["name"], "New Applicant");
+    assert_eq!(opp["emails"], json!([email]));
+    assert_eq!(opp["phones"][0]["value"], "(617) 555-0100");
+    assert_eq!(opp["headline"], "Acme Robotics");
+    assert_eq!(opp["location"], "Boston, MA");
+    assert_eq!(opp["links"], json!(["linkedin.com/in/new-applicant"]));
+    assert_eq!(opp["origin"], "applied");
+    assert_eq!(opp["stage"], "applicant-new");
+    assert_eq!(opp["sources"], json!(["Careers site"]));
+    assert_eq!(opp["applications"], json!([application]));
+    assert_eq!(opp["archived"], Value::Null);
+    assert!(opp["updatedAt"].is_i64());
+    assert_eq!(
+        opp["opportunityLocation"],
+        posting["categories"]["location"]
+    );
+    let tags = opp["tags"].as_array().unwrap();
+    assert!(tags.contains(&posting["text"]) && tags.contains(&posting["categories"]["department"]));
+    let contact = opp["contact"].as_str().unwrap();
+    assert!(
+        pool.opportunities()
+            .iter()
+            .all(|o| o.contact_id() != contact)
+    );
+    let (_, applications) = get(&format!("{base}/opportunities/{opp_id}/applications")).await;
+    let record = &applications["data"][0];
+    assert_eq!(record["id"], application.as_str());
+    assert_eq!(record["type"], "posting");
+    assert_eq!(record["posting"], posting_id.as_str());
+    assert_eq!(record["opportunityId"], opp_id.as_str());
+    assert_eq!(record["email"], email);
+    assert_eq!(record["comments"], "Happy to relocate.");
+    assert_eq!(record["postingOwner"], posting["owner"]);
+
+    let delivery = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivery["event"], "applicationCreated");
+    assert_eq!(delivery["data"]["applicationId"], application.as_str());
+    assert_eq!(delivery["data"]["opportunityId"], opp_id.as_str());
+    assert_eq!(delivery["data"]["postingId"], posting_id.as_str());
+    assert_eq!(delivery["data"]["contactId"], contact);
+
+    // The email of someone in the pool files the application under their contact.
+    let known = pool
+        .opportunities()
+        .iter()
+        .find(|o| o.opportunity["confidentiality"] != "confidential")
+        .unwrap();
+    let known_email = known.opportunity["emails"][0]
+        .as_str()
+        .unwrap()
+        .to_uppercase();
+    let (status, again) = send(
+        reqwest::Method::POST,
+        &apply_url,
+        application_body("Known Person", &known_email, "github.com/known-person"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    let (theirs, _) = walk(&format!(
+        "{base}/opportunities?contact_id={}",
+        known.contact_id()
+    ))
+    .await;
+    let newest = theirs
+        .iter()
+        .find(|o| o["applications"] == json!([again["data"]["applicationId"]]))
+        .expect("the new opportunity is on the known contact");
+    assert_ne!(newest["id"], known.id());
+    let (_, old) = get(&format!("{base}/opportunities/{}", known.id())).await;
+    assert!(
+        old["data"]["links"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("github.com/known-person"))
+    );
+
+    // Refusals create nothing.
+    let count = mock.pool().opportunities().len();
+    let closed = pool
+        .postings()
+        .iter()
+        .find(|p| p["state"] == "closed")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let good = application_body("Someone", "someone@example.org", "x.example/someone");
+    let mut no_email = good.clone();
+    no_email["personalInformation"][1]["value"] = json!("");
+    let mut bad_email = good.clone();
+    bad_email["personalInformation"][1]["value"] = json!("not-an-email");
+    let mut bad_origin = good.clone();
+    bad_origin["origin"] = json!("sourced");
+    for (url, body, expected) in [
+        (
+            format!("{base}/postings/no-such-posting/apply"),
+            good.clone(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("{base}/postings/{closed}/apply"),
+            good.clone(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (apply_url.clone(), no_email, StatusCode::BAD_REQUEST),
+        (apply_url.clone(), bad_email, StatusCode::BAD_REQUEST),
+        (apply_url.clone(), bad_origin, StatusCode::BAD_REQUEST),
+        (apply_url.clone(), json!({}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = send(reqwest::Method::POST, &url, body).await;
+        assert_eq!(status, expected, "{url}: {body}");
+        assert!(body["code"].is_string(), "{body}");
+    }
+    let secret_url = format!("{base}/postings/{secret_posting}/apply");
+    let (status, _) = answer(
+        reqwest::Client::new()
+            .post(&secret_url)
+            .basic_auth(RESTRICTED, Some(""))
+            .json(&good),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get_as(RESTRICTED, &secret_url).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&format!("{base}/postings/no-such-posting/apply"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(mock.pool().opportunities().len(), count);
+}
+
+/// Applications have their own bucket per credential (section 3: 2 requests/second): they go
+/// through while the general bucket is empty, answer 429 when theirs is, and never drain the
+/// general one; reading the form is an ordinary request.
+#[tokio::test]
+async fn applications_have_their_own_rate_limit_bucket() {
+    let defaults = MockConfig::default();
+    assert_eq!(
+        (defaults.apply_rate_per_sec, defaults.apply_burst),
+        (2.0, 2)
+    );
+    // Refills too slow to matter during the test.
+    let config = MockConfig {
+        rate_per_sec: 0.001,
+        burst: 2,
+        apply_rate_per_sec: 0.001,
+        apply_burst: 2,
+        ..fast_config()
+    };
+    let pool = generate_pool(5, 25);
+    let posting = pool
+        .postings()
+        .iter()
+        .find(|p| p["state"] == "published")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mock = MockLever::start(local(), pool, config).await.unwrap();
+    let base = mock.base_url();
+    let apply_url = format!("{base}/postings/{posting}/apply");
+    let apply = |n: u32, bearer: bool| {
+        let request = reqwest::Client::new()
+            .post(&apply_url)
+            .json(&application_body(
+                "Rate Tester",
+                &format!("rate{n}@example.org"),
+                "",
+            ));
+        let request = if bearer {
+            request.bearer_auth("test-token")
+        } else {
+            request.basic_auth(KEY, Some(""))
+        };
+        answer(request)
+    };
+    assert_eq!(get(&apply_url).await.0, StatusCode::OK, "the form");
+    assert_eq!(get(&format!("{base}/stages")).await.0, StatusCode::OK);
+    let (status, body) = get(&format!("{base}/stages")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+
+    assert_eq!(apply(1, false).await.0, StatusCode::CREATED);
+    assert_eq!(apply(2, false).await.0, StatusCode::CREATED);
+    let (status, body) = apply(3, false).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], "TooManyRequests");
+    assert_eq!(
+        get(&format!("{base}/stages")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another credential has buckets of its own.
+    assert_eq!(apply(4, true).await.0, StatusCode::CREATED);
+    let (status, _) = answer(
+        reqwest::Client::new()
+            .get(format!("{base}/stages"))
+            .bearer_auth("test-token"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mock.stats().rate_limited, 3);
+    assert_eq!(mock.pool().opportunities().len(), 5 + 3);
+}
+
 #[tokio::test]
 async fn deleted_opportunities_move_to_the_deleted_list_and_404() {
     let mock = start(20, 11).await;
@@ -878,7 +1678,11 @@ async fn fixture_round_trip_keeps_the_pool_identical() {
             .any(|a| a["id"] == gone["applicationId"] && a["opportunityId"] == applicant.as_str()),
         "{deleted:?}"
     );
-    let (postings, _) = walk(&format!("{}/postings?include=content", served.base_url())).await;
+    let (postings, _) = walk(&format!(
+        "{}/postings?include=text&include=content",
+        served.base_url()
+    ))
+    .await;
     assert_eq!(postings.len(), pool.postings().len());
     assert!(
         postings
@@ -980,6 +1784,8 @@ async fn the_cli_prints_its_base_url_and_serves_the_pool() {
             "127.0.0.1:0",
             "--api-key",
             KEY,
+            "--api-key-without-confidential",
+            "no-secrets",
             "--candidates",
             "25",
             "--seed",
@@ -1008,6 +1814,12 @@ async fn the_cli_prints_its_base_url_and_serves_the_pool() {
         "{base}"
     );
     let (records, _) = walk(&format!("{base}/opportunities?confidentiality=all")).await;
+    let (status, _) = get_as(
+        "no-secrets",
+        &format!("{base}/opportunities?confidentiality=all"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let expected = generate_pool(25, 3);
     assert_eq!(
         ids(&records).into_iter().collect::<HashSet<_>>(),
@@ -1028,6 +1840,7 @@ async fn oauth_refresh_tokens_rotate_and_access_tokens_expire() {
         client_secret: "secret".into(),
         refresh_token: "r0".into(),
         access_ttl_ms: 60_000,
+        scope: OAuthConfig::DEFAULT_SCOPE.into(),
     };
     let config = MockConfig {
         oauth: Some(oauth),
@@ -1054,7 +1867,20 @@ async fn oauth_refresh_tokens_rotate_and_access_tokens_expire() {
     let (status, first) = refresh("r0".into()).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(first["token_type"], "Bearer");
+    assert_eq!(first["scope"], OAuthConfig::DEFAULT_SCOPE);
     let access = first["access_token"].as_str().unwrap().to_owned();
+    // The grant's scope holds `confidential:access:admin`, so confidential records are visible.
+    let everything = format!("{}/opportunities?confidentiality=all", mock.base_url());
+    assert_eq!(
+        client
+            .get(&everything)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     let stages = format!("{}/stages", mock.base_url());
     assert_eq!(
         client

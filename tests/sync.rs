@@ -1740,6 +1740,7 @@ async fn processes_sharing_the_oauth_token_file_never_spend_a_rotated_refresh_to
             client_secret: "secret".into(),
             refresh_token: "rt-0".into(),
             access_ttl_ms: 3_600_000,
+            scope: rediscover::mock_lever::OAuthConfig::DEFAULT_SCOPE.into(),
         }),
         rate_per_sec: 1000.0,
         burst: 100,

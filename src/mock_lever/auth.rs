@@ -1,4 +1,5 @@
-//! Who is calling: turns an `Authorization` header into the credential it names, or nothing.
+//! Who is calling: turns an `Authorization` header into the credential it names and what that
+//! credential may see, or nothing.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,13 +15,37 @@ impl Credential {
     }
 }
 
+/// What the calling credential may see, handed to the `/v1` handlers as a request extension.
+/// Lever grants confidential access per API key, at creation, and per OAuth grant with the
+/// `confidential:access:admin` scope (section 6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// Whether confidential postings and opportunities are visible.
+    pub(crate) confidential: bool,
+}
+
+/// A configured secret (API key or bearer token) and what it may see.
+pub(crate) struct Secret {
+    pub(crate) value: String,
+    pub(crate) access: Access,
+}
+
+impl Secret {
+    pub(crate) fn new(value: &str, confidential: bool) -> Self {
+        Secret {
+            value: value.to_owned(),
+            access: Access { confidential },
+        }
+    }
+}
+
 /// Checks the header against the configured API keys (Basic, key as username, any password)
 /// and bearer tokens.
 pub(crate) fn authenticate(
     header: Option<&str>,
-    api_keys: &[String],
-    bearer_tokens: &[String],
-) -> Option<Credential> {
+    api_keys: &[Secret],
+    bearer_tokens: &[Secret],
+) -> Option<(Credential, Access)> {
     let header = header?.trim();
     let (scheme, value) = header.split_once(' ')?;
     let value = value.trim();
@@ -32,13 +57,13 @@ pub(crate) fn authenticate(
             .map_or(decoded.as_str(), |(user, _)| user);
         api_keys
             .iter()
-            .any(|k| constant_time_eq(k, user))
-            .then(|| Credential(format!("key:{user}")))
+            .find(|k| constant_time_eq(&k.value, user))
+            .map(|k| (Credential(format!("key:{user}")), k.access))
     } else if scheme.eq_ignore_ascii_case("bearer") {
         bearer_tokens
             .iter()
-            .any(|t| constant_time_eq(t, value))
-            .then(|| Credential::bearer(value))
+            .find(|t| constant_time_eq(&t.value, value))
+            .map(|t| (Credential::bearer(value), t.access))
     } else {
         None
     }
@@ -59,14 +84,22 @@ mod tests {
 
     #[test]
     fn basic_and_bearer() {
-        let keys = vec!["k1".to_owned()];
-        let tokens = vec!["t1".to_owned()];
-        assert!(authenticate(Some(&basic("k1:")), &keys, &tokens).is_some());
-        assert!(authenticate(Some(&basic("k1:pw")), &keys, &tokens).is_some());
-        assert!(authenticate(Some(&basic("k2:")), &keys, &tokens).is_none());
-        assert!(authenticate(Some("Bearer t1"), &keys, &tokens).is_some());
-        assert!(authenticate(Some("Bearer k1"), &keys, &tokens).is_none());
-        assert!(authenticate(Some("Basic !!!"), &keys, &tokens).is_none());
+        let keys = vec![Secret::new("k1", true), Secret::new("k2", false)];
+        let tokens = vec![Secret::new("t1", true)];
+        let access = |header: &str| authenticate(Some(header), &keys, &tokens).map(|(_, a)| a);
+        let full = Some(Access { confidential: true });
+        assert_eq!(access(&basic("k1:")), full);
+        assert_eq!(access(&basic("k1:pw")), full);
+        assert_eq!(
+            access(&basic("k2:")),
+            Some(Access {
+                confidential: false
+            })
+        );
+        assert_eq!(access(&basic("k3:")), None);
+        assert_eq!(access("Bearer t1"), full);
+        assert_eq!(access("Bearer k1"), None);
+        assert_eq!(access("Basic !!!"), None);
         assert!(authenticate(None, &keys, &tokens).is_none());
     }
 }

@@ -136,6 +136,14 @@ fn opportunity_to_line(opp: &MockOpportunity) -> Value {
         object.insert("_resumes".into(), Value::Array(resumes));
         object.insert("_notes".into(), Value::Array(opp.notes.clone()));
         object.insert("_feedback".into(), Value::Array(opp.feedback.clone()));
+        for (key, records) in [("_offers", &opp.offers), ("_interviews", &opp.interviews)] {
+            if !records.is_empty() {
+                object.insert(key.into(), Value::Array(records.clone()));
+            }
+        }
+        if !opp.api_notes.is_empty() {
+            object.insert("_apiNotes".into(), json!(opp.api_notes));
+        }
     }
     line
 }
@@ -158,6 +166,18 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
     let resumes = take_array(&mut object, "_resumes")?;
     let notes = take_array(&mut object, "_notes")?;
     let feedback = take_array(&mut object, "_feedback")?;
+    let offers = take_array(&mut object, "_offers")?;
+    let interviews = take_array(&mut object, "_interviews")?;
+    let api_notes = take_array(&mut object, "_apiNotes")?
+        .into_iter()
+        .map(|id| match id {
+            Value::String(id) => Ok(id),
+            _ => Err("`_apiNotes` must hold note ids".to_owned()),
+        })
+        .collect::<Result<_, _>>()?;
+    for (records, key) in [(&offers, "_offers"), (&interviews, "_interviews")] {
+        records.iter().try_for_each(|r| require_id(r, key))?;
+    }
     let applications = take_array(&mut object, "applications")?;
     let created = object.get("createdAt").and_then(Value::as_i64).unwrap_or(0);
 
@@ -292,6 +312,9 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
         resumes,
         notes,
         feedback,
+        offers,
+        interviews,
+        api_notes,
     })
 }
 

@@ -531,6 +531,9 @@ impl<'a> Generator<'a> {
             resumes,
             notes,
             feedback,
+            offers: Vec::new(),
+            interviews: Vec::new(),
+            api_notes: Vec::new(),
         }
     }
 }

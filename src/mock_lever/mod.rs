@@ -1,6 +1,7 @@
 //! A local Lever-compatible API server for demos, tests and benchmarks: the `/v1` routes a sync
-//! reads (plus notes, tags, stage/archive writes and webhook subscriptions) over a generated or
-//! fixture talent pool, with Lever's auth, rate limit, paging, filters and faults.
+//! reads (plus notes, tags, stage/archive writes, applications to postings and webhook
+//! subscriptions) over a generated or fixture talent pool, with Lever's auth, rate limit,
+//! paging, filters and faults.
 //!
 //! The JSON is built from `lever-api.md` with `serde_json`, never from the sync client's types,
 //! so a wrong client struct cannot agree with itself. Only ids and counts are ever logged.
@@ -10,22 +11,39 @@
 //!   anything else is `401 {"code":"UnauthorizedError","message":...}`.
 //! * Rate limit: a token bucket per credential (capacity `burst`, refill `rate_per_sec`),
 //!   `429 {"code":"TooManyRequests"}` when empty, with `Retry-After` only when configured.
+//!   `POST /postings/:id/apply` draws from a separate bucket per credential instead
+//!   (`apply_burst`, `apply_rate_per_sec`: 2 and 2/s, as Lever holds applications to 2/s).
+//! * Applications: `POST /postings/:id/apply` (published or unlisted postings; body
+//!   `personalInformation[{name,value}]` with `fullName` and `email` required, `urls`,
+//!   `customQuestions`, `source`, `origin` `applied|internal`, `ipAddress`) adds an opportunity
+//!   in `applicant-new` with its application (type `posting`), on the contact that owns the
+//!   email or a new one, fires `applicationCreated` and answers
+//!   `201 {"data":{"applicationId":...}}`. `GET /postings/:id/apply` is the form definition.
 //! * Lists: `{"data":[...],"hasNext":bool,"next":token}`, `next` absent on the last page,
 //!   `limit` 1..=100 (default 100). Offset tokens are percent-encoded JSON keysets
 //!   `[rank, timestamp, id, signature]`, HMAC-signed over the route and its filters; anything
 //!   forged, altered or reused with other filters gets `400 Invalid offset token`.
 //!   `GET /opportunities` is ordered by stage rank, then `createdAt`, then id (not by time).
 //! * `updated_at_*` filters skip opportunities whose `updatedAt` is null (about 60% of a
-//!   generated pool). Confidential opportunities (about 2%) only show with
-//!   `confidentiality=all|confidential`; without confidential access, asking for one by id
-//!   (itself or its children) is a 403.
+//!   generated pool). Confidential opportunities (about 2%) and postings only show with
+//!   `confidentiality=all|confidential`. Confidential access belongs to each credential:
+//!   [`MockConfig::api_keys`] and `bearer_tokens` have it when
+//!   [`MockConfig::confidential_access`] says so, [`MockConfig::api_keys_without_confidential`]
+//!   never, and an OAuth access token when its grant's scope lists `confidential:access:admin`.
+//!   Without it, `confidentiality=all|confidential` and a confidential record asked for by id
+//!   (an opportunity, its children and writes, a posting) are a 403.
 //! * Resume downloads are rendered from the resume text as real PDF, DOCX or TXT files;
 //!   `file.status == "error"` answers 422, a resume without a file 404.
 //!   `legacy_resume_404` makes an empty resume list answer 404, as Lever once did.
-//! * `include=f` keeps only `id`, `f` and expanded fields, except on `/postings`, which always
-//!   returns whole postings (content and followers included). `expand` works on opportunities
-//!   (`applications`, `stage`, `owner`, `sourcedBy`, `followers`, `contact`) and postings
-//!   (`user`, `owner`, `hiringManager`, `followers`); repeated and comma-joined forms are equal.
+//! * `include=f` keeps only `id`, `f` and expanded fields on every paged list and single record
+//!   (postings too: `include=content&include=followers`). `expand` works on opportunities
+//!   (`applications`, `stage`, `owner`, `sourcedBy`, `followers`, `contact`), postings
+//!   (`user`, `owner`, `hiringManager`, `followers`), applications (`posting`, `postingOwner`,
+//!   `postingHiringManager`, `user`), notes and feedback (`user`), offers (`creator`) and
+//!   interviews (`user`, `stage`, `feedbackForms`, `postings`), lists and single records alike;
+//!   repeated, `expand[]=` and comma-joined forms are equal, unknown names are ignored.
+//!   Offers and interviews come from fixtures (generated pools have none); referrals, files,
+//!   panels, forms and file actions are always empty lists.
 //!
 //! # Generated pool
 //! [`generate_pool`]`(n, seed)` makes `n` opportunities (about 8% of people have two, sharing
@@ -35,15 +53,18 @@
 //! * Faults: a seeded share of `/v1` requests answers 500 or 503, optional added latency, and
 //!   the control API can force the next N answers to 429, 500 or 503.
 //! * Writes (`POST .../notes`, `addTags`..., `PUT .../stage|archived`) bump `updatedAt` and
-//!   `lastInteractionAt` to a strictly increasing wall-clock millisecond and fire webhooks
-//!   (`candidateStageChange`, `candidateArchiveChange`, `candidateHired`, `candidateDeleted`,
-//!   `applicationCreated`) signed as in `lever-api.md` §9.3.
+//!   `lastInteractionAt` to a strictly increasing wall-clock millisecond (links live on the
+//!   contact: `addLinks`/`removeLinks` change and bump every opportunity of that contact) and
+//!   fire webhooks (`candidateStageChange`, `candidateArchiveChange`, `candidateHired`,
+//!   `candidateDeleted`, `applicationCreated`) signed as in `lever-api.md` §9.3.
+//!   `DELETE .../notes/:nid` only deletes notes created through `POST .../notes` (§8.6); any
+//!   other note answers `403 {"code":"ForbiddenError"}` and stays as it was.
 //!
 //! * OAuth (when [`MockConfig::oauth`] is set): `POST /oauth/token` (form body,
 //!   `grant_type=refresh_token`, `client_id`, `client_secret`, `refresh_token`) answers
-//!   `{access_token, refresh_token, token_type, scope, expires_in}`; each refresh token works once
-//!   and each answer carries a new one; issued access tokens are accepted as `Bearer` until they
-//!   expire, then answer 401.
+//!   `{access_token, refresh_token, token_type, scope, expires_in}` (`scope` is
+//!   [`OAuthConfig::scope`]); each refresh token works once and each answer carries a new one;
+//!   issued access tokens are accepted as `Bearer` until they expire, then answer 401.
 //!
 //! # Control API (same auth, outside `/v1`, not rate limited, not counted)
 //! * `POST /_mock/mutate` with one op or an array of ops:
@@ -63,9 +84,11 @@
 //!   subscription.
 //!
 //! # Fixture format (`--fixture DIR`)
-//! * `DIR/opportunities.jsonl`: one Lever opportunity object (§8.3) per line, plus three extra
+//! * `DIR/opportunities.jsonl`: one Lever opportunity object (§8.3) per line, plus extra
 //!   keys: `_resumes` (resume objects of §8.5, each with `_text`, the plain text of its file),
-//!   `_notes` (note objects, §8.6) and `_feedback` (feedback forms, §8.7). `applications` may hold
+//!   `_notes` (note objects, §8.6) and `_feedback` (feedback forms, §8.7), and optionally
+//!   `_offers` (§8.9), `_interviews` (§8.10) and `_apiNotes` (ids of the notes created through
+//!   the API, the ones it may delete). `applications` may hold
 //!   ids or full application objects (§8.8, as `expand=applications` shows them).
 //! * `DIR/postings.jsonl`: one posting object (§8.12) per line.
 //! * Optional: `stages.jsonl`, `archive_reasons.jsonl`, `users.jsonl` (defaults: the generated
@@ -75,6 +98,7 @@
 //! * Only `id` is required; absent optional fields get defaults (`[]`, `null`, `""`,
 //!   `non-confidential`, the first stage, the first user...).
 
+mod apply;
 mod auth;
 mod control;
 mod faults;
@@ -93,6 +117,7 @@ mod render;
 mod reply;
 mod resume;
 mod server;
+mod shape;
 mod stats;
 mod vocab;
 mod webhook;
@@ -165,23 +190,36 @@ pub enum Error {
     /// A mutation is malformed.
     #[error("invalid mutation: {0}")]
     Invalid(String),
+    /// A well-formed change Lever does not allow on this record (deleting a note that was not
+    /// created through the API).
+    #[error("{0}")]
+    Refused(String),
     /// A DOCX could not be assembled.
     #[error("cannot build docx: {0}")]
     Docx(String),
 }
 
-/// Server settings. `Default` is Lever's published limits (10/s, burst 20) with no faults and no
-/// credentials; add at least one API key or bearer token.
+/// Server settings. `Default` is Lever's published limits (10/s, burst 20; applications 2/s)
+/// with no faults and no credentials; add at least one API key or bearer token.
 #[derive(Clone)]
 pub struct MockConfig {
-    /// API keys accepted as the Basic-auth username.
+    /// API keys accepted as the Basic-auth username; they see confidential records when
+    /// `confidential_access` says so.
     pub api_keys: Vec<String>,
+    /// API keys created without confidential access: accepted like `api_keys`, but never shown
+    /// confidential records (403 when asked for them), whatever `confidential_access` says.
+    pub api_keys_without_confidential: Vec<String>,
     /// OAuth access tokens accepted as `Bearer`.
     pub bearer_tokens: Vec<String>,
     /// Token-bucket refill per credential, requests per second.
     pub rate_per_sec: f64,
     /// Token-bucket capacity per credential.
     pub burst: u32,
+    /// Refill of the separate per-credential bucket of `POST /postings/:id/apply`, requests
+    /// per second (Lever: 2). Applications draw only from this bucket, never from the other.
+    pub apply_rate_per_sec: f64,
+    /// Capacity of the application bucket (default 2).
+    pub apply_burst: u32,
     /// Share (0..=1) of `/v1` requests answered 500 or 503.
     pub fail_rate: f64,
     /// Latency added to every `/v1` request, milliseconds.
@@ -190,7 +228,9 @@ pub struct MockConfig {
     pub fault_seed: u64,
     /// When set, 429 answers carry `Retry-After: <secs>`.
     pub retry_after_secs: Option<u64>,
-    /// Whether the credentials may see confidential records (else 403 when asked).
+    /// Whether `api_keys` and `bearer_tokens` may see confidential records (else 403 when
+    /// asked; default true). OAuth access tokens follow their grant's scope instead
+    /// ([`OAuthConfig::scope`]).
     pub confidential_access: bool,
     /// Whether `updated_at_*` filters drop records whose `updatedAt` is null (Lever's suspected
     /// behaviour; default true).
@@ -216,9 +256,12 @@ impl Default for MockConfig {
     fn default() -> Self {
         MockConfig {
             api_keys: Vec::new(),
+            api_keys_without_confidential: Vec::new(),
             bearer_tokens: Vec::new(),
             rate_per_sec: 10.0,
             burst: 20,
+            apply_rate_per_sec: 2.0,
+            apply_burst: 2,
             fail_rate: 0.0,
             latency_ms: 0,
             fault_seed: 0,
@@ -240,13 +283,20 @@ impl fmt::Debug for MockConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockConfig")
             .field("api_keys", &self.api_keys.len())
+            .field(
+                "api_keys_without_confidential",
+                &self.api_keys_without_confidential.len(),
+            )
             .field("bearer_tokens", &self.bearer_tokens.len())
             .field("rate_per_sec", &self.rate_per_sec)
             .field("burst", &self.burst)
+            .field("apply_rate_per_sec", &self.apply_rate_per_sec)
+            .field("apply_burst", &self.apply_burst)
             .field("fail_rate", &self.fail_rate)
             .field("latency_ms", &self.latency_ms)
             .field("fault_seed", &self.fault_seed)
             .field("retry_after_secs", &self.retry_after_secs)
+            .field("confidential_access", &self.confidential_access)
             .finish_non_exhaustive()
     }
 }

@@ -96,6 +96,8 @@ pub(crate) struct NewNote<'a> {
     pub(crate) score: Option<i64>,
     pub(crate) created_at: Option<i64>,
     pub(crate) thread: Option<&'a str>,
+    /// Whether the note comes through `POST .../notes` (so the API may delete it later).
+    pub(crate) via_api: bool,
 }
 
 /// Applies a control op at `now`; returns its result and the events to deliver.
@@ -116,6 +118,7 @@ pub(crate) fn apply(pool: &mut Pool, op: MutateOp, now: i64) -> Result<(Value, V
                     score: None,
                     created_at: None,
                     thread: None,
+                    via_api: false,
                 },
                 now,
             )?;
@@ -186,7 +189,8 @@ fn touch(opp: &mut MockOpportunity, now: i64) {
     opp.opportunity["lastInteractionAt"] = json!(now);
 }
 
-fn event(name: &'static str, opp: &MockOpportunity, extra: Value) -> Event {
+/// An event about `opp`: its ids plus `extra`'s fields.
+pub(crate) fn event(name: &'static str, opp: &MockOpportunity, extra: Value) -> Event {
     let mut data = Map::new();
     data.insert("opportunityId".into(), json!(opp.id()));
     data.insert("candidateId".into(), json!(opp.id()));
@@ -269,7 +273,9 @@ pub(crate) fn set_archived(
     Ok(events)
 }
 
-/// `addTags`/`removeTags`/`addSources`/`removeSources`/`addLinks`/`removeLinks`.
+/// `addTags`/`removeTags`/`addSources`/`removeSources`/`addLinks`/`removeLinks`. Links live
+/// on the contact (section 8.11), so a link change shows on, and bumps `updatedAt` of, every
+/// opportunity of the same contact; tags and sources belong to the one opportunity.
 pub(crate) fn change_list(
     pool: &mut Pool,
     id: &str,
@@ -278,8 +284,22 @@ pub(crate) fn change_list(
     items: &[String],
     now: i64,
 ) -> Result<(), Error> {
-    let opp = find(pool, id)?;
-    let mut current: Vec<String> = opp.opportunity[field]
+    let contact = find(pool, id)?.contact_id().to_owned();
+    let on_contact = field == "links" && !contact.is_empty();
+    for opp in pool
+        .opportunities
+        .iter_mut()
+        .filter(|o| o.id() == id || (on_contact && o.contact_id() == contact))
+    {
+        change_strings(&mut opp.opportunity[field], add, items);
+        touch(opp, now);
+    }
+    Ok(())
+}
+
+/// Adds `items` missing from a string array (deduplicated) or removes them from it.
+fn change_strings(list: &mut Value, add: bool, items: &[String]) {
+    let mut current: Vec<String> = list
         .as_array()
         .map(|a| {
             a.iter()
@@ -297,9 +317,7 @@ pub(crate) fn change_list(
     } else {
         current.retain(|c| !items.contains(c));
     }
-    opp.opportunity[field] = json!(current);
-    touch(opp, now);
-    Ok(())
+    *list = json!(current);
 }
 
 /// `POST /opportunities/:id/notes`; returns the note (new, or the thread it was appended to).
@@ -343,6 +361,9 @@ pub(crate) fn add_note(
                 "createdAt": created, "completedAt": created, "deletedAt": null,
             });
             opp.notes.push(value.clone());
+            if note.via_api {
+                opp.api_notes.push(note_id);
+            }
             value
         }
     };
@@ -350,9 +371,11 @@ pub(crate) fn add_note(
     Ok(result)
 }
 
-/// `DELETE /opportunities/:id/notes/:note`: the note stays listed with `deletedAt` set.
+/// `DELETE /opportunities/:id/notes/:note`: the note stays listed with `deletedAt` set. Only
+/// notes created through the API can be deleted (section 8.6); others are refused unchanged.
 pub(crate) fn delete_note(pool: &mut Pool, id: &str, note_id: &str, now: i64) -> Result<(), Error> {
     let opp = find(pool, id)?;
+    let api_created = opp.api_notes.iter().any(|n| n == note_id);
     let note = opp
         .notes
         .iter_mut()
@@ -361,6 +384,11 @@ pub(crate) fn delete_note(pool: &mut Pool, id: &str, note_id: &str, now: i64) ->
             kind: "notes",
             id: note_id.to_owned(),
         })?;
+    if !api_created {
+        return Err(Error::Refused(format!(
+            "notes {note_id} was not created through the API and cannot be deleted through it"
+        )));
+    }
     note["deletedAt"] = json!(now);
     touch(opp, now);
     Ok(())

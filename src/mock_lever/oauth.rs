@@ -1,5 +1,6 @@
 //! A stand-in for Lever's OAuth token endpoint (`POST /oauth/token`, refresh-token grant):
-//! access tokens that expire and single-use refresh tokens that rotate on every refresh.
+//! access tokens that expire, single-use refresh tokens that rotate on every refresh, and the
+//! granted scope, which decides confidential access (`confidential:access:admin`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::auth::Access;
 use super::reply::json_response;
 use super::server::{Shared, now_ms};
 use super::webhook::random_token;
@@ -25,6 +27,29 @@ pub struct OAuthConfig {
     pub refresh_token: String,
     /// Lifetime of issued access tokens, milliseconds (Lever: one hour).
     pub access_ttl_ms: u64,
+    /// The scopes granted to the client, space separated, echoed in every token answer. Its
+    /// access tokens see confidential records only when this lists `confidential:access:admin`.
+    pub scope: String,
+}
+
+impl OAuthConfig {
+    /// The scopes a talent-pool sync asks for, confidential access and `offline_access`
+    /// included.
+    pub const DEFAULT_SCOPE: &'static str = "offline_access opportunities:read:admin \
+        opportunities:write:admin resumes:read:admin notes:read:admin notes:write:admin \
+        feedback:read:admin applications:read:admin postings:read:admin stages:read:admin \
+        archive_reasons:read:admin users:read:admin tags:read:admin webhooks:read:admin \
+        webhooks:write:admin confidential:access:admin";
+
+    /// What the access tokens of this grant may see.
+    fn access(&self) -> Access {
+        Access {
+            confidential: self
+                .scope
+                .split_whitespace()
+                .any(|s| s == "confidential:access:admin"),
+        }
+    }
 }
 
 /// Live tokens.
@@ -43,11 +68,12 @@ impl OAuthState {
         }
     }
 
-    /// Whether `token` is an issued, unexpired access token.
-    pub(crate) fn accepts(&self, token: &str, now: i64) -> bool {
+    /// What `token` may see, when it is an issued, unexpired access token.
+    pub(crate) fn accepts(&self, token: &str, now: i64) -> Option<Access> {
         self.access_tokens
             .get(token)
             .is_some_and(|expires| *expires > now)
+            .then(|| self.config.access())
     }
 
     /// Makes every issued access token expire now (to exercise refresh-on-401).
@@ -107,15 +133,24 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         );
     }
     let mut state = lock(oauth);
-    match state.refresh(field("client_id"), field("client_secret"), field("refresh_token"), now_ms()) {
+    match state.refresh(
+        field("client_id"),
+        field("client_secret"),
+        field("refresh_token"),
+        now_ms(),
+    ) {
         Some((access, refresh)) => json_response(
             StatusCode::OK,
             &json!({
                 "access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                "scope": "offline_access opportunities:read:admin", "expires_in": state.config.access_ttl_ms / 1000,
+                "scope": state.config.scope, "expires_in": state.config.access_ttl_ms / 1000,
             }),
         ),
-        None => oauth_error(StatusCode::FORBIDDEN, "invalid_grant", "unknown, used or revoked refresh token"),
+        None => oauth_error(
+            StatusCode::FORBIDDEN,
+            "invalid_grant",
+            "unknown, used or revoked refresh token",
+        ),
     }
     .into_response()
 }
@@ -136,14 +171,20 @@ mod tests {
             client_secret: "s".into(),
             refresh_token: "r0".into(),
             access_ttl_ms: 1000,
+            scope: "offline_access".into(),
         });
         assert!(state.refresh("c", "wrong", "r0", 0).is_none());
         let (access, r1) = state.refresh("c", "s", "r0", 0).unwrap();
         assert!(state.refresh("c", "s", "r0", 0).is_none(), "r0 was used");
-        assert!(state.accepts(&access, 999));
-        assert!(!state.accepts(&access, 1000));
+        assert_eq!(
+            state.accepts(&access, 999),
+            Some(Access {
+                confidential: false
+            })
+        );
+        assert!(state.accepts(&access, 1000).is_none());
         let (second, _) = state.refresh("c", "s", &r1, 0).unwrap();
         state.expire_access_tokens();
-        assert!(!state.accepts(&second, 1));
+        assert!(state.accepts(&second, 1).is_none());
     }
 }

@@ -3,38 +3,31 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use super::auth::Access;
 use super::paging::SortKey;
 use super::pool::{MockOpportunity, Pool, str_field};
 use super::query::Params;
 use super::render;
 use super::reply::{ApiError, ApiResult, envelope, single};
 use super::server::{Shared, now_ms};
+use super::shape::{self, Expandable, Shape, user_json};
 
 type S = State<Arc<Shared>>;
 
-/// Pages `items` (already filtered) by their sort keys for the route in `scope`, keeping only
-/// the `include`d fields (plus `id`) when `include` is given.
+/// Pages `items` (already filtered and expanded) by their sort keys for the route in `scope`,
+/// keeping only the `include`d fields, `id` and the `expanded` ones when `include` is given.
 pub(crate) fn paged(
     shared: &Shared,
     scope: &str,
     params: &Params,
-    items: Vec<(SortKey, Value)>,
-) -> ApiResult {
-    paged_with(shared, scope, params, items, true)
-}
-
-/// [`paged`], with `include` used as a field selector or ignored.
-pub(crate) fn paged_with(
-    shared: &Shared,
-    scope: &str,
-    params: &Params,
     mut items: Vec<(SortKey, Value)>,
-    select_included: bool,
+    expanded: &[&str],
 ) -> ApiResult {
     let limit = params.limit()?;
     items.sort_by(|a, b| a.0.cmp(&b.0));
@@ -43,44 +36,12 @@ pub(crate) fn paged_with(
     let page = shared
         .tokens
         .page(&keys, &scope, params.first("offset"), limit, now_ms())?;
-    let include = if select_included {
-        params.list("include")
-    } else {
-        Vec::new()
-    };
+    let shape = Shape::new(params);
     let data = items
         .drain(page.range)
-        .map(|(_, v)| {
-            if include.is_empty() {
-                v
-            } else {
-                select(v, &include, &[])
-            }
-        })
+        .map(|(_, v)| shape.select(v, expanded))
         .collect();
     Ok(envelope(data, page.next))
-}
-
-/// Keeps only `id`, the `include` fields and expanded fields.
-fn select(value: Value, include: &[&str], expanded: &[&str]) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter(|(k, _)| {
-                    k == "id" || include.contains(&k.as_str()) || expanded.contains(&k.as_str())
-                })
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-/// The user object for a user id, `null` when unknown or absent.
-pub(crate) fn user_json(pool: &Pool, id: &Value) -> Value {
-    id.as_str()
-        .and_then(|id| pool.users.iter().find(|u| str_field(u, "id") == id))
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 /// The contact (person) object of §8.16, from the person's first opportunity.
@@ -98,15 +59,7 @@ fn render_opportunity(pool: &Pool, opp: &MockOpportunity, expand: &[&str]) -> Va
     for field in expand {
         match *field {
             "applications" => v["applications"] = json!(opp.applications),
-            "stage" => {
-                let id = str_field(&opp.opportunity, "stage");
-                let text = pool
-                    .stages
-                    .iter()
-                    .find(|s| str_field(s, "id") == id)
-                    .map(|s| s["text"].clone());
-                v["stage"] = json!({"id": id, "text": text});
-            }
+            "stage" => v["stage"] = shape::stage_json(pool, &opp.opportunity["stage"]),
             "owner" | "sourcedBy" => v[*field] = user_json(pool, &opp.opportunity[*field]),
             "followers" => {
                 let followers = opp.opportunity["followers"]
@@ -122,15 +75,20 @@ fn render_opportunity(pool: &Pool, opp: &MockOpportunity, expand: &[&str]) -> Va
     v
 }
 
+/// Expandable on opportunities (section 6.2), as [`render_opportunity`] expands them.
+const OPPORTUNITY_EXPANDS: [&str; 6] = [
+    "applications",
+    "stage",
+    "owner",
+    "sourcedBy",
+    "followers",
+    "contact",
+];
+
 fn shape(pool: &Pool, opp: &MockOpportunity, params: &Params) -> Value {
-    let expand = params.list("expand");
-    let include = params.list("include");
-    let value = render_opportunity(pool, opp, &expand);
-    if include.is_empty() {
-        value
-    } else {
-        select(value, &include, &expand)
-    }
+    let shape = Shape::new(params);
+    let expanded = shape.expanded(OPPORTUNITY_EXPANDS);
+    shape.select(render_opportunity(pool, opp, &expanded), &expanded)
 }
 
 /// Rank for list order: pipeline position of the current stage (unknown stages last).
@@ -193,7 +151,7 @@ struct Filter<'a> {
 }
 
 impl<'a> Filter<'a> {
-    fn parse(params: &'a Params, shared: &Shared) -> Result<Self, ApiError> {
+    fn parse(params: &'a Params, shared: &Shared, access: Access) -> Result<Self, ApiError> {
         let confidentiality = params
             .first("confidentiality")
             .unwrap_or("non-confidential");
@@ -202,10 +160,8 @@ impl<'a> Filter<'a> {
                 "confidentiality must be non-confidential, confidential or all".into(),
             ));
         }
-        if confidentiality != "non-confidential" && !shared.config.confidential_access {
-            return Err(ApiError::forbidden(
-                "this API key has no access to confidential data".into(),
-            ));
+        if confidentiality != "non-confidential" && !access.confidential {
+            return Err(ApiError::confidential());
         }
         let email = match params.first("email") {
             Some(e) if is_email(e) => Some(e.trim().to_lowercase()),
@@ -303,7 +259,8 @@ impl<'a> Filter<'a> {
     }
 }
 
-fn is_email(value: &str) -> bool {
+/// Whether `value` looks like an email address (Lever answers 400 for one that does not).
+pub(crate) fn is_email(value: &str) -> bool {
     let value = value.trim();
     value.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty()
@@ -314,9 +271,13 @@ fn is_email(value: &str) -> bool {
 }
 
 /// `GET /opportunities`.
-pub(crate) async fn list(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
+pub(crate) async fn list(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     let params = Params::parse(raw.as_deref());
-    let filter = Filter::parse(&params, &shared)?;
+    let filter = Filter::parse(&params, &shared, access)?;
     let limit = params.limit()?;
     let pool = shared.read();
     let mut keyed: Vec<(SortKey, usize)> = pool
@@ -359,13 +320,14 @@ pub(crate) async fn deleted(State(shared): S, RawQuery(raw): RawQuery) -> ApiRes
             )
         })
         .collect();
-    paged(&shared, "/v1/opportunities/deleted", &params, items)
+    paged(&shared, "/v1/opportunities/deleted", &params, items, &[])
 }
 
-/// Runs `f` on opportunity `id`: 404 when unknown, 403 when confidential and the key has no
-/// confidential access.
+/// Runs `f` on opportunity `id`: 404 when unknown, 403 when confidential and the calling
+/// credential has no confidential access.
 pub(crate) fn with_opportunity<R>(
     shared: &Shared,
+    access: Access,
     id: &str,
     f: impl FnOnce(&Pool, &MockOpportunity) -> Result<R, ApiError>,
 ) -> Result<R, ApiError> {
@@ -373,13 +335,9 @@ pub(crate) fn with_opportunity<R>(
     let opp = pool
         .opportunity(id)
         .ok_or_else(|| ApiError::not_found("opportunities", id))?;
-    if str_field(&opp.opportunity, "confidentiality") == "confidential"
-        && !shared.config.confidential_access
-    {
+    if str_field(&opp.opportunity, "confidentiality") == "confidential" && !access.confidential {
         // Asking for a confidential record by id without the grant (section 6.3).
-        return Err(ApiError::forbidden(
-            "this API key has no access to confidential data".into(),
-        ));
+        return Err(ApiError::confidential());
     }
     f(&pool, opp)
 }
@@ -387,24 +345,68 @@ pub(crate) fn with_opportunity<R>(
 /// `GET /opportunities/:id`.
 pub(crate) async fn get_one(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let params = Params::parse(raw.as_deref());
-    with_opportunity(&shared, &id, |pool, opp| {
+    with_opportunity(&shared, access, &id, |pool, opp| {
         Ok(single(shape(pool, opp, &params)))
     })
 }
 
+/// A kind of child record: its route segment (also its 404 kind) and what it can expand.
+struct Child {
+    kind: &'static str,
+    expandable: &'static [Expandable],
+}
+
+const RESUMES: Child = Child {
+    kind: "resumes",
+    expandable: shape::NONE,
+};
+const NOTES: Child = Child {
+    kind: "notes",
+    expandable: shape::AUTHORED,
+};
+const FEEDBACK: Child = Child {
+    kind: "feedback",
+    expandable: shape::AUTHORED,
+};
+const APPLICATIONS: Child = Child {
+    kind: "applications",
+    expandable: shape::APPLICATION,
+};
+const OFFERS: Child = Child {
+    kind: "offers",
+    expandable: shape::OFFER,
+};
+const INTERVIEWS: Child = Child {
+    kind: "interviews",
+    expandable: shape::INTERVIEW,
+};
+const UNMODELLED: Child = Child {
+    kind: "child",
+    expandable: shape::NONE,
+};
+
+/// A paged list of an opportunity's children, `expand` and `include` applied.
 fn child_list(
     shared: &Shared,
+    access: Access,
     id: &str,
     raw: Option<&str>,
-    kind: &str,
+    child: Child,
     pick: impl Fn(&MockOpportunity, &Params) -> Result<Vec<Value>, ApiError>,
 ) -> ApiResult {
     let params = Params::parse(raw);
-    let items = with_opportunity(shared, id, |_, opp| pick(opp, &params))?;
+    let expanded = Shape::new(&params).expanded_in(child.expandable);
+    let items = with_opportunity(shared, access, id, |pool, opp| {
+        Ok(pick(opp, &params)?
+            .iter()
+            .map(|v| shape::expand(pool, Some(opp), v, child.expandable, &expanded))
+            .collect::<Vec<_>>())
+    })?;
     let keyed = items
         .into_iter()
         .map(|v| {
@@ -420,68 +422,95 @@ fn child_list(
         .collect();
     paged(
         shared,
-        &format!("/v1/opportunities/{id}/{kind}"),
+        &format!("/v1/opportunities/{id}/{}", child.kind),
         &params,
         keyed,
+        &expanded,
     )
 }
 
+/// One child record by id, `expand` and `include` applied.
 fn child_one(
     shared: &Shared,
-    id: &str,
-    child: &str,
-    kind: &'static str,
-    pick: impl Fn(&MockOpportunity) -> Vec<&Value>,
+    access: Access,
+    (id, child_id): (&str, &str),
+    raw: Option<&str>,
+    child: Child,
+    pick: impl Fn(&MockOpportunity) -> &[Value],
 ) -> ApiResult {
-    with_opportunity(shared, id, |_, opp| {
-        pick(opp)
-            .into_iter()
-            .find(|v| str_field(v, "id") == child)
-            .map(|v| single(v.clone()))
-            .ok_or_else(|| ApiError::not_found(kind, child))
+    let params = Params::parse(raw);
+    let shape = Shape::new(&params);
+    let expanded = shape.expanded_in(child.expandable);
+    with_opportunity(shared, access, id, |pool, opp| {
+        let record = pick(opp)
+            .iter()
+            .find(|v| str_field(v, "id") == child_id)
+            .ok_or_else(|| ApiError::not_found(child.kind, child_id))?;
+        let value = shape::expand(pool, Some(opp), record, child.expandable, &expanded);
+        Ok(single(shape.select(value, &expanded)))
     })
 }
 
 /// `GET /opportunities/:id/resumes` (`uploaded_at_*` on `file.uploadedAt`, else `createdAt`).
 pub(crate) async fn resumes(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let legacy_404 = shared.config.legacy_resume_404;
-    child_list(&shared, &id, raw.as_deref(), "resumes", |opp, params| {
-        if legacy_404 && opp.resumes.is_empty() {
-            return Err(ApiError::not_found("resumes for opportunity", opp.id()));
-        }
-        let range = Range::parse(params, "uploaded_at")?;
-        Ok(opp
-            .resumes
-            .iter()
-            .filter(|r| {
-                range.admits(
-                    r.resume["file"]["uploadedAt"]
-                        .as_i64()
-                        .or(r.resume["createdAt"].as_i64()),
-                )
-            })
-            .map(|r| r.resume.clone())
-            .collect())
-    })
+    child_list(
+        &shared,
+        access,
+        &id,
+        raw.as_deref(),
+        RESUMES,
+        |opp, params| {
+            if legacy_404 && opp.resumes.is_empty() {
+                return Err(ApiError::not_found("resumes for opportunity", opp.id()));
+            }
+            let range = Range::parse(params, "uploaded_at")?;
+            Ok(opp
+                .resumes
+                .iter()
+                .filter(|r| {
+                    range.admits(
+                        r.resume["file"]["uploadedAt"]
+                            .as_i64()
+                            .or(r.resume["createdAt"].as_i64()),
+                    )
+                })
+                .map(|r| r.resume.clone())
+                .collect())
+        },
+    )
 }
 
 /// `GET /opportunities/:id/resumes/:rid`.
-pub(crate) async fn resume(State(shared): S, Path((id, rid)): Path<(String, String)>) -> ApiResult {
-    child_one(&shared, &id, &rid, "resumes", |opp| {
-        opp.resumes.iter().map(|r| &r.resume).collect()
+pub(crate) async fn resume(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path((id, rid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let params = Params::parse(raw.as_deref());
+    let shape = Shape::new(&params);
+    with_opportunity(&shared, access, &id, |_, opp| {
+        opp.resumes
+            .iter()
+            .find(|r| r.id() == rid)
+            .map(|r| single(shape.select(r.resume.clone(), &[])))
+            .ok_or_else(|| ApiError::not_found("resumes", &rid))
     })
 }
 
 /// `GET /opportunities/:id/resumes/:rid/download`: the rendered file, 422 for `error` files.
 pub(crate) async fn download(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path((id, rid)): Path<(String, String)>,
 ) -> ApiResult {
-    let (ext, name, text) = with_opportunity(&shared, &id, |_, opp| {
+    let (ext, name, text) = with_opportunity(&shared, access, &id, |_, opp| {
         let resume = opp
             .resumes
             .iter()
@@ -524,28 +553,36 @@ pub(crate) async fn download(
 /// `GET /opportunities/:id/notes` (deleted notes included, with `deletedAt`).
 pub(crate) async fn notes(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "notes", |opp, _| {
+    child_list(&shared, access, &id, raw.as_deref(), NOTES, |opp, _| {
         Ok(opp.notes.clone())
     })
 }
 
 /// `GET /opportunities/:id/notes/:nid`.
-pub(crate) async fn note(State(shared): S, Path((id, nid)): Path<(String, String)>) -> ApiResult {
-    child_one(&shared, &id, &nid, "notes", |opp| {
-        opp.notes.iter().collect()
+pub(crate) async fn note(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path(ids): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let ids = (ids.0.as_str(), ids.1.as_str());
+    child_one(&shared, access, ids, raw.as_deref(), NOTES, |opp| {
+        &opp.notes
     })
 }
 
 /// `GET /opportunities/:id/feedback` (deleted forms included, with `deletedAt`).
 pub(crate) async fn feedback(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "feedback", |opp, _| {
+    child_list(&shared, access, &id, raw.as_deref(), FEEDBACK, |opp, _| {
         Ok(opp.feedback.clone())
     })
 }
@@ -553,39 +590,97 @@ pub(crate) async fn feedback(
 /// `GET /opportunities/:id/feedback/:fid`.
 pub(crate) async fn feedback_one(
     State(shared): S,
-    Path((id, fid)): Path<(String, String)>,
+    Extension(access): Extension<Access>,
+    Path(ids): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(&shared, &id, &fid, "feedback", |opp| {
-        opp.feedback.iter().collect()
+    let ids = (ids.0.as_str(), ids.1.as_str());
+    child_one(&shared, access, ids, raw.as_deref(), FEEDBACK, |opp| {
+        &opp.feedback
     })
 }
 
 /// `GET /opportunities/:id/applications`.
 pub(crate) async fn applications(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "applications", |opp, _| {
-        Ok(opp.applications.clone())
-    })
+    child_list(
+        &shared,
+        access,
+        &id,
+        raw.as_deref(),
+        APPLICATIONS,
+        |opp, _| Ok(opp.applications.clone()),
+    )
 }
 
 /// `GET /opportunities/:id/applications/:aid`.
 pub(crate) async fn application(
     State(shared): S,
-    Path((id, aid)): Path<(String, String)>,
+    Extension(access): Extension<Access>,
+    Path(ids): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_one(&shared, &id, &aid, "applications", |opp| {
-        opp.applications.iter().collect()
+    let ids = (ids.0.as_str(), ids.1.as_str());
+    child_one(&shared, access, ids, raw.as_deref(), APPLICATIONS, |opp| {
+        &opp.applications
     })
 }
 
-/// Children the mock does not model (offers, interviews, ...): an empty list.
-pub(crate) async fn empty_child(
+/// `GET /opportunities/:id/offers` (`expand=creator`).
+pub(crate) async fn offers(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    child_list(&shared, &id, raw.as_deref(), "child", |_, _| Ok(Vec::new()))
+    child_list(&shared, access, &id, raw.as_deref(), OFFERS, |opp, _| {
+        Ok(opp.offers.clone())
+    })
+}
+
+/// `GET /opportunities/:id/interviews` (`expand` of `user`, `stage`, `feedbackForms`,
+/// `postings`).
+pub(crate) async fn interviews(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    child_list(
+        &shared,
+        access,
+        &id,
+        raw.as_deref(),
+        INTERVIEWS,
+        |opp, _| Ok(opp.interviews.clone()),
+    )
+}
+
+/// `GET /opportunities/:id/interviews/:iid`.
+pub(crate) async fn interview(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path(ids): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let ids = (ids.0.as_str(), ids.1.as_str());
+    child_one(&shared, access, ids, raw.as_deref(), INTERVIEWS, |opp| {
+        &opp.interviews
+    })
+}
+
+/// Children the mock does not model (referrals, files, panels, ...): an empty list.
+pub(crate) async fn empty_child(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    child_list(&shared, access, &id, raw.as_deref(), UNMODELLED, |_, _| {
+        Ok(Vec::new())
+    })
 }

@@ -58,6 +58,13 @@ pub struct MockOpportunity {
     pub notes: Vec<Value>,
     /// Feedback forms (§8.7), including soft-deleted ones.
     pub feedback: Vec<Value>,
+    /// Offers (§8.9); generated pools have none, fixtures may.
+    pub offers: Vec<Value>,
+    /// Interviews (§8.10); generated pools have none, fixtures may.
+    pub interviews: Vec<Value>,
+    /// Ids of the notes created through `POST /opportunities/:id/notes`: the only ones the API
+    /// may delete (§8.6).
+    pub api_notes: Vec<String>,
 }
 
 impl MockOpportunity {
@@ -85,6 +92,8 @@ impl fmt::Debug for MockOpportunity {
             .field("resumes", &self.resumes.len())
             .field("notes", &self.notes.len())
             .field("feedback", &self.feedback.len())
+            .field("offers", &self.offers.len())
+            .field("interviews", &self.interviews.len())
             .finish()
     }
 }

@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn burst_then_refill() {
-        let who = super::super::auth::authenticate(Some("Bearer t"), &[], &["t".into()]).unwrap();
+        let who = Credential::bearer("t");
         let mut limiter = RateLimiter::new(10.0, 20);
         let t0 = Instant::now();
         assert_eq!(

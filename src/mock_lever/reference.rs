@@ -4,15 +4,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 
-use super::opportunities::{contact_json, paged, paged_with, user_json};
-use super::pool::Pool;
+use super::auth::Access;
+use super::opportunities::{contact_json, paged};
 use super::pool::str_field;
 use super::query::Params;
 use super::reply::{ApiError, ApiResult, single};
 use super::server::Shared;
+use super::shape::{self, Shape};
 
 type S = State<Arc<Shared>>;
 
@@ -33,10 +35,13 @@ fn find(items: &[Value], id: &str, kind: &str) -> ApiResult {
         .ok_or_else(|| ApiError::not_found(kind, id))
 }
 
-/// `GET /postings` with §8.12 filters. Postings always carry `content` and `followers`:
-/// `include=content` / `include=followers` are accepted and change nothing (lenient, since
-/// Lever's exact semantics for postings are unverified).
-pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
+/// `GET /postings` with §8.12 filters; `include` keeps only the listed fields (`content`,
+/// `followers`...), `id` and the expanded ones, as on every list (section 6.1).
+pub(crate) async fn postings(
+    State(shared): S,
+    Extension(access): Extension<Access>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let updated = (
         params.millis("updated_at_start")?,
@@ -61,10 +66,8 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
     let confidentiality = params
         .first("confidentiality")
         .unwrap_or("non-confidential");
-    if confidentiality != "non-confidential" && !shared.config.confidential_access {
-        return Err(ApiError::forbidden(
-            "this API key has no access to confidential data".into(),
-        ));
+    if confidentiality != "non-confidential" && !access.confidential {
+        return Err(ApiError::confidential());
     }
     let states = params.all("state");
     let channels = params.all("distributionChannel");
@@ -73,7 +76,8 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
         let wanted = params.all(key);
         wanted.is_empty() || wanted.contains(&str_field(&p["categories"], key))
     };
-    let expand = params.list("expand");
+    let shape = Shape::new(&params);
+    let expanded = shape.expanded_in(shape::POSTING);
     let pool = shared.read();
     let items = pool
         .postings
@@ -118,43 +122,36 @@ pub(crate) async fn postings(State(shared): S, RawQuery(raw): RawQuery) -> ApiRe
                     p["createdAt"].as_i64().unwrap_or(0),
                     str_field(p, "id").to_owned(),
                 ),
-                expand_posting(&pool, p, &expand),
+                shape::expand(&pool, None, p, shape::POSTING, &expanded),
             )
         })
         .collect();
     drop(pool);
-    paged_with(&shared, "/v1/postings", &params, items, false)
+    paged(&shared, "/v1/postings", &params, items, &expanded)
 }
 
-/// A posting with `user`, `owner`, `hiringManager` or `followers` expanded to user objects.
-fn expand_posting(pool: &Pool, posting: &Value, expand: &[&str]) -> Value {
-    let mut value = posting.clone();
-    for field in expand {
-        match *field {
-            "user" | "owner" | "hiringManager" => value[*field] = user_json(pool, &posting[*field]),
-            "followers" => {
-                let ids = posting["followers"].as_array().cloned().unwrap_or_default();
-                value["followers"] = ids.iter().map(|id| user_json(pool, id)).collect();
-            }
-            _ => {}
-        }
-    }
-    value
-}
-
-/// `GET /postings/:id` (`expand` as on the list).
+/// `GET /postings/:id` (`expand` and `include` as on the list); 403 for a confidential posting
+/// without confidential access.
 pub(crate) async fn posting(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let pool = shared.read();
-    pool.postings
+    let posting = pool
+        .postings
         .iter()
         .find(|p| str_field(p, "id") == id)
-        .map(|p| single(expand_posting(&pool, p, &params.list("expand"))))
-        .ok_or_else(|| ApiError::not_found("postings", &id))
+        .ok_or_else(|| ApiError::not_found("postings", &id))?;
+    if str_field(posting, "confidentiality") == "confidential" && !access.confidential {
+        return Err(ApiError::confidential());
+    }
+    let shape = Shape::new(&params);
+    let expanded = shape.expanded_in(shape::POSTING);
+    let value = shape::expand(&pool, None, posting, shape::POSTING, &expanded);
+    Ok(single(shape.select(value, &expanded)))
 }
 
 /// `GET /postings/deleted`: the mock never deletes postings.
@@ -162,7 +159,7 @@ pub(crate) async fn postings_deleted(State(shared): S, RawQuery(raw): RawQuery) 
     let params = Params::parse(raw.as_deref());
     params.millis("deleted_at_start")?;
     params.millis("deleted_at_end")?;
-    paged(&shared, "/v1/postings/deleted", &params, Vec::new())
+    paged(&shared, "/v1/postings/deleted", &params, Vec::new(), &[])
 }
 
 /// `GET /applications/deleted`: applications of deleted opportunities, and applications
@@ -197,14 +194,14 @@ pub(crate) async fn applications_deleted(State(shared): S, RawQuery(raw): RawQue
         .filter(|((_, at, _), _)| start.is_none_or(|s| *at >= s) && end.is_none_or(|e| *at < e))
         .collect();
     drop(pool);
-    paged(&shared, "/v1/applications/deleted", &params, items)
+    paged(&shared, "/v1/applications/deleted", &params, items, &[])
 }
 
 /// `GET /stages` in pipeline order.
 pub(crate) async fn stages(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let items = in_order(shared.read().stages.clone());
-    paged(&shared, "/v1/stages", &params, items)
+    paged(&shared, "/v1/stages", &params, items, &[])
 }
 
 /// `GET /stages/:id`.
@@ -228,7 +225,13 @@ pub(crate) async fn archive_reasons(State(shared): S, RawQuery(raw): RawQuery) -
         .filter(|r| kind.is_none_or(|k| str_field(r, "type") == k))
         .cloned()
         .collect();
-    paged(&shared, "/v1/archive_reasons", &params, in_order(reasons))
+    paged(
+        &shared,
+        "/v1/archive_reasons",
+        &params,
+        in_order(reasons),
+        &[],
+    )
 }
 
 /// `GET /archive_reasons/:id`.
@@ -257,7 +260,7 @@ pub(crate) async fn users(State(shared): S, RawQuery(raw): RawQuery) -> ApiResul
         .filter(|u| directory.is_none_or(|d| str_field(u, "externalDirectoryId") == d))
         .cloned()
         .collect();
-    paged(&shared, "/v1/users", &params, in_order(users))
+    paged(&shared, "/v1/users", &params, in_order(users), &[])
 }
 
 /// `GET /users/:id` (deactivated users too).
@@ -287,14 +290,14 @@ fn counted(shared: &Shared, field: &str) -> Vec<((i64, i64, String), Value)> {
 pub(crate) async fn tags(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let items = counted(&shared, "tags");
-    paged(&shared, "/v1/tags", &params, items)
+    paged(&shared, "/v1/tags", &params, items, &[])
 }
 
 /// `GET /sources` with per-source opportunity counts.
 pub(crate) async fn sources(State(shared): S, RawQuery(raw): RawQuery) -> ApiResult {
     let params = Params::parse(raw.as_deref());
     let items = counted(&shared, "sources");
-    paged(&shared, "/v1/sources", &params, items)
+    paged(&shared, "/v1/sources", &params, items, &[])
 }
 
 /// `GET /contacts/:id`.

@@ -42,6 +42,12 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "ForbiddenError", message)
     }
 
+    /// 403 for confidential data asked for by a credential without confidential access
+    /// (section 6.3).
+    pub(crate) fn confidential() -> Self {
+        Self::forbidden("this credential has no access to confidential data".into())
+    }
+
     /// An injected or rate-limit status with its conventional code.
     pub(crate) fn status(status: u16, retry_after: Option<u64>) -> Self {
         let (status, code, message) = match status {
@@ -80,6 +86,9 @@ impl From<super::Error> for ApiError {
         match &err {
             super::Error::NotFound { kind, id } => ApiError::not_found(kind, id),
             super::Error::Invalid(_) => ApiError::bad_request(err.to_string()),
+            // Lever documents no status for these refusals (section 8.6 says only that
+            // API-created notes can be deleted): the credential may not do it, so 403.
+            super::Error::Refused(message) => ApiError::forbidden(message.clone()),
             _ => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerError",

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::Value;
 
-use super::auth::{Credential, authenticate};
+use super::auth::{Access, Credential, Secret, authenticate};
 use super::faults::{FaultUpdate, Faults, Verdict};
 use super::mutate::{self, Event, MutateOp};
 use super::oauth::{self, OAuthState};
@@ -23,7 +23,7 @@ use super::ratelimit::RateLimiter;
 use super::reply::ApiError;
 use super::stats::{Outcome, StatsRecorder};
 use super::webhook::Webhooks;
-use super::{Error, MockConfig, control, opportunities, reference, webhook, writes};
+use super::{Error, MockConfig, apply, control, opportunities, reference, webhook, writes};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
@@ -68,20 +68,35 @@ pub(crate) struct Shared {
     pub(crate) pool: RwLock<Pool>,
     pub(crate) config: MockConfig,
     pub(crate) limiter: Mutex<RateLimiter>,
+    /// The separate buckets of `POST /postings/:id/apply` (section 3).
+    apply_limiter: Mutex<RateLimiter>,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) stats: Arc<StatsRecorder>,
     pub(crate) clock: Clock,
     pub(crate) tokens: TokenSigner,
     pub(crate) webhooks: Webhooks,
     pub(crate) oauth: Option<Mutex<OAuthState>>,
+    api_keys: Vec<Secret>,
+    bearer_tokens: Vec<Secret>,
 }
 
 impl Shared {
     pub(crate) fn new(pool: Pool, config: MockConfig) -> Self {
         let clock = Clock::new(pool.max_timestamp());
+        let full = config.confidential_access;
+        let api_keys = (config.api_keys.iter().map(|k| Secret::new(k, full)))
+            .chain((config.api_keys_without_confidential.iter()).map(|k| Secret::new(k, false)))
+            .collect();
+        let bearer_tokens = (config.bearer_tokens.iter())
+            .map(|t| Secret::new(t, full))
+            .collect();
         Shared {
             pool: RwLock::new(pool),
             limiter: Mutex::new(RateLimiter::new(config.rate_per_sec, config.burst)),
+            apply_limiter: Mutex::new(RateLimiter::new(
+                config.apply_rate_per_sec,
+                config.apply_burst,
+            )),
             faults: Mutex::new(Faults::new(
                 config.fail_rate,
                 config.latency_ms,
@@ -93,6 +108,8 @@ impl Shared {
             tokens: TokenSigner::new(rand::random(), config.token_ttl_ms),
             webhooks: Webhooks::new(config.webhook_retries, config.webhook_retry_delay_ms),
             oauth: config.oauth.clone().map(|c| Mutex::new(OAuthState::new(c))),
+            api_keys,
+            bearer_tokens,
             config,
         }
     }
@@ -138,17 +155,17 @@ impl Shared {
             .reconfigure(update.rate_per_sec, update.burst);
     }
 
-    fn authorized(&self, request: &Request) -> Option<Credential> {
+    /// The request's credential and what it may see.
+    fn authorized(&self, request: &Request) -> Option<(Credential, Access)> {
         let header = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        authenticate(header, &self.config.api_keys, &self.config.bearer_tokens).or_else(|| {
+        authenticate(header, &self.api_keys, &self.bearer_tokens).or_else(|| {
             let token = header?.strip_prefix("Bearer ")?.trim();
             let oauth = oauth::lock(self.oauth.as_ref()?);
-            oauth
-                .accepts(token, now_ms())
-                .then(|| Credential::bearer(token))
+            let access = oauth.accepts(token, now_ms())?;
+            Some((Credential::bearer(token), access))
         })
     }
 }
@@ -163,12 +180,13 @@ fn unauthorized() -> Response {
 }
 
 /// Auth, forced answers, rate limit, fault dice, latency and counting for `/v1`.
-async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn gate(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
     let arrived = now_ms().max(0) as u64;
-    let Some(who) = shared.authorized(&request) else {
+    let Some((who, access)) = shared.authorized(&request) else {
         shared.stats.request(arrived, Outcome::Unauthorized);
         return unauthorized();
     };
+    request.extensions_mut().insert(access);
     let (forced, latency, retry_after) = {
         let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
         (
@@ -186,8 +204,12 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         shared.stats.request(arrived, outcome);
         return ApiError::status(status, retry_after).into_response();
     }
-    let allowed = shared
-        .limiter
+    let limiter = if is_application(&request) {
+        &shared.apply_limiter
+    } else {
+        &shared.limiter
+    };
+    let allowed = limiter
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .try_acquire(&who, Instant::now());
@@ -213,6 +235,16 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
             next.run(request).await
         }
     }
+}
+
+/// Whether the request submits an application (`POST /postings/:id/apply`), which Lever holds
+/// to its own 2 requests/second (section 3).
+fn is_application(request: &Request) -> bool {
+    let path = request.uri().path();
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    request.method() == Method::POST
+        && matches!(segments[..], ["postings", id, "apply"] if !id.is_empty())
 }
 
 /// Auth only, for the control routes.
@@ -263,16 +295,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(o::application),
         )
         .route("/opportunities/{id}/stage", put(w::put_stage))
-        .route("/opportunities/{id}/archived", put(w::put_archived));
-    for child in [
-        "offers",
-        "interviews",
-        "referrals",
-        "files",
-        "panels",
-        "forms",
-        "file_actions",
-    ] {
+        .route("/opportunities/{id}/archived", put(w::put_archived))
+        .route("/opportunities/{id}/offers", get(o::offers))
+        .route("/opportunities/{id}/interviews", get(o::interviews))
+        .route("/opportunities/{id}/interviews/{iid}", get(o::interview));
+    for child in ["referrals", "files", "panels", "forms", "file_actions"] {
         v1 = v1.route(
             &format!("/opportunities/{{id}}/{child}"),
             get(o::empty_child),
@@ -296,6 +323,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/postings", get(r::postings))
         .route("/postings/deleted", get(r::postings_deleted))
         .route("/postings/{id}", get(r::posting))
+        .route("/postings/{id}/apply", get(apply::form).post(apply::apply))
         .route("/stages", get(r::stages))
         .route("/stages/{id}", get(r::stage))
         .route("/archive_reasons", get(r::archive_reasons))

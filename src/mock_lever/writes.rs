@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::auth::Access;
 use super::mutate::{self, NewNote};
 use super::opportunities::with_opportunity;
 use super::query::Params;
@@ -27,13 +29,13 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
 
 /// Refuses a write to an opportunity this key may not see (404 unknown, 403 confidential
 /// without the grant, section 6.3) before anything changes.
-fn writable(shared: &Shared, id: &str) -> Result<(), ApiError> {
-    with_opportunity(shared, id, |_, _| Ok(()))
+fn writable(shared: &Shared, access: Access, id: &str) -> Result<(), ApiError> {
+    with_opportunity(shared, access, id, |_, _| Ok(()))
 }
 
 /// The opportunity after a write, blanking contact fields if configured (as recorded).
-fn mutation_response(shared: &Shared, id: &str) -> ApiResult {
-    with_opportunity(shared, id, |_, opp| {
+fn mutation_response(shared: &Shared, access: Access, id: &str) -> ApiResult {
+    with_opportunity(shared, access, id, |_, opp| {
         let mut value = opp.opportunity.clone();
         if shared.config.blank_contact_in_mutation_responses {
             value["name"] = json!("");
@@ -48,11 +50,12 @@ fn mutation_response(shared: &Shared, id: &str) -> ApiResult {
 /// `POST /opportunities/:id/notes`: 201 with the full note plus `noteId`.
 pub(crate) async fn create_note(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> ApiResult {
-    writable(&shared, &id)?;
+    writable(&shared, access, &id)?;
     let params = Params::parse(raw.as_deref());
     let body = parse_body(&body)?;
     let value = body["value"]
@@ -73,6 +76,7 @@ pub(crate) async fn create_note(
         score,
         created_at: body["createdAt"].as_i64(),
         thread: params.first("note_id"),
+        via_api: true,
     };
     let mut created =
         shared.write(|pool, now| Ok((mutate::add_note(pool, &id, &note, now)?, Vec::new())))?;
@@ -86,9 +90,10 @@ pub(crate) async fn create_note(
 /// `DELETE /opportunities/:id/notes/:nid`: 204.
 pub(crate) async fn delete_note(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path((id, nid)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    writable(&shared, &id)?;
+    writable(&shared, access, &id)?;
     shared.write(|pool, now| Ok((mutate::delete_note(pool, &id, &nid, now)?, Vec::new())))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -96,11 +101,12 @@ pub(crate) async fn delete_note(
 /// `POST /opportunities/:id/{addTags,removeTags,addSources,removeSources,addLinks,removeLinks}`.
 pub(crate) async fn list_action(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     OriginalUri(uri): OriginalUri,
     body: Bytes,
 ) -> ApiResult {
-    writable(&shared, &id)?;
+    writable(&shared, access, &id)?;
     let action = uri.path().rsplit('/').next().unwrap_or("");
     let (add, field) = match action {
         "addTags" => (true, "tags"),
@@ -127,17 +133,18 @@ pub(crate) async fn list_action(
             Vec::new(),
         ))
     })?;
-    mutation_response(&shared, &id)
+    mutation_response(&shared, access, &id)
 }
 
 /// `PUT /opportunities/:id/stage` with `{"stage": id}`.
 pub(crate) async fn put_stage(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> ApiResult {
-    writable(&shared, &id)?;
+    writable(&shared, access, &id)?;
     let params = Params::parse(raw.as_deref());
     let body = parse_body(&body)?;
     let stage = body["stage"]
@@ -145,16 +152,17 @@ pub(crate) async fn put_stage(
         .ok_or_else(|| ApiError::bad_request("stage is required".into()))?;
     let user = params.first("perform_as");
     shared.write(|pool, now| Ok(((), mutate::set_stage(pool, &id, stage, user, now)?)))?;
-    mutation_response(&shared, &id)
+    mutation_response(&shared, access, &id)
 }
 
 /// `PUT /opportunities/:id/archived` with `{"reason": id | null}`.
 pub(crate) async fn put_archived(
     State(shared): S,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    writable(&shared, &id)?;
+    writable(&shared, access, &id)?;
     let body = parse_body(&body)?;
     let reason = match body.get("reason") {
         Some(Value::String(r)) => Some(r.clone()),
@@ -166,5 +174,5 @@ pub(crate) async fn put_archived(
         }
     };
     shared.write(|pool, now| Ok(((), mutate::set_archived(pool, &id, reason.as_deref(), now)?)))?;
-    mutation_response(&shared, &id)
+    mutation_response(&shared, access, &id)
 }

@@ -24,6 +24,10 @@ pub struct Args {
         hide_env_values = true
     )]
     pub api_keys: Vec<String>,
+    /// API key accepted without confidential access: confidential records stay hidden and
+    /// asking for them is a 403 (repeat for several).
+    #[arg(long = "api-key-without-confidential", hide_env_values = true)]
+    pub api_keys_without_confidential: Vec<String>,
     /// OAuth access token accepted as `Bearer` (repeat for several).
     #[arg(long = "bearer-token", hide_env_values = true)]
     pub bearer_tokens: Vec<String>,
@@ -58,6 +62,10 @@ pub struct Args {
     /// live one hour; each refresh token works once and is replaced).
     #[arg(long, env = "MOCK_LEVER_OAUTH", hide_env_values = true)]
     pub oauth: Option<String>,
+    /// Scopes granted to the `--oauth` client, space separated; its access tokens see
+    /// confidential records only with `confidential:access:admin`.
+    #[arg(long = "oauth-scope", default_value = OAuthConfig::DEFAULT_SCOPE, requires = "oauth")]
+    pub oauth_scope: String,
     /// Delay before the first webhook redelivery, milliseconds (doubles each retry).
     #[arg(long = "webhook-retry-delay-ms", default_value_t = 1000)]
     pub webhook_retry_delay_ms: u64,
@@ -99,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 client_secret: parts[1].to_owned(),
                 refresh_token: parts[2].to_owned(),
                 access_ttl_ms: 3_600_000,
+                scope: args.oauth_scope.clone(),
             })
         }
         Some(_) => anyhow::bail!("--oauth must be CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN"),
@@ -106,6 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = MockConfig {
         oauth,
         api_keys: args.api_keys,
+        api_keys_without_confidential: args.api_keys_without_confidential,
         bearer_tokens: args.bearer_tokens,
         rate_per_sec: args.rate,
         burst: args.burst,
