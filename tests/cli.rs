@@ -688,10 +688,28 @@ fn the_demo_ranks_people_and_a_new_seed_replaces_the_pool() {
     );
     assert_eq!(opportunities(), 12, "the second pool replaced the first");
 
-    // A store the demo did not write is never replaced.
-    std::fs::remove_file(data.join("demo-pool")).expect("remove the pool file");
-    let refused = demo("12", "5", &[]);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("a store the demo did not write"));
-    assert_eq!(opportunities(), 12);
+    // A store another sync wrote into since, or one without the demo's pool file, is never
+    // replaced (it may be a real Lever account's).
+    let mock = MockProcess::start(3, 9);
+    run_ok(
+        rediscover()
+            .args(["sync", "--no-index", "--lever-url", &mock.base_url])
+            .arg("--data")
+            .arg(&data)
+            .env("LEVER_API_KEY", KEY),
+    );
+    let synced = opportunities();
+    for remove_marker in [false, true] {
+        if remove_marker {
+            std::fs::remove_file(data.join("demo-pool")).expect("remove the pool file");
+        }
+        let refused = demo("12", "5", &[]);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("a store the demo did not write"),
+            "{stderr}"
+        );
+        assert_eq!(opportunities(), synced);
+    }
 }

@@ -82,8 +82,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         bail!("no posting of the generated pool has the id or a title containing {wanted:?}");
     }
-    let pool_name = format!("{} candidates, seed {}\n", args.candidates, args.seed);
-    let full = other_pool(&args.data, &pool_name)?;
+    let pool_name = format!("{} candidates, seed {}", args.candidates, args.seed);
+    let full = PoolMarker::check(&args.data, &pool_name)?;
     let embedder = super::matching::load_embedder(args.models.as_deref(), None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -91,9 +91,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let prefetcher = super::index::start_prefetch(&embedder)?;
     let report = runtime.block_on(sync_from_mock(&args, pool, full, prefetcher.sender()))?;
-    let marker = args.data.join(POOL_FILE);
-    std::fs::write(&marker, &pool_name)
-        .with_context(|| format!("cannot write {}", marker.display()))?;
+    // The store now holds exactly this pool when the run read every listing (a full run
+    // purged the rest; an incremental one started from a complete store of this pool).
+    PoolMarker {
+        pool: pool_name,
+        sync_runs: sync_runs(&args.data)?,
+        complete: report.listing_complete,
+    }
+    .write(&args.data)?;
     super::sync::print_summary(&report);
     let outcome =
         super::index::after_sync(&args.data, &embedder, prefetcher, &report.commit, true)?;
@@ -127,29 +132,72 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether `data` holds the store of another generated pool than `pool_name`: then the sync
-/// lists everything again, which purges the other pool. A store the demo did not write (no
-/// pool file) is refused unless it is in the default folder, where earlier demos left theirs.
-fn other_pool(data: &Path, pool_name: &str) -> anyhow::Result<bool> {
-    if !crate::store::Store::exists(data) {
-        return Ok(false);
-    }
-    match std::fs::read_to_string(data.join(POOL_FILE)) {
-        Ok(synced) if synced == pool_name => Ok(false),
-        Ok(synced) => {
+/// What `DATA/demo-pool` records: the generated pool the demo last synced into the folder,
+/// tied to the store by its count of successful syncs, so a store any other sync touched
+/// since is never taken for the demo's.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PoolMarker {
+    /// `N candidates, seed S`.
+    pool: String,
+    /// The store's `sync_runs` when the demo wrote this.
+    sync_runs: u64,
+    /// Whether the store held exactly this pool then (false while a replacement is under way).
+    complete: bool,
+}
+
+impl PoolMarker {
+    /// Whether the sync into `data` must list everything (the store holds another pool, or a
+    /// replacement was interrupted); refuses a store the demo did not write, or that another
+    /// sync changed since. Before an existing store is synced, the marker says a sync of
+    /// `pool` is under way, so an interrupted one is finished by a full run next time.
+    fn check(data: &Path, pool: &str) -> anyhow::Result<bool> {
+        if !crate::store::Store::exists(data) {
+            return Ok(false);
+        }
+        let runs = sync_runs(data)?;
+        let marker = std::fs::read(data.join(POOL_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<PoolMarker>(&bytes).ok())
+            .filter(|m| m.sync_runs == runs);
+        let Some(marker) = marker else {
+            bail!(
+                "{} holds a store the demo did not write, or that another sync changed since; pass another --data folder",
+                data.display()
+            );
+        };
+        let full = !(marker.complete && marker.pool == pool);
+        if marker.pool != pool {
             println!(
                 "{} holds the pool of {}: this sync lists everything and replaces it",
                 data.display(),
-                synced.trim()
+                marker.pool
             );
-            Ok(true)
         }
-        Err(_) if data == Path::new(DEFAULT_DATA) => Ok(true),
-        Err(_) => bail!(
-            "{} holds a store the demo did not write; pass another --data folder (the demo replaces its folder's pool)",
-            data.display()
-        ),
+        PoolMarker {
+            pool: pool.to_owned(),
+            sync_runs: runs,
+            complete: false,
+        }
+        .write(data)?;
+        Ok(full)
     }
+
+    /// Writes the marker (a temporary file renamed over the old one).
+    fn write(&self, data: &Path) -> anyhow::Result<()> {
+        let path = data.join(POOL_FILE);
+        let temporary = data.join(format!("{POOL_FILE}.tmp"));
+        let bytes = serde_json::to_vec(self).context("cannot encode the demo pool marker")?;
+        std::fs::write(&temporary, bytes)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// How many syncs the store in `data` has committed.
+fn sync_runs(data: &Path) -> anyhow::Result<u64> {
+    let store = crate::store::Store::open(data)
+        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+    Ok(store.sync_state().runs)
 }
 
 async fn sync_from_mock(
@@ -219,4 +267,59 @@ fn choose_posting<'p>(
 /// Whether `wanted` is the posting's id or a case-insensitive part of its title.
 fn posting_named(id: &str, title: &str, wanted: &str) -> bool {
     id == wanted || title.to_lowercase().contains(&wanted.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, SyncState};
+
+    fn marker(data: &Path) -> PoolMarker {
+        serde_json::from_slice(&std::fs::read(data.join(POOL_FILE)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_pool_marker_decides_full_runs_and_refuses_other_stores() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path();
+        assert!(!PoolMarker::check(data, "A").unwrap(), "no store yet");
+        let batch = Store::begin(data).unwrap();
+        batch
+            .commit(SyncState {
+                runs: 1,
+                ..SyncState::default()
+            })
+            .unwrap();
+        assert!(
+            PoolMarker::check(data, "A").is_err(),
+            "no marker: not the demo's"
+        );
+
+        let complete = |pool: &str, sync_runs| PoolMarker {
+            pool: pool.into(),
+            sync_runs,
+            complete: true,
+        };
+        complete("A", 1).write(data).unwrap();
+        assert!(
+            !PoolMarker::check(data, "A").unwrap(),
+            "same pool: incremental"
+        );
+        assert!(
+            !marker(data).complete,
+            "under way until the sync says otherwise"
+        );
+        assert!(
+            PoolMarker::check(data, "A").unwrap(),
+            "a sync that never finished is finished by a full run"
+        );
+
+        complete("B", 1).write(data).unwrap();
+        assert!(PoolMarker::check(data, "A").unwrap(), "another pool: full");
+        assert_eq!(marker(data).pool, "A");
+
+        complete("A", 0).write(data).unwrap();
+        let err = PoolMarker::check(data, "A").unwrap_err();
+        assert!(err.to_string().contains("another sync changed"), "{err}");
+    }
 }
