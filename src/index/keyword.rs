@@ -286,8 +286,16 @@ fn quote_special_words(query: &str) -> String {
             Some(rest) if !rest.is_empty() => (&word[..1], rest),
             _ => ("", word),
         };
-        let open = rest.len() - rest.trim_start_matches('(').len();
-        let close = rest.len() - rest.trim_end_matches(')').len();
+        let mut open = rest.len() - rest.trim_start_matches('(').len();
+        let mut close = rest.len() - rest.trim_end_matches(')').len();
+        // A bracket inside the word (`sql(postgres)`) keeps its partner: it is not a group.
+        let inner = &rest[open..rest.len() - close];
+        let depth = inner.matches('(').count() as isize - inner.matches(')').count() as isize;
+        if depth > 0 {
+            close -= close.min(depth as usize);
+        } else if depth < 0 {
+            open -= open.min(depth.unsigned_abs());
+        }
         let core = &rest[open..rest.len() - close];
         // After the first character (which may take several bytes: `Øyvind`).
         let tail = core.char_indices().nth(1).map_or("", |(i, _)| &core[i..]);
@@ -295,7 +303,12 @@ fn quote_special_words(query: &str) -> String {
             && (core.starts_with('.') || tail.contains(['+', '#', '/', '.']))
             && !core.contains(':');
         let (before, after) = (&rest[..open], &rest[rest.len() - close..]);
-        if special {
+        if op.is_empty() && matches!(core, "AND" | "OR" | "NOT") && open + close > 0 {
+            // `(NOT`: the operator stands alone, so `drop_dangling` can see it.
+            out.extend(before.chars().map(String::from));
+            out.push(core.to_owned());
+            out.extend(after.chars().map(String::from));
+        } else if special {
             out.push(format!("{op}{before}exact:\"{core}\"{after}"));
         } else if core.contains(GRAMMAR_CHARS) {
             // `O'Reilly`, `skills:`, `[a`: characters the query grammar would read as field
@@ -308,8 +321,9 @@ fn quote_special_words(query: &str) -> String {
                 .collect();
             if words.chars().any(char::is_alphanumeric) {
                 out.push(format!("{op}{before}\"{words}\"{after}"));
-            } else if !(before.is_empty() && after.is_empty()) {
-                out.push(format!("{before}{after}"));
+            } else {
+                // Only its brackets stay; `drop_dangling` then removes what leaned on it.
+                out.extend(before.chars().chain(after.chars()).map(String::from));
             }
         } else if word == "NOT" && out.last().is_some_and(|w| w == "AND") {
             // tantivy reads `a AND NOT b` as `+a +(-b)`, and a clause that only excludes
@@ -320,7 +334,51 @@ fn quote_special_words(query: &str) -> String {
             out.push(word.to_owned());
         }
     }
-    out.join(" ")
+    drop_dangling(out).join(" ")
+}
+
+/// Removes the operators and empty brackets left without a word beside them once words
+/// without letters or digits were dropped (`rust OR *` is `rust`, `(go OR ')` is `(go)`).
+fn drop_dangling(words: Vec<String>) -> Vec<String> {
+    let is_operator = |w: &str| matches!(w, "AND" | "OR" | "NOT");
+    let mut kept: Vec<String> = Vec::with_capacity(words.len());
+    for word in words {
+        match word.as_str() {
+            ")" => {
+                while kept.last().is_some_and(|w| is_operator(w)) {
+                    kept.pop();
+                }
+                if kept.last().is_some_and(|w| w == "(") {
+                    kept.pop();
+                } else {
+                    kept.push(word);
+                }
+            }
+            "AND" | "OR"
+                if kept
+                    .last()
+                    .is_none_or(|w| is_operator(w) || w.ends_with('(')) => {}
+            // `NOT NOT x` is `x`, `NOT -x` too (the grammar takes one negation at a time).
+            "NOT" if kept.last().is_some_and(|w| w == "NOT") => {
+                kept.pop();
+            }
+            w if w.len() > 1
+                && w.starts_with(['-', '+'])
+                && kept.last().is_some_and(|l| l == "NOT") =>
+            {
+                kept.pop();
+                kept.push(match w.strip_prefix('-') {
+                    Some(positive) => positive.to_owned(),
+                    None => format!("-{}", &w[1..]),
+                });
+            }
+            _ => kept.push(word),
+        }
+    }
+    while kept.last().is_some_and(|w| is_operator(w)) {
+        kept.pop();
+    }
+    kept
 }
 
 fn analyze_with(index: &Index, field: Field, text: &str) -> Vec<String> {
@@ -640,6 +698,59 @@ mod tests {
                 "{query}: {err}"
             );
         }
+    }
+
+    /// Any filter built from words (however odd) with the documented syntax (AND, OR, NOT,
+    /// `-`, parentheses, phrases) parses, or has no word at all to search for.
+    #[test]
+    fn every_well_formed_filter_parses() {
+        use rand::{Rng, SeedableRng};
+        const WORDS: [&str; 18] = [
+            "rust",
+            "C++",
+            ".NET",
+            "O'Reilly",
+            "*",
+            "'",
+            "skills:",
+            "sql(postgres)",
+            "[a",
+            "z]",
+            "\"event sourcing\"",
+            "-kafka",
+            "ru*",
+            "x^2",
+            "!",
+            "日本",
+            "a\\b",
+            "-*",
+        ];
+        fn expr(rng: &mut rand_chacha::ChaCha8Rng, depth: u32) -> String {
+            match rng.gen_range(0..if depth > 3 { 1 } else { 5 }) {
+                0 => WORDS[rng.gen_range(0..WORDS.len())].to_owned(),
+                1 => format!("{} AND {}", expr(rng, depth + 1), expr(rng, depth + 1)),
+                2 => format!("{} OR {}", expr(rng, depth + 1), expr(rng, depth + 1)),
+                3 => format!("({})", expr(rng, depth + 1)),
+                _ => format!("NOT {}", expr(rng, depth + 1)),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        KeywordWriter::create(dir.path()).unwrap().finish().unwrap();
+        let reader = KeywordIndex::open(dir.path()).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut parsed = 0;
+        for _ in 0..600 {
+            let query = expr(&mut rng, 0);
+            match reader.parse_boolean(&query) {
+                Ok(_) => parsed += 1,
+                Err(e) => assert!(
+                    e.to_string().contains("no word to search for"),
+                    "{query:?} -> {:?}: {e}",
+                    quote_special_words(&query)
+                ),
+            }
+        }
+        assert!(parsed > 400, "{parsed}");
     }
 
     #[test]
