@@ -282,6 +282,8 @@ async fn confidential_access_is_a_property_of_each_credential() {
         .map(|o| o.id().to_owned())
         .expect("a confidential opportunity");
     let config = MockConfig {
+        // Listed among the full keys too: the restriction wins.
+        api_keys: vec![KEY.into(), RESTRICTED.into()],
         api_keys_without_confidential: vec![RESTRICTED.into()],
         oauth: Some(OAuthConfig {
             client_id: "cid".into(),
@@ -350,6 +352,52 @@ async fn confidential_access_is_a_property_of_each_credential() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// `expand=posting` never shows a confidential posting to a credential without confidential
+/// access (section 6.3): it expands to `null`, while a key with access gets the posting.
+#[tokio::test]
+async fn an_expanded_confidential_posting_is_null_without_confidential_access() {
+    const RESTRICTED: &str = "restricted-key";
+    let (pool, secret_posting) = pool_with_a_confidential_posting(30, 2);
+    let dir = tempfile::tempdir().unwrap();
+    pool.save_fixture(dir.path()).unwrap();
+    let path = dir.path().join("opportunities.jsonl");
+    let mut opportunity_id = None;
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut opp: Value = serde_json::from_str(line).unwrap();
+            let open = opp["confidentiality"] == "non-confidential"
+                && opp["applications"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty());
+            if open && opportunity_id.is_none() {
+                opp["applications"][0]["posting"] = json!(secret_posting);
+                opportunity_id = opp["id"].as_str().map(str::to_owned);
+            }
+            opp.to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let opportunity_id = opportunity_id.expect("an open opportunity with an application");
+    let config = MockConfig {
+        api_keys_without_confidential: vec![RESTRICTED.into()],
+        ..fast_config()
+    };
+    let mock = MockLever::start(local(), Pool::load_fixture(dir.path()).unwrap(), config)
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/opportunities/{opportunity_id}/applications?expand=posting",
+        mock.base_url()
+    );
+    let (status, restricted) = get_as(RESTRICTED, &url).await;
+    assert_eq!(status, StatusCode::OK, "{restricted}");
+    assert!(restricted["data"][0]["posting"].is_null(), "{restricted}");
+    let (_, full) = get(&url).await;
+    assert_eq!(full["data"][0]["posting"]["id"], secret_posting, "{full}");
 }
 
 #[tokio::test]
@@ -1375,6 +1423,10 @@ async fn applying_to_a_posting_creates_an_opportunity_with_its_application() {
         .find(|o| o["applications"] == json!([again["data"]["applicationId"]]))
         .expect("the new opportunity is on the known contact");
     assert_ne!(newest["id"], known.id());
+    // The person's details are the contact's, not what the form said (section 7).
+    for field in ["name", "emails", "phones", "location", "headline"] {
+        assert_eq!(newest[field], known.opportunity[field], "{field}");
+    }
     let (_, old) = get(&format!("{base}/opportunities/{}", known.id())).await;
     assert!(
         old["data"]["links"]

@@ -256,6 +256,8 @@ fn create(
         }
     }
     let sibling = known.map(|o| o.id().to_owned());
+    // The person's details belong to the contact (section 7): a known contact keeps its own.
+    let from_contact = |key: &str| known.map(|o| o.opportunity[key].clone());
 
     let id = uuid::Uuid::new_v4().to_string();
     let application_id = uuid::Uuid::new_v4().to_string();
@@ -285,11 +287,16 @@ fn create(
         .map(|p| json!({"type": null, "value": p}));
     let owner = &posting["owner"];
     let mut opportunity = json!({
-        "id": id, "name": applicant.name, "contact": contact,
-        "headline": applicant.company.as_deref().unwrap_or(""),
+        "id": id, "contact": contact,
+        "name": from_contact("name").unwrap_or_else(|| json!(applicant.name)),
+        "headline": from_contact("headline")
+            .unwrap_or_else(|| json!(applicant.company.as_deref().unwrap_or(""))),
         "stage": stage, "confidentiality": str_field(&posting, "confidentiality"),
-        "location": applicant.location.as_deref().unwrap_or(""),
-        "phones": phone.iter().collect::<Vec<_>>(), "emails": [applicant.email], "links": links,
+        "location": from_contact("location")
+            .unwrap_or_else(|| json!(applicant.location.as_deref().unwrap_or(""))),
+        "phones": from_contact("phones").unwrap_or_else(|| json!(phone.iter().collect::<Vec<_>>())),
+        "emails": from_contact("emails").unwrap_or_else(|| json!([applicant.email])),
+        "links": links,
         "archived": null, "tags": tags,
         "sources": applicant.source.iter().collect::<Vec<_>>(),
         "stageChanges": [{"toStageId": stage, "toStageIndex": stage_index, "updatedAt": now}],

@@ -404,7 +404,7 @@ fn child_list(
     let items = with_opportunity(shared, access, id, |pool, opp| {
         Ok(pick(opp, &params)?
             .iter()
-            .map(|v| shape::expand(pool, Some(opp), v, child.expandable, &expanded))
+            .map(|v| shape::expand(pool, access, Some(opp), v, child.expandable, &expanded))
             .collect::<Vec<_>>())
     })?;
     let keyed = items
@@ -446,7 +446,7 @@ fn child_one(
             .iter()
             .find(|v| str_field(v, "id") == child_id)
             .ok_or_else(|| ApiError::not_found(child.kind, child_id))?;
-        let value = shape::expand(pool, Some(opp), record, child.expandable, &expanded);
+        let value = shape::expand(pool, access, Some(opp), record, child.expandable, &expanded);
         Ok(single(shape.select(value, &expanded)))
     })
 }

@@ -122,7 +122,7 @@ pub(crate) async fn postings(
                     p["createdAt"].as_i64().unwrap_or(0),
                     str_field(p, "id").to_owned(),
                 ),
-                shape::expand(&pool, None, p, shape::POSTING, &expanded),
+                shape::expand(&pool, access, None, p, shape::POSTING, &expanded),
             )
         })
         .collect();
@@ -150,7 +150,7 @@ pub(crate) async fn posting(
     }
     let shape = Shape::new(&params);
     let expanded = shape.expanded_in(shape::POSTING);
-    let value = shape::expand(&pool, None, posting, shape::POSTING, &expanded);
+    let value = shape::expand(&pool, access, None, posting, shape::POSTING, &expanded);
     Ok(single(shape.select(value, &expanded)))
 }
 

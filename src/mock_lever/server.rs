@@ -84,8 +84,10 @@ impl Shared {
     pub(crate) fn new(pool: Pool, config: MockConfig) -> Self {
         let clock = Clock::new(pool.max_timestamp());
         let full = config.confidential_access;
-        let api_keys = (config.api_keys.iter().map(|k| Secret::new(k, full)))
-            .chain((config.api_keys_without_confidential.iter()).map(|k| Secret::new(k, false)))
+        // A key in both lists is a key without confidential access (the first match wins).
+        let api_keys = (config.api_keys_without_confidential.iter())
+            .map(|k| Secret::new(k, false))
+            .chain(config.api_keys.iter().map(|k| Secret::new(k, full)))
             .collect();
         let bearer_tokens = (config.bearer_tokens.iter())
             .map(|t| Secret::new(t, full))

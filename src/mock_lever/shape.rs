@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use super::auth::Access;
 use super::pool::{MockOpportunity, Pool, str_field};
 use super::query::Params;
 
@@ -109,9 +110,11 @@ pub(crate) const INTERVIEW: &[Expandable] = &[
 pub(crate) const NONE: &[Expandable] = &[];
 
 /// `record` with each of `fields` (from its kind's [`Expandable`] list) expanded; `opp` is the
-/// opportunity a child record belongs to (feedback forms are looked up there).
+/// opportunity a child record belongs to (feedback forms are looked up there). A confidential
+/// posting expands to `null` for a caller without confidential access (section 6.3).
 pub(crate) fn expand(
     pool: &Pool,
+    access: Access,
     opp: Option<&MockOpportunity>,
     record: &Value,
     expandable: &[Expandable],
@@ -124,8 +127,8 @@ pub(crate) fn expand(
             Target::User => user_json(pool, ids),
             Target::Users => each(ids, |id| user_json(pool, id)),
             Target::Stage => stage_json(pool, ids),
-            Target::Posting => posting_json(pool, ids),
-            Target::Postings => each(ids, |id| posting_json(pool, id)),
+            Target::Posting => posting_json(pool, access, ids),
+            Target::Postings => each(ids, |id| posting_json(pool, access, id)),
             Target::FeedbackForms => each(ids, |id| {
                 opp.and_then(|o| o.feedback.iter().find(|f| f["id"] == *id))
                     .cloned()
@@ -152,10 +155,11 @@ pub(crate) fn stage_json(pool: &Pool, id: &Value) -> Value {
     json!({"id": id, "text": text})
 }
 
-/// The posting object for a posting id, `null` when unknown or absent.
-fn posting_json(pool: &Pool, id: &Value) -> Value {
+/// The posting object for a posting id, `null` when unknown, absent or hidden from `access`.
+fn posting_json(pool: &Pool, access: Access, id: &Value) -> Value {
     id.as_str()
         .and_then(|id| pool.postings.iter().find(|p| str_field(p, "id") == id))
+        .filter(|p| access.confidential || str_field(p, "confidentiality") != "confidential")
         .cloned()
         .unwrap_or(Value::Null)
 }
