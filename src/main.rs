@@ -3,14 +3,21 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rediscover::api::cli::{Cli, error_line, run};
+use rediscover::api::cli::{Cli, error_line, run, stdout_failure};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     hide_panic_messages();
     match run(cli) {
-        Ok(code) => code,
+        Ok(code) => match stdout_failure() {
+            // The command finished (a sync still indexed); only its printing failed.
+            Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("rediscover: cannot write to standard output: {e}");
+                ExitCode::from(2)
+            }
+            _ => code,
+        },
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;

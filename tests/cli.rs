@@ -713,3 +713,49 @@ fn the_demo_ranks_people_and_a_new_seed_replaces_the_pool() {
         assert_eq!(opportunities(), synced);
     }
 }
+
+/// A sync whose reader went away (`| head`) or whose stdout is full still commits and
+/// indexes; only the full stdout is reported (exit 2), a closed pipe is not an error.
+#[test]
+fn a_sync_whose_output_cannot_be_written_still_indexes() {
+    let mock = MockProcess::start(8, 6);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+    for (name, closed) in [("closed", true), ("full", false)] {
+        let data = tmp.path().join(name);
+        let mut command = rediscover();
+        command
+            .args(["sync", "--lever-url", &mock.base_url, "--rate", "500"])
+            .arg("--data")
+            .arg(&data)
+            .env("LEVER_API_KEY", KEY)
+            .stderr(Stdio::piped());
+        if closed {
+            command.stdout(Stdio::piped());
+        } else {
+            let Ok(full) = full.as_ref().map(|f| f.try_clone().expect("clone")) else {
+                continue; // no /dev/full on this system
+            };
+            command.stdout(full);
+        }
+        let mut child = command.spawn().expect("spawn");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if closed {
+            assert!(output.status.success(), "{stderr}");
+        } else {
+            assert_eq!(output.status.code(), Some(2), "{stderr}");
+            assert!(
+                stderr.contains("cannot write to standard output"),
+                "{stderr}"
+            );
+        }
+        assert!(!stderr.contains("internal error"), "{stderr}");
+        let status = last_json_line(&run_ok(
+            rediscover().args(["status", "--json", "--data"]).arg(&data),
+        ));
+        assert_eq!(status["index_behind_store"], false, "{name}: {status}");
+        assert_eq!(status["index"]["candidates"], 8, "{name}: {status}");
+    }
+}

@@ -167,7 +167,7 @@ impl PoolMarker {
         };
         let full = !(marker.complete && marker.pool == pool);
         if marker.pool != pool {
-            println!(
+            say!(
                 "{} holds the pool of {}: this sync lists everything and replaces it",
                 data.display(),
                 marker.pool
@@ -218,7 +218,7 @@ async fn sync_from_mock(
     let mock = MockLever::start(loopback, pool, config)
         .await
         .context("cannot start the mock Lever")?;
-    println!(
+    say!(
         "mock Lever: {} generated candidates (seed {}) at {} ({:.1} s)",
         args.candidates,
         args.seed,

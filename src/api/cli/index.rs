@@ -48,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("indexing failed; the previous index (if any) is still in place")?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    say!(
         "indexed {} ({}) from store generation {} in {:.1} s ({:.1} candidates/s), {} on disk",
         render::count(stats.candidates, "candidate", "candidates"),
         render::count(stats.vectors, "vector", "vectors"),
@@ -109,7 +109,7 @@ pub(super) fn after_sync(
         let generation = outcome
             .generation
             .map_or_else(|| "-".to_string(), |g| g.to_string());
-        println!(
+        say!(
             "indexes {what} in {:.1} s (generation {generation})",
             outcome.seconds
         );

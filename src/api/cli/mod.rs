@@ -3,8 +3,17 @@
 //! Only this layer prints to stdout. Errors are returned to `main`, which prints one line.
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
+
+/// Prints a line on stdout like `println!`, but a closed or full stdout never stops the
+/// command (a sync whose reader went away still updates its indexes): see [`say`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::api::cli::say(format_args!($($arg)*))
+    };
+}
 
 mod demo;
 mod eval;
@@ -58,6 +67,28 @@ pub enum Command {
     Webhooks(webhooks::Args),
     /// Measure ranking quality on the real evaluation data sets.
     Eval(eval::Args),
+}
+
+/// The first error writing to stdout, if any (later lines are not attempted).
+static STDOUT_FAILED: OnceLock<std::io::Error> = OnceLock::new();
+
+/// Writes one line on stdout; the first failure is kept (for [`stdout_failure`]) and later
+/// lines are dropped, so the command itself goes on.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if STDOUT_FAILED.get().is_some() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        let _ = STDOUT_FAILED.set(e);
+    }
+}
+
+/// Why stdout could not be written, when it could not: `main` reports it unless the reader
+/// simply went away (a broken pipe, as with `| head`).
+pub fn stdout_failure() -> Option<&'static std::io::Error> {
+    STDOUT_FAILED.get()
 }
 
 /// Fails unless `data` holds a synced store: the commands that read a data folder would

@@ -91,7 +91,7 @@ async fn serve(args: Args, token: Option<String>) -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     // The first line on stdout names the bound address (port 0 picks a free one).
-    println!("listening on http://{local}");
+    say!("listening on http://{local}");
     let generation = engine.snapshot().ok().map(|s| s.generation());
     tracing::info!(%local, auth = token.is_some(), index_generation = ?generation, "serving the query API");
     let engine = Arc::new(engine);

@@ -66,45 +66,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "index_behind_store": index.is_none_or(|i| i.generation != store.generation()),
             "index_error": index_error,
         });
-        println!("{value}");
+        say!("{value}");
     } else {
-        println!("data folder        {}", args.data.display());
-        println!("store generation   {}", store.generation());
-        println!("opportunities      {}", counts.opportunities);
-        println!("people (contacts)  {}", counts.contacts);
-        println!("resumes with text  {}", counts.resumes_with_text);
-        println!("notes              {}", counts.notes);
-        println!("feedback forms     {}", counts.feedback);
-        println!("postings           {}", counts.postings);
-        println!(
+        say!("data folder        {}", args.data.display());
+        say!("store generation   {}", store.generation());
+        say!("opportunities      {}", counts.opportunities);
+        say!("people (contacts)  {}", counts.contacts);
+        say!("resumes with text  {}", counts.resumes_with_text);
+        say!("notes              {}", counts.notes);
+        say!("feedback forms     {}", counts.feedback);
+        say!("postings           {}", counts.postings);
+        say!(
             "last sync          {}",
             render::utc_or_never(sync.last_success_at)
         );
-        println!("sync runs          {}", sync.runs);
-        println!("webhook notices    {notices} waiting for the next sync");
+        say!("sync runs          {}", sync.runs);
+        say!("webhook notices    {notices} waiting for the next sync");
         if retries > 0 {
-            println!(
+            say!(
                 "retries            {retries} opportunities the last sync could not update (fetched again next sync)"
             );
         }
         match (index, &index_error) {
-            (_, Some(error)) => println!("index              unreadable: {error}"),
+            (_, Some(error)) => say!("index              unreadable: {error}"),
             (Some(i), None) => {
-                println!("index generation   {}", i.generation);
-                println!("indexed candidates {}", i.candidates);
-                println!(
+                say!("index generation   {}", i.generation);
+                say!("indexed candidates {}", i.candidates);
+                say!(
                     "vectors            {} ({})",
                     i.vectors,
                     render::count(i.tombstones, "tombstone", "tombstones")
                 );
-                println!("index size         {}", render::bytes(i.bytes_on_disk));
+                say!("index size         {}", render::bytes(i.bytes_on_disk));
                 if i.generation != store.generation() {
-                    println!("note: the index is behind the store; run `rediscover index`");
+                    say!("note: the index is behind the store; run `rediscover index`");
                 }
             }
-            (None, None) => println!(
-                "index              none yet (run `rediscover sync` or `rediscover index`)"
-            ),
+            (None, None) => {
+                say!("index              none yet (run `rediscover sync` or `rediscover index`)")
+            }
         }
     }
     // Everything is shown; a damaged index still makes the exit status say something is wrong.

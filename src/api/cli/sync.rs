@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        println!("{value}");
+        say!("{value}");
     }
     indexed?;
     Ok(if report.opportunities_failed > 0 {
@@ -226,14 +226,14 @@ pub(super) fn print_summary(r: &SyncReport) {
         crate::sync::SyncMode::Full => "full",
         crate::sync::SyncMode::Incremental => "incremental",
     };
-    println!(
+    say!(
         "{mode} sync{} done in {:.1}s: {} stored (generation {})",
         if r.resumed { " (resumed)" } else { "" },
         r.wall_seconds,
         count(r.opportunities_total, "opportunity", "opportunities"),
         r.generation
     );
-    println!(
+    say!(
         "  listed {}, fetched {}, unchanged {}, changed {}, deleted {}",
         r.opportunities_listed,
         r.opportunities_fetched,
@@ -241,7 +241,7 @@ pub(super) fn print_summary(r: &SyncReport) {
         r.opportunities_changed,
         r.opportunities_deleted
     );
-    println!(
+    say!(
         "  {} ({:.1}/s), {}, {} rate limited, {}",
         count(r.api_calls, "API call", "API calls"),
         r.api_calls as f64 / r.wall_seconds.max(1e-3),
@@ -249,21 +249,21 @@ pub(super) fn print_summary(r: &SyncReport) {
         r.rate_limited,
         count(r.server_errors, "server error", "server errors")
     );
-    println!(
+    say!(
         "  {} downloaded, {} could not be read",
         count(r.resumes_downloaded, "resume file", "resume files"),
         r.resume_text_failed
     );
     if r.webhook_notices > 0 {
-        println!("  webhook notices acted on: {}", r.webhook_notices);
+        say!("  webhook notices acted on: {}", r.webhook_notices);
     }
     if r.malformed_records > 0 {
-        println!(
+        say!(
             "  {} skipped:",
             count(r.malformed_records, "malformed record", "malformed records")
         );
         for m in &r.malformed {
-            println!(
+            say!(
                 "    {} {} ({})",
                 m.path,
                 m.id.as_deref().unwrap_or("-"),
@@ -272,18 +272,18 @@ pub(super) fn print_summary(r: &SyncReport) {
         }
     }
     if r.opportunities_not_visible > 0 {
-        println!(
+        say!(
             "  {} not visible to this credential (HTTP 403) purged",
             count(r.opportunities_not_visible, "opportunity", "opportunities")
         );
     }
     if !r.listing_complete {
-        println!(
+        say!(
             "  Lever's listing could not be read in full: the next run lists the same window again"
         );
     }
     if r.opportunities_failed > 0 {
-        println!(
+        say!(
             "  {} failed and will be retried next run: {}",
             count(r.opportunities_failed, "opportunity", "opportunities"),
             r.failed_ids.join(", ")

@@ -118,7 +118,7 @@ async fn run_subscribe(
         if let Some(webhook) = existing.iter().find(|w| w.url == url && &w.event == event) {
             // Lever shows a signature token only when the webhook is created.
             if has_token_for_webhook(data, &webhook.id)? {
-                println!(
+                say!(
                     "already subscribed {event}: webhook {} (its token is kept)",
                     webhook.id
                 );
@@ -154,7 +154,7 @@ async fn run_subscribe(
                     webhook.id
                 )
             })?;
-        println!("subscribed {event}: webhook {}", webhook.id);
+        say!("subscribed {event}: webhook {}", webhook.id);
     }
     if !without_token.is_empty() {
         bail!(
@@ -166,7 +166,7 @@ async fn run_subscribe(
             tokens_path.display()
         );
     }
-    println!(
+    say!(
         "signature tokens kept in {}; run `rediscover serve` where {url} reaches it",
         tokens_path.display()
     );
@@ -186,7 +186,7 @@ async fn run_list(lever_url: &str, data: &std::path::Path) -> anyhow::Result<Exi
         );
     }
     for webhook in webhooks {
-        println!("{}\t{}\t{}", webhook.id, webhook.event, webhook.url);
+        say!("{}\t{}\t{}", webhook.id, webhook.event, webhook.url);
     }
     Ok(ExitCode::SUCCESS)
 }
