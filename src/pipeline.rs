@@ -8,7 +8,7 @@
 //!
 //! This is the only place where store and index meet; neither imports the other.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
@@ -98,6 +98,16 @@ pub struct Prefetcher {
 impl Prefetcher {
     /// Starts the background embedding thread.
     pub fn start(embedder: Arc<Embedder>) -> std::io::Result<Prefetcher> {
+        Prefetcher::start_reusing(embedder, None)
+    }
+
+    /// Starts the background embedding thread, which first takes in the vectors of the
+    /// current index generation under `reuse` (if any, and of the same model), so a run that
+    /// fetches many unchanged candidates again (`sync --full`) does not embed them again.
+    pub fn start_reusing(
+        embedder: Arc<Embedder>,
+        reuse: Option<PathBuf>,
+    ) -> std::io::Result<Prefetcher> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(PREFETCH_QUEUE);
         let (finishing, finish_signal) = std::sync::mpsc::channel();
         let cache = Arc::new(VectorCache::new(&embedder));
@@ -105,7 +115,12 @@ impl Prefetcher {
             let cache = Arc::clone(&cache);
             std::thread::Builder::new()
                 .name("prefetch-embed".into())
-                .spawn(move || prefetch(&embedder, &receiver, &finish_signal, &cache))?
+                .spawn(move || {
+                    if let Some(data_dir) = reuse {
+                        reuse_current_vectors(&data_dir, &cache);
+                    }
+                    prefetch(&embedder, &receiver, &finish_signal, &cache)
+                })?
         };
         Ok(Prefetcher {
             sender,
@@ -296,8 +311,9 @@ fn reuse_current_vectors(data_dir: &Path, cache: &VectorCache) {
 ///
 /// `commit` is the commit the caller just made, if any: when it made the store's generation
 /// from the one the indexes hold, only its changes are applied; otherwise (the indexes lag
-/// further, or the commit changed nothing) the indexes are rebuilt, reusing their vectors. Vectors in `cache` (from a
-/// [`Prefetcher`]) are used instead of embedding their passages again.
+/// further, or the commit changed nothing) the indexes are rebuilt, reusing their vectors.
+/// Vectors in `cache` (from a [`Prefetcher`]) are used instead of embedding their passages
+/// again.
 pub fn bring_up_to_date(
     data_dir: &Path,
     store: &Store,

@@ -1228,6 +1228,15 @@ async fn what_a_sync_fetches_is_embedded_while_it_fetches() {
     .expect("index");
     assert_eq!(outcome.action, pipeline::IndexAction::Rebuilt);
     assert_eq!(outcome.stats.expect("stats").candidates, 24);
+
+    // A run that fetches everything again (`--full`) starts from the index's vectors, so
+    // the unchanged candidates it fetches are not embedded a second time.
+    let reusing = Prefetcher::start_reusing(Arc::clone(&embedder), Some(dir.path().into()))
+        .expect("prefetcher");
+    let preloaded = reusing.finish();
+    assert_eq!(preloaded.len(), cache.len(), "every vector of the index");
+    let plain = Prefetcher::start(Arc::clone(&embedder)).expect("prefetcher");
+    assert!(plain.finish().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let prefetcher = super::index::start_prefetch(&embedder)?;
+    let prefetcher = super::index::start_prefetch(&embedder, full.then_some(args.data.as_path()))?;
     let report = runtime.block_on(sync_from_mock(&args, pool, full, prefetcher.sender()))?;
     // The store now holds exactly this pool when the run read every listing (a full run
     // purged the rest; an incremental one started from a complete store of this pool).

@@ -73,8 +73,14 @@ pub(super) fn load_for_sync(models: Option<&Path>) -> anyhow::Result<Arc<Embedde
 }
 
 /// Starts embedding what a sync fetches while it fetches (see [`pipeline::Prefetcher`]).
-pub(super) fn start_prefetch(embedder: &Arc<Embedder>) -> anyhow::Result<pipeline::Prefetcher> {
-    pipeline::Prefetcher::start(Arc::clone(embedder)).context("cannot start the embedding thread")
+/// Starts embedding what a sync fetches while it fetches; `reuse` (the data folder, for a
+/// run that lists everything) first takes in the current index's vectors.
+pub(super) fn start_prefetch(
+    embedder: &Arc<Embedder>,
+    reuse: Option<&Path>,
+) -> anyhow::Result<pipeline::Prefetcher> {
+    pipeline::Prefetcher::start_reusing(Arc::clone(embedder), reuse.map(Path::to_path_buf))
+        .context("cannot start the embedding thread")
 }
 
 /// Brings the indexes up to date after a sync commit, with a progress bar and a summary line.

@@ -88,7 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None
     } else {
         let embedder = super::index::load_for_sync(args.models.as_deref())?;
-        let prefetcher = super::index::start_prefetch(&embedder)?;
+        let reuse = args.full.then_some(args.data.as_path());
+        let prefetcher = super::index::start_prefetch(&embedder, reuse)?;
         options.fetched = Some(prefetcher.sender());
         Some((embedder, prefetcher))
     };
