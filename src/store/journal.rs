@@ -58,6 +58,7 @@ impl Batch {
     pub(super) fn begin(data_dir: &Path) -> Result<Batch> {
         let dir = store_dir(data_dir);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        keep_private(data_dir)?;
         let lock_path = dir.join(LOCK);
         let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
         match lock.try_lock() {
@@ -439,4 +440,23 @@ fn finish_segment(path: &Path, writer: std::io::BufWriter<File>) -> Result<()> {
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// Takes group and other users' access away from the data folder: it holds candidate data
+/// (resumes, notes, feedback), and the files inside are created with the process's umask.
+#[cfg(unix)]
+fn keep_private(data_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = fs::metadata(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(data_dir, fs::Permissions::from_mode(mode & !0o077))
+            .map_err(|e| Error::io(data_dir, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn keep_private(_data_dir: &Path) -> Result<()> {
+    Ok(())
 }

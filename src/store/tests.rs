@@ -547,3 +547,17 @@ fn segments_left_by_a_commit_killed_before_publishing_are_harmless() {
         store.manifest.segments.len()
     );
 }
+
+/// The data folder holds candidate data: a sync leaves no access to it for other users.
+#[cfg(unix)]
+#[test]
+fn the_data_folder_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    commit_all(&data, &[]);
+    let mode = std::fs::metadata(&data).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
