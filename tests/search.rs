@@ -1160,6 +1160,27 @@ fn engine_follows_a_store_that_moved_without_a_new_index() {
     assert!(engine.candidate(&gone).unwrap_err().is_user_error());
 }
 
+/// `/healthz` tells a monitor when a sync committed but did not index (`--no-index`, a failed
+/// or killed index step), so the answers miss what the store added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_when_the_store_moved_past_the_index() {
+    let fx = tokio::task::spawn_blocking(Fixture::new).await.unwrap();
+    let router = app(AppState::new(Arc::new(fx.engine()), None));
+    let (_, json) = call(&router, "GET", "/healthz", None, None).await;
+    assert_eq!(json["index_behind_store"], false, "{json}");
+    let data = fx.data.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut batch = Store::begin(&data).unwrap();
+        batch.delete("rust-bo").unwrap();
+        batch.commit(SyncState::default()).unwrap();
+    })
+    .await
+    .unwrap();
+    let (status, json) = call(&router, "GET", "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["index_behind_store"], true, "{json}");
+}
+
 /// Commits new reference data with one candidate changed, as a sync would.
 fn commit_reference(fx: &Fixture, reference: ReferenceData) -> rediscover::store::Commit {
     let store = Store::open(&fx.data).unwrap();
@@ -1589,6 +1610,7 @@ async fn http_match_postings_candidates_health_and_errors() {
         (status, json["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
+    assert_eq!(json["index_behind_store"], false, "{json}");
     let (status, json) = call(&router, "GET", "/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(json["paths"]["/v1/match"]["post"].is_object());

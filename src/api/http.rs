@@ -755,6 +755,11 @@ pub struct HealthJson {
     pub status: String,
     /// The loaded index generation.
     pub generation: Option<u64>,
+    /// Whether the store moved past the index (a sync committed but its index step failed or
+    /// was skipped): answers leave out what the store dropped, but miss what it added until
+    /// `rediscover index` or the next sync.
+    #[serde(default)]
+    pub index_behind_store: bool,
     /// Whether the embedding model is loaded (else queries are keyword-only).
     pub model: bool,
 }
@@ -831,19 +836,24 @@ async fn candidate_handler(
 
 async fn health_handler(State(state): State<AppState>) -> Json<HealthJson> {
     let engine = Arc::clone(&state.engine);
-    let generation =
-        tokio::task::spawn_blocking(move || engine.snapshot().ok().map(|s| s.generation()))
-            .await
+    let generations = tokio::task::spawn_blocking(move || {
+        engine
+            .snapshot()
             .ok()
-            .flatten();
+            .map(|s| (s.generation(), s.store.generation()))
+    })
+    .await
+    .ok()
+    .flatten();
     Json(HealthJson {
-        status: if generation.is_some() {
+        status: if generations.is_some() {
             "ok"
         } else {
             "no_index"
         }
         .to_owned(),
-        generation,
+        generation: generations.map(|(index, _)| index),
+        index_behind_store: generations.is_some_and(|(index, store)| index != store),
         model: state.engine.has_embedder(),
     })
 }
@@ -1023,8 +1033,8 @@ pub fn openapi() -> serde_json::Value {
             "responses": {"200": {"description": "accepted", "content": {"application/json": {"schema": {"type": "object", "properties": {"queued": {"type": "boolean"}, "ignored": {"type": "string", "enum": ["repeat", "stale"]}}}}}},
                           "400": {"description": "malformed delivery"}, "401": {"description": "missing or wrong signature"},
                           "404": {"description": "webhooks not set up"}}}},
-        "/healthz": {"get": {"summary": "Liveness and the loaded index generation",
-            "responses": {"200": {"description": "status"}}}},
+        "/healthz": {"get": {"summary": "Liveness, the loaded index generation, and whether the store moved past it",
+            "responses": {"200": {"description": "status, generation, index_behind_store, model"}}}},
         "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3"}}}}
     });
     json!({
