@@ -25,6 +25,9 @@ pub const SEEN_FILE: &str = "webhook-seen";
 /// How old a delivery may be and still be queued: Lever's admin pages rerun deliveries of the
 /// past two weeks, and a day more allows for clocks and queues.
 pub const WINDOW_MS: i64 = 15 * 24 * 3600 * 1000;
+/// How far ahead of this machine's clock a delivery may say it was triggered (clock skew);
+/// one dated later would stay in the seen-tokens file for good.
+pub const MAX_AHEAD_MS: i64 = 24 * 3600 * 1000;
 
 /// The file is looked at for expired tokens no more often than every this many appends.
 const MIN_CHECK_LINES: usize = if cfg!(test) { 16 } else { 1024 };
@@ -45,7 +48,8 @@ pub enum Verdict {
     Fresh,
     /// Its token was already received: a retry of a delivery that was kept, or a replay.
     Repeat,
-    /// Triggered before the window: a replay, or a rerun the nightly sync covers anyway.
+    /// Triggered before the window (a replay, or a rerun the nightly sync covers anyway), or
+    /// dated more than [`MAX_AHEAD_MS`] ahead of this clock.
     Stale,
 }
 
@@ -95,7 +99,9 @@ impl ReplayGuard {
     /// then [`ReplayGuard::record`] it once its notice is kept, or [`ReplayGuard::release`] it
     /// if the notice could not be kept (Lever will deliver it again).
     pub fn claim(&self, token: &str, triggered_at: i64, now: i64) -> Result<Verdict, Error> {
-        if triggered_at < now.saturating_sub(WINDOW_MS) {
+        if triggered_at < now.saturating_sub(WINDOW_MS)
+            || triggered_at > now.saturating_add(MAX_AHEAD_MS)
+        {
             return Ok(Verdict::Stale);
         }
         let mut guard = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -250,6 +256,16 @@ mod tests {
         assert_eq!(
             guard.claim("c", NOW - WINDOW_MS - 1, NOW).unwrap(),
             Verdict::Stale
+        );
+        assert_eq!(
+            guard.claim("e", NOW + MAX_AHEAD_MS + 1, NOW).unwrap(),
+            Verdict::Stale,
+            "dated a year ahead, it would never leave the file"
+        );
+        assert_eq!(
+            guard.claim("f", NOW + MAX_AHEAD_MS, NOW).unwrap(),
+            Verdict::Fresh,
+            "a clock a little behind Lever's"
         );
         // A restart remembers, and a torn last line is skipped, not glued to the next.
         let mut file = OpenOptions::new()
