@@ -662,30 +662,16 @@ fn the_demo_ranks_people_and_a_new_seed_replaces_the_pool() {
         assert!(!data.exists(), "{extra:?}: nothing synced");
     }
 
-    let first = demo("15", "3", &["--limit", "3"]);
-    let stdout = String::from_utf8_lossy(&first.stdout);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert!(
-        stdout.contains("Rediscovered for the open posting"),
-        "{stdout}"
-    );
+    let demo_says = |candidates: &str, seed: &str, needle: &str| {
+        let output = demo(candidates, seed, &["--limit", "3"]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stdout.contains(needle), "{stdout}");
+    };
+    demo_says("15", "3", "Rediscovered for the open posting");
     assert_eq!(opportunities(), 15);
-
-    let second = demo("12", "4", &["--limit", "3"]);
-    let stdout = String::from_utf8_lossy(&second.stdout);
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
-    assert!(
-        stdout.contains("holds the pool of 15 candidates, seed 3"),
-        "{stdout}"
-    );
+    demo_says("12", "4", "holds the pool of 15 candidates, seed 3");
     assert_eq!(opportunities(), 12, "the second pool replaced the first");
 
     // A store another sync wrote into since, or one without the demo's pool file, is never

@@ -1199,13 +1199,14 @@ async fn only_notes_created_through_the_api_can_be_deleted() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     let ours = created["data"]["id"].as_str().unwrap().to_owned();
-    let delete = |note: &str| {
+    let delete_on = |base: &str, note: &str| {
         answer(
             reqwest::Client::new()
                 .delete(format!("{base}/opportunities/{id}/notes/{note}"))
                 .basic_auth(KEY, Some("")),
         )
     };
+    let delete = |note: &str| delete_on(&base, note);
     let before = mock.pool().opportunity(&id).cloned();
     for note in [&pooled, &added] {
         let (status, body) = delete(note).await;
@@ -1229,25 +1230,9 @@ async fn only_notes_created_through_the_api_can_be_deleted() {
     )
     .await
     .unwrap();
-    let (status, _) = answer(
-        reqwest::Client::new()
-            .delete(format!(
-                "{}/opportunities/{id}/notes/{pooled}",
-                reloaded.base_url()
-            ))
-            .basic_auth(KEY, Some("")),
-    )
-    .await;
+    let (status, _) = delete_on(&reloaded.base_url(), &pooled).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, body) = answer(
-        reqwest::Client::new()
-            .delete(format!(
-                "{}/opportunities/{id}/notes/{ours}",
-                reloaded.base_url()
-            ))
-            .basic_auth(KEY, Some("")),
-    )
-    .await;
+    let (status, body) = delete_on(&reloaded.base_url(), &ours).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (status, _) = delete(&ours).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
