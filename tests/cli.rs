@@ -119,21 +119,26 @@ fn last_json_line(output: &Output) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
 }
 
+/// `rediscover sync --json` from the mock into `data`.
+fn sync_command(mock: &MockProcess, data: &Path) -> Command {
+    let mut command = rediscover();
+    command
+        .args([
+            "sync",
+            "--lever-url",
+            &mock.base_url,
+            "--rate",
+            "500",
+            "--json",
+        ])
+        .arg("--data")
+        .arg(data)
+        .env("LEVER_API_KEY", KEY);
+    command
+}
+
 fn sync(mock: &MockProcess, data: &Path) -> Value {
-    let output = run_ok(
-        rediscover()
-            .args([
-                "sync",
-                "--lever-url",
-                &mock.base_url,
-                "--rate",
-                "500",
-                "--json",
-            ])
-            .arg("--data")
-            .arg(data)
-            .env("LEVER_API_KEY", KEY),
-    );
+    let output = run_ok(&mut sync_command(mock, data));
     last_json_line(&output)
 }
 
@@ -416,20 +421,7 @@ fn sync_json_reports_the_run_when_the_index_step_fails() {
     std::fs::create_dir_all(&data).expect("mkdir");
     let held = std::fs::File::create(data.join("index.lock")).expect("lock file");
     held.try_lock().expect("hold the index lock");
-    let output = rediscover()
-        .args([
-            "sync",
-            "--lever-url",
-            &mock.base_url,
-            "--rate",
-            "500",
-            "--json",
-        ])
-        .arg("--data")
-        .arg(&data)
-        .env("LEVER_API_KEY", KEY)
-        .output()
-        .expect("run");
+    let output = sync_command(&mock, &data).output().expect("run");
     assert_eq!(output.status.code(), Some(2));
     let report = last_json_line(&output);
     assert_eq!(report["opportunities_total"], 12, "{report}");
