@@ -72,9 +72,9 @@ pub(super) fn load_for_sync(models: Option<&Path>) -> anyhow::Result<Arc<Embedde
     Ok(Arc::new(embedder))
 }
 
-/// Starts embedding what a sync fetches while it fetches (see [`pipeline::Prefetcher`]).
-/// Starts embedding what a sync fetches while it fetches; `reuse` (the data folder, for a
-/// run that lists everything) first takes in the current index's vectors.
+/// Starts embedding what a sync fetches while it fetches (see [`pipeline::Prefetcher`]);
+/// with `reuse` (the data folder, for a run that lists everything) it first takes in the
+/// current index's vectors.
 pub(super) fn start_prefetch(
     embedder: &Arc<Embedder>,
     reuse: Option<&Path>,
