@@ -652,21 +652,12 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
             semantic
         };
         let fusion_started = Instant::now();
-        let kw: Vec<fusion::Scored<u32>> = retrieval
-            .keyword
-            .iter()
-            .map(|h| fusion::Scored {
-                key: h.ordinal,
-                score: h.score,
-            })
+        let scored = |key, score| fusion::Scored { key, score };
+        let kw: Vec<_> = (retrieval.keyword.iter())
+            .map(|h| scored(h.ordinal, h.score))
             .collect();
-        let sem: Vec<fusion::Scored<u32>> = retrieval
-            .semantic
-            .iter()
-            .map(|h| fusion::Scored {
-                key: h.ordinal,
-                score: h.similarity,
-            })
+        let sem: Vec<_> = (retrieval.semantic.iter())
+            .map(|h| scored(h.ordinal, h.similarity))
             .collect();
         let mut fused = fusion::fuse(&kw, &sem, weight, query.fusion);
         if store_ahead {
