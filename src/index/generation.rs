@@ -78,13 +78,18 @@ pub fn current_dir_name(data_dir: &Path) -> Result<Option<String>, Error> {
     match std::fs::read_to_string(&path) {
         Ok(s) => {
             let name = s.trim();
-            if name.starts_with(PREFIX) && !name.contains(['/', '\\']) {
-                Ok(Some(name.to_owned()))
-            } else {
+            if !name.starts_with(PREFIX) || name.contains(['/', '\\']) {
                 Err(Error::Corrupt {
                     path,
                     reason: "does not name a generation directory".to_owned(),
                 })
+            } else if !root(data_dir).join(name).is_dir() {
+                Err(Error::Corrupt {
+                    path,
+                    reason: format!("names the generation directory {name}, which is missing"),
+                })
+            } else {
+                Ok(Some(name.to_owned()))
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -232,6 +237,19 @@ mod tests {
         assert_eq!(current_dir_name(tmp.path()).unwrap(), None);
         switch_to(tmp.path(), &name).unwrap();
         assert_eq!(current_dir_name(tmp.path()).unwrap(), Some(name));
+    }
+
+    #[test]
+    fn a_pointer_to_a_missing_generation_is_damage_not_an_io_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (name, dir) = create_dir(tmp.path(), 3).unwrap();
+        switch_to(tmp.path(), &name).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+        let error = current_dir_name(tmp.path()).unwrap_err();
+        assert!(
+            matches!(&error, Error::Corrupt { reason, .. } if reason.contains(&name)),
+            "{error}"
+        );
     }
 
     #[test]
