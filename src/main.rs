@@ -29,18 +29,40 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the default level. Colours only on a terminal, so a
-/// log file (`2>> sync.log`) holds plain text.
+/// log file (`2>> sync.log`) holds plain text. Whatever `RUST_LOG` asks, the crates that read
+/// candidate text log only warnings and errors (see [`CANDIDATE_TEXT_CRATES`]).
 fn init_tracing() {
     use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{EnvFilter, filter_fn};
+    use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("rediscover=info,tower_http=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
-        .init();
+        .with_filter(filter)
+        .with_filter(filter_fn(|meta| {
+            *meta.level() <= tracing::Level::WARN || !reads_candidate_text(meta.target())
+        }));
+    tracing_subscriber::registry().with(layer).init();
+}
+
+/// Crates that see candidate text and may quote it at debug or trace level: the tokenizer logs
+/// every character it normalises, the keyword index and the document extractors their input.
+const CANDIDATE_TEXT_CRATES: &[&str] = &[
+    "tokenizers",
+    "tantivy",
+    "pdf_extract",
+    "lopdf",
+    "quick_xml",
+    "zip",
+];
+
+/// Whether a log target belongs to one of [`CANDIDATE_TEXT_CRATES`].
+fn reads_candidate_text(target: &str) -> bool {
+    let krate = target.split("::").next().unwrap_or(target);
+    CANDIDATE_TEXT_CRATES.contains(&krate)
 }
 
 /// A panic message can quote the data being handled (a query word, a resume line), and

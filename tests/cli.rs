@@ -737,3 +737,72 @@ fn a_sync_whose_output_cannot_be_written_still_indexes() {
         assert_eq!(status["index"]["candidates"], 8, "{name}: {status}");
     }
 }
+
+/// The characters the tokenizer's trace log quotes one a line (`### 'M' with size 1: ...`), in
+/// order: how it spelled out every text it read.
+fn spelled_by_tokenizer(log: &str) -> String {
+    log.lines()
+        .filter_map(|line| line.split_once("### '")?.1.split_once("' with size"))
+        .map(|(quoted, _)| quoted)
+        .collect()
+}
+
+#[test]
+fn trace_logs_never_hold_candidate_text() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mock = MockProcess::start(6, 29);
+    let query = "registered nurse patient care";
+    let mut logs = Vec::new();
+    for level in ["trace", "trace,tokenizers=trace,tantivy=trace"] {
+        let _ = std::fs::remove_dir_all(&data);
+        // One thread, so a text spelled out a character a line would read in order.
+        let sync = run_ok(
+            sync_command(&mock, &data)
+                .env("RUST_LOG", level)
+                .env("RAYON_NUM_THREADS", "1"),
+        );
+        logs.push(String::from_utf8_lossy(&sync.stderr).into_owned());
+        let matched = run_ok(
+            rediscover()
+                .args(["match", "--text", query, "--json", "--data"])
+                .arg(&data)
+                .env("RUST_LOG", level)
+                .env("RAYON_NUM_THREADS", "1"),
+        );
+        logs.push(String::from_utf8_lossy(&matched.stderr).into_owned());
+    }
+    // The people and their text, as `match` shows them.
+    let answer = last_json_line(&run_ok(
+        rediscover()
+            .args(["match", "--text", query, "--json", "--data"])
+            .arg(&data),
+    ));
+    let mut private: Vec<String> = vec![query.to_owned()];
+    for result in answer["results"].as_array().expect("results") {
+        private.push(result["name"].as_str().expect("name").to_owned());
+        let reasons = &result["reasons"];
+        for text in [&reasons["snippet"]["text"], &reasons["semantic"]["passage"]] {
+            // Runs of three words: no log message of the program's own says those.
+            let words: Vec<&str> = text.as_str().unwrap_or("").split_whitespace().collect();
+            private.extend(words.windows(3).map(|w| w.join(" ")));
+        }
+    }
+    assert!(
+        private.len() > 20,
+        "the pool gave text to look for: {answer}"
+    );
+    for log in &logs {
+        assert!(
+            log.contains("TRACE") || log.contains("DEBUG"),
+            "verbose logging is on: {log}"
+        );
+        let log = log.to_lowercase();
+        let spelled = spelled_by_tokenizer(&log);
+        for text in &private {
+            let text = text.to_lowercase();
+            assert!(!log.contains(&text), "the log quotes {text:?}");
+            assert!(!spelled.contains(&text), "the log spells out {text:?}");
+        }
+    }
+}
