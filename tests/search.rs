@@ -201,6 +201,16 @@ fn pool() -> Vec<Candidate> {
             ..base
         },
         Person {
+            id: "rust-hired-before",
+            contact: "c-hired",
+            headline: "Rust developer",
+            title: "Software Engineer",
+            resume: "Rust backend services with tokio.",
+            location: "Paris, France",
+            tags: &["rust"],
+            ..base
+        },
+        Person {
             id: "rust-active",
             contact: "c-active",
             headline: "Rust engineer",
@@ -574,6 +584,11 @@ fn every_filter_restricts_correctly() {
     );
     assert!(
         !not_hired.contains(&"rust-hired".to_owned()) && not_hired.contains(&"rust-bo".to_owned())
+    );
+    // Hired once is hired: the person's other opportunity does not bring them back.
+    assert!(
+        !not_hired.contains(&"rust-hired-before".to_owned()),
+        "{not_hired:?}"
     );
 
     let berlin = filtered(

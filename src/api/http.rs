@@ -343,7 +343,7 @@ pub struct FiltersJson {
     /// Only archived opportunities.
     #[serde(default)]
     pub archived_only: bool,
-    /// Leave out hired ones.
+    /// Leave out people hired on any of their opportunities.
     #[serde(default)]
     pub exclude_hired: bool,
     /// Location substring.
@@ -958,7 +958,7 @@ pub fn openapi() -> serde_json::Value {
     match_responses["200"] = json!({"description": "ranked people with reasons",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MatchResponse"}}}});
     let filters = json!({"type": "object", "additionalProperties": false, "properties": {
-        "archived_only": {"type": "boolean"}, "exclude_hired": {"type": "boolean"},
+        "archived_only": {"type": "boolean"}, "exclude_hired": {"type": "boolean", "description": "leave out people hired on any of their opportunities"},
         "location": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
         "min_stage": {"type": "string", "description": "stage id or name"},
         "interacted_within_days": {"type": "integer", "minimum": 0},

@@ -16,7 +16,9 @@ const DAY_MS: Millis = 24 * 60 * 60 * 1000;
 pub struct Filters {
     /// Only archived opportunities (past candidates); by default active ones are included too.
     pub archived_only: bool,
-    /// Leave out opportunities archived with a hired-type reason.
+    /// Leave out people hired on any of their opportunities (archived with a hired-type
+    /// reason): the row check drops the hired opportunity, the query drops the person's other
+    /// ones ([`People::hired_people`](super::group::People::hired_people)).
     pub exclude_hired: bool,
     /// Case-insensitive substring of the candidate's location.
     pub location: Option<String>,

@@ -52,6 +52,8 @@ where
 #[derive(Debug, Clone, Default)]
 pub struct People {
     by_contact: HashMap<String, Vec<u32>>,
+    /// Every live opportunity of the people hired on at least one of theirs, in ordinal order.
+    hired_people: Vec<u32>,
 }
 
 impl People {
@@ -66,7 +68,23 @@ impl People {
                     .push(ordinal as u32);
             }
         }
-        People { by_contact }
+        let mut hired_people: Vec<u32> = by_contact
+            .values()
+            .filter(|ordinals| ordinals.iter().any(|&o| rows[o as usize].hired))
+            .flatten()
+            .copied()
+            .collect();
+        hired_people.sort_unstable();
+        People {
+            by_contact,
+            hired_people,
+        }
+    }
+
+    /// Every live opportunity of each person hired on any of theirs: what leaving out hired
+    /// people removes, so a person hired once never comes back through another opportunity.
+    pub fn hired_people(&self) -> &[u32] {
+        &self.hired_people
     }
 
     /// All live opportunities of a person (by [`CandidateRow::person_key`]), in ordinal order.

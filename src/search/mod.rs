@@ -606,6 +606,13 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     for &ordinal in ctx.hidden {
         allowed.remove(ordinal);
     }
+    if query.filters.exclude_hired
+        && let Some(people) = ctx.people
+    {
+        for &ordinal in people.hired_people() {
+            allowed.remove(ordinal);
+        }
+    }
     let keyword_filter = match &query.keywords {
         None => None,
         Some(text) => {

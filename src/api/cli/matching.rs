@@ -111,7 +111,7 @@ pub struct FilterArgs {
     /// Only archived opportunities (past candidates).
     #[arg(long)]
     pub archived_only: bool,
-    /// Leave out people archived as hired.
+    /// Leave out people hired on any of their opportunities (archived with a hired-type reason).
     #[arg(long)]
     pub exclude_hired: bool,
     /// Location contains this text.
