@@ -511,6 +511,25 @@ fn a_person_appears_once_with_the_other_opportunity_listed() {
         "rust-ada"
     };
     assert_eq!(ada[0].other_opportunity_ids, vec![other.to_owned()]);
+    // What happened on the other opportunity is shown too, not only its id.
+    let histories = &ada[0].explanation.other_histories;
+    assert_eq!(histories.len(), 1, "{histories:?}");
+    assert_eq!(histories[0].opportunity_id, other);
+    let stages = if other == "rust-ada" { 3 } else { 1 };
+    assert_eq!(histories[0].history.stages_reached.len(), stages);
+    // The hired person's latest outcome (the hire) shows under whichever opportunity matched.
+    let hired = (response.hits.iter())
+        .find(|h| h.contact_id == "c-hired")
+        .expect("the hired person ranks for a Rust posting");
+    let hired_anywhere = hired
+        .explanation
+        .history
+        .archived
+        .as_ref()
+        .is_some_and(|a| a.hired)
+        || (hired.explanation.other_histories.iter())
+            .any(|o| o.history.archived.as_ref().is_some_and(|a| a.hired));
+    assert!(hired_anywhere, "{hired:?}");
     let ranks: Vec<u32> = response.hits.iter().map(|h| h.rank).collect();
     assert_eq!(ranks, (1..=response.hits.len() as u32).collect::<Vec<_>>());
 }
@@ -1499,7 +1518,18 @@ async fn http_match_postings_candidates_health_and_errors() {
         assert_eq!(r.rank as usize, i + 1);
         assert!(!r.opportunity_id.is_empty() && !r.contact_id.is_empty());
         assert_ne!(r.opportunity_id, "rust-hired");
+        let mut others: Vec<&str> = (r.reasons.other_opportunities.iter())
+            .map(|o| o.opportunity_id.as_str())
+            .collect();
+        let mut ids: Vec<&str> = r.other_opportunity_ids.iter().map(String::as_str).collect();
+        others.sort_unstable();
+        ids.sort_unstable();
+        assert_eq!(others, ids, "each other opportunity has its history");
     }
+    assert!(
+        (parsed.results.iter()).any(|r| !r.reasons.other_opportunities.is_empty()),
+        "{json}"
+    );
     assert!(json["results"][0]["reasons"]["history"]["profile_url"].is_string());
     assert!(json["took_ms"].is_number());
 

@@ -497,6 +497,18 @@ pub struct ReasonsJson {
     pub snippet: Option<SnippetJson>,
     /// The history of the opportunity.
     pub history: HistoryJson,
+    /// The histories of the person's other opportunities, most recent first.
+    #[serde(default)]
+    pub other_opportunities: Vec<OtherOpportunityJson>,
+}
+
+/// One of the person's other opportunities and what happened there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OtherOpportunityJson {
+    /// The opportunity.
+    pub opportunity_id: String,
+    /// Its history.
+    pub history: HistoryJson,
 }
 
 /// Keyword provenance.
@@ -666,6 +678,12 @@ impl From<&Hit> for ResultJson {
                     highlights: s.highlights.iter().map(|&(a, b)| [a, b]).collect(),
                 }),
                 history: (&e.history).into(),
+                other_opportunities: (e.other_histories.iter())
+                    .map(|o| OtherOpportunityJson {
+                        opportunity_id: o.opportunity_id.clone(),
+                        history: (&o.history).into(),
+                    })
+                    .collect(),
             },
         }
     }
@@ -996,7 +1014,9 @@ pub fn openapi() -> serde_json::Value {
         "matched_terms": {"type": "array", "items": {"type": "object", "properties": {
             "word": {"type": "string"}, "token": {"type": "string"}, "exact": {"type": "boolean"}}}},
         "snippet": snippet,
-        "history": {"$ref": "#/components/schemas/History"}}});
+        "history": {"$ref": "#/components/schemas/History"},
+        "other_opportunities": {"type": "array", "description": "the person's other opportunities, most recent first", "items": {"type": "object", "properties": {
+            "opportunity_id": {"type": "string"}, "history": {"$ref": "#/components/schemas/History"}}}}}});
     let result = json!({"type": "object", "required": ["rank", "score", "opportunity_id", "contact_id", "reasons"], "properties": {
         "rank": {"type": "integer"}, "score": {"type": "number"},
         "opportunity_id": {"type": "string"}, "contact_id": {"type": "string"},

@@ -29,6 +29,18 @@ pub struct Explanation {
     pub snippet: Option<Snippet>,
     /// What happened with this person so far.
     pub history: History,
+    /// What happened on the person's other opportunities, most recent first: the latest outcome
+    /// may be there (withdrawn last month, hired since) rather than on the best-matching one.
+    pub other_histories: Vec<OtherHistory>,
+}
+
+/// The history of one of the person's other opportunities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherHistory {
+    /// The other opportunity.
+    pub opportunity_id: String,
+    /// What happened there.
+    pub history: History,
 }
 
 /// Keyword-side provenance.
@@ -115,6 +127,19 @@ pub struct History {
     pub applied_to: Vec<String>,
     /// The Lever profile link (`urls.show`).
     pub profile_url: String,
+}
+
+impl History {
+    /// When anything last happened on the opportunity: its last interaction, its archiving or
+    /// its creation, whichever is latest.
+    pub fn last_activity_at(&self) -> Millis {
+        let archived = self.archived.as_ref().map(|a| a.archived_at);
+        [Some(self.created_at), self.last_interaction_at, archived]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(self.created_at)
+    }
 }
 
 /// An archive reason as shown to the user.

@@ -29,7 +29,9 @@ use crate::index::Indexes;
 use crate::store::Store;
 
 pub use allowed::Allowed;
-pub use explain::{Explanation, History, KeywordReason, MatchedTerm, SemanticReason, Snippet};
+pub use explain::{
+    Explanation, History, KeywordReason, MatchedTerm, OtherHistory, SemanticReason, Snippet,
+};
 pub use filter::{Filters, RowFilter};
 pub use fusion::{Fusion, Normalize, RRF_K};
 pub use group::People;
@@ -852,8 +854,33 @@ fn explain_one(
             matched_terms,
             snippet,
             history: explain::history(&candidate, reference),
+            other_histories: other_histories(ctx, &group.others)?,
         },
     }))
+}
+
+/// The histories of a person's other opportunities, most recent first. One that left the
+/// store, or whose record no longer reads back, is left out like a damaged best opportunity.
+fn other_histories(ctx: Context<'_>, others: &[u32]) -> Result<Vec<OtherHistory>, Error> {
+    let rows = ctx.indexes.rows();
+    let reference = ctx.store.reference();
+    let mut histories = Vec::with_capacity(others.len());
+    for &ordinal in others {
+        let id = &rows[ordinal as usize].opportunity_id;
+        match ctx.store.get(id) {
+            Ok(Some(candidate)) => histories.push(OtherHistory {
+                opportunity_id: id.clone(),
+                history: explain::history(&candidate, reference),
+            }),
+            Ok(None) => {}
+            Err(e @ crate::store::Error::Corrupt { .. }) => {
+                tracing::warn!(%id, error = %e, "a stored record is unreadable; its history is left out of the answer");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    histories.sort_by_key(|h| std::cmp::Reverse(h.history.last_activity_at()));
+    Ok(histories)
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -405,7 +405,7 @@ pub(super) fn print_table(
         } else if let Some(s) = &e.semantic {
             writeln!(out, "     passage: \"{}\"", shorten(&s.passage, 200))?;
         }
-        if let Some(line) = other_opportunities_line(&hit.other_opportunity_ids) {
+        for line in other_opportunity_lines(&e.other_histories, &hit.other_opportunity_ids) {
             writeln!(out, "     {line}")?;
         }
         if !e.history.profile_url.is_empty() {
@@ -421,17 +421,57 @@ pub(super) fn print_table(
     )
 }
 
-/// The person's other opportunities (listed once, under their best-ranked one), by id.
-fn other_opportunities_line(ids: &[String]) -> Option<String> {
+/// Most other opportunities of a person shown with their history; the rest are listed by id.
+const OTHER_HISTORIES_SHOWN: usize = 3;
+
+/// The person's other opportunities (listed once, under their best-ranked one): the most recent
+/// ones with what happened there, so the latest outcome shows even when it is not on the
+/// opportunity that matched, then the ids of the rest.
+fn other_opportunity_lines(histories: &[search::OtherHistory], ids: &[String]) -> Vec<String> {
+    let shown = &histories[..histories.len().min(OTHER_HISTORIES_SHOWN)];
+    let rest: Vec<&str> = ids
+        .iter()
+        .filter(|id| !shown.iter().any(|o| &o.opportunity_id == *id))
+        .map(String::as_str)
+        .collect();
+    let id_list = |ids: &[&str]| {
+        format!(
+            "{} {}",
+            if ids.len() == 1 { "id" } else { "ids" },
+            ids.join(", ")
+        )
+    };
+    let others = count(ids.len() as u64, "other opportunity", "other opportunities");
     if ids.is_empty() {
-        return None;
+        return Vec::new();
     }
-    Some(format!(
-        "also {} of this person: {} {}",
-        count(ids.len() as u64, "other opportunity", "other opportunities"),
-        if ids.len() == 1 { "id" } else { "ids" },
-        ids.join(", ")
-    ))
+    if shown.is_empty() {
+        return vec![format!("also {others} of this person: {}", id_list(&rest))];
+    }
+    let order = if shown.len() > 1 {
+        ", most recent first"
+    } else {
+        ""
+    };
+    let mut lines = vec![format!("also {others} of this person{order}:")];
+    for other in shown {
+        let h = &other.history;
+        let applied = if h.applied_to.is_empty() {
+            "no posting".to_owned()
+        } else {
+            h.applied_to.join(", ")
+        };
+        lines.push(format!(
+            "  - {} {applied}: {} (id {})",
+            date(h.last_activity_at()),
+            history_line(h),
+            other.opportunity_id
+        ));
+    }
+    if !rest.is_empty() {
+        lines.push(format!("  and {}", id_list(&rest)));
+    }
+    lines
 }
 
 fn history_line(h: &search::History) -> String {
@@ -531,14 +571,43 @@ mod tests {
         );
         h.notes = 2;
         assert!(history_line(&h).ends_with(", 2 notes"));
-        assert_eq!(other_opportunities_line(&[]), None);
+        assert!(other_opportunity_lines(&[], &[]).is_empty());
         assert_eq!(
-            other_opportunities_line(&["a1".into()]).as_deref(),
-            Some("also 1 other opportunity of this person: id a1")
+            other_opportunity_lines(&[], &["a1".into()]),
+            ["also 1 other opportunity of this person: id a1"]
         );
         assert_eq!(
-            other_opportunities_line(&["a1".into(), "b2".into()]).as_deref(),
-            Some("also 2 other opportunities of this person: ids a1, b2")
+            other_opportunity_lines(&[], &["a1".into(), "b2".into()]),
+            ["also 2 other opportunities of this person: ids a1, b2"]
+        );
+        let other = |id: &str, day: i64, reason: &str| search::OtherHistory {
+            opportunity_id: id.into(),
+            history: search::History {
+                archived: Some(search::explain::ArchiveInfo {
+                    reason: reason.into(),
+                    hired: false,
+                    archived_at: day * 86_400_000,
+                }),
+                applied_to: vec!["Support Specialist".into()],
+                ..search::History::default()
+            },
+        };
+        let ids: Vec<String> = ["w", "x", "y", "z", "gone"].map(String::from).to_vec();
+        let histories = [
+            other("w", 20_000, "Withdrew"),
+            other("x", 19_000, "Timing"),
+            other("y", 18_000, "Timing"),
+            other("z", 17_000, "Timing"),
+        ];
+        assert_eq!(
+            other_opportunity_lines(&histories, &ids),
+            [
+                "also 5 other opportunities of this person, most recent first:",
+                "  - 2024-10-04 Support Specialist: archived: Withdrew, 0 notes (id w)",
+                "  - 2022-01-08 Support Specialist: archived: Timing, 0 notes (id x)",
+                "  - 2019-04-14 Support Specialist: archived: Timing, 0 notes (id y)",
+                "  and ids z, gone",
+            ]
         );
     }
 
