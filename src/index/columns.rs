@@ -78,11 +78,12 @@ impl RowColumns {
         }
     }
 
-    /// The lists of rows at every location that contains `needle` (both lowercase).
-    pub fn locations_containing<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a [u32]> {
+    /// The lists of rows at every location that `needle` names ([`location_matches`]; both
+    /// lowercase).
+    pub fn locations_matching<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a [u32]> {
         self.locations
             .iter()
-            .filter(move |(location, _)| location.contains(needle))
+            .filter(move |(location, _)| location_matches(location, needle))
             .map(|(_, ordinals)| ordinals.as_slice())
     }
 
@@ -95,6 +96,33 @@ impl RowColumns {
     pub fn facts(&self) -> &[RowFacts] {
         &self.facts
     }
+}
+
+/// Whether a location filter names `location` (both lowercase): its words occur in the
+/// location's words as a run, whole, except that a last word of three letters or more may
+/// begin one. So `ca` finds "San Francisco, CA" but not "Chicago, IL", `ma` not "Madison",
+/// `new york` and `berl` find "New York" and "Berlin". A filter with no word names nothing.
+pub fn location_matches(location: &str, needle: &str) -> bool {
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (place, wanted) = (words(location), words(needle));
+    let Some((last, whole)) = wanted.split_last() else {
+        return false;
+    };
+    let prefix_ok = last.chars().count() >= 3;
+    place
+        .windows(wanted.len())
+        .any(|run| match run.split_last() {
+            Some((run_last, run_whole)) => {
+                run_whole == whole
+                    && (run_last == last || (prefix_ok && run_last.starts_with(last.as_str())))
+            }
+            None => false,
+        })
 }
 
 #[cfg(test)]
@@ -120,7 +148,7 @@ mod tests {
             row("berlin", &["go"], false),
         ];
         let columns = RowColumns::build(&rows);
-        let berlin: Vec<&[u32]> = columns.locations_containing("berlin").collect();
+        let berlin: Vec<&[u32]> = columns.locations_matching("berlin").collect();
         assert_eq!(berlin, [&[0u32][..], &[3][..]]);
         assert_eq!(columns.tagged("rust"), [0, 1]);
         assert_eq!(columns.tagged("go"), [3]);

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 pub use build::{COMPACT_RATIO, rebuild, try_rebuild, update};
 pub use cache::VectorCache;
 pub use chunk::ChunkKind;
-pub use columns::{RowColumns, RowFacts};
+pub use columns::{RowColumns, RowFacts, location_matches};
 pub use embed::Embedder;
 pub use generation::FORMAT_VERSION;
 pub use keyword::{KeywordFields, KeywordIndex};

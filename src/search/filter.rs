@@ -5,7 +5,7 @@
 //! per-row check is a few comparisons and never allocates.
 
 use crate::domain::{Millis, ReferenceData};
-use crate::index::{CandidateRow, RowColumns, RowFacts, RowFlags};
+use crate::index::{CandidateRow, RowColumns, RowFacts, RowFlags, location_matches};
 
 use super::{Allowed, Error};
 
@@ -20,7 +20,8 @@ pub struct Filters {
     /// reason): the row check drops the hired opportunity, the query drops the person's other
     /// ones ([`People::hired_people`](super::group::People::hired_people)).
     pub exclude_hired: bool,
-    /// Case-insensitive substring of the candidate's location.
+    /// Words of the candidate's location, case-insensitive: `CA` finds "San Francisco, CA", not
+    /// "Chicago" (see [`location_matches`]).
     pub location: Option<String>,
     /// Tags the opportunity must all carry (case-insensitive).
     pub tags: Vec<String>,
@@ -149,7 +150,7 @@ impl RowFilter {
             return false;
         }
         if let Some(location) = &self.location
-            && !row.location.contains(location.as_str())
+            && !location_matches(&row.location, location)
         {
             return false;
         }
@@ -209,7 +210,7 @@ impl RowFilter {
     fn listed_rows(&self, rows: usize, columns: &RowColumns) -> Option<Vec<u32>> {
         let at_location = self.location.as_deref().map(|needle| {
             let mut set = Allowed::none(rows);
-            for list in columns.locations_containing(needle) {
+            for list in columns.locations_matching(needle) {
                 list.iter().for_each(|&o| set.insert(o));
             }
             set
@@ -363,14 +364,30 @@ mod tests {
     }
 
     #[test]
-    fn location_is_a_case_insensitive_substring() {
+    fn location_matches_words_case_insensitively() {
         let f = |l: &str| Filters {
             location: Some(l.into()),
             ..Filters::default()
         };
         assert!(check(f("Berlin"), &row()));
+        assert!(check(f("germany"), &row()));
+        assert!(
+            check(f("berl"), &row()),
+            "a last word of 3 letters may begin one"
+        );
         assert!(!check(f("Paris"), &row()));
+        assert!(!check(f("er"), &row()), "a short word is a whole word");
         assert!(check(f("  "), &row()), "a blank location restricts nothing");
+        let at = |location: &str, needle: &str| location_matches(location, needle);
+        assert!(at("san francisco, ca", "ca"));
+        assert!(at("san francisco, ca", "san francisco"));
+        assert!(at("san francisco, ca", "francisco, ca"));
+        assert!(!at("chicago, il", "ca"));
+        assert!(!at("madison, wi", "ma"));
+        assert!(!at("boston, ma", "on"));
+        assert!(at("são paulo, sp", "são paulo"));
+        assert!(!at("new york, ny", "york new"));
+        assert!(!at("berlin", ","), "punctuation alone names nothing");
     }
 
     #[test]
