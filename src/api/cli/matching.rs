@@ -66,8 +66,8 @@ pub struct Args {
     pub semantic: Option<f32>,
     /// Boolean keyword filter restricting the results, e.g. `rust AND (kafka OR "event sourcing")`
     /// or `NOT java` (AND, OR, NOT or `-`, parentheses, "phrases"; other characters, as in
-    /// O'Reilly or C++, are searched as written).
-    #[arg(long)]
+    /// O'Reilly or C++, are searched as written). A filter may start with `-`: `--keywords -java`.
+    #[arg(long, allow_hyphen_values = true)]
     pub keywords: Option<String>,
     /// How the keyword and semantic rankings are merged.
     #[arg(long, value_enum, default_value_t = FusionArg::Rrf)]
@@ -611,6 +611,24 @@ mod tests {
                 "  and ids z, gone",
             ]
         );
+    }
+
+    #[test]
+    fn a_keyword_filter_may_start_with_a_minus() {
+        use clap::Parser;
+        let cli = crate::api::cli::Cli::try_parse_from([
+            "rediscover",
+            "match",
+            "--text",
+            "backend",
+            "--keywords",
+            "-java",
+        ])
+        .unwrap();
+        let crate::api::cli::Command::Match(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(args.keywords.as_deref(), Some("-java"));
     }
 
     #[test]

@@ -24,6 +24,15 @@ use super::render::count;
 #[command(
     allow_negative_numbers = true,
     after_help = "\
+Authentication, from the environment:
+  LEVER_API_KEY               an API key (Settings > Integrations and API)
+  or, for OAuth instead:
+  LEVER_OAUTH_CLIENT_ID       the OAuth app's client id
+  LEVER_OAUTH_CLIENT_SECRET   its client secret
+  LEVER_OAUTH_REFRESH_TOKEN   the first refresh token; Lever rotates it, and the current one
+                              is kept in DATA/lever-oauth.json (owner-only) from then on
+  LEVER_OAUTH_TOKEN_URL       the token endpoint, when not Lever's own
+
 Examples:
   # First run: a full backfill; the same command afterwards syncs what changed.
   LEVER_API_KEY=... rediscover sync --data index
