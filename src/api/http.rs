@@ -549,7 +549,8 @@ pub struct MatchedTermJson {
 pub struct SnippetJson {
     /// The text.
     pub text: String,
-    /// Byte ranges `[start, end)` of `text` to highlight.
+    /// Byte ranges `[start, end)` of `text` (UTF-8) to highlight: byte offsets, not character
+    /// offsets.
     pub highlights: Vec<[usize; 2]>,
 }
 
@@ -1007,7 +1008,7 @@ pub fn openapi() -> serde_json::Value {
         "passage": {"type": "string"}, "passage_source": {"type": "string", "enum": ["profile", "resume", "note"]}}});
     let snippet = json!({"type": "object", "nullable": true, "properties": {
         "text": {"type": "string"},
-        "highlights": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}}}});
+        "highlights": {"type": "array", "description": "[start, end) as byte offsets into the UTF-8 text (not character offsets: convert before slicing a JavaScript string)", "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}}}});
     let reasons = json!({"type": "object", "properties": {
         "keyword": {"type": "object", "nullable": true, "properties": {"rank": {"type": "integer"}, "score": {"type": "number"}}},
         "semantic": semantic,

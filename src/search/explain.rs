@@ -13,6 +13,9 @@ use super::terms::TermField;
 
 /// Words in a snippet window.
 const SNIPPET_WORDS: usize = 32;
+/// Most bytes of a snippet: a window of long unbroken runs (a table or base64 from a PDF) is
+/// narrowed to its matches, then cut.
+const SNIPPET_MAX_BYTES: usize = 480;
 /// Only this many bytes of a candidate's text are scanned for a snippet.
 const SNIPPET_SCAN_BYTES: usize = 60_000;
 
@@ -259,11 +262,22 @@ pub fn snippet(text: &str, terms: &[MatchedTerm]) -> Option<Snippet> {
             best_start = Some((i + 1).saturating_sub(SNIPPET_WORDS));
         }
     }
-    let first = best_start?;
-    let last = (first + SNIPPET_WORDS).min(words.len()) - 1;
-    let (start, end) = (words[first].0, words[last].1);
+    let mut first = best_start?;
+    let mut last = (first + SNIPPET_WORDS).min(words.len()) - 1;
+    // Narrow an overlong window from its ends towards the matches it holds.
+    while words[last].1 - words[first].0 > SNIPPET_MAX_BYTES && first < last {
+        if hits[first].is_none() {
+            first += 1;
+        } else if hits[last].is_none() {
+            last -= 1;
+        } else {
+            break;
+        }
+    }
+    let start = words[first].0;
+    let end = floor_char_boundary(scan, words[last].1.min(start + SNIPPET_MAX_BYTES));
     let highlights = (first..=last)
-        .filter(|&i| hits[i].is_some())
+        .filter(|&i| hits[i].is_some() && words[i].1 <= end)
         .map(|i| (words[i].0 - start, words[i].1 - start))
         .collect();
     Some(Snippet {
@@ -373,6 +387,25 @@ mod tests {
         let s = snippet("an engineering lead; reengineered", &[term("engin", false)]).unwrap();
         let marked: Vec<&str> = s.highlights.iter().map(|&(a, b)| &s.text[a..b]).collect();
         assert_eq!(marked, vec!["engineering"]);
+    }
+
+    #[test]
+    fn a_window_of_long_runs_is_narrowed_to_its_matches_and_cut() {
+        let blob = "QUJD".repeat(1_500);
+        for text in [
+            format!("{blob} Kubernetes operators {blob} {blob}"),
+            format!("Kubernetes {blob} operators"),
+            format!("{blob}é{blob} Kubernetes"),
+        ] {
+            let s = snippet(
+                &text,
+                &[term("kubernetes", false), term("operators", false)],
+            )
+            .unwrap();
+            assert!(s.text.len() <= SNIPPET_MAX_BYTES, "{} bytes", s.text.len());
+            let marked: Vec<&str> = s.highlights.iter().map(|&(a, b)| &s.text[a..b]).collect();
+            assert_eq!(marked.first(), Some(&"Kubernetes"), "{marked:?}");
+        }
     }
 
     #[test]
