@@ -583,7 +583,7 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
         QueryInput::Text(text) => split_title(text),
         QueryInput::Posting(id) => {
             let posting = reference
-                .posting(id)
+                .posting(id.trim())
                 .ok_or_else(|| Error::UnknownPosting { id: id.clone() })?;
             (posting.title.as_str(), posting.description.as_str())
         }

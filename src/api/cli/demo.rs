@@ -53,7 +53,7 @@ pub struct Args {
     /// Match this posting (an id or a part of its title); default: the first open posting.
     #[arg(long)]
     pub posting: Option<String>,
-    /// People to show.
+    /// People to show (1 to 200).
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
     /// Folder with the embedding model files (default ./models).

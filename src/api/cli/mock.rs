@@ -11,7 +11,26 @@ use anyhow::Context;
 
 /// Arguments of `rediscover mock-lever`.
 #[derive(clap::Args)]
-#[command(allow_negative_numbers = true, group(clap::ArgGroup::new("pool").required(true).args(["candidates", "fixture"])))]
+#[command(
+    allow_negative_numbers = true,
+    after_help = "\
+The first line on stdout is the base URL (http://127.0.0.1:PORT/v1) once it listens; point
+`rediscover sync --lever-url` at it. Besides Lever's routes it serves a control API for tests
+and demos: POST /_mock/mutate (change the pool as Lever users would: {\"op\": \"delete\",
+\"opportunity_id\": \"...\"}; the ops are add_note, move_stage, archive, delete,
+delete_application, add_candidates, update_resume_text, add_tags), POST /_mock/faults
+(fail_rate, latency_ms, rate_per_sec, burst, retry_after_secs, force_status, force_count) and
+GET /_mock/stats; a bad body is answered with what it lacks.
+
+Examples:
+  # A generated pool of 300 candidates on a free port.
+  rediscover mock-lever --api-key demo --candidates 300 --seed 7
+  # A fixture folder on a fixed port, at Lever's own rate limit.
+  rediscover mock-lever --api-key demo --fixture my-pool/ --listen 127.0.0.1:8900
+  # Then, in another shell:
+  LEVER_API_KEY=demo rediscover sync --lever-url http://127.0.0.1:8900/v1 --data index --rate 10"
+)]
+#[command(group(clap::ArgGroup::new("pool").required(true).args(["candidates", "fixture"])))]
 pub struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
