@@ -32,14 +32,23 @@ struct MockProcess {
 
 impl MockProcess {
     fn start(candidates: usize, seed: u64) -> MockProcess {
+        MockProcess::spawn(&[
+            "--candidates",
+            &candidates.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+    }
+
+    /// A mock serving the fixture directory `dir`.
+    fn start_fixture(dir: &Path) -> MockProcess {
+        MockProcess::spawn(&["--fixture", dir.to_str().expect("a UTF-8 temp path")])
+    }
+
+    fn spawn(pool: &[&str]) -> MockProcess {
         let mut child = rediscover()
             .args(["mock-lever", "--listen", "127.0.0.1:0", "--api-key", KEY])
-            .args([
-                "--candidates",
-                &candidates.to_string(),
-                "--seed",
-                &seed.to_string(),
-            ])
+            .args(pool)
             .args(["--rate", "1000"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -805,4 +814,151 @@ fn trace_logs_never_hold_candidate_text() {
             assert!(!spelled.contains(&text), "the log spells out {text:?}");
         }
     }
+}
+
+/// `rediscover match --semantic 0 --json` (keyword side only, so only what the words find is
+/// listed), with an optional boolean keyword filter.
+fn keyword_match(data: &Path, text: &str, keywords: Option<&str>) -> Value {
+    let mut command = rediscover();
+    command
+        .args(["match", "--text", text, "--semantic", "0", "--json"])
+        .arg("--data")
+        .arg(data);
+    if let Some(keywords) = keywords {
+        command.args(["--keywords", keywords]);
+    }
+    last_json_line(&run_ok(&mut command))
+}
+
+fn result_ids(response: &Value) -> Vec<&str> {
+    response["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .map(|r| r["opportunity_id"].as_str().expect("opportunity_id"))
+        .collect()
+}
+
+/// The highlighted words of the first result's snippet.
+fn highlighted(response: &Value) -> Vec<String> {
+    let snippet = &response["results"][0]["reasons"]["snippet"];
+    let text = snippet["text"].as_str().expect("a snippet");
+    snippet["highlights"]
+        .as_array()
+        .expect("highlights")
+        .iter()
+        .map(|h| {
+            let (a, b) = (
+                h[0].as_u64().unwrap() as usize,
+                h[1].as_u64().unwrap() as usize,
+            );
+            text[a..b].to_owned()
+        })
+        .collect()
+}
+
+/// Versioned technology names (`C++17`) are found by their base (`C++`), and accented or
+/// decomposed words (`Müller`, a PDF's `De\u{301}veloppeur`) by their plain spelling and the
+/// other way round, through a sync of a fixture, keyword search and the keyword filter; the
+/// snippet highlights the words as written. Then an index of the previous analysis is not
+/// searched: `match` asks for `rediscover index`, and the next sync rebuilds it, reusing its
+/// vectors.
+#[test]
+fn versioned_and_accented_words_are_found_by_their_plain_form() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fixture = tmp.path().join("fixture");
+    std::fs::create_dir(&fixture).expect("fixture dir");
+    let opportunity = |id: &str, headline: &str, text: &str| {
+        serde_json::json!({
+            "id": id,
+            "name": format!("Person {id}"),
+            "headline": headline,
+            "_resumes": [{"id": format!("r-{id}"), "_text": text, "file": {"ext": "txt", "status": "processed"}}],
+        })
+        .to_string()
+    };
+    let lines = [
+        opportunity(
+            "o-cpp",
+            "Systems engineer",
+            "Built trading engines in C++17 and desktop tools in C#10 on .NET6 for ten years.",
+        ),
+        opportunity(
+            "o-accents",
+            "Ingénieur logiciel",
+            "De\u{301}veloppeur backend chez Müller Logistik, Straße 5, Berlin. Also ran a café.",
+        ),
+        opportunity(
+            "o-plain",
+            "Support engineer",
+            "Wrote C and Java at a logistics firm in Berlin; likes coffee.",
+        ),
+    ];
+    std::fs::write(fixture.join("opportunities.jsonl"), lines.join("\n") + "\n")
+        .expect("write fixture");
+    let data = tmp.path().join("data");
+    let mock = MockProcess::start_fixture(&fixture);
+    let first = sync(&mock, &data);
+    assert_eq!(first["opportunities_total"], 3, "{first}");
+
+    let cpp = keyword_match(&data, "C++", None);
+    assert_eq!(result_ids(&cpp), vec!["o-cpp"], "{cpp}");
+    let term = &cpp["results"][0]["reasons"]["matched_terms"][0];
+    assert_eq!(
+        (&term["token"], &term["exact"]),
+        (&"c++".into(), &true.into())
+    );
+    assert_eq!(highlighted(&cpp), vec!["C++17"], "{cpp}");
+    for (query, highlight) in [("C#", "C#10"), (".NET", "NET6"), ("C++17", "C++17")] {
+        let found = keyword_match(&data, query, None);
+        assert_eq!(result_ids(&found), vec!["o-cpp"], "{query}: {found}");
+        assert_eq!(highlighted(&found), vec![highlight], "{query}: {found}");
+    }
+    // The keyword filter too: `C++` keeps the person who wrote `C++17`.
+    let filtered = keyword_match(&data, "engineer", Some("C++"));
+    assert_eq!(result_ids(&filtered), vec!["o-cpp"], "{filtered}");
+
+    for (query, highlight) in [
+        ("muller", "Müller"),
+        ("Müller", "Müller"),
+        ("developpeur", "De\u{301}veloppeur"),
+        ("Développeur", "De\u{301}veloppeur"),
+        ("strasse", "Straße"),
+        ("cafe", "café"),
+    ] {
+        let found = keyword_match(&data, query, None);
+        assert_eq!(result_ids(&found), vec!["o-accents"], "{query}: {found}");
+        assert_eq!(highlighted(&found), vec![highlight], "{query}: {found}");
+    }
+    let filtered = keyword_match(&data, "backend", Some("muller AND developpeur"));
+    assert_eq!(result_ids(&filtered), vec!["o-accents"], "{filtered}");
+
+    // An index written with the previous analysis (format 3) is not searched...
+    let current = std::fs::read_to_string(data.join("index/CURRENT")).expect("CURRENT");
+    let meta_path = data.join("index").join(current.trim()).join("meta.json");
+    let mut meta: Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).expect("meta")).expect("meta JSON");
+    meta["format_version"] = 3.into();
+    std::fs::write(&meta_path, meta.to_string()).expect("write meta");
+    let refused = rediscover()
+        .args(["match", "--text", "C++", "--semantic", "0", "--data"])
+        .arg(&data)
+        .output()
+        .expect("match");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("run `rediscover index`"), "{stderr}");
+    // ...and the next sync rebuilds it, embedding nothing again.
+    let output = run_ok(sync_command(&mock, &data).env("RUST_LOG", "rediscover=info"));
+    let second = last_json_line(&output);
+    assert_eq!(second["index_action"], "rebuilt", "{second}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("reusing the vectors of the current index"),
+        "{stderr}"
+    );
+    assert_eq!(
+        result_ids(&keyword_match(&data, "C++", None)),
+        vec!["o-cpp"]
+    );
 }

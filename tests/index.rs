@@ -407,7 +407,7 @@ pub(crate) mod build {
     }
 
     #[test]
-    fn a_format_2_generation_with_an_hnsw_dump_still_opens_and_updates() {
+    fn a_format_2_generation_is_not_searched_but_gives_its_vectors_to_the_rebuild() {
         use hnsw_rs::prelude::{AnnT, DistDot, Hnsw};
 
         let tmp = tempfile::tempdir().unwrap();
@@ -435,6 +435,38 @@ pub(crate) mod build {
         meta["hnsw_basename"] = name.into();
         std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
 
+        // Its keyword index is of the previous analysis: neither searched nor updated...
+        let err = Indexes::open(tmp.path()).unwrap_err();
+        assert!(
+            matches!(err, index::Error::VersionMismatch { found: 2, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("run `rediscover index`"), "{err}");
+        let err = index::update(
+            tmp.path(),
+            2,
+            pool().into_iter().take(1),
+            &[],
+            &reference(),
+            embedder(),
+            None,
+            &Progress::none(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, index::Error::VersionMismatch { .. }), "{err}");
+        // ...but its vectors are reused by the rebuild, which then updates as usual.
+        let cache = index::VectorCache::new(embedder());
+        assert_eq!(cache.add_current_generation(tmp.path()), rows.len());
+        index::try_rebuild(
+            tmp.path(),
+            1,
+            pool().into_iter().map(Ok::<_, std::convert::Infallible>),
+            &reference(),
+            embedder(),
+            Some(&cache),
+            &Progress::none(),
+        )
+        .unwrap();
         let ix = Indexes::open(tmp.path()).unwrap();
         assert_eq!(vector_ids(&ix, "hospital intensive care")[0], "opp-nurse");
         drop(ix);

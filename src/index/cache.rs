@@ -13,7 +13,8 @@ use std::sync::{Mutex, PoisonError};
 use sha2::{Digest, Sha256};
 
 use super::embed::Embedder;
-use super::{Error, Indexes};
+use super::vector::VectorIndex;
+use super::{Error, generation};
 
 /// Most vectors [`VectorCache::add_current_generation`] takes (about 1.5 GiB of 384-d vectors).
 const MAX_REUSED_VECTORS: usize = 1_000_000;
@@ -90,24 +91,34 @@ impl VectorCache {
 
     /// Adds the live passage vectors of the index generation now current in `data_dir`, when
     /// it was built by this cache's model, so a full rebuild (a new format, a compaction by
-    /// hand) embeds only text it has not seen. Returns how many were added; an index that cannot
-    /// be read (missing, another format) simply adds none.
+    /// hand) embeds only text it has not seen. Only the generation's vectors are opened, so a
+    /// generation whose keyword index is of an older format still gives its vectors (see
+    /// [`generation::OLDEST_REUSABLE_VECTORS_FORMAT`]). Returns how many were added; an index
+    /// that cannot be read (missing, damaged, too old) simply adds none.
     pub fn add_current_generation(&self, data_dir: &Path) -> usize {
-        let indexes = match Indexes::open(data_dir) {
-            Ok(indexes) => indexes,
+        let opened = (|| {
+            let name = generation::current_dir_name(data_dir)?.ok_or_else(|| Error::Missing {
+                dir: generation::root(data_dir),
+            })?;
+            let dir = generation::root(data_dir).join(name);
+            let meta =
+                generation::read_meta_since(&dir, generation::OLDEST_REUSABLE_VECTORS_FORMAT)?;
+            Ok::<_, Error>((meta, VectorIndex::open(&dir)?))
+        })();
+        let (meta, vectors) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 tracing::debug!(error = %e, "no current vectors to reuse");
                 return 0;
             }
         };
-        let other_settings = match (indexes.embedding_settings(), &self.settings_sha256) {
+        let other_settings = match (&meta.embedding_settings, &self.settings_sha256) {
             (Some(index), Some(cache)) => index != cache,
             _ => false,
         };
-        if indexes.model_sha256() != self.model_sha256 || other_settings {
+        if meta.model_sha256 != self.model_sha256 || other_settings {
             return 0;
         }
-        let vectors = indexes.vectors();
         let mut entries = self.lock();
         let mut added = 0;
         for chunk in 0..vectors.len() as u32 {

@@ -16,11 +16,16 @@ use super::Error;
 
 /// On-disk format of a generation; bump on any incompatible change (2: flat `graph.bin` and
 /// `vectors.f32` read path; 3: no hnsw_rs dump, so `hnsw_basename` is `None` even when there
-/// are vectors, which format-2 code would read as "no vectors").
-pub const FORMAT_VERSION: u32 = 3;
-/// The oldest format this build still opens and updates: a format-2 generation has the same
-/// files plus an hnsw_rs dump, which is ignored.
-pub const OLDEST_READABLE_FORMAT: u32 = 2;
+/// are vectors, which format-2 code would read as "no vectors"; 4: keyword analysis with
+/// Unicode normalisation, accent folding and version bases, see `index::analysis`).
+pub const FORMAT_VERSION: u32 = 4;
+/// The oldest format this build still opens and updates. Format 4 changed what the keyword
+/// index holds, and queries are analysed the new way: an older keyword index is rebuilt, never
+/// searched or updated.
+pub const OLDEST_READABLE_FORMAT: u32 = 4;
+/// The oldest format whose vectors a rebuild still reuses (`VectorCache::add_current_generation`):
+/// the vector files are those of format 4 (format 2 adds an hnsw_rs dump, which is ignored).
+pub const OLDEST_REUSABLE_VECTORS_FORMAT: u32 = 2;
 /// The pointer file naming the current generation directory.
 pub const CURRENT: &str = "CURRENT";
 /// Per-generation metadata file.
@@ -151,6 +156,12 @@ pub fn write_meta(dir: &Path, meta: &Meta) -> Result<(), Error> {
 
 /// Reads `meta.json` and checks that its format version is one this build reads.
 pub fn read_meta(dir: &Path) -> Result<Meta, Error> {
+    read_meta_since(dir, OLDEST_READABLE_FORMAT)
+}
+
+/// Reads `meta.json` of a generation whose format is at least `oldest` (and at most this
+/// build's).
+pub fn read_meta_since(dir: &Path, oldest: u32) -> Result<Meta, Error> {
     let path = dir.join(META);
     let bytes = read_file(&path)?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
@@ -161,7 +172,7 @@ pub fn read_meta(dir: &Path) -> Result<Meta, Error> {
         .get("format_version")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0) as u32;
-    if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&found) {
+    if !(oldest..=FORMAT_VERSION).contains(&found) {
         return Err(Error::VersionMismatch {
             found,
             expected: FORMAT_VERSION,
@@ -281,5 +292,13 @@ mod tests {
                 Err(Error::VersionMismatch { found, expected: FORMAT_VERSION }) if found == version
             ));
         }
+        // Vectors are reused from older formats than the ones opened for search.
+        for version in OLDEST_REUSABLE_VECTORS_FORMAT..=FORMAT_VERSION {
+            write_meta(tmp.path(), &meta(version)).unwrap();
+            let read = read_meta_since(tmp.path(), OLDEST_REUSABLE_VECTORS_FORMAT).unwrap();
+            assert_eq!(read, meta(version));
+        }
+        write_meta(tmp.path(), &meta(OLDEST_REUSABLE_VECTORS_FORMAT - 1)).unwrap();
+        assert!(read_meta_since(tmp.path(), OLDEST_REUSABLE_VECTORS_FORMAT).is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! The keyword index: a tantivy index with one document per opportunity, an English-stemmed
 //! prose field, an exact-token field that keeps `C++`, `C#`, `.NET`, `node.js`, `CI/CD`, a
-//! title field for boosting, and fast fields for filters.
+//! title field for boosting, and fast fields for filters. Both text analyzers normalise
+//! Unicode and fold accents, and the exact one indexes `C++17` as `c++` too (see
+//! [`super::analysis`]).
 //!
 //! Names, emails and phones are neither indexed nor stored: display data comes from the store.
 
@@ -12,22 +14,15 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryPar
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{LowerCaser, RegexTokenizer, RemoveLongFilter, TextAnalyzer};
+use tantivy::tokenizer::TokenizerManager;
 use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
 };
 
 use super::Error;
+use super::analysis::{self, EXACT_TOKENIZER, PROSE_TOKENIZER};
 use crate::domain::{Candidate, ReferenceData};
 
-/// Name of the exact-token analyzer.
-const EXACT_TOKENIZER: &str = "rediscover_exact";
-/// Name of tantivy's built-in English stemming analyzer.
-const STEM_TOKENIZER: &str = "en_stem";
-/// An exact token: letters and digits, optionally led by `.` (`.net`), joined by `.`, `/`, `-`
-/// or `_` when followed by a letter or digit (`node.js`, `ci/cd`), and keeping `+` and `#`
-/// (`c++`, `c#`). Trailing sentence punctuation is left out.
-const EXACT_PATTERN: &str = r"\.?[\p{L}\p{N}](?:[\p{L}\p{N}+#]|[./_\-][\p{L}\p{N}])*";
 /// Memory budget of the tantivy writer.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 /// Memory budget of the writer that only merges (tantivy's minimum per thread).
@@ -71,9 +66,9 @@ impl KeywordFields {
         };
         let fields = KeywordFields {
             ordinal: b.add_u64_field("ordinal", INDEXED | FAST),
-            text: b.add_text_field("text", prose(STEM_TOKENIZER)),
+            text: b.add_text_field("text", prose(PROSE_TOKENIZER)),
             exact: b.add_text_field("exact", prose(EXACT_TOKENIZER)),
-            title: b.add_text_field("title", prose(STEM_TOKENIZER)),
+            title: b.add_text_field("title", prose(PROSE_TOKENIZER)),
             archived: b.add_bool_field("archived", INDEXED | FAST),
             hired: b.add_bool_field("hired", INDEXED | FAST),
             location: b.add_text_field("location", STRING | FAST),
@@ -90,6 +85,8 @@ pub struct KeywordIndex {
     index: Index,
     reader: IndexReader,
     fields: KeywordFields,
+    /// The analyzers queries are read with (see [`analysis::query_manager`]).
+    query_tokenizers: TokenizerManager,
     /// The `ordinal` fast-field column of each segment, by segment ordinal.
     ordinals: Vec<Column<u64>>,
 }
@@ -121,10 +118,12 @@ impl KeywordIndex {
             .map(|s| s.fast_fields().u64("ordinal"))
             .collect::<tantivy::Result<Vec<_>>>()
             .map_err(&err)?;
+        let query_tokenizers = analysis::query_manager().map_err(&err)?;
         Ok(KeywordIndex {
             index,
             reader,
             fields,
+            query_tokenizers,
             ordinals,
         })
     }
@@ -144,9 +143,15 @@ impl KeywordIndex {
         &self.index
     }
 
-    /// Tokens of `text` as `field`'s own analyzer produces them (empty for non-text fields).
+    /// Tokens of `text` as `field`'s own analyzer indexes them (empty for non-text fields).
     pub fn analyze(&self, field: Field, text: &str) -> Vec<String> {
-        analyze_with(&self.index, field, text)
+        analyze_with(self.index.tokenizers(), &self.index.schema(), field, text)
+    }
+
+    /// Tokens of `text` as a query on `field` is analysed: as [`KeywordIndex::analyze`], but
+    /// without the version bases the exact field adds (`C++17` is `c++17` only).
+    pub fn analyze_query(&self, field: Field, text: &str) -> Vec<String> {
+        analyze_with(&self.query_tokenizers, &self.index.schema(), field, text)
     }
 
     /// Live documents containing `token` (an analyzed token) in `field`.
@@ -176,9 +181,10 @@ impl KeywordIndex {
                 reason: format!("parentheses and NOTs nested more than {MAX_NESTING} deep"),
             });
         }
-        let mut parser = QueryParser::for_index(
-            &self.index,
+        let mut parser = QueryParser::new(
+            self.index.schema(),
             vec![self.fields.text, self.fields.exact, self.fields.title],
+            self.query_tokenizers.clone(),
         );
         parser.set_conjunction_by_default();
         let query = quote_special_words(query);
@@ -381,8 +387,20 @@ fn drop_dangling(words: Vec<String>) -> Vec<String> {
     kept
 }
 
-fn analyze_with(index: &Index, field: Field, text: &str) -> Vec<String> {
-    let Ok(mut analyzer) = index.tokenizer_for_field(field) else {
+fn analyze_with(
+    tokenizers: &TokenizerManager,
+    schema: &Schema,
+    field: Field,
+    text: &str,
+) -> Vec<String> {
+    let tantivy::schema::FieldType::Str(options) = schema.get_field_entry(field).field_type()
+    else {
+        return Vec::new();
+    };
+    let Some(mut analyzer) = options
+        .get_indexing_options()
+        .and_then(|indexing| tokenizers.get(indexing.tokenizer()))
+    else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -399,18 +417,10 @@ fn keyword_error(dir: &Path) -> impl Fn(tantivy::TantivyError) -> Error + '_ {
 }
 
 fn register_tokenizers(index: &Index) -> Result<(), Error> {
-    let exact = RegexTokenizer::new(EXACT_PATTERN).map_err(|e| Error::Keyword {
+    analysis::register(index.tokenizers()).map_err(|e| Error::Keyword {
         path: Default::default(),
         reason: e.to_string(),
-    })?;
-    index.tokenizers().register(
-        EXACT_TOKENIZER,
-        TextAnalyzer::builder(exact)
-            .filter(RemoveLongFilter::limit(64))
-            .filter(LowerCaser)
-            .build(),
-    );
-    Ok(())
+    })
 }
 
 fn fields_of(schema: &Schema, dir: &Path) -> Result<KeywordFields, Error> {
@@ -627,7 +637,7 @@ mod tests {
         let (schema, fields) = KeywordFields::schema();
         let index = Index::create_in_ram(schema);
         register_tokenizers(&index).unwrap();
-        analyze_with(&index, fields.exact, text)
+        analyze_with(index.tokenizers(), &index.schema(), fields.exact, text)
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! the previous generation plus changed and deleted candidates. Both switch the `CURRENT`
 //! pointer atomically, so readers never see half an index and a crash keeps the last good one.
 
+pub mod analysis;
 mod build;
 pub mod cache;
 pub mod chunk;

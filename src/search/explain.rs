@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use crate::domain::{ArchiveReasonType, Candidate, Millis, ReferenceData};
-use crate::index::ChunkKind;
+use crate::index::{ChunkKind, analysis};
 
 use super::terms::TermField;
 
@@ -315,26 +315,37 @@ fn word_spans(text: &str) -> Vec<(usize, usize)> {
 fn matching_term(word: &str, terms: &[MatchedTerm]) -> Option<usize> {
     if word.is_ascii() {
         // The common case, compared in place: tokens are lower case already.
-        let word = word.as_bytes();
+        let bytes = word.as_bytes();
         return terms.iter().position(|t| {
             let token = t.token.as_bytes();
             if t.exact {
-                word.eq_ignore_ascii_case(token)
+                exact_match(word, &t.token)
             } else {
-                word.len() >= token.len()
-                    && word[..token.len()].eq_ignore_ascii_case(token)
-                    && word[token.len()..].iter().all(u8::is_ascii_alphanumeric)
+                bytes.len() >= token.len()
+                    && bytes[..token.len()].eq_ignore_ascii_case(token)
+                    && bytes[token.len()..].iter().all(u8::is_ascii_alphanumeric)
             }
         });
     }
-    let lower = word.to_lowercase();
+    // As the index saw it: NFC, lower case, accents folded (`Müller` is `muller`).
+    let folded = analysis::fold(word);
     terms.iter().position(|t| {
         if t.exact {
-            lower == t.token
+            exact_match(&folded, &t.token)
         } else {
-            lower.starts_with(&t.token) && lower[t.token.len()..].chars().all(char::is_alphanumeric)
+            folded.starts_with(&t.token)
+                && folded[t.token.len()..].chars().all(char::is_alphanumeric)
         }
     })
+}
+
+/// Whether a word (ASCII case aside) is an exact token, or that token with a version (`C++17`
+/// for `c++`, which the index holds as both). A token's leading `.` (`.net`) is not compared:
+/// words are cut without it.
+fn exact_match(word: &str, token: &str) -> bool {
+    let token = token.strip_prefix('.').unwrap_or(token);
+    let word = word.strip_prefix('.').unwrap_or(word);
+    word.eq_ignore_ascii_case(token) || analysis::is_versioned(word, token)
 }
 
 fn floor_char_boundary(text: &str, at: usize) -> usize {
@@ -406,6 +417,38 @@ mod tests {
             let marked: Vec<&str> = s.highlights.iter().map(|&(a, b)| &s.text[a..b]).collect();
             assert_eq!(marked.first(), Some(&"Kubernetes"), "{marked:?}");
         }
+    }
+
+    #[test]
+    fn versioned_and_accented_words_are_highlighted_as_written() {
+        let text =
+            "Entwickler bei Müller GmbH: C++17, C#10 und .NET6; De\u{301}veloppeur à Straße 5.";
+        let s = snippet(
+            text,
+            &[
+                term("muller", false),
+                term("c++", true),
+                term("c#", true),
+                term(".net", true),
+                term("developp", false),
+                term("strass", false),
+            ],
+        )
+        .unwrap();
+        let marked: Vec<&str> = s.highlights.iter().map(|&(a, b)| &s.text[a..b]).collect();
+        assert_eq!(
+            marked,
+            vec![
+                "Müller",
+                "C++17",
+                "C#10",
+                "NET6",
+                "De\u{301}veloppeur",
+                "Straße"
+            ]
+        );
+        // An exact token is not matched by a longer word that is not a version of it.
+        assert!(snippet("C++x and C", &[term("c++", true)]).is_none());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocAddress, DocId, DocSet, Score, SegmentOrdinal, SegmentReader, Term};
 
-use crate::index::KeywordIndex;
+use crate::index::{KeywordIndex, analysis};
 
 use super::Error;
 use super::allowed::Allowed;
@@ -78,12 +78,15 @@ pub fn choose_terms(
     options: TermOptions,
 ) -> Vec<QueryTerm> {
     let fields = index.fields();
+    // In NFC first, so a decomposed accent does not cut a word before the stop words go.
+    let (title, body) = (analysis::nfc(title), analysis::nfc(body));
+    let (title, body) = (title.as_ref(), body.as_ref());
     let title_clean = terms::without_stop_words(title);
     let body_clean = terms::without_stop_words(body);
     let analyze = |field: Field| {
-        let title_tokens = index.analyze(field, &title_clean);
+        let title_tokens = index.analyze_query(field, &title_clean);
         let mut all = title_tokens.clone();
-        all.extend(index.analyze(field, &body_clean));
+        all.extend(index.analyze_query(field, &body_clean));
         AnalyzedText {
             title: title_tokens,
             all,
@@ -203,7 +206,7 @@ fn surface_words(
         if missing.is_empty() {
             break;
         }
-        let tokens = index.analyze(index.fields().text, word);
+        let tokens = index.analyze_query(index.fields().text, word);
         if let [token] = tokens.as_slice()
             && missing.remove(token.as_str()).is_some()
         {
