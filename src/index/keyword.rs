@@ -34,7 +34,8 @@ pub struct KeywordFields {
     /// u64 fast + indexed: the `CandidateRow` ordinal.
     pub ordinal: Field,
     /// English-stemmed prose: headline, titles, employers, schools, resume, notes, feedback,
-    /// tags, sources, location, stage, archive reason.
+    /// tags (but not those Lever copies from the applied-to posting), sources, location, stage,
+    /// archive reason.
     pub text: Field,
     /// The same content as exact lowercase tokens (`c++`, `c#`, `.net`, `node.js`, `ci/cd`).
     pub exact: Field,
@@ -594,7 +595,20 @@ fn document(
         prose.push(fb.title.as_str());
         prose.extend(fb.answers.iter().map(|a| a.answer.as_str()));
     }
-    prose.extend(c.tags.iter().map(String::as_str));
+    // Lever adds the applied-to posting's title, team, department, location and commitment as
+    // tags: they say what the person applied for, not what they know, so they are not searched
+    // (the history shows the posting; the tag filters still read every tag from the rows).
+    let posting_tags: Vec<String> = (c.posting_ids.iter())
+        .filter_map(|id| reference.posting(id))
+        .flat_map(|p| [&p.title, &p.team, &p.department, &p.location, &p.commitment])
+        .map(|category| category.trim().to_lowercase())
+        .filter(|category| !category.is_empty())
+        .collect();
+    prose.extend(
+        (c.tags.iter())
+            .filter(|tag| !posting_tags.contains(&tag.trim().to_lowercase()))
+            .map(String::as_str),
+    );
     prose.extend(c.sources.iter().map(String::as_str));
     prose.push(c.location.as_str());
     if let Some(stage) = reference.stage(&c.stage_id) {
@@ -656,6 +670,39 @@ mod tests {
                 "kubernetes"
             ]
         );
+    }
+
+    #[test]
+    fn tags_echoing_the_applied_posting_are_not_searched() {
+        let (_, fields) = KeywordFields::schema();
+        let reference = ReferenceData {
+            postings: vec![crate::domain::Posting {
+                id: "p1".into(),
+                title: "Senior Rust Backend Engineer".into(),
+                team: "Platform".into(),
+                commitment: "Full-time".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let candidate = Candidate {
+            id: "o1".into(),
+            posting_ids: vec!["p1".into()],
+            tags: vec![
+                "senior rust backend engineer".into(),
+                "Platform".into(),
+                "Full-time".into(),
+                "Kafka expert".into(),
+            ],
+            ..Default::default()
+        };
+        let row = super::super::CandidateRow::new(&candidate, &reference);
+        let doc = document(&fields, 0, &candidate, &reference, &row);
+        let texts: Vec<&str> = doc
+            .get_all(fields.text)
+            .filter_map(|v| tantivy::schema::Value::as_str(&v))
+            .collect();
+        assert_eq!(texts, ["Kafka expert"]);
     }
 
     #[test]
