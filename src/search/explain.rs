@@ -210,16 +210,33 @@ pub fn snippet_source(candidate: &Candidate) -> Cow<'_, str> {
     if let Some(resume) = candidate.resume_text() {
         return Cow::Borrowed(resume);
     }
-    let mut text = candidate.headline.clone();
+    let mut text = candidate.headline.trim().to_owned();
+    // Pieces join as sentences, without doubling a full stop a piece already ends with.
+    let mut sentence = |piece: &str| {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            return;
+        }
+        if !text.is_empty() {
+            if !text.ends_with(['.', '!', '?']) {
+                text.push('.');
+            }
+            text.push(' ');
+        }
+        text.push_str(piece);
+    };
     for resume in &candidate.resumes {
         for p in &resume.positions {
-            text.push_str(&format!(". {} at {}. {}", p.title, p.org, p.summary));
+            sentence(&match (p.title.trim(), p.org.trim()) {
+                (title, "") | ("", title) => title.to_owned(),
+                (title, org) => format!("{title} at {org}"),
+            });
+            sentence(&p.summary);
         }
     }
     for note in &candidate.notes {
         for comment in &note.comments {
-            text.push_str(". ");
-            text.push_str(comment);
+            sentence(comment);
         }
     }
     Cow::Owned(text)
@@ -449,6 +466,33 @@ mod tests {
         );
         // An exact token is not matched by a longer word that is not a version of it.
         assert!(snippet("C++x and C", &[term("c++", true)]).is_none());
+    }
+
+    #[test]
+    fn a_profile_snippet_source_reads_as_sentences() {
+        let candidate = Candidate {
+            headline: "Led platform teams.".into(),
+            resumes: vec![crate::domain::Resume {
+                positions: vec![
+                    crate::domain::Position {
+                        title: "Engineer".into(),
+                        org: "Acme".into(),
+                        summary: "Built APIs.".into(),
+                        ..Default::default()
+                    },
+                    crate::domain::Position {
+                        title: "Intern".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Candidate::default()
+        };
+        assert_eq!(
+            snippet_source(&candidate),
+            "Led platform teams. Engineer at Acme. Built APIs. Intern"
+        );
     }
 
     #[test]

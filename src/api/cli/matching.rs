@@ -277,8 +277,21 @@ fn parse_batch_line(line: &str) -> Result<BatchLine, (serde_json::Value, String)
     let value: serde_json::Value = serde_json::from_str(line)
         .map_err(|_| (serde_json::Value::Null, format!("not JSON: {SHAPE}")))?;
     let id = value.get("id").cloned().unwrap_or(serde_json::Value::Null);
+    // Another key (a per-line `limit`, say) would be ignored silently: the command's options
+    // apply to every line, so such a line is refused.
+    let other_key = (value.as_object().into_iter().flat_map(|o| o.keys()))
+        .find(|key| !matches!(key.as_str(), "id" | "text"));
     match value.get("text") {
         _ if id.is_null() => Err((id, format!("no \"id\": {SHAPE}"))),
+        _ if other_key.is_some() => {
+            let key = other_key.map(String::as_str).unwrap_or_default();
+            Err((
+                id,
+                format!(
+                    "unknown key {key:?}: {SHAPE}; options such as --limit apply to every line"
+                ),
+            ))
+        }
         Some(serde_json::Value::String(text)) => Ok(BatchLine {
             id,
             text: text.clone(),
@@ -391,10 +404,16 @@ pub(super) fn print_table(
             let words: Vec<&str> = e
                 .matched_terms
                 .iter()
-                .take(8)
+                .take(MATCHED_TERMS_SHOWN)
                 .map(|m| m.word.as_str())
                 .collect();
-            why.push(format!("matches: {}", words.join(", ")));
+            let more = e.matched_terms.len() - words.len();
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            why.push(format!("matches: {}{more}", words.join(", ")));
         }
         writeln!(out, "     why: {}", why.join(" | "))?;
         writeln!(out, "     history: {}", history_line(&e.history))?;
@@ -423,6 +442,8 @@ pub(super) fn print_table(
     )
 }
 
+/// Most matched terms named on a result's "why" line (`--json` has them all).
+const MATCHED_TERMS_SHOWN: usize = 8;
 /// Most other opportunities of a person shown with their history; the rest are listed by id.
 const OTHER_HISTORIES_SHOWN: usize = 3;
 
@@ -611,6 +632,16 @@ mod tests {
                 "  and ids z, gone",
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_line_with_an_unknown_key_is_refused() {
+        assert!(parse_batch_line(r#"{"id": 1, "text": "rust"}"#).is_ok());
+        let (id, error) = parse_batch_line(r#"{"id": "c", "text": "rust", "limit": 5}"#)
+            .err()
+            .unwrap();
+        assert_eq!(id, serde_json::json!("c"));
+        assert!(error.contains("\"limit\""), "{error}");
     }
 
     #[test]
