@@ -244,11 +244,23 @@ fn opportunity_from_line(value: Value, defaults: &Defaults) -> Result<MockOpport
                 Some(Value::String(text)) => text,
                 _ => String::new(),
             };
+            // A resume given with text has a processed text file to download, unless the
+            // fixture says otherwise; one without text has no file.
+            let rid = str_field(&resume, "id").to_owned();
+            let file = if text.is_empty() {
+                Value::Null
+            } else {
+                json!({
+                    "name": "resume.txt", "ext": "txt", "status": "processed",
+                    "downloadUrl": format!("https://hire.lever.co/candidates/{id}/resumes/{rid}/download"),
+                    "uploadedAt": created, "size": text.len(),
+                })
+            };
             fill(
                 &mut resume,
                 &[
                     ("createdAt", json!(created)),
-                    ("file", Value::Null),
+                    ("file", file),
                     ("parsedData", json!({"positions": [], "schools": []})),
                 ],
             );
@@ -511,6 +523,23 @@ mod tests {
         assert!(pool.archive_reason("r-x").is_some());
         assert!(pool.users().iter().any(|u| u["id"] == "u-x"));
         assert!(pool.postings().is_empty());
+    }
+
+    #[test]
+    fn a_resume_given_only_its_text_has_a_file_to_download() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(OPPORTUNITIES),
+            r#"{"id":"o9","_resumes":[{"id":"r9","_text":"Kotlin Android developer"},{"id":"r0"}]}"#,
+        )
+        .unwrap();
+        let pool = Pool::load_fixture(dir.path()).unwrap();
+        let resumes = &pool.opportunities()[0].resumes;
+        let file = &resumes[0].resume["file"];
+        assert_eq!(file["status"], "processed");
+        assert_eq!(file["ext"], "txt");
+        assert_eq!(file["size"], 24);
+        assert_eq!(resumes[1].resume["file"], Value::Null);
     }
 
     #[test]
