@@ -33,18 +33,27 @@ fn main() -> ExitCode {
 /// candidate text log only warnings and errors (see [`CANDIDATE_TEXT_CRATES`]).
 fn init_tracing() {
     use std::io::IsTerminal;
-    use tracing_subscriber::filter::{EnvFilter, filter_fn};
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter, filter_fn};
+    use tracing_subscriber::layer::Filter;
     use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("rediscover=info,tower_http=warn"));
+    // The outer filter passes on the level `RUST_LOG` asks for: without a hint it would mean
+    // "anything", and every disabled `trace!` (the tokenizer has one per character) would build
+    // its record before being dropped.
+    let hint = Filter::<tracing_subscriber::Registry>::max_level_hint(&filter)
+        .unwrap_or(LevelFilter::TRACE);
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_filter(filter)
-        .with_filter(filter_fn(|meta| {
-            *meta.level() <= tracing::Level::WARN || !reads_candidate_text(meta.target())
-        }));
+        .with_filter(
+            filter_fn(|meta| {
+                *meta.level() <= tracing::Level::WARN || !reads_candidate_text(meta.target())
+            })
+            .with_max_level_hint(hint),
+        );
     tracing_subscriber::registry().with(layer).init();
 }
 
@@ -90,4 +99,22 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_levels_stay_disabled_for_every_crate() {
+        // SAFETY: this test binary has no other test and no other thread reading the variable.
+        unsafe { std::env::remove_var("RUST_LOG") };
+        init_tracing();
+        let level = tracing::level_filters::LevelFilter::current();
+        assert!(
+            level <= tracing::level_filters::LevelFilter::INFO,
+            "the global level is {level}"
+        );
+        assert!(!tracing::enabled!(target: "tokenizers::normalizer", tracing::Level::TRACE));
+    }
 }
