@@ -327,24 +327,33 @@ pub fn bring_up_to_date(
     let latest = latest_store(data_dir, store)?;
     let store = latest.as_ref().unwrap_or(store);
     let target = store.generation();
-    let current = Indexes::current_generation(data_dir)?;
+    // A damaged index is rebuilt from the store, which holds everything it was made of.
+    let mut rebuild_reason = None;
+    let current = match Indexes::current_generation(data_dir) {
+        Ok(current) => current,
+        Err(index::Error::Corrupt { .. }) => {
+            rebuild_reason = Some("the index is damaged");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let done = |action, stats: Option<IndexStats>| IndexOutcome {
         action,
         generation: stats.as_ref().map(|s| s.generation).or(current),
         stats,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let mut rebuild_reason = None;
     if current == Some(target) {
         match Indexes::open(data_dir) {
             Ok(_) => return Ok(done(IndexAction::UpToDate, None)),
             Err(index::Error::VersionMismatch { .. }) => {
                 rebuild_reason = Some("the index was written by another version of rediscover");
             }
+            Err(index::Error::Corrupt { .. }) => rebuild_reason = Some("the index is damaged"),
             Err(e) => return Err(e.into()),
         }
     }
-    if target == 0 && current.is_none() {
+    if target == 0 && current.is_none() && rebuild_reason.is_none() {
         return Ok(done(IndexAction::Empty, None));
     }
     // Only a commit that made `target` from the generation the indexes hold lists what
@@ -381,6 +390,7 @@ pub fn bring_up_to_date(
             Err(index::Error::VersionMismatch { .. }) => {
                 rebuild_reason = Some("the index was written by another version of rediscover");
             }
+            Err(index::Error::Corrupt { .. }) => rebuild_reason = Some("the index is damaged"),
             Err(e) => return Err(e.into()),
         }
     }

@@ -962,3 +962,29 @@ fn versioned_and_accented_words_are_found_by_their_plain_form() {
         vec!["o-cpp"]
     );
 }
+
+/// A damaged index pointer stops queries with its remedy; the next sync rebuilds the indexes
+/// from the store (reusing nothing it cannot read) instead of failing too.
+#[test]
+fn a_sync_rebuilds_a_damaged_index() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mock = MockProcess::start(8, 31);
+    assert_eq!(sync(&mock, &data)["index_action"], "rebuilt");
+    let current = data.join("index").join("CURRENT");
+    std::fs::write(&current, "gen-000000000001-gone\n").expect("damage the pointer");
+    let output = rediscover()
+        .args(["match", "--text", "engineer", "--data"])
+        .arg(&data)
+        .output()
+        .expect("run match");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("which is missing") && stderr.contains("rediscover index"),
+        "{stderr}"
+    );
+    let report = sync(&mock, &data);
+    assert_eq!(report["index_action"], "rebuilt", "{report}");
+    assert!(!match_ids(&data, "engineer").is_empty());
+}

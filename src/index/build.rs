@@ -103,13 +103,12 @@ pub fn update(
     cache: Option<&VectorCache>,
     progress: &Progress,
 ) -> Result<IndexStats, Error> {
-    let Some(prev_name) = generation::current_dir_name(data_dir)? else {
+    let Some(prev) = generation::current_dir(data_dir)? else {
         let changed = changed.map(Ok::<_, std::convert::Infallible>);
         return try_rebuild(
             data_dir, generation, changed, reference, embedder, cache, progress,
         );
     };
-    let prev = generation::root(data_dir).join(prev_name);
     let meta = generation::read_meta(&prev)?;
     let settings_changed = meta
         .embedding_settings

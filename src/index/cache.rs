@@ -97,10 +97,9 @@ impl VectorCache {
     /// that cannot be read (missing, damaged, too old) simply adds none.
     pub fn add_current_generation(&self, data_dir: &Path) -> usize {
         let opened = (|| {
-            let name = generation::current_dir_name(data_dir)?.ok_or_else(|| Error::Missing {
+            let dir = generation::current_dir(data_dir)?.ok_or_else(|| Error::Missing {
                 dir: generation::root(data_dir),
             })?;
-            let dir = generation::root(data_dir).join(name);
             let meta =
                 generation::read_meta_since(&dir, generation::OLDEST_REUSABLE_VECTORS_FORMAT)?;
             Ok::<_, Error>((meta, VectorIndex::open(&dir)?))

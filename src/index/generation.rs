@@ -88,17 +88,31 @@ pub fn current_dir_name(data_dir: &Path) -> Result<Option<String>, Error> {
                     path,
                     reason: "does not name a generation directory".to_owned(),
                 })
-            } else if !root(data_dir).join(name).is_dir() {
-                Err(Error::Corrupt {
-                    path,
-                    reason: format!("names the generation directory {name}, which is missing"),
-                })
             } else {
                 Ok(Some(name.to_owned()))
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(Error::Io { path, source }),
+    }
+}
+
+/// The directory of the generation `CURRENT` points at, if any, for opening it: a pointer to a
+/// directory that is gone is damage, named with its remedy, rather than a bare "file not found"
+/// on the first file read. ([`current_dir_name`] alone only reads the pointer, as a reload poll
+/// does.)
+pub fn current_dir(data_dir: &Path) -> Result<Option<PathBuf>, Error> {
+    let Some(name) = current_dir_name(data_dir)? else {
+        return Ok(None);
+    };
+    let dir = root(data_dir).join(&name);
+    if dir.is_dir() {
+        Ok(Some(dir))
+    } else {
+        Err(Error::Corrupt {
+            path: root(data_dir).join(CURRENT),
+            reason: format!("names the generation directory {name}, which is missing"),
+        })
     }
 }
 
@@ -256,7 +270,8 @@ mod tests {
         let (name, dir) = create_dir(tmp.path(), 3).unwrap();
         switch_to(tmp.path(), &name).unwrap();
         std::fs::remove_dir(&dir).unwrap();
-        let error = current_dir_name(tmp.path()).unwrap_err();
+        assert_eq!(current_dir_name(tmp.path()).unwrap(), Some(name.clone()));
+        let error = current_dir(tmp.path()).unwrap_err();
         assert!(
             matches!(&error, Error::Corrupt { reason, .. } if reason.contains(&name)),
             "{error}"

@@ -217,12 +217,11 @@ pub struct Indexes {
 impl Indexes {
     /// Opens the current generation under `data_dir/index` ([`Error::Missing`] if none).
     pub fn open(data_dir: &Path) -> Result<Indexes, Error> {
-        let Some(name) = generation::current_dir_name(data_dir)? else {
+        let Some(dir) = generation::current_dir(data_dir)? else {
             return Err(Error::Missing {
                 dir: generation::root(data_dir),
             });
         };
-        let dir = generation::root(data_dir).join(name);
         let meta = generation::read_meta(&dir)?;
         let rows = rows::read(&dir)?;
         let keyword = KeywordIndex::open(&dir.join(build::KEYWORD_DIR))?;
@@ -327,10 +326,9 @@ impl Indexes {
 /// Counts and size of the current generation from its `meta.json` alone, without opening it
 /// (for `rediscover status`); `None` when there is no index yet.
 pub fn current_stats(data_dir: &Path) -> Result<Option<IndexStats>, Error> {
-    let Some(name) = generation::current_dir_name(data_dir)? else {
+    let Some(dir) = generation::current_dir(data_dir)? else {
         return Ok(None);
     };
-    let dir = generation::root(data_dir).join(name);
     let meta = generation::read_meta(&dir)?;
     Ok(Some(IndexStats {
         generation: meta.generation,
