@@ -497,7 +497,8 @@ pub struct ReasonsJson {
     pub snippet: Option<SnippetJson>,
     /// The history of the opportunity.
     pub history: HistoryJson,
-    /// The histories of the person's other opportunities, most recent first.
+    /// The histories of the person's most recently active other opportunities (at most
+    /// [`search::MAX_OTHER_HISTORIES`]; `other_opportunity_ids` lists them all), most recent first.
     #[serde(default)]
     pub other_opportunities: Vec<OtherOpportunityJson>,
 }
@@ -1016,7 +1017,7 @@ pub fn openapi() -> serde_json::Value {
             "word": {"type": "string"}, "token": {"type": "string"}, "exact": {"type": "boolean"}}}},
         "snippet": snippet,
         "history": {"$ref": "#/components/schemas/History"},
-        "other_opportunities": {"type": "array", "description": "the person's other opportunities, most recent first", "items": {"type": "object", "properties": {
+        "other_opportunities": {"type": "array", "description": "the person's most recently active other opportunities (at most 5; other_opportunity_ids lists them all), most recent first", "items": {"type": "object", "properties": {
             "opportunity_id": {"type": "string"}, "history": {"$ref": "#/components/schemas/History"}}}}}});
     let result = json!({"type": "object", "required": ["rank", "score", "opportunity_id", "contact_id", "reasons"], "properties": {
         "rank": {"type": "integer"}, "score": {"type": "number"},

@@ -32,7 +32,8 @@ pub struct Explanation {
     pub snippet: Option<Snippet>,
     /// What happened with this person so far.
     pub history: History,
-    /// What happened on the person's other opportunities, most recent first: the latest outcome
+    /// What happened on the person's most recently active other opportunities (at most
+    /// [`MAX_OTHER_HISTORIES`](super::MAX_OTHER_HISTORIES)), most recent first: the latest outcome
     /// may be there (withdrawn last month, hired since) rather than on the best-matching one.
     pub other_histories: Vec<OtherHistory>,
 }
@@ -254,7 +255,10 @@ pub fn snippet(text: &str, terms: &[MatchedTerm]) -> Option<Snippet> {
     let words: Vec<(usize, usize)> = word_spans(scan);
     let hits: Vec<Option<usize>> = words
         .iter()
-        .map(|&(s, e)| matching_term(&scan[s..e], terms))
+        .map(|&(s, e)| {
+            let dotted = s > 0 && scan.as_bytes()[s - 1] == b'.';
+            matching_term(&scan[s..e], dotted, terms)
+        })
         .collect();
     let (mut best_start, mut best_count) = (None, 0usize);
     let mut counts = vec![0u32; terms.len()];
@@ -329,14 +333,14 @@ fn word_spans(text: &str) -> Vec<(usize, usize)> {
     spans
 }
 
-fn matching_term(word: &str, terms: &[MatchedTerm]) -> Option<usize> {
+fn matching_term(word: &str, dotted: bool, terms: &[MatchedTerm]) -> Option<usize> {
     if word.is_ascii() {
         // The common case, compared in place: tokens are lower case already.
         let bytes = word.as_bytes();
         return terms.iter().position(|t| {
             let token = t.token.as_bytes();
             if t.exact {
-                exact_match(word, &t.token)
+                exact_match(word, dotted, &t.token)
             } else {
                 bytes.len() >= token.len()
                     && bytes[..token.len()].eq_ignore_ascii_case(token)
@@ -348,7 +352,7 @@ fn matching_term(word: &str, terms: &[MatchedTerm]) -> Option<usize> {
     let folded = analysis::fold(word);
     terms.iter().position(|t| {
         if t.exact {
-            exact_match(&folded, &t.token)
+            exact_match(&folded, dotted, &t.token)
         } else {
             folded.starts_with(&t.token)
                 && folded[t.token.len()..].chars().all(char::is_alphanumeric)
@@ -359,10 +363,17 @@ fn matching_term(word: &str, terms: &[MatchedTerm]) -> Option<usize> {
 /// Whether a word (ASCII case aside) is an exact token, or that token with a version (`C++17`
 /// for `c++`, which the index holds as both). A token's leading `.` (`.net`) is not compared:
 /// words are cut without it.
-fn exact_match(word: &str, token: &str) -> bool {
-    let token = token.strip_prefix('.').unwrap_or(token);
+/// Whether `word` (its leading `.` trimmed; `dotted` when the text has one before it) is the
+/// exact token `token` or a version of it. A token led by `.` (`.net`) needs that dot: "net
+/// revenue" is not `.NET`.
+fn exact_match(word: &str, dotted: bool, token: &str) -> bool {
+    let (token, needs_dot) = match token.strip_prefix('.') {
+        Some(rest) => (rest, true),
+        None => (token, false),
+    };
     let word = word.strip_prefix('.').unwrap_or(word);
-    word.eq_ignore_ascii_case(token) || analysis::is_versioned(word, token)
+    (dotted || !needs_dot)
+        && (word.eq_ignore_ascii_case(token) || analysis::is_versioned(word, token))
 }
 
 fn floor_char_boundary(text: &str, at: usize) -> usize {
@@ -464,6 +475,11 @@ mod tests {
                 "Straße"
             ]
         );
+        // `.NET` needs its dot: "net revenue" is another word.
+        let s = snippet("grew net revenue with .NET", &[term(".net", true)]).unwrap();
+        let marked: Vec<&str> = s.highlights.iter().map(|&(a, b)| &s.text[a..b]).collect();
+        assert_eq!(marked, ["NET"]);
+        assert_eq!(&s.text[s.highlights[0].0 - 1..s.highlights[0].0], ".");
         // An exact token is not matched by a longer word that is not a version of it.
         assert!(snippet("C++x and C", &[term("c++", true)]).is_none());
     }

@@ -608,9 +608,16 @@ pub fn search(ctx: Context<'_>, query: &Query) -> Result<SearchResponse, Error> 
     for &ordinal in ctx.hidden {
         allowed.remove(ordinal);
     }
-    if query.filters.exclude_hired
-        && let Some(people) = ctx.people
-    {
+    if query.filters.exclude_hired {
+        // Hired once is hired: every opportunity of such a person is left out.
+        let built;
+        let people = match ctx.people {
+            Some(people) => people,
+            None => {
+                built = People::build(rows);
+                &built
+            }
+        };
         for &ordinal in people.hired_people() {
             allowed.remove(ordinal);
         }
@@ -859,13 +866,22 @@ fn explain_one(
     }))
 }
 
-/// The histories of a person's other opportunities, most recent first. One that left the
-/// store, or whose record no longer reads back, is left out like a damaged best opportunity.
+/// Most of a person's other opportunities whose stored record a result reads for their history;
+/// the rest are listed by id only (`other_opportunity_ids`).
+pub const MAX_OTHER_HISTORIES: usize = 5;
+
+/// The histories of a person's most recently active other opportunities (at most
+/// [`MAX_OTHER_HISTORIES`], chosen by the rows' last interaction, so a repeat applicant costs a
+/// few record reads, not one per application), most recent first. One that left the store, or
+/// whose record no longer reads back, is left out like a damaged best opportunity.
 fn other_histories(ctx: Context<'_>, others: &[u32]) -> Result<Vec<OtherHistory>, Error> {
     let rows = ctx.indexes.rows();
     let reference = ctx.store.reference();
-    let mut histories = Vec::with_capacity(others.len());
-    for &ordinal in others {
+    let mut recent = others.to_vec();
+    recent.sort_by_key(|&o| std::cmp::Reverse(rows[o as usize].last_interaction_at));
+    recent.truncate(MAX_OTHER_HISTORIES);
+    let mut histories = Vec::with_capacity(recent.len());
+    for &ordinal in &recent {
         let id = &rows[ordinal as usize].opportunity_id;
         match ctx.store.get(id) {
             Ok(Some(candidate)) => histories.push(OtherHistory {
