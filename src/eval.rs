@@ -207,11 +207,17 @@ pub fn run(options: &EvalOptions, embedder: Arc<Embedder>) -> Result<EvalReport,
     let all = settings(&options.weights);
 
     let started = std::time::Instant::now();
+    // Embedding the occupations takes minutes on a small machine: say what is under way.
+    tracing::info!(
+        sample = options.sample,
+        "task (a): JobBERT titles against ESCO occupations (indexing and embedding the occupations first)"
+    );
     let (titles, occupations, title_scores) =
         title_task(options, &embedder, &query_embedder, &all)?;
     let title_seconds = started.elapsed().as_secs_f64();
 
     let started = std::time::Instant::now();
+    tracing::info!("task (b): annotated CVs against their vacancies");
     let (cvs, cv_scores) = cv_task(options, &embedder, &query_embedder, &all)?;
     let cv_seconds = started.elapsed().as_secs_f64();
     Ok(EvalReport {

@@ -103,26 +103,31 @@ impl RowColumns {
 /// begin one. So `ca` finds "San Francisco, CA" but not "Chicago, IL", `ma` not "Madison",
 /// `new york` and `berl` find "New York" and "Berlin". A filter with no word names nothing.
 pub fn location_matches(location: &str, needle: &str) -> bool {
-    let words = |text: &str| -> Vec<String> {
-        text.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_owned)
-            .collect()
+    let words = |text| {
+        str::split(text, |c: char| !c.is_alphanumeric()).filter(|word: &&str| !word.is_empty())
     };
-    let (place, wanted) = (words(location), words(needle));
-    let Some((last, whole)) = wanted.split_last() else {
+    let wanted = words(needle);
+    let Some(last) = wanted.clone().next_back() else {
         return false;
     };
     let prefix_ok = last.chars().count() >= 3;
-    place
-        .windows(wanted.len())
-        .any(|run| match run.split_last() {
-            Some((run_last, run_whole)) => {
-                run_whole == whole
-                    && (run_last == last || (prefix_ok && run_last.starts_with(last.as_str())))
-            }
-            None => false,
-        })
+    let count = wanted.clone().count();
+    let mut place = words(location);
+    loop {
+        // Does the run of `count` words starting here match?
+        let mut run = place.clone();
+        let matched = wanted.clone().enumerate().all(|(i, want)| {
+            run.next().is_some_and(|word| {
+                word == want || (i + 1 == count && prefix_ok && word.starts_with(want))
+            })
+        });
+        if matched {
+            return true;
+        }
+        if place.next().is_none() {
+            return false;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -458,6 +458,9 @@ pub struct KeywordWriter {
     writer: IndexWriter,
     fields: KeywordFields,
     dir: std::path::PathBuf,
+    /// [`posting_categories`] of the reference data of the first document (one build, one
+    /// reference), so a document looks its postings up instead of scanning them.
+    posting_categories: std::sync::OnceLock<PostingCategories>,
 }
 
 impl KeywordWriter {
@@ -482,6 +485,7 @@ impl KeywordWriter {
             writer,
             fields,
             dir: dir.to_path_buf(),
+            posting_categories: std::sync::OnceLock::new(),
         })
     }
 
@@ -493,7 +497,8 @@ impl KeywordWriter {
         reference: &ReferenceData,
         row: &super::CandidateRow,
     ) -> Result<(), Error> {
-        let doc = document(&self.fields, ordinal, candidate, reference, row);
+        let categories = (self.posting_categories).get_or_init(|| posting_categories(reference));
+        let doc = document(&self.fields, ordinal, candidate, reference, categories, row);
         self.writer
             .add_document(doc)
             .map(|_| ())
@@ -559,12 +564,30 @@ fn purge_deleted(index: &Index, dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Each posting's categories that Lever copies into its applicants' tags (title, team,
+/// department, location, commitment), lowercase, by posting id.
+type PostingCategories = std::collections::HashMap<String, Vec<String>>;
+
+fn posting_categories(reference: &ReferenceData) -> PostingCategories {
+    (reference.postings.iter())
+        .map(|p| {
+            let categories = [&p.title, &p.team, &p.department, &p.location, &p.commitment]
+                .into_iter()
+                .map(|category| category.trim().to_lowercase())
+                .filter(|category| !category.is_empty())
+                .collect();
+            (p.id.clone(), categories)
+        })
+        .collect()
+}
+
 /// The tantivy document of one candidate.
 fn document(
     f: &KeywordFields,
     ordinal: u32,
     c: &Candidate,
     reference: &ReferenceData,
+    posting_categories: &PostingCategories,
     row: &super::CandidateRow,
 ) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
@@ -598,15 +621,15 @@ fn document(
     // Lever adds the applied-to posting's title, team, department, location and commitment as
     // tags: they say what the person applied for, not what they know, so they are not searched
     // (the history shows the posting; the tag filters still read every tag from the rows).
-    let posting_tags: Vec<String> = (c.posting_ids.iter())
-        .filter_map(|id| reference.posting(id))
-        .flat_map(|p| [&p.title, &p.team, &p.department, &p.location, &p.commitment])
-        .map(|category| category.trim().to_lowercase())
-        .filter(|category| !category.is_empty())
+    // Postings are not in the reference checksum that forces a rebuild: after a posting is
+    // renamed, documents built before keep the old rule's result until the next rebuild.
+    let posting_tags: Vec<&String> = (c.posting_ids.iter())
+        .filter_map(|id| posting_categories.get(id))
+        .flatten()
         .collect();
     prose.extend(
         (c.tags.iter())
-            .filter(|tag| !posting_tags.contains(&tag.trim().to_lowercase()))
+            .filter(|tag| !posting_tags.contains(&&tag.trim().to_lowercase()))
             .map(String::as_str),
     );
     prose.extend(c.sources.iter().map(String::as_str));
@@ -697,7 +720,8 @@ mod tests {
             ..Default::default()
         };
         let row = super::super::CandidateRow::new(&candidate, &reference);
-        let doc = document(&fields, 0, &candidate, &reference, &row);
+        let categories = posting_categories(&reference);
+        let doc = document(&fields, 0, &candidate, &reference, &categories, &row);
         let texts: Vec<&str> = doc
             .get_all(fields.text)
             .filter_map(|v| tantivy::schema::Value::as_str(&v))

@@ -16,7 +16,10 @@ use crate::eval::{self, CvScore, EvalOptions, TitleScore};
     after_help = "\
 Examples:
   rediscover eval --shared ../shared/data --sample 2000
-  rediscover eval --sample 0 --weights 0.2,0.5"
+  rediscover eval --sample 0 --weights 0.2,0.5
+
+The first task embeds about 3,000 ESCO occupations before it scores anything: a few minutes on
+two cores, announced on stderr."
 )]
 pub struct Args {
     /// The shared data folder (jobbert_eval, esco_v1_en, vanetik_vacancy_resume).

@@ -284,12 +284,13 @@ fn parse_batch_line(line: &str) -> Result<BatchLine, (serde_json::Value, String)
     match value.get("text") {
         _ if id.is_null() => Err((id, format!("no \"id\": {SHAPE}"))),
         _ if other_key.is_some() => {
-            let key = other_key.map(String::as_str).unwrap_or_default();
+            // Named when short: a long key may be text pasted in the wrong place.
+            let key = other_key
+                .filter(|key| key.chars().count() <= 40)
+                .map_or_else(|| "a long key".to_owned(), |key| format!("key {key:?}"));
             Err((
                 id,
-                format!(
-                    "unknown key {key:?}: {SHAPE}; options such as --limit apply to every line"
-                ),
+                format!("unknown {key}: {SHAPE}; options such as --limit apply to every line"),
             ))
         }
         Some(serde_json::Value::String(text)) => Ok(BatchLine {
@@ -642,6 +643,15 @@ mod tests {
             .unwrap();
         assert_eq!(id, serde_json::json!("c"));
         assert!(error.contains("\"limit\""), "{error}");
+        let long = format!(
+            r#"{{"id": 2, "text": "rust", "{}": 1}}"#,
+            "word ".repeat(20)
+        );
+        let (_, error) = parse_batch_line(&long).err().unwrap();
+        assert!(
+            error.contains("a long key") && !error.contains("word"),
+            "{error}"
+        );
     }
 
     #[test]
