@@ -808,16 +808,8 @@ fn explain_one(
     let rows = ctx.indexes.rows();
     let reference = ctx.store.reference();
     let row = &rows[group.best.key as usize];
-    let candidate = match ctx.store.get(&row.opportunity_id) {
-        Ok(Some(candidate)) => candidate,
-        Ok(None) => return Ok(None),
-        // One damaged record leaves its person out instead of failing every query that
-        // would show them (the next sync that lists the opportunity replaces the record).
-        Err(e @ crate::store::Error::Corrupt { .. }) => {
-            tracing::warn!(id = %row.opportunity_id, error = %e, "a stored record is unreadable; its candidate is left out of the answer");
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(candidate) = readable_record(ctx, &row.opportunity_id)? else {
+        return Ok(None);
     };
     let matched_terms: Vec<MatchedTerm> = matched
         .iter()
@@ -866,6 +858,21 @@ fn explain_one(
     }))
 }
 
+/// The stored record of an opportunity for an answer, or `None` when it left the store after
+/// this index generation was built or no longer reads back: one damaged record leaves its part
+/// of the answer out instead of failing every query that would show it (the next sync that
+/// lists the opportunity replaces the record).
+fn readable_record(ctx: Context<'_>, id: &str) -> Result<Option<crate::domain::Candidate>, Error> {
+    match ctx.store.get(id) {
+        Ok(candidate) => Ok(candidate),
+        Err(e @ crate::store::Error::Corrupt { .. }) => {
+            tracing::warn!(%id, error = %e, "a stored record is unreadable; it is left out of the answer");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Most of a person's other opportunities whose stored record a result reads for their history;
 /// the rest are listed by id only (`other_opportunity_ids`).
 pub const MAX_OTHER_HISTORIES: usize = 5;
@@ -883,16 +890,11 @@ fn other_histories(ctx: Context<'_>, others: &[u32]) -> Result<Vec<OtherHistory>
     let mut histories = Vec::with_capacity(recent.len());
     for &ordinal in &recent {
         let id = &rows[ordinal as usize].opportunity_id;
-        match ctx.store.get(id) {
-            Ok(Some(candidate)) => histories.push(OtherHistory {
+        if let Some(candidate) = readable_record(ctx, id)? {
+            histories.push(OtherHistory {
                 opportunity_id: id.clone(),
                 history: explain::history(&candidate, reference),
-            }),
-            Ok(None) => {}
-            Err(e @ crate::store::Error::Corrupt { .. }) => {
-                tracing::warn!(%id, error = %e, "a stored record is unreadable; its history is left out of the answer");
-            }
-            Err(e) => return Err(e.into()),
+            });
         }
     }
     histories.sort_by_key(|h| std::cmp::Reverse(h.history.last_activity_at()));

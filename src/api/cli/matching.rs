@@ -452,6 +452,9 @@ const OTHER_HISTORIES_SHOWN: usize = 3;
 /// ones with what happened there, so the latest outcome shows even when it is not on the
 /// opportunity that matched, then the ids of the rest.
 fn other_opportunity_lines(histories: &[search::OtherHistory], ids: &[String]) -> Vec<String> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
     let shown = &histories[..histories.len().min(OTHER_HISTORIES_SHOWN)];
     let rest: Vec<&str> = ids
         .iter()
@@ -466,9 +469,6 @@ fn other_opportunity_lines(histories: &[search::OtherHistory], ids: &[String]) -
         )
     };
     let others = count(ids.len() as u64, "other opportunity", "other opportunities");
-    if ids.is_empty() {
-        return Vec::new();
-    }
     if shown.is_empty() {
         return vec![format!("also {others} of this person: {}", id_list(&rest))];
     }
