@@ -251,8 +251,17 @@ impl Engine {
         self.refresh_pending_deletions();
         // By directory, not generation number: `rediscover index` rebuilds the same generation
         // into a new directory and removes the one being served.
-        let published = Indexes::current_dir_name(&self.data_dir)?;
         let current = self.read_current();
+        let published = match Indexes::current_dir_name(&self.data_dir) {
+            Ok(published) => published,
+            // A damaged pointer while a generation is loaded: keep serving it (its files stay
+            // mapped) and say so; the next sync or `rediscover index` writes a good pointer.
+            Err(err) if current.is_some() => {
+                tracing::warn!(error = %err, "index pointer unreadable; the loaded generation keeps serving");
+                return Ok(());
+            }
+            Err(err) => return Err(err.into()),
+        };
         let loaded = current.as_ref().map(|s| s.generation());
         let loaded_dir = current
             .as_ref()

@@ -347,6 +347,11 @@ impl Fixture {
             .unwrap()
             .with_reload_check(Duration::ZERO)
     }
+
+    /// An engine and its first snapshot, or the error that stops a query.
+    fn engine_result(&self) -> rediscover::Result<std::sync::Arc<rediscover::engine::Snapshot>> {
+        Engine::open(&self.data, Some(Arc::clone(&self.embedder)))?.snapshot()
+    }
 }
 
 fn query(text: &str) -> Query {
@@ -532,6 +537,23 @@ fn a_person_appears_once_with_the_other_opportunity_listed() {
     assert!(hired_anywhere, "{hired:?}");
     let ranks: Vec<u32> = response.hits.iter().map(|h| h.rank).collect();
     assert_eq!(ranks, (1..=response.hits.len() as u32).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_damaged_index_pointer_leaves_a_loaded_generation_serving() {
+    let fx = Fixture::new();
+    let engine = fx.engine();
+    let before = ids(&engine.search(&query(RUST_POSTING)).unwrap())
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    for damage in [&b"garbage"[..], b"\xfe\xfegen", b"gen-000000000009-gone"] {
+        std::fs::write(fx.data.join("index").join("CURRENT"), damage).unwrap();
+        let response = engine.search(&query(RUST_POSTING)).unwrap();
+        assert_eq!(ids(&response), before, "{damage:?}");
+    }
+    // A fresh process has nothing loaded: it names the damage.
+    assert!(fx.engine_result().is_err());
 }
 
 #[test]

@@ -93,6 +93,10 @@ pub fn current_dir_name(data_dir: &Path) -> Result<Option<String>, Error> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(Error::Corrupt {
+            path,
+            reason: "is not text".to_owned(),
+        }),
         Err(source) => Err(Error::Io { path, source }),
     }
 }
@@ -272,6 +276,11 @@ mod tests {
         std::fs::remove_dir(&dir).unwrap();
         assert_eq!(current_dir_name(tmp.path()).unwrap(), Some(name.clone()));
         let error = current_dir(tmp.path()).unwrap_err();
+        std::fs::write(tmp.path().join("index").join(CURRENT), b"\xfe\xfegen").unwrap();
+        assert!(matches!(
+            current_dir_name(tmp.path()),
+            Err(Error::Corrupt { .. })
+        ));
         assert!(
             matches!(&error, Error::Corrupt { reason, .. } if reason.contains(&name)),
             "{error}"
