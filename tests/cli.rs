@@ -891,7 +891,7 @@ fn versioned_and_accented_words_are_found_by_their_plain_form() {
         opportunity(
             "o-plain",
             "Support engineer",
-            "Wrote C and Java at a logistics firm in Berlin; likes coffee.",
+            "Wrote C and Java at a logistics firm in Berlin, grew its net revenue; likes coffee.",
         ),
     ];
     std::fs::write(fixture.join("opportunities.jsonl"), lines.join("\n") + "\n")

@@ -83,18 +83,24 @@ pub fn choose_terms(
     let (title, body) = (title.as_ref(), body.as_ref());
     let title_clean = terms::without_stop_words(title);
     let body_clean = terms::without_stop_words(body);
-    let analyze = |field: Field| {
-        let title_tokens = index.analyze_query(field, &title_clean);
+    let analyze = |field: Field, title: &str, body: &str| {
+        let title_tokens = index.analyze_query(field, title);
         let mut all = title_tokens.clone();
-        all.extend(index.analyze_query(field, &body_clean));
+        all.extend(index.analyze_query(field, body));
         AnalyzedText {
             title: title_tokens,
             all,
         }
     };
     let searcher = index.searcher();
-    let text = analyze(fields.text);
-    let exact = analyze(fields.exact);
+    // `.NET`, `C++` and `node.js` are searched in the exact field only: the prose field would
+    // cut them into `net`, `c`, `node` and `js`, and "net revenue" is no .NET.
+    let text = analyze(
+        fields.text,
+        &terms::without_symbol_words(&title_clean),
+        &terms::without_symbol_words(&body_clean),
+    );
+    let exact = analyze(fields.exact, &title_clean, &body_clean);
     let chosen = terms::select_terms(
         &[(TermField::Text, &text), (TermField::Exact, &exact)],
         index.num_docs(),

@@ -153,6 +153,43 @@ pub fn without_stop_words(text: &str) -> String {
     out
 }
 
+/// `text` with the words that only the exact field reads whole blanked out: those holding `+`
+/// or `#` (`C++`, `C#`), led by a `.` (`.NET`), or joining letters or digits with `.` or `/`
+/// (`node.js`, `CI/CD`, `asp.net`). Sentence punctuation around a word does not count.
+pub fn without_symbol_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(end);
+        if is_symbol_word(word) {
+            out.extend(std::iter::repeat_n(' ', word.chars().count()));
+        } else {
+            out.push_str(word);
+        }
+        let spaces = tail.len() - tail.trim_start().len();
+        out.push_str(&tail[..spaces]);
+        rest = &tail[spaces..];
+    }
+    out
+}
+
+/// Whether a whitespace-separated word is one the exact field keeps whole, see
+/// [`without_symbol_words`].
+fn is_symbol_word(word: &str) -> bool {
+    let word = word.trim_start_matches(['(', '[', '"', '\'']);
+    let word = word.trim_end_matches([',', ';', ':', ')', ']', '"', '\'', '!', '?']);
+    let word = word.strip_suffix('.').unwrap_or(word);
+    let chars: Vec<char> = word.chars().collect();
+    let led_by_dot = chars.len() > 1 && chars[0] == '.' && chars[1].is_alphanumeric();
+    let joined = chars
+        .windows(3)
+        .any(|w| (w[1] == '.' || w[1] == '/') && w[0].is_alphanumeric() && w[2].is_alphanumeric());
+    let has_symbol =
+        chars.iter().any(|&c| c == '+' || c == '#') && chars.iter().any(|c| c.is_alphabetic());
+    led_by_dot || joined || has_symbol
+}
+
 fn push_word(out: &mut String, word: &str) {
     if is_stop_word(&word.to_lowercase()) {
         out.extend(std::iter::repeat_n(' ', word.chars().count()));
@@ -321,6 +358,30 @@ mod tests {
         AnalyzedText {
             title: split(title),
             all,
+        }
+    }
+
+    #[test]
+    fn symbol_words_are_left_to_the_exact_field() {
+        let text = "Senior .NET, C++ and C# (node.js) on CI/CD. Net revenue!";
+        let kept = without_symbol_words(text);
+        assert_eq!(kept.chars().count(), text.chars().count(), "{kept:?}");
+        assert_eq!(
+            kept.split_whitespace().collect::<Vec<_>>(),
+            ["Senior", "and", "on", "Net", "revenue!"]
+        );
+        for plain in [
+            "net",
+            "e-mail",
+            "3",
+            "24",
+            "well-known",
+            "end.",
+            "(rust)",
+            "+",
+            "#",
+        ] {
+            assert_eq!(without_symbol_words(plain), plain, "{plain}");
         }
     }
 
