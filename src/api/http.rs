@@ -979,7 +979,7 @@ pub fn openapi() -> serde_json::Value {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MatchResponse"}}}});
     let filters = json!({"type": "object", "additionalProperties": false, "properties": {
         "archived_only": {"type": "boolean"}, "exclude_hired": {"type": "boolean", "description": "leave out people hired on any of their opportunities"},
-        "location": {"type": "string", "description": "words of the candidate's location, case-insensitive; a last word of 3 letters or more may begin one"}, "tags": {"type": "array", "items": {"type": "string"}},
+        "location": {"type": "string", "description": "words of the candidate's location, ignoring case and accents; a last word of 3 letters or more may begin one"}, "tags": {"type": "array", "items": {"type": "string"}},
         "min_stage": {"type": "string", "description": "stage id or name"},
         "interacted_within_days": {"type": "integer", "minimum": 0},
         "min_rating": {"type": "integer", "minimum": 1, "maximum": 4}}});

@@ -22,7 +22,7 @@ pub struct CandidateRow {
     pub hired: bool,
     /// Archive reason id, when archived.
     pub archive_reason_id: Option<String>,
-    /// Location, lowercase.
+    /// Location, as filters compare it: NFC, lowercase, accents folded (`zurich`).
     pub location: String,
     /// Tags, lowercase.
     pub tags: Vec<String>,
@@ -59,7 +59,7 @@ impl CandidateRow {
             archived: candidate.archived.is_some(),
             hired: candidate.is_hired(reference),
             archive_reason_id: candidate.archived.as_ref().map(|a| a.reason_id.clone()),
-            location: candidate.location.trim().to_lowercase(),
+            location: super::analysis::fold(candidate.location.trim()),
             tags: candidate
                 .tags
                 .iter()

@@ -91,7 +91,7 @@ impl Filters {
         let location = self
             .location
             .as_deref()
-            .map(|l| l.trim().to_lowercase())
+            .map(|l| crate::index::analysis::fold(l.trim()))
             .filter(|l| !l.is_empty());
         let tags = self
             .tags
@@ -388,6 +388,17 @@ mod tests {
         assert!(at("são paulo, sp", "são paulo"));
         assert!(!at("new york, ny", "york new"));
         assert!(!at("berlin", ","), "punctuation alone names nothing");
+        // Accents and Unicode forms fold on both sides, as in keyword search.
+        let zurich = CandidateRow::new(
+            &crate::domain::Candidate {
+                location: "Zu\u{308}rich, Switzerland".into(),
+                ..Default::default()
+            },
+            &ReferenceData::default(),
+        );
+        for needle in ["Zurich", "zürich", "Zu\u{308}rich", "ZÜR"] {
+            assert!(check(f(needle), &zurich), "{needle}");
+        }
     }
 
     #[test]

@@ -114,8 +114,9 @@ pub struct FilterArgs {
     /// Leave out people hired on any of their opportunities (archived with a hired-type reason).
     #[arg(long)]
     pub exclude_hired: bool,
-    /// The candidate's location holds these words, case-insensitive: `CA` finds "San Francisco,
-    /// CA" but not "Chicago"; a last word of three letters or more may begin one (`berl`).
+    /// The candidate's location holds these words, in this order, ignoring case and accents:
+    /// `CA` finds "San Francisco, CA" but not "Chicago", `zurich` finds "Zürich"; a last word of
+    /// three letters or more may begin one (`berl`).
     /// Candidates with no location in Lever are left out.
     #[arg(long)]
     pub location: Option<String>,
