@@ -101,6 +101,25 @@ pub fn fold(word: &str) -> String {
     })
 }
 
+/// The prose field's stem of one word already folded ([`fold`]): `reliability` -> `reliabl`.
+pub fn stem(folded_word: &str) -> String {
+    thread_local! {
+        static STEMMER: RefCell<TextAnalyzer> = RefCell::new(
+            TextAnalyzer::builder(RawTokenizer::default())
+                .filter(Stemmer::new(Language::English))
+                .build(),
+        );
+    }
+    STEMMER.with(|stemmer| {
+        let mut stem = String::new();
+        stemmer
+            .borrow_mut()
+            .token_stream(folded_word)
+            .process(&mut |t| stem.push_str(&t.text));
+        stem
+    })
+}
+
 /// The base of a versioned exact token (`c++17` -> `c++`, `.net6.0` -> `.net`, `c++/17` ->
 /// `c++`), or `None` when the token has no version suffix or its base holds no symbol (`python3`
 /// and `x86` stay whole: the prose field already has such words).

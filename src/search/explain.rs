@@ -334,6 +334,16 @@ fn word_spans(text: &str) -> Vec<(usize, usize)> {
 }
 
 fn matching_term(word: &str, dotted: bool, terms: &[MatchedTerm]) -> Option<usize> {
+    // A stem is usually the start of its words, but not always: `reliability` stems to
+    // `reliabl`. A word that shares a stem's first letters is stemmed to be sure (once).
+    let stemmed = std::cell::OnceCell::new();
+    let stems_to = |word: &str, token: &str| {
+        let (w, t) = (word.as_bytes(), token.as_bytes());
+        w.len() >= 3
+            && t.len() >= 3
+            && w[..3].eq_ignore_ascii_case(&t[..3])
+            && stemmed.get_or_init(|| analysis::stem(&word.to_lowercase())) == token
+    };
     if word.is_ascii() {
         // The common case, compared in place: tokens are lower case already.
         let bytes = word.as_bytes();
@@ -342,9 +352,10 @@ fn matching_term(word: &str, dotted: bool, terms: &[MatchedTerm]) -> Option<usiz
             if t.exact {
                 exact_match(word, dotted, &t.token)
             } else {
-                bytes.len() >= token.len()
+                (bytes.len() >= token.len()
                     && bytes[..token.len()].eq_ignore_ascii_case(token)
-                    && bytes[token.len()..].iter().all(u8::is_ascii_alphanumeric)
+                    && bytes[token.len()..].iter().all(u8::is_ascii_alphanumeric))
+                    || stems_to(word, &t.token)
             }
         });
     }
@@ -354,8 +365,9 @@ fn matching_term(word: &str, dotted: bool, terms: &[MatchedTerm]) -> Option<usiz
         if t.exact {
             exact_match(&folded, dotted, &t.token)
         } else {
-            folded.starts_with(&t.token)
-                && folded[t.token.len()..].chars().all(char::is_alphanumeric)
+            (folded.starts_with(&t.token)
+                && folded[t.token.len()..].chars().all(char::is_alphanumeric))
+                || stems_to(&folded, &t.token)
         }
     })
 }
@@ -509,6 +521,17 @@ mod tests {
             snippet_source(&candidate),
             "Led platform teams. Engineer at Acme. Built APIs. Intern"
         );
+    }
+
+    #[test]
+    fn words_whose_stem_is_not_their_start_are_highlighted() {
+        let s = snippet(
+            "Site reliability engineer; scalability work",
+            &[term("reliabl", false), term("scalabl", false)],
+        )
+        .unwrap();
+        let marked: Vec<&str> = s.highlights.iter().map(|&(a, b)| &s.text[a..b]).collect();
+        assert_eq!(marked, ["reliability", "scalability"]);
     }
 
     #[test]
