@@ -2,6 +2,7 @@
 //! transient failures with exponential backoff and jitter, and lists are paged with Lever's opaque
 //! `offset` tokens (restarting from page 1 when Lever rejects a stale token).
 
+use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -251,6 +252,7 @@ impl LeverClient {
             path: path.to_owned(),
             query,
             next: None,
+            seen_tokens: HashSet::new(),
             done: false,
             restarts: 0,
             _records: PhantomData,
@@ -587,6 +589,9 @@ pub struct Listing<T> {
     path: String,
     query: Vec<(&'static str, String)>,
     next: Option<String>,
+    /// Every paging token this pass of the listing was given: one given again means Lever's
+    /// pages loop, and following them would never end.
+    seen_tokens: HashSet<String>,
     done: bool,
     restarts: u32,
     _records: PhantomData<fn() -> T>,
@@ -615,6 +620,7 @@ impl<T: DeserializeOwned> Listing<T> {
                 {
                     self.restarts += 1;
                     self.next = None;
+                    self.seen_tokens.clear();
                     restarted = true;
                     tracing::warn!(path = %self.path, "lever rejected the paging token; restarting the listing from page 1");
                     continue;
@@ -635,6 +641,9 @@ impl<T: DeserializeOwned> Listing<T> {
                 (true, Some(next)) => {
                     if self.next.as_deref() == Some(next.as_str()) {
                         return Err(self.malformed("the paging token did not advance"));
+                    }
+                    if !self.seen_tokens.insert(next.clone()) {
+                        return Err(self.malformed("a paging token came back, so the pages loop"));
                     }
                     self.next = Some(next);
                 }
@@ -780,6 +789,22 @@ mod tests {
             .await
             .expect("a data object is reported");
         assert_eq!((items.len(), malformed), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_listing_whose_tokens_loop_fails_instead_of_running_forever() {
+        let a = r#"{"data": [{"id": "a"}], "hasNext": true, "next": "A"}"#;
+        let b = r#"{"data": [{"id": "b"}], "hasNext": true, "next": "B"}"#;
+        // Page 1 says A, A says B, B says A again: an endless loop of two pages.
+        let result = list_pages(vec![a, b, a, b, a, b, a, b]).await;
+        match result {
+            Err(Error::Malformed { reason, .. }) => assert!(reason.contains("loop"), "{reason}"),
+            other => panic!("expected a malformed listing, got {other:?}"),
+        }
+        // Distinct tokens still page through.
+        let c = r#"{"data": [{"id": "c"}], "hasNext": false}"#;
+        let (items, _) = list_pages(vec![a, b, c]).await.expect("three pages");
+        assert_eq!(items.len(), 3);
     }
 
     #[test]
