@@ -235,7 +235,7 @@ impl OAuthSession {
             refresh_token: body
                 .refresh_token
                 .unwrap_or_else(|| state.tokens.refresh_token.clone()),
-            expires_at: body.expires_in.map(|s| now_millis() + s * 1000),
+            expires_at: body.expires_in.map(|s| expiry(now_millis(), s)),
         };
         // The old refresh token is now spent: persist the new one before using anything.
         write_tokens(&self.config.token_file, &tokens)?;
@@ -279,11 +279,18 @@ impl Credentials {
     }
 }
 
+/// When a token given `now` (ms) and valid for `expires_in` seconds expires. Saturating: a
+/// huge `expires_in` from the token endpoint must not wrap into a time in the past, which
+/// would refresh the token before every request.
+fn expiry(now: i64, expires_in: i64) -> i64 {
+    now.saturating_add(expires_in.max(0).saturating_mul(1000))
+}
+
 /// Whether the access token is missing or expires within [`EXPIRY_MARGIN`].
 fn expiring(tokens: &Tokens) -> bool {
     match (&tokens.access_token, tokens.expires_at) {
         (None, _) => true,
-        (Some(_), Some(at)) => at - (EXPIRY_MARGIN.as_millis() as i64) <= now_millis(),
+        (Some(_), Some(at)) => at.saturating_sub(EXPIRY_MARGIN.as_millis() as i64) <= now_millis(),
         (Some(_), None) => false,
     }
 }
@@ -401,6 +408,23 @@ fn write_tokens(path: &Path, tokens: &Tokens) -> Result<()> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn huge_or_negative_lifetimes_neither_wrap_nor_panic() {
+        let now = 1_700_000_000_000;
+        assert_eq!(expiry(now, 3600), now + 3_600_000);
+        assert_eq!(expiry(now, 9_223_372_036_854_775), i64::MAX);
+        assert_eq!(expiry(now, i64::MAX), i64::MAX);
+        assert_eq!(expiry(now, -5), now);
+        let tokens = |expires_at| Tokens {
+            access_token: Some("t".into()),
+            refresh_token: "r".into(),
+            expires_at: Some(expires_at),
+        };
+        assert!(!expiring(&tokens(i64::MAX)));
+        // A token file edited to an absurd past time is simply expired.
+        assert!(expiring(&tokens(i64::MIN)));
+    }
 
     #[test]
     fn api_key_header_is_basic_with_blank_password_and_debug_is_redacted() {
