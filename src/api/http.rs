@@ -955,7 +955,9 @@ fn receive_webhook(
     if notice.is_deletion() {
         engine.refresh_pending_deletions();
     }
-    tracing::info!(event = %notice.event, "webhook notice queued");
+    // Debug-formatted: the event name is the sender's text, and a newline in it would forge a
+    // log line.
+    tracing::info!(event = ?notice.event, "webhook notice queued");
     Ok(WebhookAck::queued(true))
 }
 
