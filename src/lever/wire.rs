@@ -301,10 +301,12 @@ impl Opportunity {
                     at: c.updated_at.unwrap_or_default(),
                 })
                 .collect(),
+            // An archived object with a time but no reason is still archived (its reason
+            // unknown); one with neither is treated as null.
             archived: self.archived.as_ref().and_then(|a| {
-                let reason_id = ref_id(&a.reason)?;
-                Some(Archived {
-                    reason_id,
+                let reason_id = ref_id(&a.reason);
+                (reason_id.is_some() || a.archived_at.is_some()).then(|| Archived {
+                    reason_id: reason_id.unwrap_or_default(),
                     archived_at: a.archived_at.unwrap_or_default(),
                 })
             }),
@@ -1012,6 +1014,23 @@ mod tests {
         assert_eq!(c.updated_at, None);
         assert_eq!(c.last_interaction_at, Some(7));
         assert_eq!(c.stage_changes[0].at, 5);
+    }
+
+    #[test]
+    fn an_archived_object_without_a_reason_is_still_archived() {
+        let archived = |value: Value| {
+            let opp: Opportunity =
+                serde_json::from_value(json!({"id": "o1", "archived": value})).expect("parse");
+            opp.to_candidate().archived
+        };
+        let a = archived(json!({"reason": null, "archivedAt": 9})).expect("archived");
+        assert_eq!((a.reason_id.as_str(), a.archived_at), ("", 9));
+        assert_eq!(
+            archived(json!({"reason": "r1"})).map(|a| a.reason_id),
+            Some("r1".into())
+        );
+        assert!(archived(json!({"reason": null, "archivedAt": null})).is_none());
+        assert!(archived(Value::Null).is_none());
     }
 
     #[test]

@@ -188,7 +188,11 @@ pub fn history(candidate: &Candidate, reference: &ReferenceData) -> History {
         archived: candidate.archived.as_ref().map(|a| {
             let reason = reference.archive_reason(&a.reason_id);
             ArchiveInfo {
-                reason: reason.map_or_else(|| a.reason_id.clone(), |r| r.text.clone()),
+                reason: match reason {
+                    Some(r) => r.text.clone(),
+                    None if a.reason_id.is_empty() => "reason unknown".to_owned(),
+                    None => a.reason_id.clone(),
+                },
                 hired: reason.is_some_and(|r| r.reason_type == ArchiveReasonType::Hired),
                 archived_at: a.archived_at,
             }
