@@ -1,13 +1,27 @@
 //! Plain text from resume files: PDF (pdf-extract, panics contained), DOCX (the zip's
 //! `word/document.xml`: `w:t` runs, `w:p` paragraphs, `w:tab` and `w:br`) and TXT (UTF-8, lossy).
-//! Corrupt input gives a typed error, never a panic.
+//! Corrupt input gives a typed error, never a panic; [`extract_within`] also bounds the time and
+//! gives deeply nested files a large stack.
 
 use std::io::Read;
+use std::time::Duration;
 
 use quick_xml::events::Event;
 
 /// Largest decompressed `word/document.xml` read, against zip bombs.
 const MAX_DOCX_XML_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest one file's extraction may take in [`extract_within`]. A PDF whose page tree loops
+/// keeps the parser busy forever; a real 25 MB resume takes seconds.
+pub const EXTRACTION_DEADLINE: Duration = Duration::from_secs(120);
+/// Stack of an extraction thread: the PDF parser recurses once per nesting level, and a file of
+/// 200,000 nested arrays overflowed the 2 MiB of a worker thread (which aborts the process; no
+/// `catch_unwind` contains it). [`MAX_PDF_NESTING`] refuses such files before parsing; this
+/// stack holds nesting well past it (about 40,000 levels in a debug build), for what the raw
+/// bytes hide (compressed object streams). Only the pages it touches are backed by memory.
+const EXTRACTION_STACK_BYTES: usize = 256 << 20;
+/// Deepest nesting of arrays and dictionaries in a PDF's bytes that is parsed at all (real
+/// files nest a few levels; random bytes of compressed streams drift to a few hundred).
+const MAX_PDF_NESTING: usize = 10_000;
 
 /// A file format rediscover extracts text from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +64,15 @@ pub enum Error {
         /// The declared format.
         expected: &'static str,
     },
+    /// The extraction did not end within its deadline (a malformed structure that loops).
+    #[error("extraction took longer than {seconds} s and was abandoned")]
+    TimedOut {
+        /// The deadline, in seconds.
+        seconds: u64,
+    },
+    /// No thread could be started for the extraction (out of memory or threads).
+    #[error("no thread could be started for the extraction")]
+    NoThread,
 }
 
 /// Extracts plain text from `bytes` in `format`. The result has `\n` line ends, no trailing
@@ -63,9 +86,49 @@ pub fn extract(format: Format, bytes: &[u8]) -> Result<String, Error> {
     Ok(tidy(&raw))
 }
 
+/// [`extract`] on a thread of its own with a large stack, given up after `deadline`. A file the
+/// parser loops on leaves its thread running until the process ends; the caller gets
+/// [`Error::TimedOut`] and should not try that file again.
+pub async fn extract_within(
+    format: Format,
+    bytes: Vec<u8>,
+    deadline: Duration,
+) -> Result<String, Error> {
+    run_within(deadline, move || extract(format, &bytes))
+        .await
+        .and_then(|result| result)
+}
+
+/// Runs `work` on a new thread with [`EXTRACTION_STACK_BYTES`] of stack and waits at most
+/// `deadline` for it.
+async fn run_within<T: Send + 'static>(
+    deadline: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("extract".into())
+        .stack_size(EXTRACTION_STACK_BYTES)
+        .spawn(move || {
+            let _ = done.send(work());
+        })
+        .map_err(|_| Error::NoThread)?;
+    match tokio::time::timeout(deadline, result).await {
+        Ok(Ok(value)) => Ok(value),
+        // The thread ended without an answer: it panicked outside the PDF parser's guard.
+        Ok(Err(_)) => Err(Error::PdfPanic),
+        Err(_) => Err(Error::TimedOut {
+            seconds: deadline.as_secs(),
+        }),
+    }
+}
+
 fn pdf(bytes: &[u8]) -> Result<String, Error> {
     if !bytes.starts_with(b"%PDF") && !bytes.windows(5).take(1024).any(|w| w == b"%PDF-") {
         return Err(Error::WrongFormat { expected: "pdf" });
+    }
+    if nesting_exceeds(bytes, MAX_PDF_NESTING) {
+        return Err(Error::Pdf("nesting too deep".to_owned()));
     }
     // pdf-extract panics on some malformed files; contain it and report it as an error.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -76,6 +139,34 @@ fn pdf(bytes: &[u8]) -> Result<String, Error> {
         Ok(Err(e)) => Err(Error::Pdf(pdf_error_kind(&e).to_owned())),
         Err(_) => Err(Error::PdfPanic),
     }
+}
+
+/// Whether `[` / `<<` open more than `max` levels before their `]` / `>>` close them anywhere
+/// in `bytes`: the parser recurses once per level, and no stack holds millions.
+fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let pair = |c: u8| bytes.get(i + 1) == Some(&c);
+        match bytes[i] {
+            b'[' => depth += 1,
+            b']' => depth = depth.saturating_sub(1),
+            b'<' if pair(b'<') => {
+                depth += 1;
+                i += 1;
+            }
+            b'>' if pair(b'>') => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => {}
+        }
+        if depth > max {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 fn pdf_error_kind(e: &pdf_extract::OutputError) -> &'static str {
@@ -192,6 +283,76 @@ fn tidy(raw: &str) -> String {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// A one-page PDF (with its cross-reference table) whose catalog holds `depth` nested
+    /// arrays.
+    fn deeply_nested_pdf(depth: usize) -> Vec<u8> {
+        let catalog = format!(
+            "<< /Type /Catalog /Pages 2 0 R /X {}{} >>",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let objects = [
+            catalog.as_str(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+        ];
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in objects.iter().enumerate() {
+            offsets.push(pdf.len());
+            pdf.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = pdf.len();
+        pdf.extend_from_slice(b"xref\n0 4\n0000000000 65535 f \n");
+        for offset in offsets {
+            pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+        }
+        pdf.extend_from_slice(
+            format!("trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+        );
+        pdf
+    }
+
+    #[tokio::test]
+    async fn a_deeply_nested_pdf_is_refused_or_survived_never_an_abort() {
+        // 200,000 levels on a worker thread's 2 MiB stack aborted the whole process.
+        let outcome = extract(Format::Pdf, &deeply_nested_pdf(200_000));
+        assert_eq!(outcome, Err(Error::Pdf("nesting too deep".into())));
+        // Below the refusal, the extraction thread's stack holds the parser's recursion.
+        let outcome = extract_within(
+            Format::Pdf,
+            deeply_nested_pdf(MAX_PDF_NESTING - 1),
+            Duration::from_secs(60),
+        )
+        .await;
+        assert!(
+            !matches!(outcome, Err(Error::TimedOut { .. }) | Err(Error::NoThread)),
+            "{outcome:?}"
+        );
+        assert!(!nesting_exceeds(
+            b"<< /A [1 2 [3]] /B << /C >> >> ]]]] [[",
+            3
+        ));
+        assert!(nesting_exceeds(b"[[[[", 3));
+        assert!(nesting_exceeds(b"<<<<<<[[", 3));
+    }
+
+    #[tokio::test]
+    async fn work_past_the_deadline_is_abandoned_with_a_typed_error() {
+        let started = std::time::Instant::now();
+        let outcome = run_within(Duration::from_millis(100), || {
+            std::thread::sleep(Duration::from_secs(3));
+        })
+        .await;
+        assert_eq!(outcome, Err(Error::TimedOut { seconds: 0 }));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // Work that ends in time gives its answer, and a panic is a typed error.
+        assert_eq!(run_within(Duration::from_secs(5), || 7).await, Ok(7));
+        let panicked: Result<(), Error> =
+            run_within(Duration::from_secs(5), || panic!("parser bug")).await;
+        assert_eq!(panicked, Err(Error::PdfPanic));
+    }
 
     fn make_docx(document_xml: &str) -> Vec<u8> {
         let mut cursor = std::io::Cursor::new(Vec::new());

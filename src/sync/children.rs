@@ -184,10 +184,14 @@ async fn resume_with_text(
     };
     stats.resumes_downloaded += 1;
     let marker = extractions.begin(&resume.id);
-    let extracted = tokio::task::spawn_blocking(move || extract::extract(format, &bytes))
-        .await
-        .unwrap_or(Err(extract::Error::PdfPanic));
-    drop(marker);
+    let extracted = extract::extract_within(format, bytes, extract::EXTRACTION_DEADLINE).await;
+    if matches!(extracted, Err(extract::Error::TimedOut { .. })) {
+        // Its thread may loop until the process ends: later runs skip this file, as they do
+        // one an earlier process died on.
+        marker.keep();
+    } else {
+        drop(marker);
+    }
     match extracted {
         Ok(text) => {
             resume.text = Some(text);

@@ -4,7 +4,7 @@
 //!
 //! Invariants:
 //! - A marker (`DATA/extracting/<resume id>`) exists while its file is extracted and is removed
-//!   when the extraction returns, whatever it returned.
+//!   when the extraction returns, whatever it returned, unless it ran past its deadline.
 //! - Markers found when a run starts (with the store's lock held, so no other sync is running)
 //!   are of extractions an earlier process never finished: those files are not extracted again.
 //!   Their markers stay, so later runs skip them too; removing the folder tries them again.
@@ -69,6 +69,14 @@ impl Extractions {
 #[derive(Debug)]
 pub(crate) struct Marker {
     path: Option<PathBuf>,
+}
+
+impl Marker {
+    /// Leaves the marker in place: an extraction that never ended, so later runs skip the
+    /// file as they skip one an earlier process died on.
+    pub(crate) fn keep(mut self) {
+        self.path = None;
+    }
 }
 
 impl Drop for Marker {
