@@ -393,7 +393,10 @@ pub(super) fn print_table(
         writeln!(
             out,
             "{:>3}. {}{}  [score {:.4}]",
-            hit.rank, hit.name, headline, hit.score
+            hit.rank,
+            terminal_safe(&hit.name),
+            terminal_safe(&headline),
+            hit.score
         )?;
         let mut why = Vec::new();
         if let Some(k) = e.keyword {
@@ -417,22 +420,30 @@ pub(super) fn print_table(
             };
             why.push(format!("matches: {}{more}", words.join(", ")));
         }
-        writeln!(out, "     why: {}", why.join(" | "))?;
-        writeln!(out, "     history: {}", history_line(&e.history))?;
+        writeln!(out, "     why: {}", terminal_safe(&why.join(" | ")))?;
+        writeln!(
+            out,
+            "     history: {}",
+            terminal_safe(&history_line(&e.history))
+        )?;
         if let Some(snippet) = &e.snippet {
             writeln!(
                 out,
                 "     \"...{}...\"",
-                highlighted(&snippet.text, &snippet.highlights)
+                terminal_safe(&highlighted(&snippet.text, &snippet.highlights))
             )?;
         } else if let Some(s) = &e.semantic {
-            writeln!(out, "     passage: \"{}\"", shorten(&s.passage, 200))?;
+            writeln!(
+                out,
+                "     passage: \"{}\"",
+                terminal_safe(&shorten(&s.passage, 200))
+            )?;
         }
         for line in other_opportunity_lines(&e.other_histories, &hit.other_opportunity_ids) {
-            writeln!(out, "     {line}")?;
+            writeln!(out, "     {}", terminal_safe(&line))?;
         }
         if !e.history.profile_url.is_empty() {
-            writeln!(out, "     {}", e.history.profile_url)?;
+            writeln!(out, "     {}", terminal_safe(&e.history.profile_url))?;
         }
     }
     writeln!(
@@ -497,6 +508,25 @@ fn other_opportunity_lines(histories: &[search::OtherHistory], ids: &[String]) -
         lines.push(format!("  and {}", id_list(&rest)));
     }
     lines
+}
+
+/// `text` as one line a terminal shows as it is: control characters (escape sequences, carriage
+/// returns, new lines) and bidirectional overrides, which candidate-written text may hold, become
+/// U+FFFD, so a name cannot clear the screen, recolour it or forge a result line.
+fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if text.chars().any(unsafe_char) {
+        std::borrow::Cow::Owned(
+            text.chars()
+                .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 fn history_line(h: &search::History) -> String {
@@ -570,6 +600,22 @@ fn shorten(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidate_text_cannot_drive_the_terminal() {
+        let name =
+            "Eve\u{1b}[2J\u{1b}[1;31mOWNED\u{1b}[0m\r\n  2. Fake Person \u{202e}gnp.exe\u{7}";
+        let safe = terminal_safe(name);
+        assert!(
+            !safe.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{safe:?}"
+        );
+        assert!(safe.starts_with("Eve\u{fffd}[2J") && safe.contains("Fake Person"));
+        assert!(matches!(
+            terminal_safe("Zoë Müller - C++"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn dates_render_in_utc() {
