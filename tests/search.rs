@@ -1671,6 +1671,15 @@ async fn http_match_postings_candidates_health_and_errors() {
     );
     let (status, json) = call(&router, "GET", "/v1/candidates/rust-gone", None, tok).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{json}");
+    // An id that is not UTF-8 gets the API's JSON error like any other bad request.
+    let (status, json) = call(&router, "GET", "/v1/candidates/%FF%FE", None, tok).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("opportunity id")),
+        "{json}"
+    );
 
     let (status, json) = call(&router, "GET", "/healthz", None, None).await;
     assert_eq!(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -845,8 +845,15 @@ async fn postings_handler(State(state): State<AppState>) -> Result<Json<Postings
 
 async fn candidate_handler(
     State(state): State<AppState>,
-    Path(opportunity_id): Path<String>,
+    opportunity_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CandidateJson>, ApiError> {
+    // An id that is not UTF-8 once percent-decoded gets the API's JSON error, not axum's text.
+    let Path(opportunity_id) = opportunity_id.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bad opportunity id in the path: {}", rejection.body_text()),
+        )
+    })?;
     let engine = Arc::clone(&state.engine);
     let details = state
         .query(move || engine.candidate(&opportunity_id))
