@@ -10,6 +10,16 @@ use subtle::ConstantTimeEq;
 use super::wire::{Webhook, created_webhook, new_webhook, safe_reason};
 use super::{Error, LeverClient};
 
+/// Longest opportunity id a delivery may name (Lever's are 36-character UUIDs).
+pub const MAX_ID_BYTES: usize = 200;
+
+/// Whether `id` can be an opportunity id: Lever's are UUIDs, so an empty one, one longer than
+/// [`MAX_ID_BYTES`] or one holding a control character is not queued. A huge one would make
+/// every later sync ask Lever for an address too long to serve, and never leave the inbox.
+pub fn plausible_id(id: &str) -> bool {
+    !id.trim().is_empty() && id.len() <= MAX_ID_BYTES && !id.chars().any(char::is_control)
+}
+
 /// The candidate events worth a sync's attention, in the order they are subscribed.
 pub const CANDIDATE_EVENTS: &[&str] = &[
     "candidateStageChange",
@@ -82,11 +92,14 @@ pub struct WebhookData {
 
 impl WebhookEvent {
     /// The opportunity the event is about (`opportunityId`, else `candidateId`).
+    ///
+    /// An id that cannot be Lever's is `None` (see [`plausible_id`]).
     pub fn opportunity_id(&self) -> Option<&str> {
         self.data
             .opportunity_id
             .as_deref()
             .or(self.data.candidate_id.as_deref())
+            .filter(|id| plausible_id(id))
     }
 
     /// Whether the delivery is signed with `signature_token`.
@@ -184,6 +197,23 @@ mod tests {
         assert_eq!(event.data.to_stage_id.as_deref(), Some("offer"));
         assert!(event.verify(KEY));
         assert!(!event.verify("wrong"));
+    }
+
+    #[test]
+    fn an_id_that_cannot_be_levers_is_not_named() {
+        let id_of = |id: &str| {
+            let body =
+                serde_json::json!({"event": "candidateStageChange", "data": {"opportunityId": id}});
+            parse_event(body.to_string().as_bytes())
+                .expect("parse")
+                .opportunity_id()
+                .map(str::to_owned)
+        };
+        let uuid = "7a1e3c52-9b04-4d8f-a6e2-1c5b9d0f3e47";
+        assert_eq!(id_of(uuid).as_deref(), Some(uuid));
+        assert_eq!(id_of(&"a".repeat(250_000)), None);
+        assert_eq!(id_of("o1\nforged"), None);
+        assert_eq!(id_of("  "), None);
     }
 
     #[test]
