@@ -87,8 +87,10 @@ impl Drop for Marker {
     }
 }
 
-/// A file name for a resume id: Lever's ids are UUIDs; anything else is hex-encoded.
+/// A file name for a resume id: Lever's ids are UUIDs; anything else is named by its sha256, so
+/// two long ids that share a beginning never share a marker.
 fn marker_name(resume_id: &str) -> String {
+    use sha2::{Digest, Sha256};
     let plain = !resume_id.is_empty()
         && resume_id.len() <= 100
         && resume_id
@@ -97,8 +99,9 @@ fn marker_name(resume_id: &str) -> String {
     if plain {
         resume_id.to_owned()
     } else {
-        let hex: String = resume_id.bytes().map(|b| format!("{b:02x}")).collect();
-        format!("x{}", &hex[..hex.len().min(200)])
+        let digest = Sha256::digest(resume_id.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("x{hex}")
     }
 }
 
@@ -126,5 +129,19 @@ mod tests {
             std::fs::read_dir(dir.path().join(FOLDER)).unwrap().count(),
             2
         );
+    }
+
+    #[test]
+    fn a_kept_marker_stays_and_long_ids_sharing_a_beginning_get_their_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = Extractions::open(dir.path());
+        run.begin("r-3").keep();
+        assert!(Extractions::open(dir.path()).unfinished("r-3"));
+        let long = "é".repeat(150);
+        let (a, b) = (format!("{long}a"), format!("{long}b"));
+        assert_ne!(marker_name(&a), marker_name(&b));
+        std::mem::forget(run.begin(&a));
+        let next = Extractions::open(dir.path());
+        assert!(next.unfinished(&a) && !next.unfinished(&b));
     }
 }
