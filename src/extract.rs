@@ -10,6 +10,9 @@ use quick_xml::events::Event;
 
 /// Largest decompressed `word/document.xml` read, against zip bombs.
 const MAX_DOCX_XML_BYTES: u64 = 64 * 1024 * 1024;
+/// Most bytes of text kept from one file (a long academic CV is about 150 KB of text). A
+/// 200 KB DOCX of repeated runs unpacks to tens of MB, all of it stored and keyword-indexed.
+pub const MAX_TEXT_BYTES: usize = 2 * 1024 * 1024;
 /// Longest one file's extraction may take in [`extract_within`]. A PDF whose page tree loops
 /// keeps the parser busy forever; a real 25 MB resume takes seconds.
 pub const EXTRACTION_DEADLINE: Duration = Duration::from_secs(120);
@@ -76,14 +79,23 @@ pub enum Error {
 }
 
 /// Extracts plain text from `bytes` in `format`. The result has `\n` line ends, no trailing
-/// spaces, and at most one blank line in a row.
+/// spaces, and at most one blank line in a row, and holds at most [`MAX_TEXT_BYTES`] (cut at a
+/// character boundary).
 pub fn extract(format: Format, bytes: &[u8]) -> Result<String, Error> {
     let raw = match format {
         Format::Pdf => pdf(bytes)?,
         Format::Docx => docx(bytes)?,
         Format::Txt => txt(bytes),
     };
-    Ok(tidy(&raw))
+    let mut text = tidy(&raw);
+    if text.len() > MAX_TEXT_BYTES {
+        let mut end = MAX_TEXT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    Ok(text)
 }
 
 /// [`extract`] on a thread of its own with a large stack, given up after `deadline`. A file the
@@ -414,5 +426,20 @@ mod tests {
         assert_eq!(text, "line one\n\n\u{FFFD}line two");
         assert_eq!(Format::from_ext(".PDF"), Some(Format::Pdf));
         assert_eq!(Format::from_ext("doc"), None);
+    }
+
+    #[test]
+    fn text_past_the_cap_is_cut_at_a_character_boundary() {
+        // A small DOCX whose runs unpack to more text than any resume holds.
+        let run = "<w:p><w:r><w:t>Zoë ünïcode text that repeats</w:t></w:r></w:p>";
+        let xml = format!(
+            "<w:document><w:body>{}</w:body></w:document>",
+            run.repeat(90_000)
+        );
+        let docx = make_docx(&xml);
+        assert!(docx.len() < 200_000, "{} bytes", docx.len());
+        let text = extract(Format::Docx, &docx).expect("docx");
+        assert!(text.len() <= MAX_TEXT_BYTES && text.len() > MAX_TEXT_BYTES - 4);
+        assert!(text.starts_with("Zoë ünïcode"));
     }
 }
