@@ -272,7 +272,7 @@ impl Store {
             segments,
             reference,
         };
-        store.check_catalog()?;
+        store.check_catalog();
         Ok(store)
     }
 
@@ -389,25 +389,30 @@ impl Store {
         }
     }
 
-    fn check_catalog(&self) -> Result<()> {
-        for entry in &self.catalog {
-            let map = self.segments.get(&entry.segment);
-            let fits = map.is_some_and(|m| {
-                (entry.offset as usize)
-                    .checked_add(format::HEADER_LEN + entry.len as usize)
-                    .is_some_and(|end| end <= m.len())
-            });
-            if !fits {
-                return Err(Error::corrupt(
-                    &segment_path(&self.dir, entry.segment),
-                    format!(
-                        "record of opportunity {} lies outside the segment",
-                        entry.id
-                    ),
-                ));
-            }
+    /// Warns about records the catalog places beyond the end of their segment (a truncated
+    /// file: a full disk, an interrupted copy). They are not an error for the store: each reads
+    /// as corrupt, like a record whose checksum fails, so answers leave that person out and the
+    /// next sync replaces or drops the record while every other record stays readable.
+    fn check_catalog(&self) {
+        let outside = self
+            .catalog
+            .iter()
+            .filter(|entry| {
+                let map = self.segments.get(&entry.segment);
+                !map.is_some_and(|m| {
+                    (entry.offset as usize)
+                        .checked_add(format::HEADER_LEN + entry.len as usize)
+                        .is_some_and(|end| end <= m.len())
+                })
+            })
+            .count();
+        if outside > 0 {
+            tracing::warn!(
+                records = outside,
+                store = %self.dir.display(),
+                "store records lie beyond the end of a truncated segment; they read as corrupt and the next sync fetches them again"
+            );
         }
-        Ok(())
     }
 }
 

@@ -275,6 +275,46 @@ fn a_corrupt_record_is_an_error_not_a_panic() {
     assert!(matches!(store.get("a"), Err(Error::Corrupt { .. })));
 }
 
+#[test]
+fn a_truncated_segment_loses_only_the_records_it_cut() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (
+        candidate("a", "c1", "first"),
+        candidate("b", "c2", "second"),
+    );
+    commit_all(tmp.path(), &[a.clone(), b.clone()]);
+    let (path, cut) = {
+        let store = Store::open(tmp.path()).expect("open");
+        let last = store
+            .catalog
+            .iter()
+            .max_by_key(|e| e.offset)
+            .expect("a record");
+        (
+            segment_path(&store_dir(tmp.path()), last.segment),
+            last.id.clone(),
+        )
+    };
+    let len = fs::metadata(&path).expect("stat").len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(len - 10))
+        .expect("truncate");
+    // The store opens; the cut record reads as corrupt, the other one reads back.
+    let store = Store::open(tmp.path()).expect("a truncated segment still opens");
+    assert!(matches!(store.get(&cut), Err(Error::Corrupt { .. })));
+    let kept = if cut == "a" { &b } else { &a };
+    assert_eq!(store.get(&kept.id).expect("readable").as_ref(), Some(kept));
+    drop(store);
+    // The next sync's upsert of the cut record repairs it.
+    let again = if cut == "a" { &a } else { &b };
+    let commit = commit_all(tmp.path(), std::slice::from_ref(again));
+    assert_eq!(commit.changed, [cut.clone()]);
+    let store = Store::open(tmp.path()).expect("open");
+    assert_eq!(store.get(&cut).expect("readable").as_ref(), Some(again));
+}
+
 /// Flips the last byte of the stored record of `id`, so its checksum fails.
 fn corrupt_record(dir: &Path, id: &str) {
     let (path, at) = {
