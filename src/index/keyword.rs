@@ -101,25 +101,38 @@ impl std::fmt::Debug for KeywordIndex {
 }
 
 impl KeywordIndex {
-    /// Opens the keyword index in `dir` (memory-mapped).
+    /// Opens the keyword index in `dir` (memory-mapped), every segment file included, without
+    /// writing anything there (a read-only data folder can be searched). A file that is
+    /// missing, truncated or unreadable as an index is [`Error::Corrupt`].
     pub fn open(dir: &Path) -> Result<KeywordIndex, Error> {
-        let err = keyword_error(dir);
-        let index = Index::open_in_dir(dir).map_err(&err)?;
+        let err = |e: tantivy::TantivyError| match e {
+            tantivy::TantivyError::DataCorruption(_)
+            | tantivy::TantivyError::OpenReadError(_)
+            | tantivy::TantivyError::OpenDirectoryError(_)
+            | tantivy::TantivyError::IoError(_) => Error::Corrupt {
+                path: dir.to_path_buf(),
+                reason: format!("keyword index unreadable: {e}"),
+            },
+            e => keyword_error(dir)(e),
+        };
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| err(tantivy::TantivyError::from(e)))?;
+        let index = Index::open(Immutable(directory)).map_err(err)?;
         register_tokenizers(&index)?;
         let fields = fields_of(&index.schema(), dir)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
-            .map_err(&err)?;
+            .map_err(err)?;
         let searcher = reader.searcher();
         let ordinals = searcher
             .segment_readers()
             .iter()
             .map(|s| s.fast_fields().u64("ordinal"))
             .collect::<tantivy::Result<Vec<_>>>()
-            .map_err(&err)?;
-        let query_tokenizers = analysis::query_manager().map_err(&err)?;
+            .map_err(err)?;
+        let query_tokenizers = analysis::query_manager().map_err(err)?;
         Ok(KeywordIndex {
             index,
             reader,
@@ -408,6 +421,68 @@ fn analyze_with(
     let mut stream = analyzer.token_stream(text);
     stream.process(&mut |t| out.push(t.text.clone()));
     out
+}
+
+/// A published generation's keyword directory, read as it is: its files never change, so
+/// readers take no lock. tantivy's reader otherwise creates a lock file while it opens the
+/// segments, which fails in a read-only data folder.
+#[derive(Debug, Clone)]
+struct Immutable(tantivy::directory::MmapDirectory);
+
+impl tantivy::Directory for Immutable {
+    fn get_file_handle(
+        &self,
+        path: &Path,
+    ) -> Result<
+        std::sync::Arc<dyn tantivy::directory::FileHandle>,
+        tantivy::directory::error::OpenReadError,
+    > {
+        self.0.get_file_handle(path)
+    }
+
+    fn delete(&self, path: &Path) -> Result<(), tantivy::directory::error::DeleteError> {
+        self.0.delete(path)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool, tantivy::directory::error::OpenReadError> {
+        self.0.exists(path)
+    }
+
+    fn open_write(
+        &self,
+        path: &Path,
+    ) -> Result<tantivy::directory::WritePtr, tantivy::directory::error::OpenWriteError> {
+        self.0.open_write(path)
+    }
+
+    fn atomic_read(
+        &self,
+        path: &Path,
+    ) -> Result<Vec<u8>, tantivy::directory::error::OpenReadError> {
+        self.0.atomic_read(path)
+    }
+
+    fn atomic_write(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+        self.0.atomic_write(path, data)
+    }
+
+    fn sync_directory(&self) -> std::io::Result<()> {
+        self.0.sync_directory()
+    }
+
+    fn acquire_lock(
+        &self,
+        _lock: &tantivy::directory::Lock,
+    ) -> Result<tantivy::directory::DirectoryLock, tantivy::directory::error::LockError> {
+        Ok(tantivy::directory::DirectoryLock::from(Box::new(())))
+    }
+
+    fn watch(
+        &self,
+        watch_callback: tantivy::directory::WatchCallback,
+    ) -> tantivy::Result<tantivy::directory::WatchHandle> {
+        self.0.watch(watch_callback)
+    }
 }
 
 fn keyword_error(dir: &Path) -> impl Fn(tantivy::TantivyError) -> Error + '_ {
