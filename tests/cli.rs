@@ -963,6 +963,45 @@ fn versioned_and_accented_words_are_found_by_their_plain_form() {
     );
 }
 
+/// A truncated keyword segment file is damage like any other: queries name the remedy, and the
+/// next sync with changes rebuilds instead of linking the damaged file into its new generation.
+#[test]
+fn a_sync_rebuilds_a_damaged_keyword_segment() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mock = MockProcess::start(8, 32);
+    assert_eq!(sync(&mock, &data)["index_action"], "rebuilt");
+    let current = std::fs::read_to_string(data.join("index").join("CURRENT")).expect("pointer");
+    let keyword = data.join("index").join(current.trim()).join("keyword");
+    let largest = std::fs::read_dir(&keyword)
+        .expect("keyword dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a segment file");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&largest)
+        .and_then(|f| f.set_len(100))
+        .expect("truncate");
+    let output = rediscover()
+        .args(["match", "--text", "engineer", "--data"])
+        .arg(&data)
+        .output()
+        .expect("run match");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("rediscover index"), "{stderr}");
+    mock.control(
+        "/_mock/mutate",
+        serde_json::json!({"op": "add_candidates", "count": 2, "seed": 5}),
+    );
+    let report = sync(&mock, &data);
+    assert_eq!(report["index_action"], "rebuilt", "{report}");
+    assert!(!match_ids(&data, "engineer").is_empty());
+}
+
 /// A damaged index pointer stops queries with its remedy; the next sync rebuilds the indexes
 /// from the store (reusing nothing it cannot read) instead of failing too.
 #[test]

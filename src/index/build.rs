@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::cache::VectorCache;
 use super::chunk::{self, Passage};
 use super::generation::{self, Meta};
-use super::keyword::KeywordWriter;
+use super::keyword::{KeywordIndex, KeywordWriter};
 use super::vector::VectorWriter;
 use super::{CandidateRow, Embedder, Error, IndexStats, Progress, ProgressEvent, rows};
 use sha2::{Digest, Sha256};
@@ -110,6 +110,10 @@ pub fn update(
         );
     };
     let meta = generation::read_meta(&prev)?;
+    // The next generation links the previous one's segment files: a damaged one would be
+    // carried into every later generation. Opening them all finds it (`Error::Corrupt`, which
+    // the caller answers with a rebuild).
+    KeywordIndex::open(&prev.join(KEYWORD_DIR))?;
     let settings_changed = meta
         .embedding_settings
         .as_deref()
