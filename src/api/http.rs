@@ -863,11 +863,15 @@ async fn candidate_handler(
 
 async fn health_handler(State(state): State<AppState>) -> Json<HealthJson> {
     let engine = Arc::clone(&state.engine);
+    // The store on disk, not the snapshot's: a snapshot keeps the store it was opened with
+    // while a newer index generation fails to open, and answers then miss what it added.
     let generations = tokio::task::spawn_blocking(move || {
-        engine
-            .snapshot()
-            .ok()
-            .map(|s| (s.generation(), s.store.generation()))
+        engine.snapshot().ok().map(|s| {
+            let committed = crate::store::Store::committed_generation(engine.data_dir())
+                .unwrap_or(0)
+                .max(s.store.generation());
+            (s.generation(), committed)
+        })
     })
     .await
     .ok()
