@@ -993,6 +993,14 @@ fn a_sync_rebuilds_a_damaged_keyword_segment() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("rediscover index"), "{stderr}");
+    let status = rediscover()
+        .args(["status", "--json", "--data"])
+        .arg(&data)
+        .output()
+        .expect("status");
+    assert_eq!(status.status.code(), Some(1), "status names the damage");
+    let error = last_json_line(&status)["index_error"].to_string();
+    assert!(error.contains("rediscover index"), "{error}");
     mock.control(
         "/_mock/mutate",
         serde_json::json!({"op": "add_candidates", "count": 2, "seed": 5}),

@@ -367,9 +367,10 @@ async fn scripted_lever_faults_and_odd_files_are_recorded_and_candidates_kept() 
     );
 }
 
-/// A resume file whose extraction an earlier run never finished (the process died or hung in
-/// it, which no panic guard contains) is not extracted again: the candidate is stored without
-/// that text, and every other file is extracted as usual.
+/// A resume file whose extraction earlier runs never finished twice (the process died or hung
+/// in it, which no panic guard contains) is not extracted again: the candidate is stored
+/// without that text, and every other file is extracted as usual. A file with one unfinished
+/// extraction (the process may have been stopped while it read a good resume) is tried again.
 #[tokio::test]
 async fn a_resume_file_that_killed_an_earlier_run_is_not_extracted_again() {
     let mut script = Script {
@@ -388,10 +389,11 @@ async fn a_resume_file_that_killed_an_earlier_run_is_not_extracted_again() {
     }
     let url = serve(Arc::new(script)).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    // What a run that died extracting r1 leaves behind.
+    // What runs that died extracting r1 twice, and r2 once, leave behind.
     let markers = dir.path().join("extracting");
     std::fs::create_dir_all(&markers).expect("markers");
-    std::fs::write(markers.join("r1"), b"").expect("marker");
+    std::fs::write(markers.join("r1"), b"2").expect("marker");
+    std::fs::write(markers.join("r2"), b"1").expect("marker");
 
     let report = run(options(dir.path(), &url, KEY)).await.expect("sync");
     assert_eq!(report.opportunities_failed, 0, "{report:?}");
@@ -403,12 +405,13 @@ async fn a_resume_file_that_killed_an_earlier_run_is_not_extracted_again() {
         store["o1"].resumes[0].text_status
     );
     assert_eq!(store["o2"].resume_text(), Some("Resume text of o2"));
-    // r1's marker stays (later runs skip it too); r2's is gone with its extraction.
+    // r1's marker stays (later runs skip it too); r2's is gone with its second extraction.
     let left: Vec<String> = std::fs::read_dir(&markers)
         .expect("markers")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, vec!["r1"]);
+    assert_eq!(rediscover::sync::skipped_resume_files(dir.path()), 1);
 }
 
 /// A resume file Lever keeps failing to send (5xx after every retry) does not keep a new

@@ -323,20 +323,16 @@ impl Indexes {
     }
 }
 
-/// Counts and size of the current generation from its `meta.json` alone, without opening it
-/// (for `rediscover status`); `None` when there is no index yet.
+/// Counts and size of the current generation, after opening all of it (for `rediscover
+/// status`); `None` when there is no index yet.
 pub fn current_stats(data_dir: &Path) -> Result<Option<IndexStats>, Error> {
-    let Some(dir) = generation::current_dir(data_dir)? else {
-        return Ok(None);
-    };
-    let meta = generation::read_meta(&dir)?;
-    Ok(Some(IndexStats {
-        generation: meta.generation,
-        candidates: meta.candidates,
-        vectors: meta.vectors,
-        tombstones: meta.tombstones,
-        bytes_on_disk: dir_size(&dir),
-    }))
+    // Opened whole (every segment, row and vector file), so damage shows here as it would
+    // in a query.
+    match Indexes::open(data_dir) {
+        Ok(indexes) => Ok(Some(indexes.stats())),
+        Err(Error::Missing { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opportunity id -> ordinal of its live row.

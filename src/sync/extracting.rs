@@ -1,60 +1,97 @@
 //! Markers of resume files being turned into text, so a file that kills or hangs the process
 //! (a PDF whose drawing recurses without end, a compression bomb: no `catch_unwind` contains a
-//! stack overflow, a failed allocation or an endless loop) costs one run, not every run.
+//! stack overflow, a failed allocation or an endless loop) costs two runs, not every run.
 //!
 //! Invariants:
 //! - A marker (`DATA/extracting/<resume id>`) exists while its file is extracted and is removed
 //!   when the extraction returns, whatever it returned, unless it ran past its deadline.
-//! - Markers found when a run starts (with the store's lock held, so no other sync is running)
-//!   are of extractions an earlier process never finished: those files are not extracted again.
-//!   Their markers stay, so later runs skip them too; removing the folder tries them again.
-//! - A marker's name is a resume id (no personal data) and it is empty.
+//! - A marker holds how many extractions of its file never finished. One found when a run
+//!   starts (with the store's lock held, so no other sync is running) is of an extraction an
+//!   earlier process never finished. Once is not enough to blame the file (the process may have
+//!   been stopped, or killed for memory, while it read a good resume): the file is tried once
+//!   more. After [`STRIKES`] unfinished extractions, or one past its deadline, it is not
+//!   extracted again; its marker stays, so later runs skip it too, and removing the folder
+//!   tries it again.
+//! - A marker's name is a resume id or its sha256 (no personal data); it holds a number.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The folder of markers inside a data folder.
 const FOLDER: &str = "extracting";
+/// Unfinished extractions after which a file is not extracted again.
+pub(crate) const STRIKES: u32 = 2;
+
+/// How many resume files syncs into `data_dir` no longer extract (their markers hold every
+/// strike): shown by `rediscover status`.
+pub fn skipped_resume_files(data_dir: &Path) -> usize {
+    Extractions::open_quietly(data_dir)
+        .unfinished
+        .values()
+        .filter(|&&n| n >= STRIKES)
+        .count()
+}
 
 /// The markers of one sync run.
 #[derive(Debug)]
 pub(crate) struct Extractions {
     dir: PathBuf,
-    /// Resume ids whose extraction an earlier process started and never finished.
-    unfinished: HashSet<String>,
+    /// Marker names of extractions earlier processes started and never finished, with how
+    /// many times that happened.
+    unfinished: HashMap<String, u32>,
 }
 
 impl Extractions {
     /// Reads the markers earlier processes left in `data_dir`. Call with the store's lock held.
     pub(crate) fn open(data_dir: &Path) -> Extractions {
-        let dir = data_dir.join(FOLDER);
-        let unfinished: HashSet<String> = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                .collect(),
-            Err(_) => HashSet::new(),
-        };
-        if !unfinished.is_empty() {
+        let extractions = Self::open_quietly(data_dir);
+        let skipped = extractions
+            .unfinished
+            .values()
+            .filter(|&&n| n >= STRIKES)
+            .count();
+        if skipped > 0 {
             tracing::warn!(
-                resumes = unfinished.len(),
-                folder = %dir.display(),
-                "resume files whose text extraction an earlier run never finished are skipped"
+                resumes = skipped,
+                folder = %extractions.dir.display(),
+                "resume files whose text extraction killed or hung earlier runs are skipped"
             );
         }
+        extractions
+    }
+
+    /// [`Extractions::open`] without its warning.
+    fn open_quietly(data_dir: &Path) -> Extractions {
+        let dir = data_dir.join(FOLDER);
+        let unfinished: HashMap<String, u32> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_str()?.to_owned();
+                    Some((name, strikes_in(&e.path())))
+                })
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
         Extractions { dir, unfinished }
     }
 
-    /// Whether an earlier process died or hung while extracting this resume's file.
+    /// Whether this resume's file is not to be extracted: earlier processes died or hung
+    /// [`STRIKES`] times while extracting it, or one gave up on it at its deadline.
     pub(crate) fn unfinished(&self, resume_id: &str) -> bool {
-        self.unfinished.contains(&marker_name(resume_id))
+        self.unfinished
+            .get(&marker_name(resume_id))
+            .is_some_and(|&n| n >= STRIKES)
     }
 
     /// Marks this resume's file as being extracted until the returned marker is dropped. A
     /// marker that cannot be written only costs that protection (logged).
     pub(crate) fn begin(&self, resume_id: &str) -> Marker {
-        let path = self.dir.join(marker_name(resume_id));
-        let written = std::fs::create_dir_all(&self.dir).and_then(|()| std::fs::write(&path, b""));
+        let name = marker_name(resume_id);
+        let strikes = self.unfinished.get(&name).copied().unwrap_or(0) + 1;
+        let path = self.dir.join(name);
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&path, strikes.to_string()));
         match written {
             Ok(()) => Marker { path: Some(path) },
             Err(e) => {
@@ -72,11 +109,22 @@ pub(crate) struct Marker {
 }
 
 impl Marker {
-    /// Leaves the marker in place: an extraction that never ended, so later runs skip the
-    /// file as they skip one an earlier process died on.
+    /// Leaves the marker in place with every strike: an extraction that ran past its
+    /// deadline, so later runs skip the file at once.
     pub(crate) fn keep(mut self) {
-        self.path = None;
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::write(path, STRIKES.to_string());
+        }
     }
+}
+
+/// The strikes a marker file holds (an empty or unreadable one, as older versions wrote,
+/// counts as [`STRIKES`]: those versions skipped the file after one).
+fn strikes_in(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(STRIKES)
 }
 
 impl Drop for Marker {
@@ -110,7 +158,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_marker_lives_while_its_extraction_runs_and_one_left_behind_is_unfinished() {
+    fn a_marker_lives_while_its_extraction_runs_and_a_file_gets_two_strikes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = Extractions::open(dir.path());
         {
@@ -118,17 +166,26 @@ mod tests {
             assert!(dir.path().join(FOLDER).join("r-1").exists());
         }
         assert!(!dir.path().join(FOLDER).join("r-1").exists());
-        // A process that dies mid-extraction leaves its marker.
+        // A process that dies mid-extraction leaves its marker: one strike, tried again.
         std::mem::forget(run.begin("r-2"));
         std::mem::forget(run.begin("../odd id"));
-        let next = Extractions::open(dir.path());
-        assert!(next.unfinished("r-2") && next.unfinished("../odd id"));
-        assert!(!next.unfinished("r-1"));
+        let second = Extractions::open(dir.path());
+        assert!(!second.unfinished("r-2") && !second.unfinished("../odd id"));
+        assert!(!second.unfinished("r-1"));
         // The odd id's marker stays inside the folder.
         assert_eq!(
             std::fs::read_dir(dir.path().join(FOLDER)).unwrap().count(),
             2
         );
+        // The second try finishes for one file and dies again on the other.
+        drop(second.begin("../odd id"));
+        std::mem::forget(second.begin("r-2"));
+        let third = Extractions::open(dir.path());
+        assert!(third.unfinished("r-2"), "two strikes");
+        assert!(!third.unfinished("../odd id"), "finished on its second try");
+        // An empty marker, as earlier versions wrote, already means "skip".
+        std::fs::write(dir.path().join(FOLDER).join("r-old"), b"").expect("write");
+        assert!(Extractions::open(dir.path()).unfinished("r-old"));
     }
 
     #[test]
@@ -140,7 +197,7 @@ mod tests {
         let long = "é".repeat(150);
         let (a, b) = (format!("{long}a"), format!("{long}b"));
         assert_ne!(marker_name(&a), marker_name(&b));
-        std::mem::forget(run.begin(&a));
+        run.begin(&a).keep();
         let next = Extractions::open(dir.path());
         assert!(next.unfinished(&a) && !next.unfinished(&b));
     }

@@ -14,6 +14,7 @@
 
 mod children;
 mod extracting;
+pub use extracting::skipped_resume_files;
 pub mod inbox;
 mod progress;
 mod reference;

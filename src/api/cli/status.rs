@@ -47,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .filter(|n| n.event == inbox::RETRY_EVENT)
         .count();
     let notices = pending.notices.len() - retries;
+    let skipped_files = crate::sync::skipped_resume_files(&args.data);
     if args.json {
         let value = json!({
             "data": args.data,
@@ -62,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "sync_runs": sync.runs,
             "webhook_notices_waiting": notices,
             "retries_waiting": retries,
+            "resume_files_skipped": skipped_files,
             "index": index,
             "index_behind_store": index.is_none_or(|i| i.generation != store.generation()),
             "index_error": index_error,
@@ -85,6 +87,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if retries > 0 {
             say!(
                 "retries            {retries} opportunities the last sync could not update (fetched again next sync)"
+            );
+        }
+        if skipped_files > 0 {
+            say!(
+                "resume files       {skipped_files} skipped: their text extraction killed or hung earlier syncs (remove {} to try them again)",
+                args.data.join("extracting").display()
             );
         }
         match (index, &index_error) {
