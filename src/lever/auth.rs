@@ -109,6 +109,9 @@ pub struct OAuthSession {
     config: OAuthConfig,
     http: reqwest::Client,
     state: tokio::sync::Mutex<TokenState>,
+    /// A refresh token to try once when the token endpoint refuses the stored one (what
+    /// `LEVER_OAUTH_REFRESH_TOKEN` holds after the first run); redacted in Debug.
+    replacement: Option<String>,
 }
 
 impl fmt::Debug for OAuthSession {
@@ -148,7 +151,18 @@ impl OAuthSession {
                 tokens,
                 generation: 0,
             }),
+            replacement: None,
         }
+    }
+
+    /// Tries `refresh_token` (when given and not blank) once if the token endpoint refuses the
+    /// stored refresh token: a token that died unused for months, or a data folder copied
+    /// after another process rotated it, is then fixed by setting a new one in the environment.
+    pub fn with_replacement(mut self, refresh_token: Option<String>) -> Self {
+        self.replacement = refresh_token
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        self
     }
 
     /// The current bearer header and its generation, refreshing first when needed.
@@ -220,6 +234,26 @@ impl OAuthSession {
                 ))
             })?;
         let status = response.status();
+        let refused = matches!(status.as_u16(), 400 | 401 | 403);
+        if refused
+            && let Some(replacement) = self
+                .replacement
+                .as_ref()
+                .filter(|r| **r != state.tokens.refresh_token)
+        {
+            tracing::warn!(
+                "the token endpoint refused the stored lever oauth refresh token; trying LEVER_OAUTH_REFRESH_TOKEN"
+            );
+            state.tokens.refresh_token = replacement.clone();
+            return Box::pin(self.refresh_with_endpoint(state)).await;
+        }
+        if refused {
+            return Err(Error::OAuth(format!(
+                "token endpoint answered HTTP {}: it refused the refresh token in {}; set LEVER_OAUTH_REFRESH_TOKEN to a new one from Lever (it is tried when the stored one is refused)",
+                status.as_u16(),
+                self.config.token_file.display()
+            )));
+        }
         if !status.is_success() {
             return Err(Error::OAuth(format!(
                 "token endpoint answered HTTP {}",
@@ -436,6 +470,59 @@ mod tests {
         let creds = Credentials::ApiKey(key);
         assert!(!format!("{creds:?}").contains("secret-key"));
         assert!(ApiKey::new("  ").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refused_stored_token_gives_way_to_the_one_in_the_environment() {
+        use axum::{Form, Json, Router, http::StatusCode, response::IntoResponse, routing::post};
+        use std::collections::HashMap;
+        let app = Router::new().route(
+            "/oauth/token",
+            post(|Form(form): Form<HashMap<String, String>>| async move {
+                if form.get("refresh_token").map(String::as_str) == Some("rt-new") {
+                    Json(serde_json::json!({
+                        "access_token": "at-new", "refresh_token": "rt-next", "expires_in": 3600
+                    }))
+                    .into_response()
+                } else {
+                    StatusCode::FORBIDDEN.into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = OAuthConfig {
+            token_url: format!("http://{addr}/oauth/token"),
+            client_id: "client".into(),
+            client_secret: "secret".into(),
+            token_file: dir.path().join(TOKEN_FILE_NAME),
+        };
+        OAuthSession::seed(config.clone(), "rt-dead").expect("seed");
+        // Without a replacement the error says how to fix it.
+        let stuck = OAuthSession::load(config.clone()).expect("load");
+        let err = stuck.header().await.expect_err("refused");
+        assert!(
+            err.to_string().contains("LEVER_OAUTH_REFRESH_TOKEN"),
+            "{err}"
+        );
+        // The same refused token in the environment changes nothing; a new one is used.
+        let same = OAuthSession::load(config.clone())
+            .expect("load")
+            .with_replacement(Some("rt-dead".into()));
+        assert!(same.header().await.is_err());
+        let fixed = OAuthSession::load(config.clone())
+            .expect("load")
+            .with_replacement(Some(" rt-new ".into()));
+        let (header, _) = fixed.header().await.expect("header");
+        assert_eq!(header.to_str().expect("ascii"), "Bearer at-new");
+        assert_eq!(
+            read_tokens(&config.token_file).expect("file").refresh_token,
+            "rt-next"
+        );
     }
 
     #[tokio::test]

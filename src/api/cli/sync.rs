@@ -30,7 +30,8 @@ Authentication, from the environment:
   LEVER_OAUTH_CLIENT_ID       the OAuth app's client id
   LEVER_OAUTH_CLIENT_SECRET   its client secret
   LEVER_OAUTH_REFRESH_TOKEN   the first refresh token; Lever rotates it, and the current one
-                              is kept in DATA/lever-oauth.json (owner-only) from then on
+                              is kept in DATA/lever-oauth.json (owner-only) from then on;
+                              a new one set here is tried when Lever refuses the stored one
   LEVER_OAUTH_TOKEN_URL       the token endpoint, when not Lever's own
 
 Examples:
@@ -212,6 +213,7 @@ pub(super) fn credentials(data: &Path) -> anyhow::Result<Credentials> {
     };
     let session = if config.token_file.exists() {
         OAuthSession::load(config)?
+            .with_replacement(std::env::var("LEVER_OAUTH_REFRESH_TOKEN").ok())
     } else {
         let Ok(refresh) = std::env::var("LEVER_OAUTH_REFRESH_TOKEN") else {
             bail!(
