@@ -441,6 +441,21 @@ fn sync_json_reports_the_run_when_the_index_step_fails() {
         stderr.contains("the store is synced, but indexing failed"),
         "{stderr}"
     );
+    // In a cron log (`>> sync.log 2>&1`) the report is the last line, and the error is told
+    // once.
+    let log_path = tmp.path().join("sync.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let status = sync_command(&mock, &data)
+        .stdout(log.try_clone().expect("clone"))
+        .stderr(log)
+        .status()
+        .expect("run");
+    assert_eq!(status.code(), Some(2));
+    let log = std::fs::read_to_string(&log_path).expect("read log");
+    let last = log.lines().rev().find(|l| !l.trim().is_empty()).expect("a line");
+    let report: Value = serde_json::from_str(last).expect("the last line is the report");
+    assert!(report["index_error"].is_string(), "{report}");
+    assert_eq!(log.matches("rediscover: the store is synced").count(), 1, "{log}");
 }
 
 #[test]

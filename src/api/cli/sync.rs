@@ -136,7 +136,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }),
     };
     if args.json {
-        // The report line comes even when the index step failed: the store was committed.
+        // The report line comes even when the index step failed: the store was committed. It
+        // is the last line: the error line goes out first, and the run exits 2 after it.
+        if let Err(e) = &indexed {
+            eprintln!("rediscover: {}", super::error_line(e));
+        }
         let mut value = report_json(&report);
         if let Some(map) = value.as_object_mut() {
             match &indexed {
@@ -152,6 +156,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         say!("{value}");
+        if indexed.is_err() {
+            return Ok(ExitCode::from(2));
+        }
     }
     indexed?;
     Ok(if report.opportunities_failed > 0 {
