@@ -452,10 +452,18 @@ fn sync_json_reports_the_run_when_the_index_step_fails() {
         .expect("run");
     assert_eq!(status.code(), Some(2));
     let log = std::fs::read_to_string(&log_path).expect("read log");
-    let last = log.lines().rev().find(|l| !l.trim().is_empty()).expect("a line");
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .expect("a line");
     let report: Value = serde_json::from_str(last).expect("the last line is the report");
     assert!(report["index_error"].is_string(), "{report}");
-    assert_eq!(log.matches("rediscover: the store is synced").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("rediscover: the store is synced").count(),
+        1,
+        "{log}"
+    );
 }
 
 #[test]

@@ -1625,9 +1625,19 @@ async fn http_match_postings_candidates_health_and_errors() {
     .await;
     let error = json["error"].as_str().unwrap();
     assert!(
-        error.contains("whole number") && !error.contains("usize"),
+        error.contains("whole number from 1 to 200") && !error.contains("usize"),
         "{error}"
     );
+    // `"filters": null` means no filters, as `"limit": null` means the default.
+    let (status, json) = call(
+        &router,
+        "POST",
+        "/v1/match",
+        Some(r#"{"text": "rust", "filters": null, "limit": null}"#.into()),
+        tok,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
     // A wrong method gets a JSON answer too.
     let (status, json) = call(&router, "GET", "/v1/match", None, tok).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);

@@ -253,7 +253,10 @@ fn plain_types(message: &str) -> String {
     [
         ("expected usize", "expected a whole number of at least 0"),
         ("expected u8", "expected a whole number from 0 to 255"),
-        ("expected u32", "expected a whole number of at least 0"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
         ("expected u64", "expected a whole number of at least 0"),
         ("expected i64", "expected a whole number"),
         ("expected f32", "expected a number"),
@@ -324,14 +327,14 @@ pub struct MatchRequest {
     /// A synced posting id.
     pub posting_id: Option<String>,
     /// Number of people to return, 1 to 200 (default 20).
-    pub limit: Option<usize>,
+    pub limit: Option<i64>,
     /// Semantic weight, 0 (keyword only) to 1 (semantic only).
     pub semantic: Option<f32>,
     /// Boolean keyword filter (AND, OR, NOT, quoted phrases).
     pub keywords: Option<String>,
-    /// Structured filters.
+    /// Structured filters (`null` is none, like a missing field).
     #[serde(default)]
-    pub filters: FiltersJson,
+    pub filters: Option<FiltersJson>,
     /// Fusion method: `rrf` (default), `minmax` or `zscore`.
     pub fusion: Option<String>,
 }
@@ -401,11 +404,19 @@ impl MatchRequest {
             (None, None) => return Err(ApiError::bad_request("give text or posting_id")),
         };
         if let Some(limit) = self.limit {
-            query.limit = limit;
+            query.limit = usize::try_from(limit)
+                .ok()
+                .filter(|l| (1..=search::MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "limit must be a whole number from 1 to {}",
+                        search::MAX_LIMIT
+                    ))
+                })?;
         }
         query.semantic = self.semantic;
         query.keywords = self.keywords;
-        query.filters = self.filters.into();
+        query.filters = self.filters.unwrap_or_default().into();
         if let Some(name) = self.fusion {
             query.fusion = parse_fusion(&name).ok_or_else(|| {
                 ApiError::bad_request(format!(
@@ -994,7 +1005,7 @@ pub fn openapi() -> serde_json::Value {
         "archived_only": {"type": "boolean"}, "exclude_hired": {"type": "boolean", "description": "leave out people hired on any of their opportunities"},
         "location": {"type": "string", "description": "words of the candidate's location, ignoring case and accents; a last word of 3 letters or more may begin one"}, "tags": {"type": "array", "items": {"type": "string"}},
         "min_stage": {"type": "string", "description": "stage id or name"},
-        "interacted_within_days": {"type": "integer", "minimum": 0},
+        "interacted_within_days": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
         "min_rating": {"type": "integer", "minimum": 1, "maximum": 4}}});
     let match_request = json!({"type": "object", "additionalProperties": false,
         "description": "exactly one of text and posting_id",
