@@ -986,6 +986,17 @@ fn versioned_and_accented_words_are_found_by_their_plain_form() {
     );
 }
 
+/// Runs a `match` that must fail; its stderr.
+fn failing_match(data: &Path) -> String {
+    let output = rediscover()
+        .args(["match", "--text", "engineer", "--data"])
+        .arg(data)
+        .output()
+        .expect("run match");
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A truncated keyword segment file is damage like any other: queries name the remedy, and the
 /// next sync with changes rebuilds instead of linking the damaged file into its new generation.
 #[test]
@@ -1008,13 +1019,7 @@ fn a_sync_rebuilds_a_damaged_keyword_segment() {
         .open(&largest)
         .and_then(|f| f.set_len(100))
         .expect("truncate");
-    let output = rediscover()
-        .args(["match", "--text", "engineer", "--data"])
-        .arg(&data)
-        .output()
-        .expect("run match");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failing_match(&data);
     assert!(stderr.contains("rediscover index"), "{stderr}");
     let status = rediscover()
         .args(["status", "--json", "--data"])
@@ -1043,13 +1048,7 @@ fn a_sync_rebuilds_a_damaged_index() {
     assert_eq!(sync(&mock, &data)["index_action"], "rebuilt");
     let current = data.join("index").join("CURRENT");
     std::fs::write(&current, "gen-000000000001-gone\n").expect("damage the pointer");
-    let output = rediscover()
-        .args(["match", "--text", "engineer", "--data"])
-        .arg(&data)
-        .output()
-        .expect("run match");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failing_match(&data);
     assert!(
         stderr.contains("which is missing") && stderr.contains("rediscover index"),
         "{stderr}"

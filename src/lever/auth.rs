@@ -472,6 +472,22 @@ mod tests {
         assert!(ApiKey::new("  ").is_none());
     }
 
+    /// Serves `app` as the token endpoint on 127.0.0.1 port 0; a config for it keeping its
+    /// tokens in `dir`.
+    async fn token_endpoint(app: axum::Router, dir: &Path, secret: &str) -> OAuthConfig {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        OAuthConfig {
+            token_url: format!("http://{addr}/oauth/token"),
+            client_id: "client".into(),
+            client_secret: secret.into(),
+            token_file: dir.join(TOKEN_FILE_NAME),
+        }
+    }
+
     #[tokio::test]
     async fn a_refused_stored_token_gives_way_to_the_one_in_the_environment() {
         use axum::{Form, Json, Router, http::StatusCode, response::IntoResponse, routing::post};
@@ -489,18 +505,8 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = OAuthConfig {
-            token_url: format!("http://{addr}/oauth/token"),
-            client_id: "client".into(),
-            client_secret: "secret".into(),
-            token_file: dir.path().join(TOKEN_FILE_NAME),
-        };
+        let config = token_endpoint(app, dir.path(), "secret").await;
         OAuthSession::seed(config.clone(), "rt-dead").expect("seed");
         // Without a replacement the error says how to fix it.
         let stuck = OAuthSession::load(config.clone()).expect("load");
@@ -554,19 +560,8 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = OAuthConfig {
-            token_url: format!("http://{addr}/oauth/token"),
-            client_id: "client".into(),
-            client_secret: "very-secret".into(),
-            token_file: dir.path().join(TOKEN_FILE_NAME),
-        };
+        let config = token_endpoint(app, dir.path(), "very-secret").await;
         assert!(!format!("{config:?}").contains("very-secret"));
         let session = OAuthSession::seed(config.clone(), "rt-0").expect("seed");
         let (header, generation) = session.header().await.expect("header");
