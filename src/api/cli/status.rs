@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         say!("webhook notices    {notices} waiting for the next sync");
         if retries > 0 {
             say!(
-                "retries            {retries} opportunities the last sync could not update (fetched again next sync)"
+                "retries            {retries} opportunities a sync could not update, queued to be fetched again (the queue empties after a sync that indexes)"
             );
         }
         if skipped_files > 0 {
