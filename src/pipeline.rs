@@ -272,7 +272,7 @@ pub fn rebuild(
     Ok(index::try_rebuild(
         data_dir,
         store.generation(),
-        store.candidates(),
+        readable_candidates(store),
         store.reference(),
         embedder,
         Some(&cache),
@@ -294,6 +294,21 @@ fn latest_store(data_dir: &Path, store: &Store) -> crate::Result<Option<Store>> 
         "the store moved on since this run opened it: indexing the committed generation"
     );
     Ok(Some(latest))
+}
+
+/// The store's candidates for a rebuild, without the records that no longer read back (a failed
+/// checksum, a truncated segment): those are left out with a warning, and the next sync drops
+/// them from the store and fetches them again. Any other error stops the rebuild.
+fn readable_candidates(
+    store: &Store,
+) -> impl Iterator<Item = Result<Candidate, crate::store::Error>> + '_ {
+    store.candidates().filter(|record| match record {
+        Err(crate::store::Error::Corrupt { .. }) => {
+            tracing::warn!("a stored record is unreadable; the index is built without it");
+            false
+        }
+        _ => true,
+    })
 }
 
 /// Adds the current generation's vectors to `cache` before a full rebuild.
@@ -409,7 +424,7 @@ pub fn bring_up_to_date(
     let stats = index::try_rebuild(
         data_dir,
         target,
-        store.candidates(),
+        readable_candidates(store),
         store.reference(),
         embedder,
         Some(cache),

@@ -986,6 +986,52 @@ fn versioned_and_accented_words_are_found_by_their_plain_form() {
     );
 }
 
+/// A truncated store segment costs only the records it cut: `index` rebuilds without them,
+/// queries answer, and the next sync with a change drops them from the store and fetches them
+/// again.
+#[test]
+fn a_truncated_store_segment_costs_only_the_records_it_cut() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mock = MockProcess::start(12, 33);
+    sync(&mock, &data);
+    let segment = std::fs::read_dir(data.join("store"))
+        .expect("store")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seg-"))
+        })
+        .expect("a segment");
+    let len = std::fs::metadata(&segment).expect("stat").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .and_then(|f| f.set_len(len - 100))
+        .expect("truncate");
+    let status = last_json_line(&run_ok(
+        rediscover().args(["status", "--json", "--data"]).arg(&data),
+    ));
+    assert_eq!(status["opportunities"], 12, "{status}");
+    run_ok(rediscover().args(["index", "--data"]).arg(&data));
+    assert!(!match_ids(&data, "engineer").is_empty());
+    mock.control(
+        "/_mock/mutate",
+        serde_json::json!({"op": "add_candidates", "count": 1, "seed": 6}),
+    );
+    sync(&mock, &data);
+    let report = sync(&mock, &data);
+    assert_eq!(report["opportunities_failed"], 0, "{report}");
+    let status = last_json_line(&run_ok(
+        rediscover().args(["status", "--json", "--data"]).arg(&data),
+    ));
+    assert_eq!(
+        status["opportunities"], 13,
+        "the cut record came back: {status}"
+    );
+}
+
 /// Runs a `match` that must fail; its stderr.
 fn failing_match(data: &Path) -> String {
     let output = rediscover()

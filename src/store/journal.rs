@@ -382,16 +382,26 @@ fn purge_dead_records(
                 .ok_or_else(|| Error::corrupt(&source_path, "segment to rewrite is not open"))?
         };
         let start = entry.offset as usize;
-        let end = start + HEADER_LEN + entry.len as usize;
-        let record = source.get(start..end).ok_or_else(|| {
-            Error::corrupt(&source_path, "record to rewrite lies outside its segment")
-        })?;
-        if let Err(reason) = format::record_payload(record, 0, entry.len as usize) {
-            // Ids are not personal data; the record's bytes are not logged.
-            tracing::warn!(id = %entry.id, segment = entry.segment, offset = start, %reason, "a stored record is unreadable; it is dropped instead of copied");
-            unreadable.push(entry.id.clone());
-            continue;
-        }
+        let end = start.saturating_add(HEADER_LEN + entry.len as usize);
+        // A record past the end of a truncated segment is unreadable like one whose checksum
+        // fails: dropped, reported deleted, and fetched again.
+        let record = source
+            .get(start..end)
+            .ok_or_else(|| {
+                "the record lies past the end of its segment (a truncated file)".to_owned()
+            })
+            .and_then(|record| {
+                format::record_payload(record, 0, entry.len as usize).map(|_| record)
+            });
+        let record = match record {
+            Ok(record) => record,
+            Err(reason) => {
+                // Ids are not personal data; the record's bytes are not logged.
+                tracing::warn!(id = %entry.id, segment = entry.segment, offset = start, %reason, "a stored record is unreadable; it is dropped instead of copied");
+                unreadable.push(entry.id.clone());
+                continue;
+            }
+        };
         if offset > 0 && offset + record.len() as u64 > SEGMENT_TARGET {
             if let Some((path, writer)) = out.take() {
                 finish_segment(&path, writer)?;

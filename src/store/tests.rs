@@ -307,7 +307,17 @@ fn a_truncated_segment_loses_only_the_records_it_cut() {
     let kept = if cut == "a" { &b } else { &a };
     assert_eq!(store.get(&kept.id).expect("readable").as_ref(), Some(kept));
     drop(store);
-    // The next sync's upsert of the cut record repairs it.
+    // A commit that changes another record rewrites the truncated segment: the cut record is
+    // dropped and reported deleted (so the sync fetches it again), and the commit succeeds.
+    let commit = commit_all(tmp.path(), &[candidate("c", "c3", "third")]);
+    assert_eq!(commit.deleted, [cut.clone()]);
+    let store = Store::open(tmp.path()).expect("open");
+    assert_eq!(store.get(&cut).expect("readable"), None);
+    for candidate in store.candidates() {
+        candidate.expect("every published record reads back");
+    }
+    drop(store);
+    // The next sync's upsert of the cut record brings it back.
     let again = if cut == "a" { &a } else { &b };
     let commit = commit_all(tmp.path(), std::slice::from_ref(again));
     assert_eq!(commit.changed, [cut.clone()]);
