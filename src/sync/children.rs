@@ -31,8 +31,11 @@ pub(super) enum ChildOutcome {
 pub(super) struct ChildStats {
     pub resumes_downloaded: u64,
     pub resume_text_failed: u64,
-    /// Resume files Lever kept failing to send (a 5xx or a network error after every retry).
-    pub resume_downloads_failed: u64,
+    /// Resume files whose text this run could not have for a passing reason: Lever kept
+    /// failing to send them (a 5xx or a network error after every retry), no thread could be
+    /// started to extract them, or their extraction ran past its deadline for the first time.
+    /// Their opportunity is fetched again next run.
+    pub resumes_to_retry: u64,
     pub malformed: Vec<MalformedRecord>,
 }
 
@@ -177,17 +180,24 @@ async fn resume_with_text(
             // this text; either way it is fetched again next run.
             tracing::warn!(resume = %resume.id, error = %e, "could not download a resume file");
             stats.resume_text_failed += 1;
-            stats.resume_downloads_failed += 1;
+            stats.resumes_to_retry += 1;
             resume.text_status = TextStatus::Failed(format!("the download failed: {e}"));
             return Ok(resume);
         }
     };
     stats.resumes_downloaded += 1;
+    // As many extractions at once as cores, so the deadline measures one file's work, not a
+    // queue's; the wait for a slot is not counted.
+    let _slot = extraction_slots().acquire().await;
     let marker = extractions.begin(&resume.id);
     let extracted = extract::extract_within(format, bytes, extract::EXTRACTION_DEADLINE).await;
+    let passing = matches!(
+        extracted,
+        Err(extract::Error::TimedOut { .. } | extract::Error::NoThread)
+    );
     if matches!(extracted, Err(extract::Error::TimedOut { .. })) {
-        // Its thread may loop until the process ends: later runs skip this file, as they do
-        // one an earlier process died on.
+        // Its thread may loop until the process ends. One strike, like a process that died
+        // in it: the file is tried once more next run, and skipped after a second.
         marker.keep();
     } else {
         drop(marker);
@@ -199,9 +209,20 @@ async fn resume_with_text(
         }
         Err(e) => {
             stats.resume_text_failed += 1;
+            if passing {
+                stats.resumes_to_retry += 1;
+            }
             tracing::warn!(resume = %resume.id, error = %e, "could not extract resume text");
             resume.text_status = TextStatus::Failed(e.to_string());
         }
     }
     Ok(resume)
+}
+
+/// The slots for resume extractions of this process: one per core.
+fn extraction_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
 }

@@ -9,9 +9,9 @@
 //!   starts (with the store's lock held, so no other sync is running) is of an extraction an
 //!   earlier process never finished. Once is not enough to blame the file (the process may have
 //!   been stopped, or killed for memory, while it read a good resume): the file is tried once
-//!   more. After [`STRIKES`] unfinished extractions, or one past its deadline, it is not
-//!   extracted again; its marker stays, so later runs skip it too, and removing the folder
-//!   tries it again.
+//!   more. After [`STRIKES`] unfinished extractions (one that ran past its deadline counts) it
+//!   is not extracted again; its marker stays, so later runs skip it too, and removing the
+//!   folder tries it again.
 //! - A marker's name is a resume id or its sha256 (no personal data); it holds a number.
 
 use std::collections::HashMap;
@@ -76,8 +76,8 @@ impl Extractions {
         Extractions { dir, unfinished }
     }
 
-    /// Whether this resume's file is not to be extracted: earlier processes died or hung
-    /// [`STRIKES`] times while extracting it, or one gave up on it at its deadline.
+    /// Whether this resume's file is not to be extracted: earlier processes died, hung or gave
+    /// up at the deadline [`STRIKES`] times while extracting it.
     pub(crate) fn unfinished(&self, resume_id: &str) -> bool {
         self.unfinished
             .get(&marker_name(resume_id))
@@ -109,22 +109,21 @@ pub(crate) struct Marker {
 }
 
 impl Marker {
-    /// Leaves the marker in place with every strike: an extraction that ran past its
-    /// deadline, so later runs skip the file at once.
+    /// Leaves the marker in place, as a process that died in the extraction would: an
+    /// extraction that ran past its deadline is one strike (on a loaded machine a large good
+    /// file may be slow once; a looping one is slow every time).
     pub(crate) fn keep(mut self) {
-        if let Some(path) = self.path.take() {
-            let _ = std::fs::write(path, STRIKES.to_string());
-        }
+        self.path = None;
     }
 }
 
-/// The strikes a marker file holds (an empty or unreadable one, as older versions wrote,
-/// counts as [`STRIKES`]: those versions skipped the file after one).
+/// The strikes a marker file holds. An empty or unreadable one (written by an older version,
+/// or cut short by a power loss) counts as one.
 fn strikes_in(path: &Path) -> u32 {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(STRIKES)
+        .unwrap_or(1)
 }
 
 impl Drop for Marker {
@@ -183,9 +182,10 @@ mod tests {
         let third = Extractions::open(dir.path());
         assert!(third.unfinished("r-2"), "two strikes");
         assert!(!third.unfinished("../odd id"), "finished on its second try");
-        // An empty marker, as earlier versions wrote, already means "skip".
+        // An empty marker (an earlier version's, or one cut short by a power loss) is one
+        // strike.
         std::fs::write(dir.path().join(FOLDER).join("r-old"), b"").expect("write");
-        assert!(Extractions::open(dir.path()).unfinished("r-old"));
+        assert!(!Extractions::open(dir.path()).unfinished("r-old"));
     }
 
     #[test]
@@ -193,11 +193,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = Extractions::open(dir.path());
         run.begin("r-3").keep();
+        let second = Extractions::open(dir.path());
+        assert!(!second.unfinished("r-3"), "one deadline is one strike");
+        second.begin("r-3").keep();
         assert!(Extractions::open(dir.path()).unfinished("r-3"));
         let long = "é".repeat(150);
         let (a, b) = (format!("{long}a"), format!("{long}b"));
         assert_ne!(marker_name(&a), marker_name(&b));
         run.begin(&a).keep();
+        Extractions::open(dir.path()).begin(&a).keep();
         let next = Extractions::open(dir.path());
         assert!(next.unfinished(&a) && !next.unfinished(&b));
     }

@@ -782,18 +782,18 @@ fn record_outcome(
             tally.fail(id);
         }
         Ok(ChildOutcome::Synced { stats, .. })
-            if stats.resume_downloads_failed > 0
+            if stats.resumes_to_retry > 0
                 && (batch.base().contains(&id) || batch.is_staged(&id)) =>
         {
             // The stored version may hold that resume's text: keep it, try again next run.
-            tracing::warn!(id = %id, "a resume of an opportunity could not be downloaded; the stored version stays and it is retried next run");
+            tracing::warn!(id = %id, "a resume of an opportunity could not be downloaded or extracted this run; the stored version stays and it is retried next run");
             tally.fail(id);
         }
         Ok(ChildOutcome::Synced { candidate, stats }) => {
-            if stats.resume_downloads_failed > 0 {
+            if stats.resumes_to_retry > 0 {
                 // A new opportunity: stored without that text rather than not at all, and
                 // fetched again next run.
-                tracing::warn!(id = %id, "a resume of a new opportunity could not be downloaded; it is stored without that text and fetched again next run");
+                tracing::warn!(id = %id, "a resume of a new opportunity could not be downloaded or extracted this run; it is stored without that text and fetched again next run");
                 tally.fetch_again.push(id.clone());
             }
             tally.fetched += 1;
