@@ -95,11 +95,9 @@ impl WebhookEvent {
     ///
     /// An id that cannot be Lever's is `None` (see [`plausible_id`]).
     pub fn opportunity_id(&self) -> Option<&str> {
-        self.data
-            .opportunity_id
-            .as_deref()
-            .or(self.data.candidate_id.as_deref())
-            .filter(|id| plausible_id(id))
+        [&self.data.opportunity_id, &self.data.candidate_id]
+            .into_iter()
+            .find_map(|id| id.as_deref().filter(|id| plausible_id(id)))
     }
 
     /// Whether the delivery is signed with `signature_token`.
@@ -214,6 +212,11 @@ mod tests {
         assert_eq!(id_of(&"a".repeat(250_000)), None);
         assert_eq!(id_of("o1\nforged"), None);
         assert_eq!(id_of("  "), None);
+        // An implausible opportunityId falls back to candidateId, which Lever sets alike.
+        let body = serde_json::json!({"event": "candidateHired",
+            "data": {"opportunityId": "o1\nforged", "candidateId": uuid}});
+        let event = parse_event(body.to_string().as_bytes()).expect("parse");
+        assert_eq!(event.opportunity_id(), Some(uuid));
     }
 
     #[test]

@@ -338,8 +338,12 @@ fn parse_line(line: &[u8]) -> Line<'_> {
         return Line::Blank;
     }
     match serde_json::from_slice::<Notice>(line) {
-        Ok(notice) => Line::Notice(notice),
-        Err(_) => Line::Unreadable(line),
+        // An id that cannot be Lever's (queued before deliveries were checked) would be
+        // fetched by every run and never leave: it is unreadable, and so dropped.
+        Ok(notice) if crate::lever::webhook::plausible_id(&notice.opportunity_id) => {
+            Line::Notice(notice)
+        }
+        Ok(_) | Err(_) => Line::Unreadable(line),
     }
 }
 
@@ -482,6 +486,24 @@ mod tests {
             inbox.read().expect("read").notices,
             [notice("candidateArchiveChange", "c")]
         );
+    }
+
+    #[test]
+    fn a_queued_id_that_cannot_be_levers_is_dropped_like_an_unreadable_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = Inbox::new(dir.path());
+        inbox
+            .append(&notice("candidateStageChange", &"x".repeat(250_000)))
+            .expect("append");
+        inbox
+            .append(&notice("candidateHired", "a"))
+            .expect("append");
+        let pending = inbox.read().expect("read");
+        assert_eq!(pending.opportunity_ids(), ["a"]);
+        assert_eq!(pending.unreadable, 1);
+        inbox.consume(&pending, |_| false).expect("consume");
+        let left = inbox.read().expect("read");
+        assert_eq!((left.notices.len(), left.unreadable), (0, 0));
     }
 
     #[test]
