@@ -86,6 +86,10 @@ struct Tokens {
     /// Milliseconds since the epoch when the access token expires.
     #[serde(default)]
     expires_at: Option<i64>,
+    /// [`fingerprint`] of the last `LEVER_OAUTH_REFRESH_TOKEN` tried after a refusal, so it is
+    /// never sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replacement_tried: Option<String>,
 }
 
 /// The token endpoint's answer.
@@ -135,6 +139,7 @@ impl OAuthSession {
             access_token: None,
             refresh_token: refresh_token.trim().to_owned(),
             expires_at: None,
+            replacement_tried: None,
         };
         write_tokens(&config.token_file, &tokens)?;
         Ok(Self::with_tokens(config, tokens))
@@ -215,11 +220,64 @@ impl OAuthSession {
     }
 
     async fn refresh_with_endpoint(&self, state: &mut TokenState) -> Result<()> {
+        let stored = state.tokens.refresh_token.clone();
+        let (used, body) = match self.exchange(&stored).await? {
+            Ok(body) => (stored, body),
+            // A refused refresh token (invalid_grant); a 401 is the client's credentials.
+            Err(status @ (400 | 403)) => {
+                let untried = self.replacement.as_deref().filter(|r| {
+                    *r != stored
+                        && state.tokens.replacement_tried.as_deref() != Some(&fingerprint(r))
+                });
+                let Some(replacement) = untried else {
+                    return Err(self.refused(status));
+                };
+                tracing::warn!(
+                    "the token endpoint refused the stored lever oauth refresh token; trying LEVER_OAUTH_REFRESH_TOKEN"
+                );
+                // Never sent twice, whatever the answer: a spent refresh token presented again
+                // can make the provider revoke every token of its family.
+                state.tokens.replacement_tried = Some(fingerprint(replacement));
+                write_tokens(&self.config.token_file, &state.tokens)?;
+                match self.exchange(replacement).await? {
+                    Ok(body) => (replacement.to_owned(), body),
+                    Err(status) => return Err(self.refused(status)),
+                }
+            }
+            Err(status) => {
+                return Err(Error::OAuth(format!(
+                    "token endpoint answered HTTP {status}"
+                )));
+            }
+        };
+        let tokens = Tokens {
+            access_token: Some(body.access_token),
+            refresh_token: body.refresh_token.unwrap_or(used),
+            expires_at: body.expires_in.map(|s| expiry(now_millis(), s)),
+            replacement_tried: state.tokens.replacement_tried.clone(),
+        };
+        // The old refresh token is now spent: persist the new one before using anything.
+        write_tokens(&self.config.token_file, &tokens)?;
+        state.tokens = tokens;
+        state.generation += 1;
+        tracing::info!(
+            generation = state.generation,
+            "refreshed the lever oauth token"
+        );
+        Ok(())
+    }
+
+    /// Asks the token endpoint for tokens with `refresh_token`: its answer, or the HTTP status
+    /// of a refusal.
+    async fn exchange(
+        &self,
+        refresh_token: &str,
+    ) -> Result<std::result::Result<TokenResponse, u16>> {
         let form = [
             ("grant_type", "refresh_token"),
             ("client_id", self.config.client_id.as_str()),
             ("client_secret", self.config.client_secret.as_str()),
-            ("refresh_token", state.tokens.refresh_token.as_str()),
+            ("refresh_token", refresh_token),
         ];
         let response = self
             .http
@@ -234,53 +292,31 @@ impl OAuthSession {
                 ))
             })?;
         let status = response.status();
-        let refused = matches!(status.as_u16(), 400 | 401 | 403);
-        if refused
-            && let Some(replacement) = self
-                .replacement
-                .as_ref()
-                .filter(|r| **r != state.tokens.refresh_token)
-        {
-            tracing::warn!(
-                "the token endpoint refused the stored lever oauth refresh token; trying LEVER_OAUTH_REFRESH_TOKEN"
-            );
-            state.tokens.refresh_token = replacement.clone();
-            return Box::pin(self.refresh_with_endpoint(state)).await;
-        }
-        if refused {
-            return Err(Error::OAuth(format!(
-                "token endpoint answered HTTP {}: it refused the refresh token in {}; set LEVER_OAUTH_REFRESH_TOKEN to a new one from Lever (it is tried when the stored one is refused)",
-                status.as_u16(),
-                self.config.token_file.display()
-            )));
-        }
         if !status.is_success() {
-            return Err(Error::OAuth(format!(
-                "token endpoint answered HTTP {}",
-                status.as_u16()
-            )));
+            return Ok(Err(status.as_u16()));
         }
         let body: TokenResponse = response
             .json()
             .await
             .map_err(|_| Error::OAuth("token endpoint answered malformed JSON".into()))?;
-        let tokens = Tokens {
-            access_token: Some(body.access_token),
-            refresh_token: body
-                .refresh_token
-                .unwrap_or_else(|| state.tokens.refresh_token.clone()),
-            expires_at: body.expires_in.map(|s| expiry(now_millis(), s)),
-        };
-        // The old refresh token is now spent: persist the new one before using anything.
-        write_tokens(&self.config.token_file, &tokens)?;
-        state.tokens = tokens;
-        state.generation += 1;
-        tracing::info!(
-            generation = state.generation,
-            "refreshed the lever oauth token"
-        );
-        Ok(())
+        Ok(Ok(body))
     }
+
+    fn refused(&self, status: u16) -> Error {
+        Error::OAuth(format!(
+            "token endpoint answered HTTP {status}: it refused the refresh token in {}; set LEVER_OAUTH_REFRESH_TOKEN to a new one from Lever (a new one is tried once when the stored one is refused)",
+            self.config.token_file.display()
+        ))
+    }
+}
+
+/// sha256 of a token, hex: what the token file keeps of a replacement it tried.
+fn fingerprint(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// How requests authenticate.
@@ -454,6 +490,7 @@ mod tests {
             access_token: Some("t".into()),
             refresh_token: "r".into(),
             expires_at: Some(expires_at),
+            replacement_tried: None,
         };
         assert!(!expiring(&tokens(i64::MAX)));
         // A token file edited to an absurd past time is simply expired.
@@ -492,18 +529,23 @@ mod tests {
     async fn a_refused_stored_token_gives_way_to_the_one_in_the_environment() {
         use axum::{Form, Json, Router, http::StatusCode, response::IntoResponse, routing::post};
         use std::collections::HashMap;
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = calls.clone();
         let app = Router::new().route(
             "/oauth/token",
-            post(|Form(form): Form<HashMap<String, String>>| async move {
-                if form.get("refresh_token").map(String::as_str) == Some("rt-new") {
-                    Json(serde_json::json!({
-                        "access_token": "at-new", "refresh_token": "rt-next", "expires_in": 3600
-                    }))
-                    .into_response()
-                } else {
-                    StatusCode::FORBIDDEN.into_response()
-                }
-            }),
+            post(
+                move |Form(form): Form<HashMap<String, String>>| async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    if form.get("refresh_token").map(String::as_str) == Some("rt-new") {
+                        Json(serde_json::json!({
+                            "access_token": "at-new", "refresh_token": "rt-next", "expires_in": 3600
+                        }))
+                        .into_response()
+                    } else {
+                        StatusCode::FORBIDDEN.into_response()
+                    }
+                },
+            ),
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let config = token_endpoint(app, dir.path(), "secret").await;
@@ -520,6 +562,21 @@ mod tests {
             .expect("load")
             .with_replacement(Some("rt-dead".into()));
         assert!(same.header().await.is_err());
+        // A replacement the endpoint refused once is never sent again.
+        let spent = OAuthSession::load(config.clone())
+            .expect("load")
+            .with_replacement(Some("rt-spent".into()));
+        assert!(spent.header().await.is_err());
+        let calls_before = calls.load(Ordering::SeqCst);
+        let again = OAuthSession::load(config.clone())
+            .expect("load")
+            .with_replacement(Some("rt-spent".into()));
+        assert!(again.header().await.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            calls_before + 1,
+            "only the stored token"
+        );
         let fixed = OAuthSession::load(config.clone())
             .expect("load")
             .with_replacement(Some(" rt-new ".into()));
