@@ -430,16 +430,19 @@ mod tests {
 
     #[test]
     fn text_past_the_cap_is_cut_at_a_character_boundary() {
-        // A small DOCX whose runs unpack to more text than any resume holds.
+        // A small DOCX whose runs unpack to more text than any resume holds. The first line of
+        // 25 letters puts byte 2 MiB inside a two-byte letter, where `String::truncate` would
+        // panic: the cut must step back to the letter's start.
         let run = "<w:p><w:r><w:t>Zoë ünïcode text that repeats</w:t></w:r></w:p>";
         let xml = format!(
-            "<w:document><w:body>{}</w:body></w:document>",
+            "<w:document><w:body><w:p><w:r><w:t>{}</w:t></w:r></w:p>{}</w:body></w:document>",
+            "x".repeat(25),
             run.repeat(90_000)
         );
         let docx = make_docx(&xml);
         assert!(docx.len() < 200_000, "{} bytes", docx.len());
         let text = extract(Format::Docx, &docx).expect("docx");
-        assert!(text.len() <= MAX_TEXT_BYTES && text.len() > MAX_TEXT_BYTES - 4);
-        assert!(text.starts_with("Zoë ünïcode"));
+        assert_eq!(text.len(), MAX_TEXT_BYTES - 1);
+        assert!(text.starts_with("xxxxxxxxxxxxxxxxxxxxxxxxx\nZoë ünïcode"));
     }
 }
