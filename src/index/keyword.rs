@@ -105,15 +105,15 @@ impl KeywordIndex {
     /// writing anything there (a read-only data folder can be searched). A file that is
     /// missing, truncated or unreadable as an index is [`Error::Corrupt`].
     pub fn open(dir: &Path) -> Result<KeywordIndex, Error> {
-        let err = |e: tantivy::TantivyError| match e {
-            tantivy::TantivyError::DataCorruption(_)
-            | tantivy::TantivyError::OpenReadError(_)
-            | tantivy::TantivyError::OpenDirectoryError(_)
-            | tantivy::TantivyError::IoError(_) => Error::Corrupt {
-                path: dir.to_path_buf(),
-                reason: format!("keyword index unreadable: {e}"),
-            },
-            e => keyword_error(dir)(e),
+        let err = |e: tantivy::TantivyError| {
+            if is_damage(&e) {
+                Error::Corrupt {
+                    path: dir.to_path_buf(),
+                    reason: format!("keyword index unreadable: {e}"),
+                }
+            } else {
+                keyword_error(dir)(e)
+            }
         };
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| err(tantivy::TantivyError::from(e)))?;
@@ -423,9 +423,37 @@ fn analyze_with(
     out
 }
 
+/// Whether a tantivy error opening an index means its files are damaged (missing, truncated,
+/// not an index), rather than that the machine could not read them now (permissions, too many
+/// open files): damage is repaired by a rebuild, the rest is not.
+fn is_damage(e: &tantivy::TantivyError) -> bool {
+    use tantivy::directory::error::{OpenDirectoryError, OpenReadError};
+    let damaged_io = |io: &std::io::Error| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::InvalidData
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::NotFound
+        )
+    };
+    match e {
+        tantivy::TantivyError::DataCorruption(_) => true,
+        tantivy::TantivyError::OpenReadError(read) => match read {
+            OpenReadError::FileDoesNotExist(_) | OpenReadError::IncompatibleIndex(_) => true,
+            OpenReadError::IoError { io_error, .. } => damaged_io(io_error),
+        },
+        tantivy::TantivyError::OpenDirectoryError(open) => {
+            matches!(open, OpenDirectoryError::DoesNotExist(_))
+        }
+        tantivy::TantivyError::IoError(io) => damaged_io(io),
+        _ => false,
+    }
+}
+
 /// A published generation's keyword directory, read as it is: its files never change, so
-/// readers take no lock. tantivy's reader otherwise creates a lock file while it opens the
-/// segments, which fails in a read-only data folder.
+/// readers skip tantivy's meta lock, which its reader otherwise creates as a file while it
+/// opens the segments (failing in a read-only data folder). Every other lock is taken as
+/// usual.
 #[derive(Debug, Clone)]
 struct Immutable(tantivy::directory::MmapDirectory);
 
@@ -472,9 +500,13 @@ impl tantivy::Directory for Immutable {
 
     fn acquire_lock(
         &self,
-        _lock: &tantivy::directory::Lock,
+        lock: &tantivy::directory::Lock,
     ) -> Result<tantivy::directory::DirectoryLock, tantivy::directory::error::LockError> {
-        Ok(tantivy::directory::DirectoryLock::from(Box::new(())))
+        if lock.filepath == tantivy::directory::META_LOCK.filepath {
+            Ok(tantivy::directory::DirectoryLock::from(Box::new(())))
+        } else {
+            self.0.acquire_lock(lock)
+        }
     }
 
     fn watch(
