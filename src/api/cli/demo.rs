@@ -121,7 +121,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     writeln!(
         out,
         "Rediscovered for the open posting \"{}\" ({}, {}; id {}):",
-        posting.title, posting.team, posting.location, posting.id
+        super::matching::terminal_safe(&posting.title),
+        super::matching::terminal_safe(&posting.team),
+        super::matching::terminal_safe(&posting.location),
+        super::matching::terminal_safe(&posting.id)
     )?;
     super::matching::print_table(&mut out, &response, took)?;
     writeln!(

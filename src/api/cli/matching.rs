@@ -513,10 +513,19 @@ fn other_opportunity_lines(histories: &[search::OtherHistory], ids: &[String]) -
 /// `text` as one line a terminal shows as it is: control characters (escape sequences, carriage
 /// returns, new lines) and bidirectional overrides, which candidate-written text may hold, become
 /// U+FFFD, so a name cannot clear the screen, recolour it or forge a result line.
-fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_char = |c: char| {
         c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            || matches!(
+                c,
+                '\u{061c}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            )
     };
     if text.chars().any(unsafe_char) {
         std::borrow::Cow::Owned(
@@ -603,11 +612,12 @@ mod tests {
 
     #[test]
     fn candidate_text_cannot_drive_the_terminal() {
-        let name =
-            "Eve\u{1b}[2J\u{1b}[1;31mOWNED\u{1b}[0m\r\n  2. Fake Person \u{202e}gnp.exe\u{7}";
+        let name = "Eve\u{1b}[2J\u{1b}[1;31mOWNED\u{1b}[0m\r\n  2. Fake Person \u{202e}gnp.exe\u{7}\u{2028}\u{61c}";
         let safe = terminal_safe(name);
         assert!(
-            !safe.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            !safe
+                .chars()
+                .any(|c| c.is_control() || matches!(c, '\u{202e}' | '\u{2028}' | '\u{61c}')),
             "{safe:?}"
         );
         assert!(safe.starts_with("Eve\u{fffd}[2J") && safe.contains("Fake Person"));
