@@ -154,13 +154,37 @@ fn pdf(bytes: &[u8]) -> Result<String, Error> {
 }
 
 /// Whether `[` / `<<` open more than `max` levels before their `]` / `>>` close them anywhere
-/// in `bytes`: the parser recurses once per level, and no stack holds millions.
+/// in `bytes`: the parser recurses once per level, and no stack holds millions. Stream data,
+/// `(strings)` and `%` comments are skipped: brackets there are not structure.
 fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         let pair = |c: u8| bytes.get(i + 1) == Some(&c);
+        let starts_stream = bytes[i..].starts_with(b"stream")
+            && i.checked_sub(1)
+                .is_none_or(|p| bytes[p].is_ascii_whitespace() || bytes[p] == b'>')
+            && matches!(bytes.get(i + 6), Some(b'\r' | b'\n'));
+        if starts_stream {
+            match find(&bytes[i + 6..], b"endstream") {
+                Some(at) => {
+                    i += 6 + at + 9;
+                    continue;
+                }
+                None => return false,
+            }
+        }
         match bytes[i] {
+            b'(' => {
+                i = string_end(bytes, i);
+                continue;
+            }
+            b'%' => {
+                while i < bytes.len() && !matches!(bytes[i], b'\r' | b'\n') {
+                    i += 1;
+                }
+                continue;
+            }
             b'[' => depth += 1,
             b']' => depth = depth.saturating_sub(1),
             b'<' if pair(b'<') => {
@@ -179,6 +203,33 @@ fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
         i += 1;
     }
     false
+}
+
+/// Where `needle` first starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The index after the literal string opening at `start` (`(` ... `)`, with nested pairs and
+/// backslash escapes), or the end of `bytes`.
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut open = 0usize;
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'(' => open += 1,
+            b')' => {
+                open -= 1;
+                if open == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
 }
 
 fn pdf_error_kind(e: &pdf_extract::OutputError) -> &'static str {
@@ -348,6 +399,14 @@ mod tests {
         ));
         assert!(nesting_exceeds(b"[[[[", 3));
         assert!(nesting_exceeds(b"<<<<<<[[", 3));
+        // Brackets in stream data, strings and comments are not structure.
+        assert!(!nesting_exceeds(
+            b"<< /Length 9 >>\nstream\n[[[[[[[[[\nendstream [",
+            3
+        ));
+        assert!(!nesting_exceeds(b"[ (a [[[[ \\) (b) [[[[) ]", 3));
+        assert!(!nesting_exceeds(b"% [[[[[[\n[ ]", 3));
+        assert!(nesting_exceeds(b"[ (ok) [[[", 3));
     }
 
     #[tokio::test]
