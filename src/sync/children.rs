@@ -187,8 +187,15 @@ async fn resume_with_text(
     };
     stats.resumes_downloaded += 1;
     // As many extractions at once as cores, so the deadline measures one file's work, not a
-    // queue's; the wait for a slot is not counted.
-    let _slot = extraction_slots().acquire().await;
+    // queue's; the wait for a slot is not counted. A file on its second try runs alone: if
+    // the process dies again, the strike falls on that file only, not on its neighbours.
+    let (slots, all) = extraction_slots();
+    let wanted = if extractions.strikes(&resume.id) > 0 {
+        *all
+    } else {
+        1
+    };
+    let _slots = slots.acquire_many(wanted).await;
     let marker = extractions.begin(&resume.id);
     let extracted = extract::extract_within(format, bytes, extract::EXTRACTION_DEADLINE).await;
     let passing = matches!(
@@ -219,10 +226,12 @@ async fn resume_with_text(
     Ok(resume)
 }
 
-/// The slots for resume extractions of this process: one per core.
-fn extraction_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+/// The slots for resume extractions of this process, one per core, and how many there are.
+fn extraction_slots() -> &'static (tokio::sync::Semaphore, u32) {
+    static SLOTS: std::sync::OnceLock<(tokio::sync::Semaphore, u32)> = std::sync::OnceLock::new();
     SLOTS.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        let cores =
+            std::thread::available_parallelism().map_or(2, |n| u32::try_from(n.get()).unwrap_or(2));
+        (tokio::sync::Semaphore::new(cores as usize), cores)
     })
 }

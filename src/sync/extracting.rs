@@ -84,6 +84,14 @@ impl Extractions {
             .is_some_and(|&n| n >= STRIKES)
     }
 
+    /// How many extractions of this resume's file earlier processes never finished.
+    pub(crate) fn strikes(&self, resume_id: &str) -> u32 {
+        self.unfinished
+            .get(&marker_name(resume_id))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Marks this resume's file as being extracted until the returned marker is dropped. A
     /// marker that cannot be written only costs that protection (logged).
     pub(crate) fn begin(&self, resume_id: &str) -> Marker {
