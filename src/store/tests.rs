@@ -310,7 +310,7 @@ fn a_truncated_segment_loses_only_the_records_it_cut() {
     // A commit that changes another record rewrites the truncated segment: the cut record is
     // dropped and reported deleted (so the sync fetches it again), and the commit succeeds.
     let commit = commit_all(tmp.path(), &[candidate("c", "c3", "third")]);
-    assert_eq!(commit.deleted, [cut.clone()]);
+    assert_eq!(commit.deleted, std::slice::from_ref(&cut));
     let store = Store::open(tmp.path()).expect("open");
     assert_eq!(store.get(&cut).expect("readable"), None);
     for candidate in store.candidates() {
@@ -320,7 +320,7 @@ fn a_truncated_segment_loses_only_the_records_it_cut() {
     // The next sync's upsert of the cut record brings it back.
     let again = if cut == "a" { &a } else { &b };
     let commit = commit_all(tmp.path(), std::slice::from_ref(again));
-    assert_eq!(commit.changed, [cut.clone()]);
+    assert_eq!(commit.changed, std::slice::from_ref(&cut));
     let store = Store::open(tmp.path()).expect("open");
     assert_eq!(store.get(&cut).expect("readable").as_ref(), Some(again));
 }
