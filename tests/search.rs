@@ -1786,6 +1786,18 @@ async fn http_webhooks_are_verified_queued_and_hide_a_deletion_at_once() {
     );
     let inbox = Inbox::new(&fx.data);
     assert!(inbox.read().unwrap().notices.is_empty());
+    // A signed delivery with an event name or an id that cannot be Lever's is not queued.
+    let huge_event = "candidateHired".repeat(10);
+    let (status, json) = hook(delivery("tok-a", &huge_event, Some(&bystander))).await;
+    assert_eq!(
+        (status, json["ignored"].as_str()),
+        (StatusCode::OK, Some("malformed")),
+        "{json}"
+    );
+    let huge_id = "x".repeat(5_000);
+    let (_, json) = hook(delivery("tok-a", "candidateHired", Some(&huge_id))).await;
+    assert_eq!(json["ignored"].as_str(), Some("malformed"), "{json}");
+    assert!(inbox.read().unwrap().notices.is_empty());
 
     // Signed deliveries are queued; a deletion is hidden from the next answer.
     let (status, json) = hook(delivery("tok-a", "candidateStageChange", Some(&bystander))).await;

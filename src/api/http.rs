@@ -801,8 +801,9 @@ pub struct WebhookAck {
     /// Whether the delivery named an opportunity and was queued for the next sync (a test
     /// ping or a contact event is accepted without).
     pub queued: bool,
-    /// Why a signed delivery was not queued: `repeat` (its token was already received) or
-    /// `stale` (triggered before the replay window).
+    /// Why a signed delivery was not queued: `repeat` (its token was already received),
+    /// `stale` (triggered before the replay window) or `malformed` (an event name or an
+    /// opportunity id that cannot be Lever's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
 }
@@ -942,8 +943,28 @@ fn receive_webhook(
             "missing or wrong webhook signature",
         ));
     }
-    let Some(opportunity_id) = event.opportunity_id().filter(|id| !id.trim().is_empty()) else {
-        return Ok(WebhookAck::queued(false));
+    // Lever's event names are short camelCase words; anything else is not queued (it would
+    // sit in the inbox and the logs at whatever size the sender chose).
+    let plausible_event = !event.event.is_empty()
+        && event.event.len() <= 64
+        && event
+            .event
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    if !plausible_event {
+        return Ok(WebhookAck::ignored("malformed"));
+    }
+    let Some(opportunity_id) = event.opportunity_id() else {
+        // A test ping or a contact event names no opportunity; an id that cannot be Lever's
+        // is malformed.
+        let named = [&event.data.opportunity_id, &event.data.candidate_id]
+            .iter()
+            .any(|id| id.as_deref().is_some_and(|id| !id.trim().is_empty()));
+        return Ok(if named {
+            WebhookAck::ignored("malformed")
+        } else {
+            WebhookAck::queued(false)
+        });
     };
     // `verify` succeeded, so the delivery has a token and a time.
     let (token, triggered_at) = (
@@ -1076,7 +1097,7 @@ pub fn openapi() -> serde_json::Value {
                           "503": {"description": "no index yet, or busy (every query slot taken; see Retry-After)"}}}},
         "/webhooks/lever": {"post": {"summary": "A Lever webhook delivery (signed; queued for the next sync, deletions hidden at once)",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {"200": {"description": "accepted", "content": {"application/json": {"schema": {"type": "object", "properties": {"queued": {"type": "boolean"}, "ignored": {"type": "string", "enum": ["repeat", "stale"]}}}}}},
+            "responses": {"200": {"description": "accepted", "content": {"application/json": {"schema": {"type": "object", "properties": {"queued": {"type": "boolean"}, "ignored": {"type": "string", "enum": ["repeat", "stale", "malformed"]}}}}}},
                           "400": {"description": "malformed delivery"}, "401": {"description": "missing or wrong signature"},
                           "404": {"description": "webhooks not set up"}}}},
         "/healthz": {"get": {"summary": "Liveness, the loaded index generation, and whether the store moved past it",
