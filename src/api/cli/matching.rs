@@ -574,6 +574,10 @@ fn date(ms: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(1970..=9999).contains(&year) {
+        // A time Lever could not have recorded (a default, a bad value): not a date to show.
+        return "an unknown date".to_owned();
+    }
     format!("{year:04}-{month:02}-{day:02}")
 }
 
@@ -632,6 +636,8 @@ mod tests {
         assert_eq!(date(0), "1970-01-01");
         assert_eq!(date(1_700_000_000_000), "2023-11-14");
         assert_eq!(date(951_782_400_000), "2000-02-29");
+        assert_eq!(date(9_223_372_036_854_775_807), "an unknown date");
+        assert_eq!(date(-86_400_000), "an unknown date");
     }
 
     #[test]
