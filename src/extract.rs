@@ -19,9 +19,10 @@ pub const EXTRACTION_DEADLINE: Duration = Duration::from_secs(120);
 /// Stack of an extraction thread: the PDF parser recurses once per nesting level, and a file of
 /// 200,000 nested arrays overflowed the 2 MiB of a worker thread (which aborts the process; no
 /// `catch_unwind` contains it). [`MAX_PDF_NESTING`] refuses such files before parsing; this
-/// stack holds nesting well past it (about 40,000 levels in a debug build), for what the raw
-/// bytes hide (compressed object streams). Only the pages it touches are backed by memory.
-const EXTRACTION_STACK_BYTES: usize = 256 << 20;
+/// stack holds far deeper nesting, for what the raw bytes hide (compressed streams: 300,000
+/// levels overflowed 256 MiB). Only the pages it touches are backed by memory, and a sync runs
+/// one extraction per core.
+const EXTRACTION_STACK_BYTES: usize = 1 << 30;
 /// Deepest nesting of arrays and dictionaries in a PDF's bytes that is parsed at all (real
 /// files nest a few levels; random bytes of compressed streams drift to a few hundred).
 const MAX_PDF_NESTING: usize = 10_000;

@@ -10,8 +10,8 @@
 //!   earlier process never finished. Once is not enough to blame the file (the process may have
 //!   been stopped, or killed for memory, while it read a good resume): the file is tried once
 //!   more. After [`STRIKES`] unfinished extractions (one that ran past its deadline counts) it
-//!   is not extracted again; its marker stays, so later runs skip it too, and removing the
-//!   folder tries it again.
+//!   is not extracted again; its marker stays, so later runs skip it too. With the folder
+//!   removed, the file is tried again when its opportunity is next fetched.
 //! - A marker's name is a resume id or its sha256 (no personal data); it holds a number.
 
 use std::collections::HashMap;
