@@ -25,11 +25,7 @@ pub(crate) const STRIKES: u32 = 2;
 /// How many resume files syncs into `data_dir` no longer extract (their markers hold every
 /// strike): shown by `rediscover status`.
 pub fn skipped_resume_files(data_dir: &Path) -> usize {
-    Extractions::open_quietly(data_dir)
-        .unfinished
-        .values()
-        .filter(|&&n| n >= STRIKES)
-        .count()
+    Extractions::open_quietly(data_dir).skipped()
 }
 
 /// The markers of one sync run.
@@ -45,11 +41,7 @@ impl Extractions {
     /// Reads the markers earlier processes left in `data_dir`. Call with the store's lock held.
     pub(crate) fn open(data_dir: &Path) -> Extractions {
         let extractions = Self::open_quietly(data_dir);
-        let skipped = extractions
-            .unfinished
-            .values()
-            .filter(|&&n| n >= STRIKES)
-            .count();
+        let skipped = extractions.skipped();
         if skipped > 0 {
             tracing::warn!(
                 resumes = skipped,
@@ -76,12 +68,15 @@ impl Extractions {
         Extractions { dir, unfinished }
     }
 
+    /// How many files have every strike.
+    fn skipped(&self) -> usize {
+        self.unfinished.values().filter(|&&n| n >= STRIKES).count()
+    }
+
     /// Whether this resume's file is not to be extracted: earlier processes died, hung or gave
     /// up at the deadline [`STRIKES`] times while extracting it.
     pub(crate) fn unfinished(&self, resume_id: &str) -> bool {
-        self.unfinished
-            .get(&marker_name(resume_id))
-            .is_some_and(|&n| n >= STRIKES)
+        self.strikes(resume_id) >= STRIKES
     }
 
     /// How many extractions of this resume's file earlier processes never finished.
@@ -95,9 +90,8 @@ impl Extractions {
     /// Marks this resume's file as being extracted until the returned marker is dropped. A
     /// marker that cannot be written only costs that protection (logged).
     pub(crate) fn begin(&self, resume_id: &str) -> Marker {
-        let name = marker_name(resume_id);
-        let strikes = self.unfinished.get(&name).copied().unwrap_or(0) + 1;
-        let path = self.dir.join(name);
+        let strikes = self.strikes(resume_id) + 1;
+        let path = self.dir.join(marker_name(resume_id));
         let written = std::fs::create_dir_all(&self.dir)
             .and_then(|()| std::fs::write(&path, strikes.to_string()));
         match written {
