@@ -1638,6 +1638,18 @@ async fn http_match_postings_candidates_health_and_errors() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{json}");
+    let (status, json) = call(
+        &router,
+        "POST",
+        "/v1/match",
+        Some(
+            r#"{"text": "rust", "filters": {"tags": null, "archived_only": null, "exclude_hired": null}}"#
+                .into(),
+        ),
+        tok,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
     // A wrong method gets a JSON answer too.
     let (status, json) = call(&router, "GET", "/v1/match", None, tok).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
@@ -1794,6 +1806,9 @@ async fn http_webhooks_are_verified_queued_and_hide_a_deletion_at_once() {
         (StatusCode::OK, Some("malformed")),
         "{json}"
     );
+    let (status, json) = hook("x".repeat(4_000_000)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{json}");
+    assert!(json["error"].is_string(), "a JSON error: {json}");
     let huge_id = "x".repeat(5_000);
     let (_, json) = hook(delivery("tok-a", "candidateHired", Some(&huge_id))).await;
     assert_eq!(json["ignored"].as_str(), Some("malformed"), "{json}");

@@ -152,6 +152,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// 413 for a body over [`MAX_BODY_BYTES`].
+    fn body_too_large() -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    }
+
     fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -232,10 +240,7 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::new(
-                status,
-                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-            );
+            return ApiError::body_too_large();
         }
         // A well-formed body with a wrong value (`"limit": -1`) is a bad request like any other
         // invalid value (`"limit": 100000`), told without Rust's type names.
@@ -343,16 +348,16 @@ pub struct MatchRequest {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FiltersJson {
-    /// Only archived opportunities.
-    #[serde(default)]
+    /// Only archived opportunities (`null` is false, like a missing field).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub archived_only: bool,
-    /// Leave out people hired on any of their opportunities.
-    #[serde(default)]
+    /// Leave out people hired on any of their opportunities (`null` is false).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub exclude_hired: bool,
     /// Words of the candidate's location (see `match --location`).
     pub location: Option<String>,
-    /// Tags that must all be present.
-    #[serde(default)]
+    /// Tags that must all be present (`null` is none).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tags: Vec<String>,
     /// Minimum furthest stage (id or name).
     pub min_stage: Option<String>,
@@ -360,6 +365,15 @@ pub struct FiltersJson {
     pub interacted_within_days: Option<u32>,
     /// Minimum best feedback rating 1 to 4.
     pub min_rating: Option<u8>,
+}
+
+/// A field whose `null` means the same as leaving it out: its default.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 impl From<FiltersJson> for Filters {
@@ -906,8 +920,17 @@ async fn health_handler(State(state): State<AppState>) -> Json<HealthJson> {
 /// disk in the inbox before the 200; any other answer makes Lever deliver it again.
 async fn webhook_handler(
     State(state): State<AppState>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<WebhookAck>, ApiError> {
+    // A body over the limit gets the API's JSON error, not axum's text.
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::body_too_large()
+        } else {
+            ApiError::new(status, rejection.body_text())
+        }
+    })?;
     let engine = Arc::clone(&state.engine);
     let replay = Arc::clone(&state.replay);
     blocking(move || receive_webhook(&engine, &replay, &body))
