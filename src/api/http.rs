@@ -966,28 +966,12 @@ fn receive_webhook(
             "missing or wrong webhook signature",
         ));
     }
-    // Lever's event names are short camelCase words; anything else is not queued (it would
-    // sit in the inbox and the logs at whatever size the sender chose).
-    let plausible_event = !event.event.is_empty()
-        && event.event.len() <= 64
-        && event
-            .event
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
-    if !plausible_event {
+    if event.is_malformed() {
         return Ok(WebhookAck::ignored("malformed"));
     }
+    // A test ping or a contact event names no opportunity.
     let Some(opportunity_id) = event.opportunity_id() else {
-        // A test ping or a contact event names no opportunity; an id that cannot be Lever's
-        // is malformed.
-        let named = [&event.data.opportunity_id, &event.data.candidate_id]
-            .iter()
-            .any(|id| id.as_deref().is_some_and(|id| !id.trim().is_empty()));
-        return Ok(if named {
-            WebhookAck::ignored("malformed")
-        } else {
-            WebhookAck::queued(false)
-        });
+        return Ok(WebhookAck::queued(false));
     };
     // `verify` succeeded, so the delivery has a token and a time.
     let (token, triggered_at) = (

@@ -100,6 +100,23 @@ impl WebhookEvent {
             .find_map(|id| id.as_deref().filter(|id| plausible_id(id)))
     }
 
+    /// Whether the delivery cannot be Lever's: an event name that is not a short word
+    /// (Lever's are camelCase names), or an opportunity or candidate id given but not
+    /// [`plausible_id`]. Such a delivery is not queued: it would sit in the inbox and the logs
+    /// at whatever size its sender chose.
+    pub fn is_malformed(&self) -> bool {
+        let event_ok = !self.event.is_empty()
+            && self.event.len() <= 64
+            && self
+                .event
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        let names_an_id = [&self.data.opportunity_id, &self.data.candidate_id]
+            .iter()
+            .any(|id| id.as_deref().is_some_and(|id| !id.trim().is_empty()));
+        !event_ok || (names_an_id && self.opportunity_id().is_none())
+    }
+
     /// Whether the delivery is signed with `signature_token`.
     pub fn verify(&self, signature_token: &str) -> bool {
         match (&self.token, self.triggered_at, &self.signature) {
