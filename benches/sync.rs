@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use rediscover::api::http::{AppState, app};
 use rediscover::domain::Candidate;
 use rediscover::engine::Engine;
+use rediscover::extract::{Isolation, Worker};
 use rediscover::index::{Embedder, Progress};
 use rediscover::lever::{ApiKey, ClientConfig, Credentials};
 use rediscover::mock_lever::{MockConfig, MockLever, generate_pool};
@@ -68,6 +69,8 @@ async fn sync_once(
     options.progress = false;
     options.concurrency = 64;
     options.fetched = fetched;
+    // Resume files are extracted in child processes of the binary, as `rediscover sync` does.
+    options.extraction = Isolation::Process(Worker::new(env!("CARGO_BIN_EXE_rediscover")));
     let report = match run(options).await {
         Ok(report) => report,
         Err(e) => panic!("sync failed: {e}"),

@@ -1,7 +1,11 @@
 //! Plain text from resume files: PDF (pdf-extract, panics contained), DOCX (the zip's
 //! `word/document.xml`: `w:t` runs, `w:p` paragraphs, `w:tab` and `w:br`) and TXT (UTF-8, lossy).
 //! Corrupt input gives a typed error, never a panic; [`extract_within`] also bounds the time and
-//! gives deeply nested files a large stack.
+//! gives deeply nested files a large stack, and [`worker`] runs it all in a child process whose
+//! memory is limited, so a hostile file can only kill that child.
+
+mod worker;
+pub use worker::{Isolation, Worker, serve_worker};
 
 use std::io::Read;
 use std::time::Duration;
@@ -28,7 +32,8 @@ const EXTRACTION_STACK_BYTES: usize = 1 << 30;
 const MAX_PDF_NESTING: usize = 10_000;
 
 /// A file format rediscover extracts text from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Portable Document Format.
     Pdf,
@@ -48,10 +53,25 @@ impl Format {
             _ => None,
         }
     }
+
+    /// The format's usual extension, lowercase (`pdf`, `docx`, `txt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pdf => "pdf",
+            Format::Docx => "docx",
+            Format::Txt => "txt",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Why text could not be extracted. Messages never quote the document.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     /// The PDF could not be parsed.
     #[error("unreadable pdf: {0}")]
@@ -66,7 +86,7 @@ pub enum Error {
     #[error("the file is not a {expected} file")]
     WrongFormat {
         /// The declared format.
-        expected: &'static str,
+        expected: Format,
     },
     /// The extraction did not end within its deadline (a malformed structure that loops).
     #[error("extraction took longer than {seconds} s and was abandoned")]
@@ -77,6 +97,15 @@ pub enum Error {
     /// No thread could be started for the extraction (out of memory or threads).
     #[error("no thread could be started for the extraction")]
     NoThread,
+    /// The child process extracting the file could not be started or fed (see [`Worker`]).
+    #[error("the extraction process could not run: {0}")]
+    NoWorker(String),
+    /// The child process extracting the file died without an answer: the file exhausted the
+    /// child's memory limit or stack, or crashed its parser.
+    #[error(
+        "the extraction process died ({0}): the file needs more memory than allowed or crashes the parser"
+    )]
+    Crashed(String),
 }
 
 /// Extracts plain text from `bytes` in `format`. The result has `\n` line ends, no trailing
@@ -112,6 +141,19 @@ pub async fn extract_within(
         .and_then(|result| result)
 }
 
+/// [`extract`] on a thread of its own with a large stack, waited for without a deadline: for the
+/// child process of [`Worker`], whose parent keeps the time.
+fn extract_on_large_stack(format: Format, bytes: Vec<u8>) -> Result<String, Error> {
+    std::thread::Builder::new()
+        .name("extract".into())
+        .stack_size(EXTRACTION_STACK_BYTES)
+        .spawn(move || extract(format, &bytes))
+        .map_err(|_| Error::NoThread)?
+        .join()
+        // The thread panicked outside the PDF parser's guard.
+        .unwrap_or(Err(Error::PdfPanic))
+}
+
 /// Runs `work` on a new thread with [`EXTRACTION_STACK_BYTES`] of stack and waits at most
 /// `deadline` for it.
 async fn run_within<T: Send + 'static>(
@@ -138,7 +180,9 @@ async fn run_within<T: Send + 'static>(
 
 fn pdf(bytes: &[u8]) -> Result<String, Error> {
     if !bytes.starts_with(b"%PDF") && !bytes.windows(5).take(1024).any(|w| w == b"%PDF-") {
-        return Err(Error::WrongFormat { expected: "pdf" });
+        return Err(Error::WrongFormat {
+            expected: Format::Pdf,
+        });
     }
     if nesting_exceeds(bytes, MAX_PDF_NESTING) {
         return Err(Error::Pdf("nesting too deep".to_owned()));
@@ -243,7 +287,9 @@ fn pdf_error_kind(e: &pdf_extract::OutputError) -> &'static str {
 
 fn docx(bytes: &[u8]) -> Result<String, Error> {
     if !bytes.starts_with(b"PK") {
-        return Err(Error::WrongFormat { expected: "docx" });
+        return Err(Error::WrongFormat {
+            expected: Format::Docx,
+        });
     }
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|_| Error::Docx("not a readable zip archive".into()))?;
@@ -456,7 +502,9 @@ mod tests {
         ));
         assert!(matches!(
             extract(Format::Docx, b"hello"),
-            Err(Error::WrongFormat { expected: "docx" })
+            Err(Error::WrongFormat {
+                expected: Format::Docx,
+            })
         ));
         let broken_xml = make_docx("<w:document><w:p><w:t>unclosed</w:document>");
         assert!(extract(Format::Docx, &broken_xml).is_err());
@@ -469,7 +517,9 @@ mod tests {
         );
         assert!(matches!(
             extract(Format::Pdf, b"not a pdf"),
-            Err(Error::WrongFormat { expected: "pdf" })
+            Err(Error::WrongFormat {
+                expected: Format::Pdf,
+            })
         ));
         let mut truncated = b"%PDF-1.5\n".to_vec();
         truncated.extend(std::iter::repeat_n(0xffu8, 300));

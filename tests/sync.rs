@@ -17,7 +17,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use rediscover::domain::{Candidate, TextStatus};
-use rediscover::extract::{Format, extract};
+use rediscover::extract::{Format, Isolation, Worker, extract};
 use rediscover::index::{Embedder, chunk};
 use rediscover::lever::{ApiKey, ClientConfig, Credentials};
 use rediscover::pipeline::{self, Prefetcher};
@@ -412,6 +412,154 @@ async fn a_resume_file_that_killed_an_earlier_run_is_not_extracted_again() {
         .collect();
     assert_eq!(left, vec!["r1"]);
     assert_eq!(rediscover::sync::skipped_resume_files(dir.path()), 1);
+}
+
+/// The sync's worker: the `rediscover` binary's `extract-worker`, with a small memory budget.
+fn small_worker() -> Isolation {
+    Isolation::Process(Worker {
+        program: env!("CARGO_BIN_EXE_rediscover").into(),
+        memory_budget_bytes: 64 << 20,
+    })
+}
+
+/// A one-page PDF whose content stream inflates to `mib` MiB of zeros: built from one
+/// sync-flushed deflate block of 1 MiB repeated, so it takes milliseconds to write.
+fn inflating_pdf(mib: usize) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let zeros = vec![0u8; 1 << 20];
+    let mut deflate = Compress::new(Compression::best(), false);
+    let mut block = |out: &mut Vec<u8>| {
+        let mut buf = Vec::with_capacity(64 << 10);
+        deflate
+            .compress_vec(&zeros, &mut buf, FlushCompress::Sync)
+            .expect("deflate");
+        assert_eq!(deflate.total_in() % (1 << 20), 0, "one whole MiB per block");
+        out.extend_from_slice(&buf);
+    };
+    let (mut first, mut next) = (Vec::new(), Vec::new());
+    block(&mut first);
+    block(&mut next);
+    // zlib: header, the blocks, an empty final block, the Adler-32 of n zeros (a = 1, b = n).
+    let mut stream = vec![0x78, 0x01];
+    stream.extend_from_slice(&first);
+    for _ in 1..mib {
+        stream.extend_from_slice(&next);
+    }
+    stream.extend_from_slice(&[0x03, 0x00]);
+    let n = ((mib as u64) << 20) % 65521;
+    stream.extend_from_slice(&((n << 16) | 1).to_be_bytes()[4..]);
+    let mut contents = format!(
+        "<< /Length {} /Filter /FlateDecode >>\nstream\n",
+        stream.len()
+    )
+    .into_bytes();
+    contents.extend_from_slice(&stream);
+    contents.extend_from_slice(b"\nendstream");
+    let objects: [&[u8]; 4] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        &contents,
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        pdf.extend_from_slice(body);
+        pdf.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(b"xref\n0 5\n0000000000 65535 f \n");
+    for offset in offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!("trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+    );
+    pdf
+}
+
+/// A 435-byte PDF whose page tree is its own parent: the parser never ends.
+const LOOPING_PDF: &str = "%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n\
+2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 /Parent 2 0 R >>\nendobj\n\
+3 0 obj\n<< /Type /Page /Parent 3 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>\nendobj\n\
+4 0 obj\n<< /Length 10 >>\nstream\nBT ET\n\nendstream\nendobj\nxref\n0 5\n\
+0000000000 65535 f \n0000000009 00000 n \n0000000058 00000 n \n0000000129 00000 n \n\
+0000000216 00000 n \ntrailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n272\n%%EOF\n";
+
+/// The extraction child answers what the same extraction in this process answers, typed errors
+/// included, and a file the parser loops on is given up at the deadline with its child killed.
+#[tokio::test]
+async fn the_extraction_child_answers_like_this_process_and_is_killed_at_its_deadline() {
+    let worker = small_worker();
+    let pdf =
+        rediscover::mock_lever::render_pdf("Jane Doe\nSenior Rust engineer at Acme, 2019-2024");
+    let here = extract(Format::Pdf, &pdf).expect("pdf text");
+    assert!(here.contains("Rust engineer"), "{here}");
+    let deadline = Duration::from_secs(60);
+    assert_eq!(worker.extract(Format::Pdf, pdf, deadline).await, Ok(here));
+    assert_eq!(
+        worker
+            .extract(Format::Pdf, b"PK not a pdf".to_vec(), deadline)
+            .await,
+        Err(rediscover::extract::Error::WrongFormat {
+            expected: Format::Pdf
+        })
+    );
+    let started = std::time::Instant::now();
+    let looping = worker
+        .extract(
+            Format::Pdf,
+            LOOPING_PDF.as_bytes().to_vec(),
+            Duration::from_millis(1500),
+        )
+        .await;
+    assert_eq!(
+        looping,
+        Err(rediscover::extract::Error::TimedOut { seconds: 1 })
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// A resume PDF that inflates past the extraction's memory budget kills only its child: the
+/// sync goes on, stores that candidate without the text, extracts the others, and counts one
+/// strike against the file (the next run tries it once more, alone).
+#[tokio::test]
+async fn a_compression_bomb_kills_only_its_extraction_child() {
+    let mut script = Script {
+        page_size: 10,
+        ..Script::default()
+    };
+    let good = rediscover::mock_lever::render_pdf("Grace Hopper\nCompiler engineer");
+    for (opp, resume_id, bytes) in [("o1", "r1", inflating_pdf(512)), ("o2", "r2", good.clone())] {
+        script.opportunities.push(opportunity(opp));
+        script
+            .resumes
+            .insert(opp.into(), vec![resume(resume_id, "pdf", "processed")]);
+        script
+            .files
+            .insert((opp.into(), resume_id.into()), (200, bytes));
+    }
+    let url = serve(Arc::new(script)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = options(dir.path(), &url, KEY);
+    options.extraction = small_worker();
+    let report = run(options).await.expect("sync");
+    assert_eq!(report.opportunities_failed, 0, "{report:?}");
+    assert_eq!(report.resume_text_failed, 1, "{report:?}");
+    let store = stored(dir.path());
+    assert!(
+        matches!(&store["o1"].resumes[0].text_status, TextStatus::Failed(r) if r.contains("process died")),
+        "{:?}",
+        store["o1"].resumes[0].text_status
+    );
+    assert_eq!(
+        store["o2"].resume_text().map(str::to_owned),
+        Some(extract(Format::Pdf, &good).expect("text"))
+    );
+    let marker = dir.path().join("extracting").join("r1");
+    assert_eq!(std::fs::read_to_string(marker).expect("one strike"), "1");
 }
 
 /// A resume file Lever keeps failing to send (5xx after every retry) does not keep a new

@@ -197,14 +197,24 @@ async fn resume_with_text(
     };
     let _slots = slots.acquire_many(wanted).await;
     let marker = extractions.begin(&resume.id);
-    let extracted = extract::extract_within(format, bytes, extract::EXTRACTION_DEADLINE).await;
+    let extracted = extractions
+        .isolation()
+        .extract(format, bytes, extract::EXTRACTION_DEADLINE)
+        .await;
     let passing = matches!(
         extracted,
-        Err(extract::Error::TimedOut { .. } | extract::Error::NoThread)
+        Err(extract::Error::TimedOut { .. }
+            | extract::Error::Crashed(_)
+            | extract::Error::NoThread
+            | extract::Error::NoWorker(_))
     );
-    if matches!(extracted, Err(extract::Error::TimedOut { .. })) {
-        // Its thread may loop until the process ends. One strike, like a process that died
-        // in it: the file is tried once more next run, and skipped after a second.
+    if matches!(
+        extracted,
+        Err(extract::Error::TimedOut { .. } | extract::Error::Crashed(_))
+    ) {
+        // A thread past its deadline may loop until the process ends; a child that died did
+        // what would have killed this process. One strike, like a process that died in it:
+        // the file is tried once more next run, and skipped after a second.
         marker.keep();
     } else {
         drop(marker);

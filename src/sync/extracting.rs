@@ -13,9 +13,13 @@
 //!   is not extracted again; its marker stays, so later runs skip it too. With the folder
 //!   removed, the file is tried again when its opportunity is next fetched.
 //! - A marker's name is a resume id or its sha256 (no personal data); it holds a number.
+//! - With [`Isolation::Process`], an extraction whose child dies (memory limit, stack, crash)
+//!   is unfinished too, but only the child died: the sync goes on and the marker stays.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use crate::extract::Isolation;
 
 /// The folder of markers inside a data folder.
 const FOLDER: &str = "extracting";
@@ -28,9 +32,10 @@ pub fn skipped_resume_files(data_dir: &Path) -> usize {
     Extractions::open_quietly(data_dir).skipped()
 }
 
-/// The markers of one sync run.
+/// How one sync run extracts resume text: where, and the markers of unfinished extractions.
 #[derive(Debug)]
 pub(crate) struct Extractions {
+    isolation: Isolation,
     dir: PathBuf,
     /// Marker names of extractions earlier processes started and never finished, with how
     /// many times that happened.
@@ -38,9 +43,11 @@ pub(crate) struct Extractions {
 }
 
 impl Extractions {
-    /// Reads the markers earlier processes left in `data_dir`. Call with the store's lock held.
-    pub(crate) fn open(data_dir: &Path) -> Extractions {
-        let extractions = Self::open_quietly(data_dir);
+    /// Reads the markers earlier processes left in `data_dir`; files are extracted as
+    /// `isolation` says. Call with the store's lock held.
+    pub(crate) fn open(data_dir: &Path, isolation: Isolation) -> Extractions {
+        let mut extractions = Self::open_quietly(data_dir);
+        extractions.isolation = isolation;
         let skipped = extractions.skipped();
         if skipped > 0 {
             tracing::warn!(
@@ -65,7 +72,16 @@ impl Extractions {
                 .collect(),
             Err(_) => HashMap::new(),
         };
-        Extractions { dir, unfinished }
+        Extractions {
+            isolation: Isolation::default(),
+            dir,
+            unfinished,
+        }
+    }
+
+    /// Where this run extracts files.
+    pub(crate) fn isolation(&self) -> &Isolation {
+        &self.isolation
     }
 
     /// How many files have every strike.
@@ -161,7 +177,7 @@ mod tests {
     #[test]
     fn a_marker_lives_while_its_extraction_runs_and_a_file_gets_two_strikes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let run = Extractions::open(dir.path());
+        let run = Extractions::open(dir.path(), Isolation::Thread);
         {
             let _marker = run.begin("r-1");
             assert!(dir.path().join(FOLDER).join("r-1").exists());
@@ -170,7 +186,7 @@ mod tests {
         // A process that dies mid-extraction leaves its marker: one strike, tried again.
         std::mem::forget(run.begin("r-2"));
         std::mem::forget(run.begin("../odd id"));
-        let second = Extractions::open(dir.path());
+        let second = Extractions::open(dir.path(), Isolation::Thread);
         assert!(!second.unfinished("r-2") && !second.unfinished("../odd id"));
         assert!(!second.unfinished("r-1"));
         // The odd id's marker stays inside the folder.
@@ -181,30 +197,32 @@ mod tests {
         // The second try finishes for one file and dies again on the other.
         drop(second.begin("../odd id"));
         std::mem::forget(second.begin("r-2"));
-        let third = Extractions::open(dir.path());
+        let third = Extractions::open(dir.path(), Isolation::Thread);
         assert!(third.unfinished("r-2"), "two strikes");
         assert!(!third.unfinished("../odd id"), "finished on its second try");
         // An empty marker (an earlier version's, or one cut short by a power loss) is one
         // strike.
         std::fs::write(dir.path().join(FOLDER).join("r-old"), b"").expect("write");
-        assert!(!Extractions::open(dir.path()).unfinished("r-old"));
+        assert!(!Extractions::open(dir.path(), Isolation::Thread).unfinished("r-old"));
     }
 
     #[test]
     fn a_kept_marker_stays_and_long_ids_sharing_a_beginning_get_their_own() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let run = Extractions::open(dir.path());
+        let run = Extractions::open(dir.path(), Isolation::Thread);
         run.begin("r-3").keep();
-        let second = Extractions::open(dir.path());
+        let second = Extractions::open(dir.path(), Isolation::Thread);
         assert!(!second.unfinished("r-3"), "one deadline is one strike");
         second.begin("r-3").keep();
-        assert!(Extractions::open(dir.path()).unfinished("r-3"));
+        assert!(Extractions::open(dir.path(), Isolation::Thread).unfinished("r-3"));
         let long = "é".repeat(150);
         let (a, b) = (format!("{long}a"), format!("{long}b"));
         assert_ne!(marker_name(&a), marker_name(&b));
         run.begin(&a).keep();
-        Extractions::open(dir.path()).begin(&a).keep();
-        let next = Extractions::open(dir.path());
+        Extractions::open(dir.path(), Isolation::Thread)
+            .begin(&a)
+            .keep();
+        let next = Extractions::open(dir.path(), Isolation::Thread);
         assert!(next.unfinished(&a) && !next.unfinished(&b));
     }
 }

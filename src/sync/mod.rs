@@ -85,6 +85,10 @@ pub struct SyncOptions {
     /// incremental window: catches records the window cannot see (Lever leaves some
     /// `updatedAt` null) and purges what Lever no longer has.
     pub full: bool,
+    /// Where resume files are turned into text: the `rediscover` binary uses a child process
+    /// per file ([`crate::extract::Isolation::Process`]), so a hostile file cannot take the
+    /// sync down; the default is a thread of this process.
+    pub extraction: crate::extract::Isolation,
 }
 
 impl SyncOptions {
@@ -104,6 +108,7 @@ impl SyncOptions {
             progress: true,
             fetched: None,
             full: false,
+            extraction: crate::extract::Isolation::default(),
         }
     }
 }
@@ -215,7 +220,10 @@ pub async fn run_with_client(
 
     let mut batch = Store::begin(&options.data_dir)?;
     // Read with the store's lock held: no other sync is extracting now.
-    let extractions = std::sync::Arc::new(extracting::Extractions::open(&options.data_dir));
+    let extractions = std::sync::Arc::new(extracting::Extractions::open(
+        &options.data_dir,
+        options.extraction.clone(),
+    ));
     let resumed = batch.resumed();
     let run_started_at = match batch
         .checkpoint(CHECKPOINT_RUN_STARTED_AT)

@@ -239,6 +239,7 @@ async fn sync_from_mock(
     options.progress = true;
     options.fetched = Some(fetched);
     options.full = full;
+    options.extraction = super::extraction_in_child();
     let report = crate::sync::run(options).await;
     mock.shutdown().await;
     report.with_context(|| format!("sync into {} failed", args.data.display()))

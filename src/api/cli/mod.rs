@@ -17,6 +17,7 @@ macro_rules! say {
 
 mod demo;
 mod eval;
+mod extract_worker;
 mod index;
 mod matching;
 mod mock;
@@ -67,6 +68,9 @@ pub enum Command {
     Webhooks(webhooks::Args),
     /// Measure ranking quality on the real evaluation data sets.
     Eval(eval::Args),
+    /// Extract one resume file's text in a child process of `sync` (internal).
+    #[command(name = "extract-worker", hide = true)]
+    ExtractWorker(extract_worker::Args),
 }
 
 /// The first error writing to stdout, if any (later lines are not attempted).
@@ -89,6 +93,19 @@ pub fn say(line: std::fmt::Arguments<'_>) {
 /// simply went away (a broken pipe, as with `| head`).
 pub fn stdout_failure() -> Option<&'static std::io::Error> {
     STDOUT_FAILED.get()
+}
+
+/// Resume files are extracted by child processes of this binary (`extract-worker`), so a
+/// hostile file meets a memory limit and can only kill its child; on a thread of this process
+/// if the binary cannot name itself.
+pub(crate) fn extraction_in_child() -> crate::extract::Isolation {
+    match crate::extract::Worker::current_exe() {
+        Ok(worker) => crate::extract::Isolation::Process(worker),
+        Err(e) => {
+            tracing::warn!(error = %e, "resume files are extracted in this process: cannot find its executable");
+            crate::extract::Isolation::Thread
+        }
+    }
 }
 
 /// Fails unless `data` holds a synced store: the commands that read a data folder would
@@ -142,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Webhooks(args) => webhooks::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::ExtractWorker(args) => extract_worker::run(args),
     }
 }
 

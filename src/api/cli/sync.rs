@@ -92,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     options.concurrency = args.concurrency;
     options.progress = !args.json;
     options.full = args.full;
+    options.extraction = super::extraction_in_child();
     // Loaded first, so a missing model stops the run before it syncs, and so what is fetched
     // can be embedded while the sync waits on Lever's rate limit.
     let indexing = if args.no_index {
