@@ -1527,6 +1527,72 @@ async fn a_resumed_backfill_does_not_publish_what_lever_deleted_meanwhile() {
     assert_store_matches_pool(dir.path(), &lever.pool());
 }
 
+/// A resumed run keeps what the interrupted run fetched only while Lever says it did not change:
+/// a note added in between is published by the resuming run, not a night later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_sync_fetches_again_what_lever_changed_meanwhile() {
+    let lever = mock(generate_pool(60, 23), 10_000.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Interrupt the backfill until it has staged two opportunities Lever gives an `updatedAt`
+    // (one without is fetched again by any run).
+    let dated: HashSet<String> = lever
+        .pool()
+        .opportunities()
+        .iter()
+        .filter(|o| o.updated_at().is_some())
+        .map(|o| o.id().to_owned())
+        .collect();
+    let mut staged = Vec::new();
+    for _ in 0..20 {
+        let calls = lever.stats().total;
+        let mut options = fast_options(dir.path(), &lever.base_url(), 200.0);
+        // Few at a time, so some finish before the interruption.
+        options.concurrency = 2;
+        let task = tokio::spawn(run(options));
+        while lever.stats().total < calls + 60 && !task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        task.abort();
+        assert!(task.await.is_err(), "the run was cancelled");
+        let batch = Store::begin(dir.path()).expect("begin");
+        staged = batch
+            .staged_upserts()
+            .filter(|id| dated.contains(*id))
+            .map(str::to_owned)
+            .collect();
+        drop(batch);
+        if staged.len() >= 2 {
+            break;
+        }
+    }
+    assert!(staged.len() >= 2, "two staged opportunities: {staged:?}");
+    let (changed, kept) = (staged[0].clone(), staged[1].clone());
+    lever
+        .mutate(MutateOp::AddNote {
+            opportunity_id: changed.clone(),
+            text: "Asked to be considered for platform roles".into(),
+        })
+        .expect("note");
+
+    let report = run(fast_options(dir.path(), &lever.base_url(), 5_000.0))
+        .await
+        .expect("resume");
+    assert!(report.resumed, "{report:?}");
+    assert!(
+        report.opportunities_resumed >= 1,
+        "{kept} was kept: {report:?}"
+    );
+    let store = stored(dir.path());
+    assert!(
+        store[&changed]
+            .notes
+            .iter()
+            .any(|n| n.comments.iter().any(|c| c.contains("platform roles"))),
+        "the note added after the interruption is missing"
+    );
+    assert_store_matches_pool(dir.path(), &lever.pool());
+}
+
 /// Lever pages by (stage, creation time, id): an opportunity moved back in that order while a
 /// full run reads the list is never listed. A complete full listing over a populated store does
 /// not purge it: Lever is asked for it by id, it keeps its stored version, and the next run

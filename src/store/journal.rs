@@ -22,8 +22,29 @@ use crate::domain::{Candidate, ReferenceData};
 const SEGMENT_TARGET: u64 = 8 << 20;
 
 enum Staged {
-    Upsert(CatalogEntry),
+    /// Where the record is, and Lever's times of the version staged.
+    Upsert(CatalogEntry, LeverTimes),
     Delete,
+}
+
+/// Lever's update and last-interaction times of a staged opportunity: a resumed run compares
+/// them with the listing to tell what Lever changed since the interrupted run fetched it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeverTimes {
+    /// The opportunity's `updatedAt`.
+    pub updated_at: Option<crate::domain::Millis>,
+    /// The opportunity's `lastInteractionAt`.
+    pub last_interaction_at: Option<crate::domain::Millis>,
+}
+
+impl LeverTimes {
+    /// The times of `candidate`.
+    pub fn of(candidate: &Candidate) -> LeverTimes {
+        LeverTimes {
+            updated_at: candidate.updated_at,
+            last_interaction_at: candidate.last_interaction_at,
+        }
+    }
 }
 
 /// The writes of one sync run: staged in a journal, published all at once by [`Batch::commit`].
@@ -125,8 +146,9 @@ impl Batch {
                     payload.len() as u32,
                     fingerprint(payload),
                 );
+                let times = LeverTimes::of(&candidate);
                 self.staged
-                    .insert(candidate.id.clone(), Staged::Upsert(entry));
+                    .insert(candidate.id.clone(), Staged::Upsert(entry, times));
             }
             Op::Delete(id) => {
                 self.staged.insert(id, Staged::Delete);
@@ -171,12 +193,21 @@ impl Batch {
         self.staged.contains_key(id)
     }
 
+    /// Lever's times of the version of `id` this run (or the interrupted run it resumes)
+    /// upserted, unless it deleted it after.
+    pub fn staged_times(&self, id: &str) -> Option<LeverTimes> {
+        match self.staged.get(id) {
+            Some(Staged::Upsert(_, times)) => Some(*times),
+            _ => None,
+        }
+    }
+
     /// The opportunities this run (or the interrupted run it resumes) upserted so far and did
     /// not delete after, in id order.
     pub fn staged_upserts(&self) -> impl Iterator<Item = &str> {
         self.staged
             .iter()
-            .filter(|(_, staged)| matches!(staged, Staged::Upsert(_)))
+            .filter(|(_, staged)| matches!(staged, Staged::Upsert(..)))
             .map(|(id, _)| id.as_str())
     }
 
@@ -253,7 +284,7 @@ impl Batch {
         let mut deleted = Vec::new();
         for (id, staged) in self.staged {
             match staged {
-                Staged::Upsert(entry) => {
+                Staged::Upsert(entry, _) => {
                     if self.base.fingerprint(&id) != Some(entry.fingerprint)
                         || !stored_intact(&self.base, &id)
                     {

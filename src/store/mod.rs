@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Candidate, Millis, ReferenceData};
 use format::{Op, decode_op, encode_record};
-pub use journal::Batch;
+pub use journal::{Batch, LeverTimes};
 
 /// The on-disk format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;

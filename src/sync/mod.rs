@@ -32,7 +32,7 @@ use crate::domain::{Candidate, Millis};
 use crate::lever::client::path_segment;
 use crate::lever::wire::{DeletedApplication, DeletedOpportunity, Opportunity};
 use crate::lever::{ClientConfig, Credentials, LeverClient, MalformedRecord};
-use crate::store::{Batch, Commit, Store, SyncState};
+use crate::store::{Batch, Commit, LeverTimes, Store, SyncState};
 
 use children::ChildOutcome;
 use inbox::{Inbox, Notice, Pending};
@@ -720,7 +720,13 @@ fn dispatch(
         return Ok(());
     }
     let forced = tally.forced.contains(&opp.id);
-    if batch.is_staged(&opp.id) && !forced {
+    let mut candidate = opp.to_candidate();
+    // What the interrupted run this one resumes already fetched is kept, unless Lever changed
+    // it since: then the staged version would be published a night late.
+    let staged_current = batch
+        .staged_times(&opp.id)
+        .is_some_and(|staged| unchanged(staged, &candidate));
+    if staged_current && !forced {
         tally.resumed += 1;
         return Ok(());
     }
@@ -733,10 +739,9 @@ fn dispatch(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut candidate = opp.to_candidate();
     if let Some(stored) = stored
         .as_ref()
-        .filter(|s| !forced && unchanged(s, &candidate))
+        .filter(|s| !forced && unchanged(LeverTimes::of(s), &candidate))
     {
         candidate.resumes = stored.resumes.clone();
         candidate.notes = stored.notes.clone();
@@ -755,9 +760,10 @@ fn dispatch(
     Ok(())
 }
 
-/// Children can be kept when Lever says the opportunity did not change since it was stored
-/// (same non-null `updatedAt`) and no new activity happened on it (`lastInteractionAt`).
-fn unchanged(stored: &Candidate, listed: &Candidate) -> bool {
+/// A stored (or staged) version can be kept when Lever says the opportunity did not change since
+/// it was fetched (same non-null `updatedAt`) and no new activity happened on it
+/// (`lastInteractionAt`).
+fn unchanged(stored: LeverTimes, listed: &Candidate) -> bool {
     listed.updated_at.is_some()
         && stored.updated_at == listed.updated_at
         && stored.last_interaction_at >= listed.last_interaction_at
