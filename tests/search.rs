@@ -1664,7 +1664,7 @@ async fn http_match_postings_candidates_health_and_errors() {
     let response = router.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    let (status, _) = call(&router, "POST", "/v1/match", Some(body), tok).await;
+    let (status, _) = call(&router, "POST", "/v1/match", Some(body.clone()), tok).await;
     assert_eq!(status, StatusCode::OK, "still serving after bad requests");
 
     let (status, json) = call(&router, "GET", "/v1/postings", None, tok).await;
@@ -1709,9 +1709,88 @@ async fn http_match_postings_candidates_health_and_errors() {
         (StatusCode::OK, Some("ok"))
     );
     assert_eq!(json["index_behind_store"], false, "{json}");
-    let (status, json) = call(&router, "GET", "/openapi.json", None, None).await;
+    let (status, spec) = call(&router, "GET", "/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(json["paths"]["/v1/match"]["post"].is_object());
+    // Every answer has the shape the description gives it: no field missing that it requires,
+    // none that it does not declare.
+    for (method, path, body, schema) in [
+        ("POST", "/v1/match", Some(body.clone()), "MatchResponse"),
+        ("GET", "/v1/postings", None, "Postings"),
+        ("GET", "/v1/candidates/rust-ada", None, "Candidate"),
+        ("GET", "/v1/candidates/rust-gone", None, "Error"),
+        ("GET", "/healthz", None, "Health"),
+    ] {
+        let (_, json) = call(&router, method, path, body, tok).await;
+        let schema = serde_json::json!({"$ref": format!("#/components/schemas/{schema}")});
+        if let Err(e) = conforms(&spec, &json, &schema, path) {
+            panic!("{method} {path} does not match /openapi.json: {e}\n{json}");
+        }
+    }
+}
+
+/// Whether `value` has the shape `schema` (a part of the OpenAPI `spec`) describes: types,
+/// required properties, no undeclared ones, nullable, enums, recursively.
+fn conforms(
+    spec: &serde_json::Value,
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+    at: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        let named = &spec["components"]["schemas"][name];
+        if !named.is_object() {
+            return Err(format!("{at}: no schema {name}"));
+        }
+        return conforms(spec, value, named, at);
+    }
+    if value.is_null() {
+        return match schema["nullable"].as_bool() {
+            Some(true) => Ok(()),
+            _ => Err(format!("{at} is null")),
+        };
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at} = {value} is not one of {allowed:?}"));
+    }
+    let typed = match (schema["type"].as_str(), value) {
+        (Some("object"), Value::Object(fields)) => {
+            for required in schema["required"].as_array().into_iter().flatten() {
+                let name = required.as_str().unwrap_or_default();
+                if !fields.contains_key(name) {
+                    return Err(format!("{at}.{name} is missing"));
+                }
+            }
+            if let Some(declared) = schema["properties"].as_object() {
+                for (name, field) in fields {
+                    let Some(field_schema) = declared.get(name) else {
+                        return Err(format!("{at}.{name} is not declared"));
+                    };
+                    conforms(spec, field, field_schema, &format!("{at}.{name}"))?;
+                }
+            }
+            true
+        }
+        (Some("array"), Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                conforms(spec, item, &schema["items"], &format!("{at}[{i}]"))?;
+            }
+            true
+        }
+        (Some("string"), Value::String(_)) | (Some("boolean"), Value::Bool(_)) => true,
+        (Some("integer"), Value::Number(n)) => n.is_i64() || n.is_u64(),
+        (Some("number"), Value::Number(_)) => true,
+        (None, _) => true,
+        _ => false,
+    };
+    if typed {
+        Ok(())
+    } else {
+        Err(format!("{at} = {value} is not of type {}", schema["type"]))
+    }
 }
 
 /// A delivery body as Lever signs it (§9.3) with `signature_token`, about `opportunity_id`

@@ -20,7 +20,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::engine::{CandidateDetails, Engine};
@@ -132,12 +131,28 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(middleware::from_fn(within_request_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Answers a request that has not finished within [`REQUEST_TIMEOUT`] (a body that never
+/// ends, a query that waits too long) with the API's JSON 503, like every other error.
+async fn within_request_timeout(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request did not finish within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 // ---- errors -----------------------------------------------------------------------------
@@ -1026,24 +1041,41 @@ pub fn openapi() -> serde_json::Value {
             .collect::<serde_json::Map<_, _>>()
             .into()
     };
-    let mut match_responses = errors(&["400", "401", "404", "405", "413", "415", "503"]);
-    match_responses["200"] = json!({"description": "ranked people with reasons",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MatchResponse"}}}});
-    let filters = json!({"type": "object", "additionalProperties": false, "properties": {
-        "archived_only": {"type": "boolean"}, "exclude_hired": {"type": "boolean", "description": "leave out people hired on any of their opportunities"},
-        "location": {"type": "string", "description": "words of the candidate's location, ignoring case and accents; a last word of 3 letters or more may begin one"}, "tags": {"type": "array", "items": {"type": "string"}},
-        "min_stage": {"type": "string", "description": "stage id or name"},
-        "interacted_within_days": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
-        "min_rating": {"type": "integer", "minimum": 1, "maximum": 4}}});
-    let match_request = json!({"type": "object", "additionalProperties": false,
-        "description": "exactly one of text and posting_id",
+    // Every answer but a 200 is a JSON error; the listed codes are the ones each route gives
+    // for its own reasons, `default` covers the rest (405, 413, 500, a 503 at the timeout).
+    let with_errors = |ok: serde_json::Value, codes: &[&str]| -> serde_json::Value {
+        let mut responses = errors(codes);
+        responses["200"] = ok;
+        responses["default"] = json!({"description": "any other error (405 wrong method, 413 body too large, 500, 503 past the 30 s request timeout)",
+            "content": {"application/json": {"schema": error}}});
+        responses
+    };
+    let ok = |description: &str, schema: &str| {
+        json!({"description": description,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+    };
+    let match_responses = with_errors(
+        ok("ranked people with reasons", "MatchResponse"),
+        &["400", "401", "404", "415", "503"],
+    );
+    let filters = json!({"type": "object", "additionalProperties": false, "nullable": true,
+        "description": "every filter may be null or left out: no filter",
         "properties": {
-            "text": {"type": "string", "maxLength": search::MAX_QUERY_BYTES},
+        "archived_only": {"type": "boolean", "nullable": true}, "exclude_hired": {"type": "boolean", "nullable": true, "description": "leave out people hired on any of their opportunities"},
+        "location": {"type": "string", "nullable": true, "description": "words of the candidate's location, ignoring case and accents; a last word of 3 letters or more may begin one"},
+        "tags": {"type": "array", "nullable": true, "items": {"type": "string"}, "description": "tags that must all be present"},
+        "min_stage": {"type": "string", "nullable": true, "description": "stage id or name"},
+        "interacted_within_days": {"type": "integer", "nullable": true, "minimum": 1, "maximum": u32::MAX},
+        "min_rating": {"type": "integer", "nullable": true, "minimum": 1, "maximum": 4}}});
+    let match_request = json!({"type": "object", "additionalProperties": false,
+        "description": format!("exactly one of text and posting_id; the whole body at most {MAX_BODY_BYTES} bytes"),
+        "properties": {
+            "text": {"type": "string", "description": format!("the posting or job description, at most {} bytes of UTF-8 (bytes, not characters)", search::MAX_QUERY_BYTES)},
             "posting_id": {"type": "string"},
             "limit": {"type": "integer", "minimum": 1, "maximum": search::MAX_LIMIT, "default": search::DEFAULT_LIMIT},
             "semantic": {"type": "number", "minimum": 0, "maximum": 1, "description": format!("semantic weight W; when absent, {} for a query of at most {} words and {} for a longer one", search::SHORT_QUERY_SEMANTIC, search::SHORT_QUERY_WORDS, search::DEFAULT_SEMANTIC)},
-            "keywords": {"type": "string", "description": "Boolean filter: AND, OR, NOT, \"phrases\""},
-            "fusion": {"type": "string", "enum": ["rrf", "minmax", "zscore"]},
+            "keywords": {"type": "string", "description": "Boolean filter over the keyword index: words, \"phrases\", AND, OR, NOT or a leading -, and parentheses"},
+            "fusion": {"type": "string", "enum": ["rrf", "minmax", "zscore"], "description": "case-insensitive; min-max and z-score are accepted too"},
             "filters": {"$ref": "#/components/schemas/Filters"}}});
     let history = json!({"type": "object", "properties": {
         "current_stage": {"type": "string", "nullable": true},
@@ -1071,44 +1103,61 @@ pub fn openapi() -> serde_json::Value {
         "history": {"$ref": "#/components/schemas/History"},
         "other_opportunities": {"type": "array", "description": "the person's most recently active other opportunities (at most 5; other_opportunity_ids lists them all), most recent first", "items": {"type": "object", "properties": {
             "opportunity_id": {"type": "string"}, "history": {"$ref": "#/components/schemas/History"}}}}}});
-    let result = json!({"type": "object", "required": ["rank", "score", "opportunity_id", "contact_id", "reasons"], "properties": {
+    let result = json!({"type": "object", "required": ["rank", "score", "opportunity_id", "contact_id", "name", "headline", "profile_url", "other_opportunity_ids", "reasons"], "properties": {
         "rank": {"type": "integer"}, "score": {"type": "number"},
         "opportunity_id": {"type": "string"}, "contact_id": {"type": "string"},
         "name": {"type": "string"}, "headline": {"type": "string"}, "profile_url": {"type": "string"},
         "other_opportunity_ids": {"type": "array", "items": {"type": "string"}},
         "reasons": reasons}});
-    let match_response = json!({"type": "object", "required": ["results", "took_ms"], "properties": {
+    let number = json!({"type": "number"});
+    let match_response = json!({"type": "object", "required": ["results", "took_ms", "degraded", "generation", "terms", "semantic", "timings_ms"], "properties": {
         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
-        "took_ms": {"type": "number"}, "degraded": {"type": "boolean"},
+        "took_ms": {"type": "number"}, "degraded": {"type": "boolean", "description": "the semantic side was wanted but could not run: keyword results only"},
         "degraded_reason": {"type": "string"}, "generation": {"type": "integer"}, "semantic": {"type": "number", "description": "the semantic weight used"},
         "terms": {"type": "array", "items": {"type": "string"}},
-        "timings_ms": {"type": "object"}}});
+        "timings_ms": {"type": "object", "required": ["embed", "embed_cached", "filter", "keyword", "vector", "fusion", "explain"], "properties": {
+            "embed": number, "embed_cached": {"type": "boolean"}, "filter": number, "keyword": number,
+            "vector": number, "fusion": number, "explain": number}}}});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let postings = json!({"type": "object", "required": ["postings"], "properties": {
+        "postings": {"type": "array", "items": {"type": "object", "required": ["id", "title", "state", "team", "location"], "properties": {
+            "id": {"type": "string", "description": "use as posting_id"}, "title": {"type": "string"},
+            "state": {"type": "string"}, "team": {"type": "string"}, "location": {"type": "string"}}}}}});
+    let candidate = json!({"type": "object", "description": "the profile (no contact details) and history",
+        "required": ["opportunity_id", "contact_id", "name", "headline", "location", "tags", "sources", "positions", "other_opportunity_ids", "history"],
+        "properties": {
+        "opportunity_id": {"type": "string"}, "contact_id": {"type": "string"}, "name": {"type": "string"},
+        "headline": {"type": "string"}, "location": {"type": "string"}, "tags": strings, "sources": strings,
+        "positions": {"type": "array", "items": {"type": "string"}, "description": "title at employer, newest resume first"},
+        "other_opportunity_ids": strings, "history": {"$ref": "#/components/schemas/History"}}});
+    let health = json!({"type": "object", "required": ["status", "generation", "index_behind_store", "model"], "properties": {
+        "status": {"type": "string", "enum": ["ok", "no_index"]},
+        "generation": {"type": "integer", "nullable": true, "description": "the loaded index generation"},
+        "index_behind_store": {"type": "boolean", "description": "a sync committed but did not index: answers miss what it added"},
+        "model": {"type": "boolean", "description": "the embedding model is loaded (else answers are keyword-only)"}}});
+    let webhook_ack = json!({"type": "object", "required": ["queued"], "properties": {
+        "queued": {"type": "boolean"}, "ignored": {"type": "string", "enum": ["repeat", "stale", "malformed"]}}});
     let schemas = json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "Filters": filters, "MatchRequest": match_request, "History": history,
-        "Result": result, "MatchResponse": match_response});
-    let unauthorized = json!({"description": "no or wrong token"});
+        "Result": result, "MatchResponse": match_response, "Postings": postings,
+        "Candidate": candidate, "Health": health, "WebhookAck": webhook_ack});
     let paths = json!({
         "/v1/match": {"post": {"summary": "Rank past candidates for a posting or free text",
             "security": [{"bearer": []}],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MatchRequest"}}}},
             "responses": match_responses}},
-        "/v1/postings": {"get": {"summary": "The synced postings", "security": [{"bearer": []}],
-            "responses": {"200": {"description": "postings"}, "401": unauthorized,
-                          "503": {"description": "no index yet, or busy (every query slot taken; see Retry-After)"}}}},
-        "/v1/candidates/{opportunity_id}": {"get": {"summary": "One opportunity with its history",
+        "/v1/postings": {"get": {"summary": "The synced postings (401 without the token; 503 with no index yet, or busy: every query slot taken, see Retry-After)", "security": [{"bearer": []}],
+            "responses": with_errors(ok("postings", "Postings"), &["401", "503"])}},
+        "/v1/candidates/{opportunity_id}": {"get": {"summary": "One opportunity with its history (400 for an id that is not UTF-8, 404 for an unknown one)",
             "security": [{"bearer": []}],
             "parameters": [{"name": "opportunity_id", "in": "path", "required": true, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "the candidate"}, "401": unauthorized,
-                          "404": {"description": "unknown opportunity"},
-                          "503": {"description": "no index yet, or busy (every query slot taken; see Retry-After)"}}}},
-        "/webhooks/lever": {"post": {"summary": "A Lever webhook delivery (signed; queued for the next sync, deletions hidden at once)",
+            "responses": with_errors(ok("the candidate", "Candidate"), &["400", "401", "404", "503"])}},
+        "/webhooks/lever": {"post": {"summary": "A Lever webhook delivery (signed; queued for the next sync, deletions hidden at once): 400 malformed, 401 missing or wrong signature, 404 webhooks not set up",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {"200": {"description": "accepted", "content": {"application/json": {"schema": {"type": "object", "properties": {"queued": {"type": "boolean"}, "ignored": {"type": "string", "enum": ["repeat", "stale", "malformed"]}}}}}},
-                          "400": {"description": "malformed delivery"}, "401": {"description": "missing or wrong signature"},
-                          "404": {"description": "webhooks not set up"}}}},
+            "responses": with_errors(ok("accepted", "WebhookAck"), &["400", "401", "404"])}},
         "/healthz": {"get": {"summary": "Liveness, the loaded index generation, and whether the store moved past it",
-            "responses": {"200": {"description": "status, generation, index_behind_store, model"}}}},
+            "responses": {"200": ok("health", "Health")}}},
         "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3"}}}}
     });
     json!({
@@ -1161,6 +1210,26 @@ mod tests {
         };
         assert_eq!(patient.query(|| Ok::<_, ApiError>(2)).await.unwrap(), 2);
         assert_eq!(state.query_slots.available_permits(), 1);
+    }
+
+    /// A request whose body never finishes gets the API's JSON error at the timeout, not an
+    /// empty 503.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_past_the_timeout_gets_a_json_error() {
+        use tower::ServiceExt;
+        let (_dir, state) = state(1, Duration::from_secs(10));
+        let endless = futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+        let request = axum::http::Request::post("/v1/match")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from_stream(endless))
+            .unwrap();
+        let response = app(state).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "the request did not finish within 30 s");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

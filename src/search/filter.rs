@@ -88,6 +88,9 @@ impl Filters {
         {
             return Err(Error::BadRating { rating });
         }
+        if self.interacted_within_days == Some(0) {
+            return Err(Error::EmptyWindow);
+        }
         let location = self
             .location
             .as_deref()
@@ -444,6 +447,8 @@ mod tests {
             ..row()
         };
         assert!(!check(f(1000), &never));
+        let empty = f(0).resolve(&reference(), 0).unwrap_err();
+        assert!(empty.is_user_error() && empty.to_string().contains("at least 1 day"));
     }
 
     #[test]

@@ -132,6 +132,9 @@ pub enum Error {
         /// The rating asked for.
         rating: u8,
     },
+    /// The interaction window is 0 days: it would keep no one.
+    #[error("the interaction window must be at least 1 day (0 keeps no one)")]
+    EmptyWindow,
     /// No opportunity has this id.
     #[error("no opportunity with id {id}")]
     UnknownOpportunity {
@@ -174,6 +177,7 @@ impl Error {
             | Error::UnknownStage { .. }
             | Error::StageNotIndexed { .. }
             | Error::BadRating { .. }
+            | Error::EmptyWindow
             | Error::UnknownOpportunity { .. }
             | Error::NoIndex { .. } => true,
             Error::Index(e) => e.is_user_error(),

@@ -126,7 +126,7 @@ pub struct FilterArgs {
     /// Reached at least this pipeline stage (id or name).
     #[arg(long)]
     pub min_stage: Option<String>,
-    /// Last interaction within this many days.
+    /// Last interaction within this many days (at least 1).
     #[arg(long)]
     pub within_days: Option<u32>,
     /// Best overall feedback rating at least this (1 to 4).
