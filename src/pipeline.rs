@@ -360,7 +360,12 @@ pub fn bring_up_to_date(
     };
     if current == Some(target) {
         match Indexes::open(data_dir) {
-            Ok(_) => return Ok(done(IndexAction::UpToDate, None)),
+            Ok(indexes) if indexes.made_by(embedder) => {
+                return Ok(done(IndexAction::UpToDate, None));
+            }
+            Ok(_) => {
+                rebuild_reason = Some("the embedding model changed since the last build");
+            }
             Err(index::Error::VersionMismatch { .. }) => {
                 rebuild_reason = Some("the index was written by another version of rediscover");
             }

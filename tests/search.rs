@@ -1047,6 +1047,41 @@ fn an_index_of_another_model_degrades_to_keyword_results() {
     assert!(!response.hits.is_empty(), "keyword results still come");
 }
 
+/// The same model file with another tokenizer or settings makes other vectors too: queries
+/// degrade to keyword results, and an index step with nothing to commit rebuilds the index
+/// instead of calling it up to date.
+#[test]
+fn an_index_of_other_embedding_settings_is_not_searched_by_vector_and_is_rebuilt() {
+    let fx = Fixture::new();
+    let dir = fx.engine().snapshot().unwrap().indexes.dir().to_owned();
+    let meta_path = dir.join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    assert_eq!(
+        meta["embedding_settings"].as_str(),
+        Some(fx.embedder.settings_sha256())
+    );
+    meta["embedding_settings"] = "0".repeat(64).into();
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let response = fx.engine().search(&query(RUST_POSTING)).unwrap();
+    let reason = response.degraded.expect("degraded");
+    assert!(reason.contains("tokenizer or settings"), "{reason}");
+
+    let store = rediscover::store::Store::open(&fx.data).unwrap();
+    let outcome = rediscover::pipeline::bring_up_to_date(
+        &fx.data,
+        &store,
+        None,
+        &fx.embedder,
+        None,
+        &index::Progress::none(),
+    )
+    .unwrap();
+    assert_eq!(outcome.action, rediscover::pipeline::IndexAction::Rebuilt);
+    let response = fx.engine().search(&query(RUST_POSTING)).unwrap();
+    assert_eq!(response.degraded, None);
+}
+
 /// With the store ahead of the index (`sync --no-index`), an opportunity gone from the store is
 /// left out before the page is cut: the page stays full.
 #[test]

@@ -400,7 +400,7 @@ async fn a_resume_file_that_killed_an_earlier_run_is_not_extracted_again() {
     let store = stored(dir.path());
     assert_eq!(store["o1"].resume_text(), None);
     assert!(
-        matches!(&store["o1"].resumes[0].text_status, TextStatus::Failed(r) if r.contains("earlier run")),
+        matches!(&store["o1"].resumes[0].text_status, TextStatus::Failed(r) if r.contains("not tried again")),
         "{:?}",
         store["o1"].resumes[0].text_status
     );
@@ -520,6 +520,50 @@ async fn the_extraction_child_answers_like_this_process_and_is_killed_at_its_dea
         Err(rediscover::extract::Error::TimedOut { seconds: 1 })
     );
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// An extraction child whose parent dies (a sync killed with `kill -9` while a file loops)
+/// dies with it instead of computing on alone.
+#[test]
+fn an_extraction_child_dies_with_its_parent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdf = dir.path().join("loop.pdf");
+    std::fs::write(&pdf, LOOPING_PDF).expect("write");
+    let script = format!(
+        "'{}' extract-worker --format pdf --memory-budget 67108864 < '{}' > /dev/null 2>&1 & echo $!; sleep 1",
+        env!("CARGO_BIN_EXE_rediscover"),
+        pdf.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh");
+    let pid: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("pid");
+    // Running (R or S) while its parent lives; gone or a zombie once the kernel killed it.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit(") ")
+                    .next()
+                    .map(|rest| rest.starts_with(['R', 'S', 'D']))
+            })
+            .unwrap_or(false)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let survived = alive();
+    if survived {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(!survived, "the child outlived its parent");
 }
 
 /// A resume PDF that inflates past the extraction's memory budget kills only its child: the

@@ -1,5 +1,6 @@
 //! The HTTP query API (axum) and the JSON shapes of queries and results, which the CLI's
-//! `--json` output shares. Only this file knows our JSON; the engine knows nothing of HTTP.
+//! `--json` output shares (the `sync` and `status` reports serialise their own types). The
+//! engine knows nothing of HTTP.
 //!
 //! Routes: `POST /v1/match`, `GET /v1/postings`, `GET /v1/candidates/{opportunity_id}`,
 //! `GET /healthz`, `GET /openapi.json`, and `POST /webhooks/lever` for Lever's deliveries.

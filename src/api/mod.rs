@@ -1,3 +1,4 @@
-//! The outer layer: the command line and the HTTP query API. Only this layer knows our JSON.
+//! The outer layer: the command line and the HTTP query API, and the JSON of queries and
+//! answers.
 pub mod cli;
 pub mod http;

@@ -8,7 +8,9 @@
 //!   allocator's last words) goes to `/dev/null`, so no document text reaches a log.
 //! - The child's data segment (heap and the extraction thread's stack) is limited with
 //!   `RLIMIT_DATA` before it reads anything: a file that needs more dies in the child.
-//! - A child past its deadline is killed and reaped; none outlives the extraction it served.
+//! - A child past its deadline is killed and reaped. One whose parent dies first (a sync
+//!   killed with `kill -9`) is killed by the kernel (`PR_SET_PDEATHSIG`), and none computes
+//!   longer than [`CPU_LIMIT_SECONDS`] (`RLIMIT_CPU`) whatever happens to its parent.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +26,9 @@ pub const SUBCOMMAND: &str = "extract-worker";
 pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 1 << 30;
 /// Data segment room beyond the budget and the stack: the runtime's own allocations.
 const RUNTIME_SLACK_BYTES: u64 = 64 << 20;
+/// Most CPU time a child may use: twice the deadline, a backstop for a child whose parent
+/// could not kill it.
+pub const CPU_LIMIT_SECONDS: u64 = 2 * super::EXTRACTION_DEADLINE.as_secs();
 
 /// Where a sync extracts resume text.
 #[derive(Debug, Clone, Default)]
@@ -150,10 +155,13 @@ pub fn serve_worker(format: Format, memory_budget_bytes: u64) -> u8 {
     let Some(mut answer) = private_stdout() else {
         return 3;
     };
+    if !die_with_parent() {
+        return 3;
+    }
     let limit = memory_budget_bytes
         .saturating_add(EXTRACTION_STACK_BYTES as u64)
         .saturating_add(RUNTIME_SLACK_BYTES);
-    if !limit_data_segment(limit) {
+    if !set_limit(libc::RLIMIT_DATA, limit) || !set_limit(libc::RLIMIT_CPU, CPU_LIMIT_SECONDS) {
         return 3;
     }
     let mut bytes = Vec::new();
@@ -197,12 +205,24 @@ fn private_stdout() -> Option<std::fs::File> {
     }
 }
 
-/// Sets this process's `RLIMIT_DATA` (heap, anonymous maps, thread stacks) to `bytes`.
-fn limit_data_segment(bytes: u64) -> bool {
+/// Sets one of this process's limits (`RLIMIT_DATA`: heap, anonymous maps and thread stacks,
+/// in bytes; `RLIMIT_CPU`: seconds of CPU time, then SIGXCPU ends the process).
+fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> bool {
     let limit = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: bytes,
+        rlim_cur: value,
+        rlim_max: value,
     };
     // SAFETY: setrlimit reads the struct it is given and changes only this process's limit.
-    unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) == 0 }
+    unsafe { libc::setrlimit(resource, &limit) == 0 }
+}
+
+/// Asks the kernel to kill this process when the thread that started it ends, and gives up
+/// if the parent is already gone (it died before the request was made).
+fn die_with_parent() -> bool {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) changes only this process's death signal; getppid has
+    // no preconditions.
+    unsafe {
+        let parent = libc::getppid();
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 && libc::getppid() == parent
+    }
 }

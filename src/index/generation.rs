@@ -3,8 +3,8 @@
 //! the directory), then older generation directories are removed.
 //!
 //! A crash before the rename leaves the previous generation current; its half-written directory
-//! is ignored and removed by the next successful build. Only one writer runs at a time (the
-//! store's lock serialises `sync` and `index`).
+//! is ignored and removed by the next successful build. Only one writer runs at a time
+//! (`DATA/index.lock`, taken by `pipeline`, serialises the index steps of `sync` and `index`).
 
 use std::fs::File;
 use std::io::Write;

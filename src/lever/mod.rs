@@ -1,7 +1,8 @@
 //! The Lever API v1 client: authentication, the shared rate limiter, paging, retries, the wire
 //! shapes and their mapping to domain types, and webhook signature checks.
 //!
-//! Only [`wire`] knows Lever's JSON field names. Everything else speaks [`crate::domain`].
+//! Lever's record shapes live in [`wire`] (webhook deliveries in [`webhook`], the OAuth answer
+//! in [`auth`]); `sync` turns wire records into [`crate::domain`] types before they are stored.
 
 pub mod auth;
 pub mod client;

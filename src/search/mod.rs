@@ -495,10 +495,14 @@ fn semantic_side(
     // Vectors of two models are not comparable (a long-running server whose model files were
     // replaced, then the index rebuilt with the new ones).
     let loaded = embedder.embedder().model_sha256();
-    if indexes.model_sha256() != loaded {
+    if !indexes.made_by(embedder.embedder()) {
+        let other = if indexes.model_sha256() == loaded {
+            "the same model with another tokenizer or settings".to_owned()
+        } else {
+            format!("another model ({})", short_sha(indexes.model_sha256()))
+        };
         out.degraded = Some(format!(
-            "the index was built with another model ({}) than the one loaded ({}); restart to load it",
-            short_sha(indexes.model_sha256()),
+            "the index was built with {other} than the one loaded ({}): run `rediscover index` with the loaded model files, or load the ones the index was built with",
             short_sha(loaded)
         ));
         return out;

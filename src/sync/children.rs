@@ -153,7 +153,7 @@ async fn resume_with_text(
     if extractions.unfinished(&resume.id) {
         stats.resume_text_failed += 1;
         resume.text_status = TextStatus::Failed(
-            "an earlier run died or hung extracting this file's text; it is not tried again"
+            "two earlier extractions of this file died or ran past the deadline; it is not tried again"
                 .to_owned(),
         );
         return Ok(resume);

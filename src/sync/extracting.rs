@@ -53,7 +53,7 @@ impl Extractions {
             tracing::warn!(
                 resumes = skipped,
                 folder = %extractions.dir.display(),
-                "resume files whose text extraction killed or hung earlier runs are skipped"
+                "resume files whose text extraction died or ran past its deadline in two earlier runs are skipped"
             );
         }
         extractions

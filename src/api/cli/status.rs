@@ -91,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         if skipped_files > 0 {
             say!(
-                "resume files       {skipped_files} skipped: their text extraction killed or hung earlier syncs (with {} removed, each is tried again when its opportunity next changes)",
+                "resume files       {skipped_files} skipped: their text extraction died or ran past its deadline in two syncs (with {} removed, each is tried again when its opportunity next changes)",
                 args.data.join("extracting").display()
             );
         }
