@@ -28,7 +28,7 @@ pub struct Args {
     /// The model folder (default: $REDISCOVER_MODELS, else ./models).
     #[arg(long)]
     pub models: Option<PathBuf>,
-    /// How many JobBERT titles to sample (0 = all 15,463).
+    /// How many JobBERT titles to sample (0 = all 15,461 usable rows of the test file).
     #[arg(long, default_value_t = 2000)]
     pub sample: usize,
     /// Seed of the title sample.

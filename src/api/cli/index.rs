@@ -23,7 +23,8 @@ Examples:
   rediscover index --data index --models /opt/rediscover/models
 
 `rediscover sync` keeps the indexes up to date by itself; run this after `sync --no-index`,
-or to rebuild them from scratch.")]
+or to rebuild them from the store (the vectors of text that did not change are reused, not
+embedded again).")]
 pub struct Args {
     /// Data folder (the store and the indexes live inside it).
     #[arg(long, default_value = "index", env = "REDISCOVER_DATA")]

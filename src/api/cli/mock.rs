@@ -62,7 +62,7 @@ pub struct Args {
     /// Rate limit per credential, requests per second.
     #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
-    /// Token-bucket capacity per credential.
+    /// Token-bucket capacity per credential (0 counts as 1).
     #[arg(long, default_value_t = 20)]
     pub burst: u32,
     /// Share (0..=1) of requests answered 500 or 503.
