@@ -4,7 +4,7 @@
 //! gives deeply nested files a large stack, and [`worker`] runs it all in a child process whose
 //! memory is limited, so a hostile file can only kill that child.
 
-mod worker;
+pub mod worker;
 pub use worker::{Isolation, Worker, serve_worker};
 
 use std::io::Read;
