@@ -144,14 +144,21 @@ pub async fn extract_within(
 /// [`extract`] on a thread of its own with a large stack, waited for without a deadline: for the
 /// child process of [`Worker`], whose parent keeps the time.
 fn extract_on_large_stack(format: Format, bytes: Vec<u8>) -> Result<String, Error> {
-    std::thread::Builder::new()
-        .name("extract".into())
-        .stack_size(EXTRACTION_STACK_BYTES)
-        .spawn(move || extract(format, &bytes))
-        .map_err(|_| Error::NoThread)?
+    spawn_on_large_stack(move || extract(format, &bytes))?
         .join()
         // The thread panicked outside the PDF parser's guard.
         .unwrap_or(Err(Error::PdfPanic))
+}
+
+/// Starts `work` on a thread named `extract` with [`EXTRACTION_STACK_BYTES`] of stack.
+fn spawn_on_large_stack<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, Error> {
+    std::thread::Builder::new()
+        .name("extract".into())
+        .stack_size(EXTRACTION_STACK_BYTES)
+        .spawn(work)
+        .map_err(|_| Error::NoThread)
 }
 
 /// Runs `work` on a new thread with [`EXTRACTION_STACK_BYTES`] of stack and waits at most
@@ -161,13 +168,9 @@ async fn run_within<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Error> {
     let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("extract".into())
-        .stack_size(EXTRACTION_STACK_BYTES)
-        .spawn(move || {
-            let _ = done.send(work());
-        })
-        .map_err(|_| Error::NoThread)?;
+    spawn_on_large_stack(move || {
+        let _ = done.send(work());
+    })?;
     match tokio::time::timeout(deadline, result).await {
         Ok(Ok(value)) => Ok(value),
         // The thread ended without an answer: it panicked outside the PDF parser's guard.

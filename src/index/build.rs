@@ -114,13 +114,9 @@ pub fn update(
     // carried into every later generation. Opening them all finds it (`Error::Corrupt`, which
     // the caller answers with a rebuild).
     KeywordIndex::open(&prev.join(KEYWORD_DIR))?;
-    let settings_changed = meta
-        .embedding_settings
-        .as_deref()
-        .is_some_and(|settings| settings != embedder.settings_sha256());
-    if meta.model_sha256 != embedder.model_sha256() || settings_changed {
+    if !meta.made_by(embedder) {
         let short = |sha: &str| sha.chars().take(12).collect::<String>();
-        let loaded = if settings_changed {
+        let loaded = if meta.model_sha256 == embedder.model_sha256() {
             format!(
                 "{} with another tokenizer or settings",
                 short(embedder.model_sha256())

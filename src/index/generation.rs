@@ -72,6 +72,18 @@ pub struct Meta {
     pub embedding_settings: Option<String>,
 }
 
+impl Meta {
+    /// Whether these vectors were made by `embedder`'s model file, tokenizer and settings (a
+    /// generation that did not record its settings is judged by the model file alone).
+    pub fn made_by(&self, embedder: &super::Embedder) -> bool {
+        self.model_sha256 == embedder.model_sha256()
+            && self
+                .embedding_settings
+                .as_deref()
+                .is_none_or(|settings| settings == embedder.settings_sha256())
+    }
+}
+
 /// The index root under a data folder.
 pub fn root(data_dir: &Path) -> PathBuf {
     data_dir.join("index")

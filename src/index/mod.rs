@@ -317,13 +317,10 @@ impl Indexes {
         self.meta.embedding_settings.as_deref()
     }
 
-    /// Whether the vectors were made by `embedder`'s model file, tokenizer and settings (a
-    /// generation that did not record its settings is judged by the model file alone).
+    /// Whether the vectors were made by `embedder`'s model file, tokenizer and settings
+    /// ([`generation::Meta::made_by`]).
     pub fn made_by(&self, embedder: &Embedder) -> bool {
-        self.model_sha256() == embedder.model_sha256()
-            && self
-                .embedding_settings()
-                .is_none_or(|settings| settings == embedder.settings_sha256())
+        self.meta.made_by(embedder)
     }
 
     /// The generation directory.
