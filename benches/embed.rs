@@ -3,11 +3,13 @@
 //! onnxruntime, tokenizers and numpy is available: `BENCH_PYTHON`, default `/tmp/venv/bin/python`),
 //! with the ratio and the share of the machine's fp32 peak (measured here with an FMA loop on
 //! every core: the clock under load is not the nominal one in /proc/cpuinfo). The Rust embedder
-//! runs its fused graph; the model as shipped is measured beside it, so the rewrite's own gain
-//! shows too.
+//! runs its fused graph with rounded products; the same fused graph with fp32 products is
+//! measured beside it (`BENCH_BASELINE=shipped`: the model as shipped instead), so the gain of
+//! the rewrite shows too. "% of peak" counts the model's FLOPs, whatever arithmetic ran them.
 //!
 //! Run: `cargo bench --bench embed` (env `BENCH_SECONDS`, default 10 per measurement;
-//! `BENCH_ROUNDS`, default 3 paired rounds per length, reported with their medians).
+//! `BENCH_ROUNDS`, default 3 rounds per length, reported with their medians; within a round the
+//! contenders take turns, one pass over the texts each, so they share the host's drift).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -83,10 +85,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let sessions = rayon::current_num_threads().min(8);
-    let shipped = match Embedder::load_graph(&models, sessions, Graph::AsShipped) {
+    let (baseline_graph, baseline_label) = match std::env::var("BENCH_BASELINE").as_deref() {
+        Ok("shipped") => (Graph::AsShipped, "as shipped"),
+        _ => (Graph::FusedFp32, "fp32 products"),
+    };
+    let shipped = match Embedder::load_graph(&models, sessions, baseline_graph) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("embed bench: cannot load the model as shipped ({e})");
+            eprintln!("embed bench: cannot load the model {baseline_label} ({e})");
             std::process::exit(1);
         }
     };
@@ -94,10 +100,11 @@ fn main() {
     let fused = embedder.fused();
     println!(
         "embed bench: {} rayon threads, {sessions} sessions of 1 thread; fp32 peak {peak:.0} GFLOP/s measured; \
-         fused graph: {} attention blocks, {} GELUs",
+         fused graph: {} attention blocks, {} GELUs, {} rounded products; baseline: {baseline_label}",
         rayon::current_num_threads(),
         fused.attention,
-        fused.gelu
+        fused.gelu,
+        fused.rounded_products
     );
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
@@ -111,40 +118,52 @@ fn main() {
         let share = |texts_per_s: f64| {
             100.0 * texts_per_s * tokens as f64 * flops_per_token(tokens) / 1e9 / peak
         };
-        // Paired rounds: the machine's load drifts, so each ratio compares neighbours in time.
+        // Interleaved passes: the machine's load drifts within seconds, so each round runs one
+        // pass of each contender in turn until each has had about `budget`, and compares sums.
+        let mut python = PythonPasses::start(&models, &texts);
         let mut fused_ratios = Vec::new();
         let mut python_ratios = Vec::new();
         for round in 1..=rounds {
-            let rust = measure(budget, || {
-                embedder.embed_passages(&refs).map(|v| v.len()).unwrap_or(0)
-            });
-            let as_shipped = measure(budget, || {
-                shipped.embed_passages(&refs).map(|v| v.len()).unwrap_or(0)
-            });
+            let (mut rust_s, mut base_s, mut python_s, mut passes) = (0.0, 0.0, 0.0, 0usize);
+            let contenders = if python.is_some() { 3 } else { 2 };
+            let start = Instant::now();
+            while passes == 0 || start.elapsed() < budget * contenders {
+                rust_s += timed(|| embedder.embed_passages(&refs).map(|_| ()));
+                base_s += timed(|| shipped.embed_passages(&refs).map(|_| ()));
+                if let Some(py) = python.as_mut() {
+                    match py.pass() {
+                        Some(seconds) => python_s += seconds,
+                        None => python = None,
+                    }
+                }
+                passes += 1;
+            }
+            let per_s = |seconds: f64| (passes * texts.len()) as f64 / seconds;
+            let (rust, as_shipped) = (per_s(rust_s), per_s(base_s));
             fused_ratios.push(rust / as_shipped);
             println!(
-                "{tokens:>3} tokens, round {round}: rust {rust:6.1} texts/s ({:6.0} tokens/s, {:.0}% of peak); \
-                 as shipped {as_shipped:6.1} ({:.0}%), fused/shipped {:.2}",
+                "{tokens:>3} tokens, round {round} ({passes} passes each): rust {rust:6.1} texts/s ({:6.0} tokens/s, {:.0}% of peak); \
+                 {baseline_label} {as_shipped:6.1} ({:.0}%), rust/baseline {:.2}",
                 rust * tokens as f64,
                 share(rust),
                 share(as_shipped),
                 rust / as_shipped
             );
-            match python(&models, &texts, seconds) {
-                Some(py) => {
-                    python_ratios.push(rust / py);
-                    println!(
-                        "{tokens:>3} tokens, round {round}: python {py:6.1} texts/s ({:6.0} tokens/s, {:.0}% of peak), rust/python {:.2}",
-                        py * tokens as f64,
-                        share(py),
-                        rust / py
-                    );
-                }
-                None => println!("python {tokens:>3} tokens: skipped (no python with onnxruntime)"),
+            if python.is_some() {
+                let py = per_s(python_s);
+                python_ratios.push(rust / py);
+                println!(
+                    "{tokens:>3} tokens, round {round}: python {py:6.1} texts/s ({:6.0} tokens/s, {:.0}% of peak), rust/python {:.2}",
+                    py * tokens as f64,
+                    share(py),
+                    rust / py
+                );
+            } else {
+                println!("python {tokens:>3} tokens: skipped (no python with onnxruntime)");
             }
         }
         println!(
-            "{tokens:>3} tokens: median over {rounds} rounds: fused/shipped {:.2}, rust/python {}",
+            "{tokens:>3} tokens: median over {rounds} rounds: rust/baseline {:.2}, rust/python {}",
             median(&mut fused_ratios),
             if python_ratios.is_empty() {
                 "-".to_owned()
@@ -194,15 +213,13 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// Runs `f` repeatedly for about `budget`; returns items per second.
-fn measure(budget: Duration, mut f: impl FnMut() -> usize) -> f64 {
-    f(); // warm-up
+/// Seconds one call of `f` takes (a failed call counts as forever, so it cannot look fast).
+fn timed<E>(f: impl FnOnce() -> Result<(), E>) -> f64 {
     let start = Instant::now();
-    let mut items = 0;
-    while start.elapsed() < budget {
-        items += f();
+    match f() {
+        Ok(()) => start.elapsed().as_secs_f64(),
+        Err(_) => f64::INFINITY,
     }
-    items as f64 / start.elapsed().as_secs_f64()
 }
 
 /// `n` different texts of exactly `tokens` tokens ([CLS]/[SEP] included).
@@ -286,11 +303,13 @@ unsafe fn fma_chains(rounds: u64) -> f32 {
     lanes.iter().sum()
 }
 
+/// Python onnxruntime on the same files: loads the model, warms up, says `ready`, then runs one
+/// pass over the texts (batches of `batch`) for each `run` line and answers its seconds.
 const PYTHON_SCRIPT: &str = r#"
 import json, sys, time
 import numpy as np, onnxruntime
 from tokenizers import Tokenizer
-models, texts_path, seconds, batch = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+models, texts_path, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 texts = json.load(open(texts_path))
 m = json.load(open(f"{models}/manifest.json"))
 tok = Tokenizer.from_file(f"{models}/{m['tokenizer']}")
@@ -308,37 +327,77 @@ def run():
         w = mask[:, :, None].astype(np.float32)
         v = (h * w).sum(1) / w.sum(1)
         v /= np.linalg.norm(v, axis=1, keepdims=True)
-    return len(texts)
 run()
-start = time.perf_counter(); n = 0
-while time.perf_counter() - start < seconds: n += run()
-print(n / (time.perf_counter() - start))
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() != "run":
+        break
+    start = time.perf_counter(); run()
+    print(time.perf_counter() - start, flush=True)
 "#;
 
-/// Texts per second of Python onnxruntime on the same files and texts, if available.
-fn python(models: &std::path::Path, texts: &[String], seconds: u64) -> Option<f64> {
-    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "/tmp/venv/bin/python".into());
-    let dir = tempfile::tempdir().ok()?;
-    let texts_path = dir.path().join("texts.json");
-    let script_path = dir.path().join("bench.py");
-    std::fs::write(&texts_path, serde_json::to_vec(texts).ok()?).ok()?;
-    std::fs::File::create(&script_path)
-        .and_then(|mut f| f.write_all(PYTHON_SCRIPT.as_bytes()))
-        .ok()?;
-    let out = Command::new(python)
-        .arg(&script_path)
-        .arg(models)
-        .arg(&texts_path)
-        .arg(seconds.to_string())
-        .arg(PYTHON_BATCH.to_string())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "python bench failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
+/// A Python onnxruntime process that runs passes on demand (see [`PYTHON_SCRIPT`]).
+struct PythonPasses {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    _dir: tempfile::TempDir,
+}
+
+impl PythonPasses {
+    /// Starts it on `texts`, if a Python with onnxruntime is available.
+    fn start(models: &std::path::Path, texts: &[String]) -> Option<PythonPasses> {
+        use std::io::BufRead;
+        let python =
+            std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "/tmp/venv/bin/python".into());
+        let dir = tempfile::tempdir().ok()?;
+        let texts_path = dir.path().join("texts.json");
+        let script_path = dir.path().join("bench.py");
+        std::fs::write(&texts_path, serde_json::to_vec(texts).ok()?).ok()?;
+        std::fs::File::create(&script_path)
+            .and_then(|mut f| f.write_all(PYTHON_SCRIPT.as_bytes()))
+            .ok()?;
+        let mut child = Command::new(python)
+            .arg(&script_path)
+            .arg(models)
+            .arg(&texts_path)
+            .arg(PYTHON_BATCH.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let mut stdout = std::io::BufReader::new(child.stdout.take()?);
+        let mut line = String::new();
+        if stdout.read_line(&mut line).ok()? == 0 || line.trim() != "ready" {
+            eprintln!("python bench did not start (see its error above)");
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        Some(PythonPasses {
+            child,
+            stdin,
+            stdout,
+            _dir: dir,
+        })
     }
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+
+    /// Seconds of one pass over the texts.
+    fn pass(&mut self) -> Option<f64> {
+        use std::io::BufRead;
+        writeln!(self.stdin, "run").ok()?;
+        self.stdin.flush().ok()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).ok()?;
+        line.trim().parse().ok()
+    }
+}
+
+impl Drop for PythonPasses {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
 }

@@ -4,7 +4,8 @@
 //!
 //! The model is described by `models/manifest.json` ([`Manifest`]); nothing here is specific to
 //! MiniLM except the defaults in that file. The sessions run the graph as
-//! [`fused_model`] rewrites it at load. Text is never logged.
+//! [`fused_model`] rewrites it at load, with its products with int8 weights rounded to 16-bit
+//! activations ([`super::matmul16`]) on a CPU with AVX2. Text is never logged.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use tokenizers::{Encoding, Tokenizer, TruncationParams};
 use super::Error;
 use super::fused_model::{self, Fused};
 use super::model::{Manifest, Pooling};
+use super::{matmul16, product_op};
 
 /// Most texts in one batch.
 const MAX_BATCH: usize = 32;
@@ -40,8 +42,13 @@ const DISABLED_OPTIMIZERS: &str = "SkipLayerNormFusion";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Graph {
     /// The model's graph with its attention blocks and GELUs fused for ONNX Runtime's kernels
-    /// (see [`fused_model`]), where they match; the default.
+    /// and, on a CPU with AVX2, its other products with int8 weights run with activations
+    /// rounded to 16 bits (see [`fused_model`] and [`super::matmul16`]), where they match; the
+    /// default.
     Fused,
+    /// The same fused graph with every product in fp32 by ONNX Runtime: what benchmarks and
+    /// tests compare the rounded products against.
+    FusedFp32,
     /// The model file's graph as it is, with ONNX Runtime's default optimisers: the baseline
     /// benchmarks and tests compare the fused graph against.
     AsShipped,
@@ -116,11 +123,12 @@ impl Embedder {
         let settings_sha256 = settings_sha256(&manifest, models_dir)?;
         let environment = environment(&manifest.runtime_path(models_dir))?;
         let (graph_bytes, fused) = match graph {
-            Graph::Fused => fused_graph(&model_bytes, &manifest),
+            Graph::Fused => fused_graph(&model_bytes, &manifest, matmul16::simd_available()),
+            Graph::FusedFp32 => fused_graph(&model_bytes, &manifest, false),
             Graph::AsShipped => (Cow::Borrowed(model_bytes.as_slice()), Fused::default()),
         };
         // The tuned sessions share one copy of their prepacked weights.
-        let shared = (graph == Graph::Fused).then(PrepackedWeights::new);
+        let shared = (graph != Graph::AsShipped).then(PrepackedWeights::new);
         let threads = sessions.max(1);
         let session = |threads| {
             new_session(
@@ -129,6 +137,7 @@ impl Embedder {
                 &model_path,
                 threads,
                 shared.as_ref(),
+                fused.rounded_products > 0,
             )
             .map(Mutex::new)
         };
@@ -536,12 +545,17 @@ fn environment(runtime: &Path) -> Result<Environment, Error> {
 
 /// The model with its attention blocks and GELUs fused, or as it is where nothing matches (a
 /// model ONNX Runtime cannot read is reported when the session is built).
-fn fused_graph<'a>(model: &'a [u8], manifest: &Manifest) -> (Cow<'a, [u8]>, Fused) {
-    match fused_model::rewrite(model, manifest.attention_heads, MASK_INPUT) {
+fn fused_graph<'a>(
+    model: &'a [u8],
+    manifest: &Manifest,
+    round_products: bool,
+) -> (Cow<'a, [u8]>, Fused) {
+    match fused_model::rewrite(model, manifest.attention_heads, MASK_INPUT, round_products) {
         Ok(Some((bytes, fused))) => {
             tracing::debug!(
                 attention = fused.attention,
                 gelu = fused.gelu,
+                rounded_products = fused.rounded_products,
                 "model graph fused"
             );
             (Cow::Owned(bytes), fused)
@@ -560,6 +574,7 @@ fn new_session(
     path: &Path,
     threads: usize,
     shared: Option<&PrepackedWeights>,
+    rounded_products: bool,
 ) -> Result<Session, Error> {
     let model_error = |e: String| Error::Model {
         path: path.to_path_buf(),
@@ -578,13 +593,21 @@ fn new_session(
     let builder = builder
         .with_inter_threads(1)
         .map_err(|e| model_error(e.to_string()))?;
-    let mut builder = match shared {
+    let builder = match shared {
         Some(weights) => builder
             .with_disabled_optimizers(DISABLED_OPTIMIZERS)
             .map_err(|e| model_error(e.to_string()))?
             .with_prepacked_weights(weights)
             .map_err(|e| model_error(e.to_string()))?,
         None => builder,
+    };
+    let mut builder = if rounded_products {
+        let domain = product_op::domain().map_err(|e| model_error(e.to_string()))?;
+        builder
+            .with_operators(domain)
+            .map_err(|e| model_error(e.to_string()))?
+    } else {
+        builder
     };
     builder
         .commit_from_memory(model)

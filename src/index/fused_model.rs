@@ -1,17 +1,21 @@
-//! Load-time rewrite of a BERT-style embedding model into ONNX Runtime's fused operators: each
-//! self-attention block becomes one `Attention` operator and each exact GELU one `BiasGelu` (or
-//! `Gelu`). ONNX Runtime's own optimiser leaves this model's blocks unfused: its exporter writes
-//! attention as scaled dot-product attention with a NaN guard and GELU in an order the runtime
-//! does not recognise.
+//! Load-time rewrite of a BERT-style embedding model into fused operators: each self-attention
+//! block becomes one ONNX Runtime `Attention` operator, each exact GELU one `BiasGelu` (or
+//! `Gelu`), and, when asked, each other product with int8 weights one [`product_op`] operator,
+//! which rounds activations to 16 bits ([`super::matmul16`]). ONNX Runtime's own optimiser
+//! leaves this model's blocks unfused: its exporter writes attention as scaled dot-product
+//! attention with a NaN guard and GELU in an order the runtime does not recognise.
 //!
-//! Invariants: the arithmetic stays fp32 and equal to the original graph's up to float rounding
-//! (the weights are materialised exactly as the graph computes them: `int8 as f32 * scale`); a
-//! block is rewritten only when every part of it matches, and anything that does not match is
-//! left as it is; nodes the rewrite leaves unused are dropped, other fields are copied verbatim.
-//! The model file on disk is never changed, so its checksum still names the vectors it made.
+//! Invariants: attention and GELU stay fp32 and equal to the original graph's up to float
+//! rounding (the weights are materialised exactly as the graph computes them:
+//! `int8 as f32 * scale`); the rounded products use the int8 weights and scales as stored, and
+//! differ from fp32 only by the rounding of activations [`super::matmul16`] bounds; a block is
+//! rewritten only when every part of it matches, and anything that does not match is left as
+//! it is; nodes the rewrite leaves unused are dropped, other fields are copied verbatim. The
+//! model file on disk is never changed, so its checksum still names the vectors it made.
 
 use std::collections::{HashMap, HashSet};
 
+use super::product_op;
 use super::protobuf::{self, Field, Malformed, Value};
 
 /// The ONNX Runtime operator domain of the fused operators.
@@ -35,16 +39,21 @@ pub struct Fused {
     pub attention: usize,
     /// GELU activations now run as one `BiasGelu` or `Gelu` operator each.
     pub gelu: usize,
+    /// Products with int8 weights now run as [`product_op`] operators (activations rounded
+    /// to 16 bits).
+    pub rounded_products: usize,
 }
 
 /// Rewrites the ONNX `model`; `heads` is the number of attention heads (attention blocks are
-/// left alone without it) and `mask_input` the name of the graph's attention-mask input.
+/// left alone without it), `mask_input` the name of the graph's attention-mask input, and
+/// `round_products` whether products with int8 weights run as [`product_op`] operators.
 ///
 /// Returns `None` when nothing matched, so the original bytes should be used as they are.
 pub(crate) fn rewrite(
     model: &[u8],
     heads: Option<usize>,
     mask_input: &str,
+    round_products: bool,
 ) -> Result<Option<(Vec<u8>, Fused)>, Malformed> {
     let model_fields = protobuf::fields(model)?;
     let Some(graph_bytes) = model_fields
@@ -76,28 +85,53 @@ pub(crate) fn rewrite(
             plan.add_gelu(gelu);
         }
     }
+    if round_products {
+        for (index, node) in graph.nodes.iter().enumerate() {
+            if node.is("MatMul")
+                && let [input, weight] = node.inputs.as_slice()
+                && !graph.initializers.contains_key(input)
+                && let Some(weight) = graph.int8_weight(weight)
+                && let [output] = node.outputs.as_slice()
+                && !plan.absorbed.contains(*output)
+            {
+                plan.add_product(index, input, weight, output);
+            }
+        }
+    }
     if plan.fused == Fused::default() {
         return Ok(None);
     }
     let new_graph = graph.emit(&plan, mask_input);
     let mut out = Vec::with_capacity(model.len() + new_graph.len());
     let mut has_ms_domain = false;
+    let mut has_own_domain = false;
     for field in &model_fields {
         match field.number {
             7 => protobuf::put_bytes(&mut out, 7, &new_graph),
             8 => {
                 let opset = protobuf::fields(field.bytes().ok_or(Malformed)?)?;
-                has_ms_domain |= opset
-                    .iter()
-                    .any(|f| f.number == 1 && f.str() == Some(MS_DOMAIN));
+                let names = |domain: &str| {
+                    opset
+                        .iter()
+                        .any(|f| f.number == 1 && f.str() == Some(domain))
+                };
+                has_ms_domain |= names(MS_DOMAIN);
+                has_own_domain |= names(product_op::DOMAIN);
                 out.extend_from_slice(field.raw);
             }
             _ => out.extend_from_slice(field.raw),
         }
     }
-    if !has_ms_domain {
+    let domains = [
+        (MS_DOMAIN, !has_ms_domain),
+        (
+            product_op::DOMAIN,
+            plan.fused.rounded_products > 0 && !has_own_domain,
+        ),
+    ];
+    for (domain, _) in domains.iter().filter(|(_, missing)| *missing) {
         let mut opset = Vec::new();
-        protobuf::put_bytes(&mut opset, 1, MS_DOMAIN.as_bytes());
+        protobuf::put_bytes(&mut opset, 1, domain.as_bytes());
         protobuf::put_int(&mut opset, 2, 1);
         protobuf::put_bytes(&mut out, 8, &opset);
     }
@@ -297,6 +331,8 @@ struct Graph<'a> {
 /// `X @ W + b` with constant `W` (`[hidden, out]`) and `b` (`[out]`).
 struct Projection<'a> {
     input: &'a str,
+    /// The output of its `MatMul`.
+    product: &'a str,
     weight: Const,
     bias: Const,
 }
@@ -310,6 +346,12 @@ struct AttentionBlock<'a> {
     scale: f32,
     last: usize,
     output: &'a str,
+}
+
+/// Int8 weights and their scales, as initializers of the graph.
+struct Int8Weight<'a> {
+    weights: &'a str,
+    scales: &'a str,
 }
 
 /// An exact GELU `x * 0.5 * (1 + erf(x / sqrt 2))`, with `x = matmul + bias` when it is one.
@@ -455,6 +497,45 @@ impl<'a> Graph<'a> {
         self.constant(name)?.scalar()
     }
 
+    /// `name` when the graph computes it as `Cast(int8 initializer, to float) * scale` with a
+    /// float initializer `scale` of one value or one per column: the weights and scales as
+    /// stored.
+    fn int8_weight(&self, name: &str) -> Option<Int8Weight<'a>> {
+        let mul = self.producer(name)?;
+        let [a, b] = mul.inputs.as_slice() else {
+            return None;
+        };
+        if !mul.is("Mul") {
+            return None;
+        }
+        let cast_of = |operand: &str| {
+            let cast = self.producer(operand)?;
+            let source = *cast.inputs.first()?;
+            let tensor = self.initializers.get(source)?;
+            (cast.is("Cast")
+                && cast.int_attribute("to") == Some(FLOAT)
+                && tensor.data_type == INT8
+                && tensor.dims.len() == 2
+                && tensor.dims.iter().all(|d| *d > 0))
+            .then_some((source, tensor))
+        };
+        let ((weights, tensor), scales) = match (cast_of(a), cast_of(b)) {
+            (Some(found), None) => (found, *b),
+            (None, Some(found)) => (found, *a),
+            _ => return None,
+        };
+        let columns = tensor.dims[1];
+        let scale = self.initializers.get(scales)?;
+        let count: i64 = scale.dims.iter().product();
+        let shaped = match scale.dims.as_slice() {
+            [] | [1] | [1, 1] => true,
+            [n] | [1, n] => *n == columns,
+            _ => false,
+        };
+        (scale.data_type == FLOAT && shaped && (count == 1 || count == columns))
+            .then_some(Int8Weight { weights, scales })
+    }
+
     /// The operand of a two-input node that is not `known`.
     fn other<'n>(node: &'n Node<'a>, known: &str) -> Option<&'a str> {
         match node.inputs.as_slice() {
@@ -560,8 +641,10 @@ impl<'a> Graph<'a> {
         };
         let weight = self.constant(weight)?;
         let bias = self.constant(bias)?;
+        let product = *matmul.outputs.first()?;
         (weight.dims.len() == 2 && bias.dims == [weight.dims[1]]).then_some(Projection {
             input,
+            product,
             weight,
             bias,
         })
@@ -823,6 +906,8 @@ fn step_matches(found: &Step, wanted: &Step) -> bool {
 #[derive(Default)]
 struct Plan {
     replacements: HashMap<usize, NewNode>,
+    /// Outputs of the products a fused `Attention` computes itself.
+    absorbed: HashSet<String>,
     initializers: Vec<Vec<u8>>,
     fused: Fused,
 }
@@ -865,7 +950,31 @@ impl Plan {
         node.int("num_heads", heads as i64);
         node.float("scale", block.scale);
         self.replacements.insert(block.last, node.finish());
+        self.absorbed.extend(
+            [&block.query, &block.key, &block.value]
+                .iter()
+                .map(|p| p.product.to_owned()),
+        );
         self.fused.attention += 1;
+    }
+
+    /// Replaces the `MatMul` at `index` by a [`product_op`] operator.
+    fn add_product(&mut self, index: usize, input: &str, weight: Int8Weight<'_>, output: &str) {
+        if self.replacements.contains_key(&index) {
+            return;
+        }
+        let node = NodeBuilder::new(
+            product_op::ROUNDED_PRODUCT,
+            product_op::DOMAIN,
+            vec![
+                input.to_owned(),
+                weight.weights.to_owned(),
+                weight.scales.to_owned(),
+            ],
+            vec![output.to_owned()],
+        );
+        self.replacements.insert(index, node.finish());
+        self.fused.rounded_products += 1;
     }
 
     fn add_gelu(&mut self, gelu: Gelu<'_>) {
@@ -1078,14 +1187,15 @@ mod tests {
 
     #[test]
     fn an_exported_gelu_becomes_one_bias_gelu_and_its_dead_parts_go() {
-        let (rewritten, fused) = rewrite(&gelu_model(0.5), None, "attention_mask")
+        let (rewritten, fused) = rewrite(&gelu_model(0.5), None, "attention_mask", false)
             .unwrap()
             .unwrap();
         assert_eq!(
             fused,
             Fused {
                 attention: 0,
-                gelu: 1
+                gelu: 1,
+                rounded_products: 0
             }
         );
         let (ops, initializers, domains) = summary(&rewritten);
@@ -1096,7 +1206,10 @@ mod tests {
 
     #[test]
     fn a_gelu_with_another_constant_is_left_alone() {
-        assert_eq!(rewrite(&gelu_model(0.25), None, "attention_mask"), Ok(None));
+        assert_eq!(
+            rewrite(&gelu_model(0.25), None, "attention_mask", false),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -1107,10 +1220,71 @@ mod tests {
             &["x"],
             "y",
         );
-        assert_eq!(rewrite(&plain, Some(12), "attention_mask"), Ok(None));
+        assert_eq!(rewrite(&plain, Some(12), "attention_mask", true), Ok(None));
         assert_eq!(
-            rewrite(&[0x0b, 0x01], Some(12), "attention_mask"),
+            rewrite(&[0x0b, 0x01], Some(12), "attention_mask", true),
             Err(Malformed)
+        );
+    }
+
+    /// `y = x @ (Cast(wq) * ws)`: int8 weights as a weight-only quantised export writes them,
+    /// with `scales` as `ws` (dims `[1, len]`).
+    fn int8_model(scales: &[f32]) -> Vec<u8> {
+        let mut wq = Vec::new();
+        for dim in [2i64, 2] {
+            protobuf::put_int(&mut wq, 1, dim);
+        }
+        protobuf::put_int(&mut wq, 2, INT8);
+        protobuf::put_bytes(&mut wq, 8, b"wq");
+        protobuf::put_bytes(&mut wq, 9, &[1u8, 0xff, 127, 0x80]);
+        let mut cast = node("Cast", &["wq"], "wf");
+        cast.int("to", FLOAT);
+        model(
+            vec![
+                cast,
+                node("Mul", &["wf", "ws"], "w"),
+                node("MatMul", &["x", "w"], "y"),
+            ],
+            vec![wq, tensor("ws", &[1, scales.len()], scales)],
+            &["x"],
+            "y",
+        )
+    }
+
+    #[test]
+    fn a_product_with_int8_weights_becomes_a_rounded_product_when_asked() {
+        let (rewritten, fused) = rewrite(&int8_model(&[0.5, 0.25]), None, "attention_mask", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            fused,
+            Fused {
+                attention: 0,
+                gelu: 0,
+                rounded_products: 1
+            }
+        );
+        let (ops, initializers, domains) = summary(&rewritten);
+        assert_eq!(ops, [product_op::ROUNDED_PRODUCT]);
+        // The int8 weights and their scales as stored, not the dead Cast and Mul.
+        assert_eq!(initializers, ["wq", "ws"]);
+        assert!(
+            domains.iter().any(|d| d == product_op::DOMAIN),
+            "{domains:?}"
+        );
+        // One scale for every column also matches; other counts, or not asking, do not.
+        assert!(
+            rewrite(&int8_model(&[0.5]), None, "attention_mask", true)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            rewrite(&int8_model(&[0.5, 0.25, 1.0]), None, "attention_mask", true),
+            Ok(None)
+        );
+        assert_eq!(
+            rewrite(&int8_model(&[0.5, 0.25]), None, "attention_mask", false),
+            Ok(None)
         );
     }
 
