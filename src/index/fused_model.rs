@@ -526,14 +526,13 @@ impl<'a> Graph<'a> {
         };
         let columns = tensor.dims[1];
         let scale = self.initializers.get(scales)?;
-        let count: i64 = scale.dims.iter().product();
+        // One scale, or one per column.
         let shaped = match scale.dims.as_slice() {
             [] | [1] | [1, 1] => true,
             [n] | [1, n] => *n == columns,
             _ => false,
         };
-        (scale.data_type == FLOAT && shaped && (count == 1 || count == columns))
-            .then_some(Int8Weight { weights, scales })
+        (scale.data_type == FLOAT && shaped).then_some(Int8Weight { weights, scales })
     }
 
     /// The operand of a two-input node that is not `known`.
